@@ -1,0 +1,1 @@
+"""Numba kernels: plain jitted functions over numpy arrays, free of framework objects."""

@@ -1,0 +1,74 @@
+"""`InnerProduct`: y = x W^T + b over the axes from `axis` on (W is num_output x K, or K x
+num_output with `transpose`)."""
+import numpy as np
+
+from ..blob import Blob
+from ..fillers import fill
+from ..registry import register
+from .base import Layer
+
+
+@register("InnerProduct")
+class InnerProductLayer(Layer):
+    num_bottoms = 1
+    num_tops = 1
+
+    def setup(self, bottom, top):
+        self.check_counts(bottom, top)
+        p = self.param.inner_product_param
+        self.N_out = int(p.num_output)
+        if self.N_out <= 0:
+            raise self.error("inner_product_param.num_output must be > 0")
+        self.bias_term = p.bias_term
+        self.transpose = p.transpose
+        self.axis = self._axis(bottom[0])
+        K = int(np.prod(bottom[0].shape[self.axis:]))
+        where = f"layer '{self.name}'"
+        wshape = (K, self.N_out) if self.transpose else (self.N_out, K)
+        self.blobs = [Blob(wshape)]
+        self.blobs[0].data[...] = fill(p.weight_filler, wshape, where)
+        if self.bias_term:
+            self.blobs.append(Blob((self.N_out,)))
+            self.blobs[1].data[...] = fill(p.bias_filler, (self.N_out,), where)
+
+    def _axis(self, x):
+        axis = self.param.inner_product_param.axis
+        nd = x.data.ndim
+        if not -nd <= axis < nd:
+            raise self.error(f"axis {axis} is out of range for bottom shape {x.shape}")
+        return axis % nd
+
+    def reshape(self, bottom, top):
+        x = bottom[0]
+        axis = self._axis(x)
+        K = int(np.prod(x.shape[axis:]))
+        want = self.blobs[0].shape[0 if self.transpose else 1]
+        if K != want:
+            raise self.error(f"bottom '{self.param.bottom[0]}' of shape {x.shape} gives "
+                             f"{K} inputs per row from axis {axis}, but the weights expect {want}")
+        self.M = int(np.prod(x.shape[:axis]))
+        self.K = K
+        top[0].reshape(tuple(x.shape[:axis]) + (self.N_out,))
+
+    def _weight(self):
+        W = self.blobs[0].data
+        return W if self.transpose else W.T  # (K, N_out)
+
+    def forward(self, bottom, top):
+        x = bottom[0].data.reshape(self.M, self.K)
+        y = top[0].data.reshape(self.M, self.N_out)
+        np.matmul(x, self._weight(), out=y)
+        if self.bias_term:
+            y += self.blobs[1].data
+
+    def backward(self, top, propagate_down, bottom):
+        dy = top[0].diff.reshape(self.M, self.N_out)
+        x = bottom[0].data.reshape(self.M, self.K)
+        if self.transpose:
+            self.blobs[0].diff += x.T @ dy
+        else:
+            self.blobs[0].diff += dy.T @ x
+        if self.bias_term:
+            self.blobs[1].diff += dy.sum(axis=0)
+        if propagate_down[0]:
+            bottom[0].diff.reshape(self.M, self.K)[...] = dy @ self._weight().T

@@ -1,0 +1,132 @@
+"""`Lstm`: the caffe-lstm fork's LSTM layer (lstm_param), with a correct gradient by default.
+
+Bottoms: x (T*N, I...) and an optional clip (T*N) marker; top: h (T*N, H); row t*N + n.
+Blobs [W_x (4H, I), W_h (4H, H), b (4H)], gates i, f, o, g. With a clip bottom the final
+h/c of one forward call is the start of the next (the fork's truncated BPTT).
+The fork's CPU layer mis-indexes clip and mixes streams when batch_size > 1, and its dW_h
+adds terms for steps that do not continue; seqgen computes the exact gradient unless the
+net is built with options {"fork_compat": True}, which reproduces that dW_h term (N = 1).
+"""
+import numpy as np
+
+from ..blob import Blob
+from ..fillers import fill
+from ..kernels.lstm import lstm_backward, lstm_forward
+from ..registry import register
+from .base import Layer
+
+
+@register("Lstm")
+class LstmLayer(Layer):
+    num_bottoms = (1, 2)
+    num_tops = 1
+    no_grad_bottoms = (1,)
+
+    def setup(self, bottom, top):
+        self.check_counts(bottom, top)
+        p = self.param.lstm_param
+        self.H = int(p.num_output)
+        self.N = int(p.batch_size)
+        self.threshold = float(p.clipping_threshold)
+        if self.H <= 0:
+            raise self.error("lstm_param.num_output must be > 0")
+        if self.N <= 0:
+            raise self.error("lstm_param.batch_size must be > 0")
+        self.fork_dwh = bool(self.options.get("fork_compat"))
+        if self.fork_dwh and self.N != 1:
+            raise self.error(
+                f"the fork-compatible gradient is only defined for batch_size 1 (this layer has "
+                f"batch_size {self.N}); the fork's CPU layer is wrong for several streams")
+        x = bottom[0]
+        if x.data.ndim < 1 or x.num == 0:
+            raise self.error(f"bottom '{self.param.bottom[0]}' is empty")
+        I = x.count // x.num
+        H = self.H
+        self.blobs = [Blob((4 * H, I)), Blob((4 * H, H)), Blob((4 * H,))]
+        where = f"layer '{self.name}'"
+        self.blobs[0].data[...] = fill(p.weight_filler, (4 * H, I), where)
+        self.blobs[1].data[...] = fill(p.weight_filler, (4 * H, H), where)
+        self.blobs[2].data[...] = fill(p.bias_filler, (4 * H,), where)
+        self.reset_state()
+
+    def reshape(self, bottom, top):
+        x = bottom[0]
+        R = x.num
+        N, H = self.N, self.H
+        I = x.count // R if R else 0
+        if I != self.blobs[0].shape[1]:
+            raise self.error(f"bottom '{self.param.bottom[0]}' has {I} values per row, "
+                             f"but W_x expects {self.blobs[0].shape[1]}")
+        if R % N:
+            raise self.error(f"bottom '{self.param.bottom[0]}' has {R} rows, not a multiple "
+                             f"of batch_size {N}")
+        if len(bottom) > 1 and bottom[1].count != R:
+            raise self.error(f"clip bottom '{self.param.bottom[1]}' has {bottom[1].count} "
+                             f"values, but '{self.param.bottom[0]}' has {R} rows (one marker "
+                             "per row is needed)")
+        T = R // N
+        top[0].reshape(R, H)
+        if getattr(self, "_T", None) != T:
+            self._T = T
+            self._h = np.zeros((T, N, H), np.float32)
+            self._c = np.zeros((T, N, H), np.float32)
+            self._gates = np.zeros((T, N, 4 * H), np.float32)
+            self._dpre = np.zeros((T, N, 4 * H), np.float32)
+            self._cont = np.ones((T, N), np.uint8)
+            self._cont[0] = 0
+
+    # -- recurrent state ---------------------------------------------------------------
+    def reset_state(self):
+        self.h_T = np.zeros((self.N, self.H), np.float32)
+        self.c_T = np.zeros((self.N, self.H), np.float32)
+
+    def get_state(self):
+        return {"h": self.h_T.copy(), "c": self.c_T.copy()}
+
+    def set_state(self, state):
+        if state is None:
+            self.reset_state()
+            return
+        for key in ("h", "c"):
+            value = np.asarray(state[key], np.float32)
+            if value.shape != (self.N, self.H):
+                raise self.error(f"state '{key}' must have shape {(self.N, self.H)}, "
+                                 f"got {value.shape}")
+        self.h_T = np.array(state["h"], np.float32)
+        self.c_T = np.array(state["c"], np.float32)
+
+    def set_forget_bias(self, value):
+        """What the fork's driver does after building the net: b[H:2H] = value."""
+        self.blobs[2].data[self.H:2 * self.H] = value
+
+    # -- compute -------------------------------------------------------------------------
+    def forward(self, bottom, top):
+        T, N, H = self._T, self.N, self.H
+        W_x, W_h, b = (blob.data for blob in self.blobs)
+        x = bottom[0].data.reshape(T * N, -1)
+        xproj = (x @ W_x.T + b).reshape(T, N, 4 * H)
+        if len(bottom) > 1:
+            # "continues" = nonzero marker (the fork tests it as a bool, not a multiplier)
+            np.not_equal(bottom[1].data.reshape(T, N), 0, out=self._cont.view(bool))
+            h0, c0 = self.h_T, self.c_T
+        else:
+            h0 = c0 = np.zeros((N, H), np.float32)
+        self._h0, self._c0 = h0, c0
+        lstm_forward(xproj, W_h, self._cont, h0, c0, self._h, self._c, self._gates)
+        top[0].data[...] = self._h.reshape(T * N, H)
+        self.h_T = self._h[T - 1].copy()
+        self.c_T = self._c[T - 1].copy()
+
+    def backward(self, top, propagate_down, bottom):
+        T, N, H = self._T, self.N, self.H
+        W_x, W_h, _ = (blob.data for blob in self.blobs)
+        top_diff = top[0].diff.reshape(T, N, H)
+        lstm_backward(top_diff, W_h, self._cont, self._h0, self._c0, self._h, self._c,
+                      self._gates, np.float32(self.threshold), self.fork_dwh,
+                      self._dpre, self.blobs[1].diff)
+        dpre = self._dpre.reshape(T * N, 4 * H)
+        x = bottom[0].data.reshape(T * N, -1)
+        self.blobs[0].diff += dpre.T @ x
+        self.blobs[2].diff += dpre.sum(axis=0)
+        if propagate_down[0]:
+            bottom[0].diff[...] = (dpre @ W_x).reshape(bottom[0].shape)

@@ -1,0 +1,19 @@
+"""`Silence`: swallows bottoms nobody else uses (so they are not net outputs)."""
+from ..registry import register
+from .base import Layer
+
+
+@register("Silence")
+class SilenceLayer(Layer):
+    num_tops = 0
+
+    def reshape(self, bottom, top):
+        pass
+
+    def forward(self, bottom, top):
+        pass
+
+    def backward(self, top, propagate_down, bottom):
+        for blob, down in zip(bottom, propagate_down):
+            if down:
+                blob.diff[...] = 0

@@ -1,0 +1,21 @@
+"""Shared test helpers: golden file paths and the float32 comparison rule."""
+from pathlib import Path
+
+import numpy as np
+
+GOLDEN = Path(__file__).parent / "golden"
+ROOT = Path(__file__).parents[1]
+
+# float32 layers: Caffe and seqgen sum in different orders, so values agree to a few ulps
+# of the largest magnitude in the array, not of each element. rtol 1e-5 per element plus an
+# absolute floor of 1e-6 x the array's scale covers that with 10x margin (measured worst:
+# about 1e-6 of scale).
+RTOL = 1e-5
+ATOL_SCALE = 1e-6
+
+
+def assert_close(ours, ref, what="", rtol=RTOL, atol_scale=ATOL_SCALE):
+    ref = np.asarray(ref, np.float64)
+    ours = np.asarray(ours, np.float64).reshape(ref.shape)
+    scale = max(1.0, float(np.abs(ref).max(initial=0)))
+    np.testing.assert_allclose(ours, ref, rtol=rtol, atol=atol_scale * scale, err_msg=what)
