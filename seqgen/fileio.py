@@ -1,25 +1,179 @@
-"""Crash-safe file writing: write to a temporary name in the same folder, then rename."""
+"""Atomic file writing: a kill or an exception never leaves a truncated file under the real name.
+
+Every writer produces a temporary file ``.<name>.tmp-<pid>-<n>`` in the destination's folder
+(same file system, so the final ``os.replace`` is atomic) and renames it into place only after
+the content is complete (and, by default, fsync'ed).  On an exception the temporary file is
+removed and any existing file under the real name is left untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
 import os
-from contextlib import contextmanager
+import threading
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from seqgen.errors import SeqgenError
+
+__all__ = [
+    "temp_path_for",
+    "atomic_write",
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "write_csv_atomic",
+    "format_cell",
+]
+
+_counter = itertools.count()
+_counter_lock = threading.Lock()
 
 
-@contextmanager
-def atomic_open(path, mode="wb"):
-    """Yield a file object; on success it replaces `path` atomically, on error it vanishes."""
-    path = os.fspath(path)
-    folder, base = os.path.split(path)
-    tmp = os.path.join(folder, f".{base}.tmp-{os.getpid()}")
+def temp_path_for(path) -> Path:
+    """A temporary name next to ``path``, unique within this process."""
+    path = Path(path)
+    with _counter_lock:
+        n = next(_counter)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{n}")
+
+
+def _fsync_file(p: Path) -> None:
+    fd = os.open(p, os.O_RDONLY)
     try:
-        with open(tmp, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.fsync(fd)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        os.close(fd)
 
 
-def atomic_write_bytes(path, data):
-    with atomic_open(path, "wb") as f:
-        f.write(data)
+def _discard(p: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(p)
+
+
+def _check_destination(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise SeqgenError(f"{path}: cannot write: folder {parent} does not exist")
+    if path.is_dir():
+        raise SeqgenError(f"{path}: cannot write: it is a folder")
+
+
+def atomic_write(path, writer_fn: Callable[[Path], object], *, fsync: bool = True):
+    """Call ``writer_fn(tmp_path)`` to write the content to a temporary file, then move it to
+    ``path``.  Returns whatever ``writer_fn`` returned.  If ``writer_fn`` raises (or does not
+    create the file), the temporary file is removed and ``path`` is left as it was."""
+    path = Path(path)
+    _check_destination(path)
+    tmp = temp_path_for(path)
+    try:
+        result = writer_fn(tmp)
+        if not tmp.exists():
+            raise RuntimeError(f"atomic_write: the writer for {path} did not create {tmp}")
+        if fsync:
+            _fsync_file(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        _discard(tmp)
+        raise
+    return result
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode: str = "wb", *, encoding: str | None = None, newline: str | None = None,
+                fsync: bool = True) -> Iterator:
+    """``with atomic_open(path) as fh: fh.write(...)`` — the file appears under ``path`` only when
+    the block completes without an exception.  ``mode`` is ``"wb"`` (default) or ``"w"`` (text,
+    UTF-8 unless ``encoding`` says otherwise)."""
+    if mode not in ("w", "wb", "wt", "x", "xb"):
+        raise ValueError(f"atomic_open: unsupported mode {mode!r}")
+    path = Path(path)
+    if mode.startswith("x") and path.exists():
+        raise FileExistsError(path)
+    _check_destination(path)
+    tmp = temp_path_for(path)
+    if "b" in mode:
+        fh = open(tmp, "wb")
+    else:
+        fh = open(tmp, "w", encoding=encoding or "utf-8", newline=newline)
+    try:
+        with fh:
+            yield fh
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _discard(tmp)
+        raise
+
+
+def atomic_write_bytes(path, data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path, "wb", fsync=fsync) as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path, text: str, *, encoding: str = "utf-8", fsync: bool = True) -> None:
+    """Write ``text`` to ``path`` atomically (``\n`` line endings kept as is)."""
+    with atomic_open(path, "w", encoding=encoding, newline="\n", fsync=fsync) as fh:
+        fh.write(text)
+
+
+def format_cell(v) -> str:
+    """Text for one CSV cell: ints as integers, float32 with 9 significant digits (round-trips
+    exactly), other floats with Python's shortest round-trip repr, None as an empty cell."""
+    if v is None:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return "1" if v else "0"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, np.float32):
+        return "%.9g" % float(v)
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    return str(v)
+
+
+def write_csv_atomic(path, header: Sequence[str], columns: Sequence, *, fsync: bool = True) -> None:
+    """Write a CSV with one header line and one column per entry of ``columns``.
+
+    A column may be None (all cells empty) or shorter than the longest column (its missing
+    trailing cells are empty).  The file is written atomically."""
+    header = [str(h) for h in header]
+    if len(header) != len(columns):
+        raise ValueError(f"write_csv_atomic: {len(header)} header names but {len(columns)} columns")
+    for name in header:
+        if any(c in name for c in ',"\n\r'):
+            raise ValueError(f"write_csv_atomic: header name {name!r} needs quoting")
+    cols = [None if c is None else np.asarray(c).reshape(-1) for c in columns]
+    nrows = max((len(c) for c in cols if c is not None), default=0)
+    # Per-column formatters chosen once from the dtype (fast for long columns).
+    text_cols = []
+    for c in cols:
+        if c is None:
+            text_cols.append([""] * nrows)
+            continue
+        if c.dtype == np.float32:
+            cells = ["%.9g" % v for v in c.astype(np.float64).tolist()]
+        elif c.dtype.kind == "f":
+            cells = [repr(v) for v in c.astype(np.float64).tolist()]
+        elif c.dtype.kind in "iu":
+            cells = [str(v) for v in c.tolist()]
+        elif c.dtype.kind == "b":
+            cells = ["1" if v else "0" for v in c.tolist()]
+        else:
+            cells = [format_cell(v) for v in c.tolist()]
+        text_cols.append(cells + [""] * (nrows - len(cells)))
+
+    def write(fh):
+        fh.write(",".join(header) + "\n")
+        for row in zip(*text_cols):
+            fh.write(",".join(row) + "\n")
+
+    with atomic_open(path, "w", encoding="utf-8", newline="\n", fsync=fsync) as fh:
+        write(fh)

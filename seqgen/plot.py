@@ -1,0 +1,212 @@
+"""Figures: generated vs. true sequence, and the training loss curve.
+
+Drawn with matplotlib's Agg canvas directly (no pyplot, no GUI, no global figure state) and saved
+atomically: the PNG is rendered into a temporary file in the same folder with an explicit
+``format="png"`` and renamed into place.  matplotlib is imported lazily so importing this module
+is cheap.
+
+``generated.csv`` (written by :func:`write_generated_csv`, read back by :func:`read_generated_csv`
+so ``seqgen plot`` can redraw without recomputing) has the header ``step,true,generated``; the
+``true`` cells are empty where there is no true value (no true sequence at all, or a true
+sequence shorter than the generated one).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from seqgen.errors import SeqgenError
+from seqgen.fileio import atomic_write, write_csv_atomic
+
+__all__ = [
+    "GENERATED_HEADER",
+    "plot_generation",
+    "plot_generated_csv",
+    "plot_loss",
+    "write_generated_csv",
+    "read_generated_csv",
+]
+
+GENERATED_HEADER = ("step", "true", "generated")
+
+
+def _new_figure(nrows: int = 1, figsize=(10.0, 4.0)):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=100)
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(nrows, 1, k + 1) for k in range(nrows)]
+    return fig, axes
+
+
+def _save_png(fig, path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def _as_2d(name: str, a) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 1:
+        return a.reshape(-1, 1)
+    if a.ndim == 2:
+        return a
+    raise ValueError(f"plot_generation: {name} must be 1-D or 2-D (steps, dims), got shape {a.shape}")
+
+
+def plot_generation(steps, generated, true=None, prime: int = 0, *, path, title=None) -> None:
+    """Plot a generated sequence (line) against the true sequence (dots), as the fork's
+    plot_result.m does, and save it as a PNG at ``path``.
+
+    ``steps``: x values of the generated rows (None: 0, 1, 2, ...).  ``generated``: (L,) or (L, D)
+    — one panel per dimension.  ``true``: optional, (T,) or (T, D) with T <= L, drawn at
+    ``steps[:T]``.  ``prime``: number of leading steps that were primed with true data; when > 0 a
+    vertical dashed line marks where free-running generation starts.
+    """
+    gen = _as_2d("generated", generated)
+    n, dims = gen.shape
+    x = np.arange(n) if steps is None else np.asarray(steps).reshape(-1)
+    if len(x) != n:
+        raise ValueError(f"plot_generation: {len(x)} steps but {n} generated values")
+    tru = None
+    if true is not None:
+        tru = _as_2d("true", true)
+        if tru.shape[1] != dims:
+            raise ValueError(
+                f"plot_generation: true has {tru.shape[1]} dims but generated has {dims}"
+            )
+        if len(tru) > n:
+            raise ValueError(f"plot_generation: {len(tru)} true values but only {n} steps")
+
+    fig, axes = _new_figure(dims, figsize=(10.0, 4.0 if dims == 1 else 2.2 * dims + 1.0))
+    for d, ax in enumerate(axes):
+        if tru is not None and len(tru):
+            ax.plot(x[: len(tru)], tru[:, d], ".", color="tab:red", markersize=3, label="true")
+        ax.plot(x, gen[:, d], "-", color="tab:blue", linewidth=1.2, label="generated")
+        if prime and prime > 0 and n:
+            # The boundary between the last primed step and the first generated one.
+            xb = x[prime - 1] + 0.5 if prime <= n else x[-1]
+            ax.axvline(xb, color="0.4", linestyle="--", linewidth=1, label="end of priming")
+        ax.set_ylabel("value" if dims == 1 else f"dim {d}")
+        ax.grid(True, alpha=0.3)
+        if d == 0:
+            ax.legend(loc="best", fontsize="small")
+    axes[-1].set_xlabel("step")
+    if title:
+        axes[0].set_title(title)
+    fig.tight_layout()
+    _save_png(fig, path)
+
+
+def plot_loss(iterations, losses, path, title=None) -> None:
+    """Plot the training loss against the iteration on a log y axis and save it as a PNG.
+    Non-positive or non-finite losses cannot be shown on a log axis and are left out; if none
+    remain the axis is linear."""
+    it = np.asarray(iterations, dtype=np.float64).reshape(-1)
+    loss = np.asarray(losses, dtype=np.float64).reshape(-1)
+    if len(it) != len(loss):
+        raise ValueError(f"plot_loss: {len(it)} iterations but {len(loss)} losses")
+    ok = np.isfinite(loss) & (loss > 0) & np.isfinite(it)
+    fig, (ax,) = _new_figure(1, figsize=(8.0, 4.5))
+    if ok.any():
+        ax.plot(it[ok], loss[ok], "-", color="tab:blue", linewidth=1, label="loss")
+        ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, "no positive finite loss values", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    _save_png(fig, path)
+
+
+def write_generated_csv(path, generated, true=None, steps=None) -> None:
+    """Write ``step,true,generated`` atomically; ``true`` may be None or shorter than
+    ``generated`` (the missing cells are left empty)."""
+    gen = np.asarray(generated).reshape(-1)
+    st = np.arange(len(gen)) if steps is None else np.asarray(steps).reshape(-1)
+    if len(st) != len(gen):
+        raise ValueError(f"write_generated_csv: {len(st)} steps but {len(gen)} generated values")
+    tru = None if true is None else np.asarray(true).reshape(-1)
+    if tru is not None and len(tru) > len(gen):
+        raise ValueError(f"write_generated_csv: {len(tru)} true values but {len(gen)} steps")
+    write_csv_atomic(path, GENERATED_HEADER, [st, tru, gen])
+
+
+def read_generated_csv(path) -> dict:
+    """Read a ``step,true,generated`` CSV into ``{"step": int64, "true": float32 or None,
+    "generated": float32}``.  ``true`` holds the leading rows that have a true value (empty cells
+    are allowed only after the last one); it is None when the column is empty throughout.
+    NaN/inf are accepted (a diverged run still gets plotted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SeqgenError(f"{path}: file not found")
+    try:
+        with open(path, "r", encoding="utf-8-sig", newline="") as fh:
+            lines = fh.read().splitlines()
+    except UnicodeDecodeError:
+        raise SeqgenError(f"{path}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise SeqgenError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not lines or not lines[0].strip():
+        raise SeqgenError(f"{path}: file is empty; expected the header 'step,true,generated'")
+    header = [c.strip() for c in next(csv.reader([lines[0]]))]
+    if tuple(header) != GENERATED_HEADER:
+        raise SeqgenError(
+            f"{path}: line 1: header is {','.join(header)!r}, expected 'step,true,generated'"
+        )
+    steps, trues, gens = [], [], []
+    true_ended_at = None  # line of the first empty 'true' cell
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cells = [c.strip() for c in next(csv.reader([line]))]
+        if len(cells) != 3:
+            raise SeqgenError(f"{path}: line {lineno}: expected 3 columns, found {len(cells)}")
+        s, t, g = cells
+        try:
+            step = int(s)
+        except ValueError:
+            raise SeqgenError(f"{path}: line {lineno}, column 1: step {s!r} is not an integer") from None
+        try:
+            gv = float(g)
+        except ValueError:
+            what = "empty" if g == "" else f"{g!r} is not a number"
+            raise SeqgenError(f"{path}: line {lineno}, column 3: generated value {what}") from None
+        if t == "":
+            if true_ended_at is None:
+                true_ended_at = lineno
+        else:
+            if true_ended_at is not None:
+                raise SeqgenError(
+                    f"{path}: line {lineno}, column 2: true value after the empty cell on line "
+                    f"{true_ended_at} (true values must be a leading run of rows)"
+                )
+            try:
+                trues.append(float(t))
+            except ValueError:
+                raise SeqgenError(
+                    f"{path}: line {lineno}, column 2: true value {t!r} is not a number"
+                ) from None
+        steps.append(step)
+        gens.append(gv)
+    if not steps:
+        raise SeqgenError(f"{path}: no data rows after the header")
+    with np.errstate(over="ignore"):
+        return {
+            "step": np.array(steps, dtype=np.int64),
+            "true": np.array(trues, dtype=np.float32) if trues else None,
+            "generated": np.array(gens, dtype=np.float32),
+        }
+
+
+def plot_generated_csv(csv_path, png_path, prime: int = 0, title=None) -> dict:
+    """Redraw the generation figure from a saved ``generated.csv``; returns the data read."""
+    data = read_generated_csv(csv_path)
+    plot_generation(data["step"], data["generated"], data["true"], prime, path=png_path, title=title)
+    return data

@@ -1,0 +1,199 @@
+"""seqgen.plot and seqgen.fileio: PNGs are produced, files are written atomically."""
+import numpy as np
+import pytest
+
+from seqgen.errors import SeqgenError
+from seqgen.fileio import atomic_open, atomic_write, atomic_write_bytes, write_csv_atomic
+from seqgen.plot import (
+    plot_generated_csv,
+    plot_generation,
+    plot_loss,
+    read_generated_csv,
+    write_generated_csv,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if ".tmp-" in p.name)
+
+
+def _assert_png(path):
+    data = path.read_bytes()
+    assert len(data) > 1000 and data.startswith(PNG_MAGIC)
+
+
+# ---------------------------------------------------------------- plots
+
+
+def test_plot_generation_png(tmp_path):
+    steps = np.arange(50)
+    gen = np.sin(steps / 5.0).astype(np.float32)
+    true = np.sin(steps[:40] / 5.0 + 0.1)
+    out = tmp_path / "gen.png"
+    plot_generation(steps, gen, true, prime=10, path=out, title="lstm_short")
+    _assert_png(out)
+    assert _leftovers(tmp_path) == []
+
+
+def test_plot_generation_without_true_and_multidim(tmp_path):
+    out = tmp_path / "a.png"
+    plot_generation(None, np.linspace(0, 1, 20), path=out)
+    _assert_png(out)
+    out2 = tmp_path / "b.png"
+    plot_generation(np.arange(30), np.random.default_rng(0).normal(size=(30, 3)),
+                    np.zeros((30, 3)), prime=5, path=out2)
+    _assert_png(out2)
+
+
+def test_plot_generation_rejects_mismatched_lengths(tmp_path):
+    with pytest.raises(ValueError):
+        plot_generation(np.arange(5), np.zeros(6), path=tmp_path / "x.png")
+    with pytest.raises(ValueError):
+        plot_generation(None, np.zeros(5), np.zeros(6), path=tmp_path / "x.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_loss_png(tmp_path):
+    it = np.arange(200)
+    loss = 0.2 * np.exp(-it / 50.0) + 1e-3
+    loss[3] = 0.0  # not drawable on a log axis: skipped, not an error
+    out = tmp_path / "loss.png"
+    plot_loss(it, loss, out, title="training loss")
+    _assert_png(out)
+    out2 = tmp_path / "none.png"
+    plot_loss([0, 1], [np.nan, 0.0], out2)
+    _assert_png(out2)
+    assert _leftovers(tmp_path) == []
+
+
+def test_plot_into_missing_folder_names_the_file(tmp_path):
+    target = tmp_path / "no_such_dir" / "loss.png"
+    with pytest.raises(SeqgenError, match="loss.png"):
+        plot_loss([0, 1], [1.0, 0.5], target)
+
+
+# ---------------------------------------------------------------- generated.csv
+
+
+def test_generated_csv_round_trip(tmp_path):
+    gen = (np.arange(6, dtype=np.float32) / 7).astype(np.float32)
+    true = np.array([0.1, 0.2, 0.3], np.float32)
+    p = tmp_path / "generated.csv"
+    write_generated_csv(p, gen, true)
+    lines = p.read_text().splitlines()
+    assert lines[0] == "step,true,generated"
+    assert lines[-1].startswith("5,,")
+    d = read_generated_csv(p)
+    np.testing.assert_array_equal(d["step"], np.arange(6))
+    np.testing.assert_array_equal(d["generated"], gen)  # 9 digits: float32 round-trips
+    np.testing.assert_array_equal(d["true"], true)
+    png = tmp_path / "generated.png"
+    plot_generated_csv(p, png, prime=2)
+    _assert_png(png)
+
+
+def test_generated_csv_without_true(tmp_path):
+    p = tmp_path / "g.csv"
+    write_generated_csv(p, np.array([1.5, np.nan], np.float32), steps=[10, 11])
+    d = read_generated_csv(p)
+    assert d["true"] is None
+    np.testing.assert_array_equal(d["step"], [10, 11])
+    assert d["generated"][0] == 1.5 and np.isnan(d["generated"][1])
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ("", "empty"),
+    ("a,b,c\n1,2,3\n", "header"),
+    ("step,true,generated\n", "no data"),
+    ("step,true,generated\n0,1\n", "line 2"),
+    ("step,true,generated\n0,1,2\nx,1,2\n", "line 3, column 1"),
+    ("step,true,generated\n0,1,\n", "column 3"),
+    ("step,true,generated\n0,,1\n1,2,3\n", "line 3, column 2"),
+    ("step,true,generated\n0,zz,1\n", "line 2, column 2"),
+])
+def test_read_generated_csv_errors(tmp_path, content, fragment):
+    p = tmp_path / "bad.csv"
+    p.write_text(content)
+    with pytest.raises(SeqgenError) as ei:
+        read_generated_csv(p)
+    assert str(p) in str(ei.value) and fragment in str(ei.value), str(ei.value)
+
+
+def test_read_generated_csv_missing(tmp_path):
+    with pytest.raises(SeqgenError, match="gone.csv"):
+        read_generated_csv(tmp_path / "gone.csv")
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+def test_write_csv_atomic_formats_and_pads(tmp_path):
+    p = tmp_path / "t.csv"
+    write_csv_atomic(p, ["i", "a", "b", "c"],
+                     [np.arange(3), np.array([0.1, 0.2], np.float64), None,
+                      np.array([1 / 3] * 3, np.float32)])
+    assert p.read_text().splitlines() == [
+        "i,a,b,c", "0,0.1,,0.333333343", "1,0.2,,0.333333343", "2,,,0.333333343"]
+    assert _leftovers(tmp_path) == []
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    p = tmp_path / "f.txt"
+    p.write_text("old")
+    atomic_write(p, lambda tmp: tmp.write_text("new"))
+    assert p.read_text() == "new"
+    assert _leftovers(tmp_path) == []
+
+
+def test_atomic_write_keeps_old_file_when_writer_raises(tmp_path):
+    p = tmp_path / "f.txt"
+    p.write_text("old")
+
+    def writer(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        atomic_write(p, writer)
+    assert p.read_text() == "old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_atomic_open_keeps_old_file_on_exception(tmp_path):
+    p = tmp_path / "g.csv"
+    p.write_text("old")
+    with pytest.raises(KeyError):
+        with atomic_open(p, "w") as fh:
+            fh.write("partial")
+            raise KeyError("x")
+    assert p.read_text() == "old"
+    assert _leftovers(tmp_path) == []
+    with atomic_open(p, "wb") as fh:
+        fh.write(b"complete")
+    assert p.read_text() == "complete"
+
+
+def test_failed_plot_does_not_clobber_existing_png(tmp_path, monkeypatch):
+    out = tmp_path / "loss.png"
+    out.write_bytes(b"previous figure")
+    from matplotlib.figure import Figure
+
+    def broken_savefig(self, fname, **kw):
+        with open(fname, "wb") as fh:
+            fh.write(PNG_MAGIC)  # a truncated image ...
+        raise OSError("disk full")  # ... then the failure
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(OSError, match="disk full"):
+        plot_loss([0, 1], [1.0, 0.5], out)
+    assert out.read_bytes() == b"previous figure"
+    assert _leftovers(tmp_path) == []
+
+
+def test_atomic_write_bytes(tmp_path):
+    p = tmp_path / "w.bin"
+    atomic_write_bytes(p, b"\x00\x01")
+    assert p.read_bytes() == b"\x00\x01"
+    assert _leftovers(tmp_path) == []
