@@ -63,6 +63,10 @@ class SequenceFeeder:
         self.inputs = shifted(self.sequence) if mode == "previous" else np.zeros_like(self.sequence)
         self.passes = 0
 
+    def set_inputs(self, values):
+        """Feed `values` (L, D) shifted by one step instead of the true sequence."""
+        self.inputs = shifted(np.asarray(values, np.float32).reshape(self.sequence.shape))
+
     def chunk(self, k):
         """(data, clip, label) arrays of chunk k."""
         T = self.T

@@ -1,0 +1,111 @@
+"""`seqgen` command line: argument parsing and printing over the Python API, nothing more."""
+import argparse
+import os
+import sys
+
+from .errors import SeqgenError
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _count(text):
+    value = _positive_int(text) if text != "0" else 0
+    return value
+
+
+def cmd_train(args):
+    from .experiment import train_sequence
+
+    folder = train_sequence(args.net_or_solver, iters=args.iters, weights=args.weights,
+                            mode=args.input, data=args.data, fork_compat=args.fork_compat,
+                            out=args.out, resume=args.resume, feedback=not args.no_feedback)
+    print(f"Run folder: {folder} (next: seqgen generate --steps 320)")
+
+
+def cmd_generate(args):
+    from .experiment import generate_from_run
+
+    result = generate_from_run(weights=args.weights, net=args.net, steps=args.steps,
+                               prime=args.prime, out=args.out, mode=args.input, data=args.data)
+    if "mse" in result:
+        print(f"Generated {args.steps} steps: MSE {result['mse']:.6g}, "
+              f"max abs error {result['max_abs_error']:.4g}")
+    else:
+        print(f"Generated {args.steps} steps (no true sequence to compare with)")
+    print(f"Wrote {result['csv']} and {result['png']}")
+
+
+def cmd_plot(args):
+    from .replot import replot
+
+    for path in replot(args.target):
+        print(f"Wrote {path}")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="seqgen",
+        description="Train and run Caffe recurrent nets (caffe-lstm Lstm) without Caffe.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a net on a sequence (solver or net prototxt)")
+    t.add_argument("net_or_solver", metavar="NET_OR_SOLVER")
+    t.add_argument("--iters", type=_positive_int, help="override the solver's max_iter")
+    t.add_argument("--weights", help="start from this .caffemodel (layers matched by name)")
+    t.add_argument("--input", choices=["previous", "zero"], default="previous",
+                   help="data input: the previous value (default) or always 0 (the fork's)")
+    t.add_argument("--data", metavar="SPEC",
+                   help="sinusoid[:LENGTH] or a .csv/.txt/.npy file (default: the net's sinusoid)")
+    t.add_argument("--fork-compat", action="store_true",
+                   help="reproduce the caffe-lstm fork's dW_h term (batch_size 1 only)")
+    t.add_argument("--no-feedback", action="store_true",
+                   help="in 'previous' mode, train by teacher forcing only (no own predictions)")
+    t.add_argument("--resume", metavar="FILE.solverstate", help="continue a snapshotted run")
+    t.add_argument("--out", metavar="DIR", help="run folder (default: runs/NAME-TIMESTAMP)")
+    t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("generate", help="run a trained net free-running and plot it")
+    g.add_argument("--weights", help=".caffemodel (default: last snapshot of the latest run)")
+    g.add_argument("--net", help="net prototxt (default: the run's)")
+    g.add_argument("--steps", type=_positive_int, default=320)
+    g.add_argument("--prime", type=_count, default=0, metavar="K",
+                   help="feed K true values before running free")
+    g.add_argument("--input", choices=["previous", "zero"], help="default: the run's mode")
+    g.add_argument("--data", metavar="SPEC", help="true sequence (default: the run's)")
+    g.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
+    g.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("plot", help="redraw the figures of a run or a generated.csv")
+    p.add_argument("target", nargs="?", metavar="RUN_OR_CSV",
+                   help="run folder or CSV (default: the latest run)")
+    p.set_defaults(func=cmd_plot)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except SeqgenError as e:
+        if args.debug:
+            raise
+        print(f"seqgen: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("seqgen: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

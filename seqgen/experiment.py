@@ -1,0 +1,247 @@
+"""The sequence experiment as API calls: train a net on a sequence, generate from a run.
+
+`train_sequence` is what `seqgen train` does and `generate_from_run` what `seqgen
+generate` does; the CLI only parses arguments and prints.
+"""
+import os
+import re
+import signal
+
+import numpy as np
+
+from .data import resolve_source
+from .errors import SeqgenError
+from .feeder import MODES, SequenceFeeder
+from .generate import generate
+from .net import TEST, Net
+from .plot import plot_generation, plot_loss, write_generated_csv
+from .fileio import write_csv_atomic
+from .progress import Progress
+from .proto import caffe_pb2
+from .prototxt import parse_solver_text, read_net, read_solver
+from .runs import latest_run, new_run_dir, read_run, run_of_weights, write_run
+from .solver import Solver
+
+
+class Interrupted(SeqgenError):
+    """Training stopped by a signal after a snapshot was written (exit 128 + signal)."""
+
+
+# The fork's examples/lstm_sequence solver settings, used when a net comes without a solver.
+FORK_SOLVER = """
+base_lr: 0.0001
+momentum: 0.95
+lr_policy: "fixed"
+display: 200
+average_loss: 200
+max_iter: 100000
+"""
+
+
+def _is_solver(path):
+    """A solver file names a net or sets solver fields; a net file does neither."""
+    try:
+        read_net(path)
+        return False
+    except SeqgenError as net_error:
+        try:
+            param = read_solver(path)
+        except SeqgenError:
+            raise net_error from None
+        return bool(param.net or param.HasField("net_param") or param.train_net
+                    or param.HasField("train_net_param"))
+
+
+def resolve_solver(path, log=print):
+    """(SolverParameter, net file) for a solver file or a net file."""
+    if not os.path.exists(path):
+        raise SeqgenError(f"{path}: no such file")
+    if _is_solver(path):
+        param = read_solver(path)
+        return param, param.net or param.train_net
+    stem, _ = os.path.splitext(path)
+    beside = stem + "_solver.prototxt"
+    if os.path.exists(beside):
+        log(f"Using the solver beside the net: {beside}")
+        param = read_solver(beside)
+        param.net = os.path.abspath(path)
+        return param, path
+    log(f"No {os.path.basename(beside)} beside the net: using the caffe-lstm example's solver "
+        "settings (SGD, base_lr 1e-4, momentum 0.95, max_iter 100000)")
+    param = parse_solver_text(FORK_SOLVER, "<fork solver settings>")
+    param.net = os.path.abspath(path)
+    param.snapshot_prefix = os.path.basename(stem)
+    return param, path
+
+
+_LENGTH_DIRECTIVE = re.compile(r"^#\s*seqgen:\s*sequence_length\s+(\d+)\s*$", re.M)
+_KNOWN_LENGTHS = {"lstm_long": 960, "deep_lstm_long": 960}
+
+
+def default_data_spec(net_path):
+    """The built-in sinusoid at the length the net's file asks for (a `# seqgen:
+    sequence_length N` comment, or the fork's own long configurations by name), else 320."""
+    try:
+        with open(net_path, encoding="utf-8", errors="replace") as f:
+            match = _LENGTH_DIRECTIVE.search(f.read())
+    except OSError:
+        match = None
+    if match:
+        return f"sinusoid:{int(match.group(1))}"
+    name = os.path.splitext(os.path.basename(net_path))[0]
+    return f"sinusoid:{_KNOWN_LENGTHS.get(name, 320)}"
+
+
+class FeedbackSchedule:
+    """Trains on the net's own free-running predictions for a growing share of the steps.
+
+    Every `refresh` iterations the current weights generate the whole sequence free-running;
+    each step's input is then that generated value with probability p (else the true one),
+    p rising linearly from 0 to `share` over the first `ramp` of the run. Teacher forcing
+    alone never shows the net its own errors, and its free-running output drifts.
+    """
+
+    def __init__(self, feeder, test_net, total, share=1.0, ramp=0.5, refresh=50, seed=0):
+        self.feeder, self.test_net = feeder, test_net
+        self.total, self.share, self.ramp, self.refresh = total, share, ramp, refresh
+        self.rng = np.random.default_rng(seed)
+        self.length = len(feeder.sequence)
+
+    def __call__(self, solver):
+        if solver.iter % self.refresh == 0 and self.feeder.passes % max(1, solver.param.iter_size) == 0:
+            p = self.share * min(1.0, solver.iter / max(1.0, self.ramp * self.total))
+            if p > 0:
+                own = generate(self.test_net, self.length, "previous")
+                keep_true = self.rng.random(self.length) >= p
+                mixed = np.where(keep_true[:, None], self.feeder.sequence, own)
+                self.feeder.set_inputs(mixed)
+        self.feeder(solver)
+
+
+def train_sequence(path, iters=None, weights=None, mode="previous", data=None,
+                   fork_compat=False, out=None, resume=None, feedback=True, log=print):
+    """Train a sequence net (solver or net file); returns the run folder."""
+    if mode not in MODES:
+        raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not '{mode}'")
+    param, net_path = resolve_solver(path, log)
+    if iters is not None:
+        if iters <= 0:
+            raise SeqgenError(f"--iters must be positive, got {iters}")
+        param.max_iter = iters
+    spec = data or default_data_spec(net_path)
+    source, sequence = resolve_source(spec)
+    name = os.path.splitext(os.path.basename(net_path))[0]
+    folder = out or new_run_dir(name)
+    os.makedirs(folder, exist_ok=True)
+    options = {"fork_compat": fork_compat}
+    solver = Solver(param, options=options, out_dir=folder, log=log)
+    net = solver.net
+    feeder = SequenceFeeder(net, sequence, mode, source)
+    if weights:
+        net.copy_from(weights)
+        log(f"Loaded weights from {weights}")
+    elif not resume:
+        for layer in net.layers:
+            if hasattr(layer, "set_forget_bias"):
+                layer.set_forget_bias(5.0)  # what the fork's driver does after building the net
+    if resume:
+        solver.restore(resume)
+        feeder.passes = solver.iter * max(1, param.iter_size)
+        log(f"Resumed from {resume} at iteration {solver.iter}")
+    test_net = Net(read_net(net_path), TEST, options=options)
+    test_net.share_weights(net)
+    hook = feeder
+    if mode == "previous" and feedback:
+        hook = FeedbackSchedule(feeder, test_net, param.max_iter)
+    solver.before_forward = hook
+    total = param.max_iter
+    losses = np.full(total, np.nan, np.float32)
+    progress = Progress(total, param.display, log)
+
+    def after(s, loss):
+        losses[s.iter - 1] = loss
+        progress(s, loss)
+
+    solver.after_iteration = after
+    info = {"net": os.path.abspath(net_path), "name": name, "data": spec, "input": mode,
+            "fork_compat": fork_compat, "solver": os.path.abspath(path), "max_iter": total}
+    write_run(folder, info)
+    log(f"Training {name} on {source} ({len(feeder.sequence)} steps in chunks of {feeder.T}), "
+        f"input mode '{mode}', {total - solver.iter} iterations; run folder {folder}")
+
+    caught = []
+
+    def on_signal(signum, frame):
+        if caught:  # a second signal: stop now
+            raise KeyboardInterrupt
+        caught.append(signum)
+        solver.stop_requested = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        solver.step(total - solver.iter)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    elapsed = progress.finish(solver)
+    model, state = solver.snapshot()
+    done = ~np.isnan(losses)
+    write_csv_atomic(os.path.join(folder, "loss.csv"), ["iteration", "loss"],
+                     [np.nonzero(done)[0], losses[done]])
+    info.update({"iterations": solver.iter, "weights": os.path.abspath(model),
+                 "solverstate": os.path.abspath(state), "train_seconds": round(elapsed, 2),
+                 "final_loss": float(solver.last_loss)})
+    write_run(folder, info)
+    if done.any():
+        plot_loss(np.nonzero(done)[0], losses[done], os.path.join(folder, "loss.png"),
+                  title=f"{name}: training loss")
+    if caught:
+        signame = signal.Signals(caught[0]).name
+        err = Interrupted(f"{signame} at iteration {solver.iter}: snapshot written to {model}; "
+                          f"resume with: seqgen train {path} --resume {state} --out {folder}")
+        err.exit_code = 128 + caught[0]
+        raise err
+    return folder
+
+
+def generate_from_run(weights=None, net=None, steps=320, prime=0, out=None, mode=None,
+                      data=None, log=print):
+    """Generate `steps` free-running steps; writes generated.csv and generated.png."""
+    run = None
+    if weights is None:
+        folder = latest_run()
+        run = read_run(folder)
+        if "weights" not in run:
+            raise SeqgenError(f"{folder}: the run has no snapshot yet")
+        weights = run["weights"]
+        log(f"Using {weights} (most recent run)")
+    else:
+        folder = run_of_weights(weights)
+        run = read_run(folder) if folder else None
+    if net is None:
+        if run is None:
+            raise SeqgenError(f"{weights}: not inside a seqgen run folder; say which net it "
+                              "belongs to with --net NET.prototxt")
+        net = run["net"]
+    mode = mode or (run or {}).get("input", "previous")
+    spec = data or (run or {}).get("data") or default_data_spec(net)
+    _, true = resolve_source(spec)
+    options = {"fork_compat": bool((run or {}).get("fork_compat"))}
+    test = Net(net, TEST, weights=weights, options=options)
+    generated = generate(test, steps, mode, true, prime)
+    out = out or folder or "."
+    os.makedirs(out, exist_ok=True)
+    n = min(steps, len(true))
+    true_part = true[:n]
+    csv_path = os.path.join(out, "generated.csv")
+    png_path = os.path.join(out, "generated.png")
+    write_generated_csv(csv_path, generated, true_part)
+    name = os.path.splitext(os.path.basename(net))[0]
+    plot_generation(np.arange(steps), generated, true_part, prime, path=png_path,
+                    title=f"{name}: {steps} steps free-running (input mode '{mode}')")
+    result = {"csv": csv_path, "png": png_path, "generated": generated}
+    if n:
+        err = generated[:n] - true_part
+        result["mse"] = float(np.mean(err ** 2))
+        result["max_abs_error"] = float(np.abs(err).max())
+    return result

@@ -1,0 +1,65 @@
+"""Training progress: Caffe's display lines plus rate and ETA, and a live line on a terminal."""
+import sys
+import time
+
+
+def _clock(seconds):
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+class Progress:
+    """after_iteration hook: every `display` iterations prints
+    `Iteration k (rate iter/s, ETA h:mm:ss), loss = smoothed` and Caffe's net-output line."""
+
+    def __init__(self, total, display, log=print, stream=None):
+        self.total = total
+        self.display = display
+        self.log = log
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.perf_counter()
+        self.start_iter = None
+        self.last_live = 0.0
+
+    def rate(self, it):
+        elapsed = time.perf_counter() - self.start
+        done = it - self.start_iter
+        return done / elapsed if elapsed > 0 else 0.0
+
+    def __call__(self, solver, loss):
+        it = solver.iter
+        if self.start_iter is None:
+            self.start_iter = it - 1
+        if self.display and (it - 1) % self.display == 0:
+            rate = self.rate(it)
+            eta = (self.total - it) / rate if rate else 0
+            smoothed = sum(solver.smoothed) / len(solver.smoothed)
+            self._clear()
+            self.log(f"Iteration {it - 1} ({rate:.1f} iter/s, ETA {_clock(eta)}), "
+                     f"loss = {smoothed:.6g}")
+            self.log(f"    Train net output #0: loss = {loss:.6g}")
+        if self.live and it % 64 == 0:
+            now = time.perf_counter()
+            if now - self.last_live > 0.25:
+                self.last_live = now
+                rate = self.rate(it)
+                eta = (self.total - it) / rate if rate else 0
+                self.stream.write(f"\r  {it}/{self.total} iterations, loss {loss:.5g}, "
+                                  f"{rate:.0f} iter/s, ETA {_clock(eta)} ")
+                self.stream.flush()
+
+    def _clear(self):
+        if self.live and self.last_live:
+            self.stream.write("\r" + " " * 78 + "\r")
+            self.stream.flush()
+
+    def finish(self, solver):
+        self._clear()
+        elapsed = time.perf_counter() - self.start
+        done = solver.iter - (self.start_iter if self.start_iter is not None else solver.iter)
+        self.log(f"Trained {done} iterations in {elapsed:.1f} s "
+                 f"({done / elapsed if elapsed > 0 else 0:.0f} iter/s); final loss {solver.last_loss:.6g}")
+        return elapsed

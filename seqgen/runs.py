@@ -1,0 +1,60 @@
+"""Run folders: where one training run keeps its snapshots, loss log, plots and `run.json`.
+
+`run.json` records what `seqgen generate` and `seqgen plot` need later (net file, input
+mode, data spec, last snapshot), so they work without repeating any option.
+"""
+import json
+import os
+import time
+
+from .errors import SeqgenError
+from .fileio import atomic_write_text
+
+RUNS_DIR = "runs"
+RUN_FILE = "run.json"
+
+
+def new_run_dir(name, base=RUNS_DIR):
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = os.path.join(base, f"{name}-{stamp}")
+    k = 1
+    while os.path.exists(path):
+        k += 1
+        path = os.path.join(base, f"{name}-{stamp}-{k}")
+    os.makedirs(path)
+    return path
+
+
+def write_run(folder, info):
+    atomic_write_text(os.path.join(folder, RUN_FILE), json.dumps(info, indent=2) + "\n")
+
+
+def read_run(folder):
+    path = os.path.join(folder, RUN_FILE)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise SeqgenError(f"{folder}: not a seqgen run folder (no {RUN_FILE})") from None
+    except (OSError, ValueError) as e:
+        raise SeqgenError(f"{path}: cannot read run record ({e})") from None
+
+
+def latest_run(base=RUNS_DIR):
+    """The most recently updated run folder under `base` that has a snapshot."""
+    candidates = []
+    if os.path.isdir(base):
+        for entry in os.scandir(base):
+            record = os.path.join(entry.path, RUN_FILE)
+            if entry.is_dir() and os.path.exists(record):
+                candidates.append((os.path.getmtime(record), entry.path))
+    if not candidates:
+        raise SeqgenError(f"no training run found under ./{base}/ (run `seqgen train` first, "
+                          "or pass --weights and --net)")
+    return max(candidates)[1]
+
+
+def run_of_weights(weights):
+    """The run folder a weights file lives in, or None."""
+    folder = os.path.dirname(os.path.abspath(weights))
+    return folder if os.path.exists(os.path.join(folder, RUN_FILE)) else None
