@@ -1,0 +1,119 @@
+"""The Lstm kernels against finite differences (float64) and against themselves stepwise."""
+import numpy as np
+import pytest
+
+from seqgen.blob import Blob
+from seqgen.kernels.lstm import lstm_backward, lstm_forward
+from seqgen.layers.lstm import LstmLayer
+from seqgen.proto import caffe_pb2
+
+T, N, I, H = 6, 3, 2, 4
+
+
+def run(params, x, cont, h0, c0, R):
+    W_x, W_h, b = params
+    xproj = (x.reshape(T * N, I) @ W_x.T + b).reshape(T, N, 4 * H)
+    h = np.zeros((T, N, H)); c = np.zeros((T, N, H)); gates = np.zeros((T, N, 4 * H))
+    lstm_forward(xproj, W_h, cont, h0, c0, h, c, gates)
+    return float(np.sum(h * R)), (h, c, gates)
+
+
+def analytic(params, x, cont, h0, c0, R):
+    W_x, W_h, b = params
+    _, (h, c, gates) = run(params, x, cont, h0, c0, R)
+    dpre = np.zeros((T, N, 4 * H)); dW_h = np.zeros_like(W_h)
+    lstm_backward(R, W_h, cont, h0, c0, h, c, gates, 0.0, False, dpre, dW_h)
+    d2 = dpre.reshape(T * N, 4 * H)
+    return {"W_x": d2.T @ x.reshape(T * N, I), "W_h": dW_h, "b": d2.sum(0),
+            "x": (d2 @ W_x).reshape(x.shape)}
+
+
+@pytest.mark.parametrize("pattern", ["restarts", "no_restart_after_t0"])
+def test_gradient_matches_finite_differences(pattern):
+    rng = np.random.default_rng(11)
+    W_x, W_h, b = (0.5 * rng.standard_normal(s) for s in [(4 * H, I), (4 * H, H), (4 * H,)])
+    x = rng.standard_normal((T, N, I))
+    h0, c0 = 0.5 * rng.standard_normal((N, H)), 0.5 * rng.standard_normal((N, H))
+    R = rng.standard_normal((T, N, H))
+    cont = np.ones((T, N), np.uint8)
+    cont[0] = (1, 0, 1)  # stream 1 restarts at t=0 although a carried state exists
+    if pattern == "restarts":
+        cont[3, 0] = 0  # mid-sequence restarts
+        cont[2, 2] = 0
+        cont[4, 2] = 0
+    inputs = {"W_x": W_x, "W_h": W_h, "b": b, "x": x}
+    grads = analytic((W_x, W_h, b), x, cont, h0, c0, R)
+    eps = 1e-6
+    worst = 0.0
+    for name, arr in inputs.items():
+        num = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + eps
+            fp, _ = run((W_x, W_h, b), x, cont, h0, c0, R)
+            arr[idx] = old - eps
+            fm, _ = run((W_x, W_h, b), x, cont, h0, c0, R)
+            arr[idx] = old
+            num[idx] = (fp - fm) / (2 * eps)
+        rel = np.abs(num - grads[name]) / np.maximum(np.maximum(np.abs(num), np.abs(grads[name])), 1e-3)
+        worst = max(worst, rel.max())
+        assert rel.max() < 1e-5, f"{name}: relative error {rel.max():.2e}"
+    assert worst < 1e-5
+
+
+def make_layer(N_streams, seed=3, thr=0.0):
+    lp = caffe_pb2.LayerParameter(name="l", type="Lstm")
+    lp.lstm_param.num_output = H
+    lp.lstm_param.batch_size = N_streams
+    lp.lstm_param.clipping_threshold = thr
+    layer = LstmLayer(lp, caffe_pb2.TRAIN)
+    bottom, top = [Blob((T * N_streams, I)), Blob((T * N_streams,))], [Blob()]
+    layer.setup(bottom, top)
+    rng = np.random.default_rng(seed)
+    for blob in layer.blobs:
+        blob.data[...] = 0.5 * rng.standard_normal(blob.shape)
+    return layer
+
+
+def forward(layer, x, clip):
+    bottom, top = [Blob(x.shape), Blob(clip.shape)], [Blob()]
+    bottom[0].data[...] = x
+    bottom[1].data[...] = clip
+    layer.reshape(bottom, top)
+    layer.forward(bottom, top)
+    return top[0].data.copy()
+
+
+def test_one_call_equals_stepwise_calls_with_state_carried():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((T * N, I)).astype(np.float32)
+    clip = np.ones(T * N, np.float32)
+    clip[:N] = 0
+    clip[3 * N + 1] = 0
+    whole = forward(make_layer(N), x, clip)
+    layer = make_layer(N)
+    steps = [forward(layer, x[t * N:(t + 1) * N], clip[t * N:(t + 1) * N]) for t in range(T)]
+    np.testing.assert_allclose(np.concatenate(steps), whole, rtol=0, atol=1e-6)
+
+
+def test_clip_zero_mid_sequence_equals_fresh_start():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((T, I)).astype(np.float32)
+    clip = np.ones(T, np.float32)
+    clip[0] = 0
+    clip[3] = 0
+    whole = forward(make_layer(1), x, clip)
+    fresh = forward(make_layer(1), x[3:], np.array([0, 1, 1], np.float32))
+    np.testing.assert_array_equal(whole[3:], fresh)
+
+
+def test_state_carries_between_calls_only_with_continuation():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((T, I)).astype(np.float32)
+    layer = make_layer(1)
+    forward(layer, x, np.r_[0, np.ones(T - 1)].astype(np.float32))
+    carried = forward(layer, x, np.ones(T, np.float32))
+    restarted = forward(layer, x, np.r_[0, np.ones(T - 1)].astype(np.float32))
+    fresh = forward(make_layer(1), x, np.r_[0, np.ones(T - 1)].astype(np.float32))
+    np.testing.assert_array_equal(restarted, fresh)
+    assert np.abs(carried - fresh).max() > 1e-3
