@@ -101,7 +101,7 @@ class FeedbackSchedule:
     alone never shows the net its own errors, and its free-running output drifts.
     """
 
-    def __init__(self, feeder, test_net, total, share=1.0, ramp=0.5, refresh=50, seed=0):
+    def __init__(self, feeder, test_net, total, share=1.0, ramp=0.1, refresh=20, seed=0):
         self.feeder, self.test_net = feeder, test_net
         self.total, self.share, self.ramp, self.refresh = total, share, ramp, refresh
         self.rng = np.random.default_rng(seed)

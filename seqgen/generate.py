@@ -8,6 +8,7 @@ import numpy as np
 
 from .errors import SeqgenError, SeqgenRuntimeError
 from .feeder import MODES, input_roles
+from .kernels.generate import lstm_stack_generate
 
 
 def output_name(net):
@@ -19,7 +20,42 @@ def output_name(net):
     return outs[0]
 
 
-def generate(net, steps, mode="previous", true=None, prime=0):
+def stack_plan(net, data, clip, out):
+    """Arrays for the compiled generator when the net is a chain of LSTM layers fed by
+    (data, clip) and one affine output layer producing `out`; None for any other net."""
+    lstms, affine, current = [], None, data
+    alias = {}  # top of an automatically inserted Split -> the blob it copies
+    for layer in net.layers:
+        bottoms = [alias.get(b, b) for b in layer.param.bottom]
+        tops = list(layer.param.top)
+        if layer.type in ("Input", "Silence"):
+            continue
+        if layer.type == "Split":
+            alias.update((t, bottoms[0]) for t in tops)
+            continue
+        if affine is None and hasattr(layer, "lstm_weights") and len(bottoms) == 2 \
+                and bottoms == [current, clip] and len(tops) == 1 \
+                and getattr(layer, "N", 1) == 1:
+            lstms.append(layer.lstm_weights())
+            current = tops[0]
+        elif affine is None and lstms and hasattr(layer, "affine_weights") \
+                and bottoms == [current] and tops == [out]:
+            affine = layer.affine_weights()
+        else:
+            return None
+    if affine is None:
+        return None
+    I = np.array([w[0].shape[1] for w in lstms], np.int64)
+    H = np.array([w[1].shape[1] for w in lstms], np.int64)
+    offsets = lambda sizes: np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    wx = np.concatenate([w[0].ravel() for w in lstms])
+    wh = np.concatenate([np.ascontiguousarray(w[1].T).ravel() for w in lstms])
+    b = np.concatenate([w[2] for w in lstms])
+    return (I, H, wx, offsets(4 * H * I), wh, offsets(4 * H * H), b, offsets(4 * H),
+            affine[0], affine[1])
+
+
+def generate(net, steps, mode="previous", true=None, prime=0, compiled=True):
     """Run `net` (phase TEST) for `steps` single steps; returns predictions (steps, D)."""
     if mode not in MODES:
         raise SeqgenError(f"unknown input mode '{mode}' (known: {', '.join(MODES)})")
@@ -38,6 +74,12 @@ def generate(net, steps, mode="previous", true=None, prime=0):
     net.reshape()
     true = None if true is None else np.asarray(true, np.float32).reshape(len(true), -1)
     result = np.zeros((steps, D), np.float32)
+    plan = stack_plan(net, data, clip, out) if compiled else None
+    if plan is not None and plan[-2].shape[0] == D == plan[0][0]:
+        feed = np.zeros((1, D), np.float32) if true is None else true
+        lstm_stack_generate(*plan, steps, mode == "previous", feed, prime, result)
+        _check_finite(result)
+        return result
     x = np.zeros(D, np.float32)
     xb, cb, ob = net.blobs[data], net.blobs[clip], net.blobs[out]
     net.reset_state()
@@ -48,7 +90,13 @@ def generate(net, steps, mode="previous", true=None, prime=0):
         cb.data[...] = 1.0 if i > 0 else 0.0
         net.forward()
         result[i] = ob.data.reshape(-1)[:D]
-        if not np.all(np.isfinite(result[i])):
-            raise SeqgenRuntimeError(f"generation diverged: step {i} produced {result[i].tolist()}; "
-                              "the trained weights are unstable when fed their own predictions")
+    _check_finite(result)
     return result
+
+
+def _check_finite(result):
+    bad = ~np.isfinite(result).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise SeqgenRuntimeError(f"generation diverged: step {i} produced {result[i].tolist()}; "
+                                 "the trained weights are unstable when fed their own predictions")

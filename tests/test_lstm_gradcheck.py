@@ -13,16 +13,19 @@ T, N, I, H = 6, 3, 2, 4
 def run(params, x, cont, h0, c0, R):
     W_x, W_h, b = params
     xproj = (x.reshape(T * N, I) @ W_x.T + b).reshape(T, N, 4 * H)
-    h = np.zeros((T, N, H)); c = np.zeros((T, N, H)); gates = np.zeros((T, N, 4 * H))
-    lstm_forward(xproj, W_h, cont, h0, c0, h, c, gates)
-    return float(np.sum(h * R)), (h, c, gates)
+    h, c, tc = (np.zeros((T, N, H)) for _ in range(3))
+    gates = np.zeros((T, N, 4 * H))
+    lstm_forward(xproj, np.ascontiguousarray(W_h.T), cont, h0, c0, h, c, gates, tc)
+    return float(np.sum(h * R)), (h, c, gates, tc)
 
 
 def analytic(params, x, cont, h0, c0, R):
     W_x, W_h, b = params
-    _, (h, c, gates) = run(params, x, cont, h0, c0, R)
-    dpre = np.zeros((T, N, 4 * H)); dW_h = np.zeros_like(W_h)
-    lstm_backward(R, W_h, cont, h0, c0, h, c, gates, 0.0, False, dpre, dW_h)
+    _, (h, c, gates, tc) = run(params, x, cont, h0, c0, R)
+    dpre = np.zeros((T, N, 4 * H)); dW_hT = np.zeros((H, 4 * H))
+    lstm_backward(R, np.ascontiguousarray(W_h.T), cont, h0, c0, h, c, gates, tc, 0.0, False,
+                  dpre, dW_hT, np.empty((N, H)), np.empty((N, H)))
+    dW_h = dW_hT.T
     d2 = dpre.reshape(T * N, 4 * H)
     return {"W_x": d2.T @ x.reshape(T * N, I), "W_h": dW_h, "b": d2.sum(0),
             "x": (d2 @ W_x).reshape(x.shape)}

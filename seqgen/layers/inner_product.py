@@ -50,6 +50,13 @@ class InnerProductLayer(Layer):
         self.K = K
         top[0].reshape(tuple(x.shape[:axis]) + (self.N_out,))
 
+    def affine_weights(self):
+        """(W (num_output, K), b) for compiled generation; b is zeros without bias_term."""
+        W = self.blobs[0].data
+        W = W.T if self.transpose else W
+        b = self.blobs[1].data if self.bias_term else np.zeros(W.shape[0], np.float32)
+        return np.ascontiguousarray(W), b
+
     def _weight(self):
         W = self.blobs[0].data
         return W if self.transpose else W.T  # (K, N_out)

@@ -71,6 +71,7 @@ class LstmLayer(Layer):
             self._h = np.zeros((T, N, H), np.float32)
             self._c = np.zeros((T, N, H), np.float32)
             self._gates = np.zeros((T, N, 4 * H), np.float32)
+            self._tanh_c = np.zeros((T, N, H), np.float32)
             self._dpre = np.zeros((T, N, 4 * H), np.float32)
             self._cont = np.ones((T, N), np.uint8)
             self._cont[0] = 0
@@ -99,6 +100,10 @@ class LstmLayer(Layer):
         """What the fork's driver does after building the net: b[H:2H] = value."""
         self.blobs[2].data[self.H:2 * self.H] = value
 
+    def lstm_weights(self):
+        """(W_x (4H, I), W_h (4H, H), b (4H)) for compiled generation of LSTM stacks."""
+        return tuple(blob.data for blob in self.blobs)
+
     # -- compute -------------------------------------------------------------------------
     def forward(self, bottom, top):
         T, N, H = self._T, self.N, self.H
@@ -112,18 +117,23 @@ class LstmLayer(Layer):
         else:
             h0 = c0 = np.zeros((N, H), np.float32)
         self._h0, self._c0 = h0, c0
-        lstm_forward(xproj, W_h, self._cont, h0, c0, self._h, self._c, self._gates)
+        self._W_hT = np.ascontiguousarray(W_h.T)
+        lstm_forward(xproj, self._W_hT, self._cont, h0, c0, self._h, self._c, self._gates,
+                     self._tanh_c)
         top[0].data[...] = self._h.reshape(T * N, H)
         self.h_T = self._h[T - 1].copy()
         self.c_T = self._c[T - 1].copy()
 
     def backward(self, top, propagate_down, bottom):
         T, N, H = self._T, self.N, self.H
-        W_x, W_h, _ = (blob.data for blob in self.blobs)
+        W_x = self.blobs[0].data
         top_diff = top[0].diff.reshape(T, N, H)
-        lstm_backward(top_diff, W_h, self._cont, self._h0, self._c0, self._h, self._c,
-                      self._gates, np.float32(self.threshold), self.fork_dwh,
-                      self._dpre, self.blobs[1].diff)
+        dW_hT = np.zeros((H, 4 * H), np.float32)
+        scratch = np.empty((2, N, H), np.float32)
+        lstm_backward(top_diff, self._W_hT, self._cont, self._h0, self._c0, self._h, self._c,
+                      self._gates, self._tanh_c, np.float32(self.threshold), self.fork_dwh,
+                      self._dpre, dW_hT, scratch[0], scratch[1])
+        self.blobs[1].diff += dW_hT.T
         dpre = self._dpre.reshape(T * N, 4 * H)
         x = bottom[0].data.reshape(T * N, -1)
         self.blobs[0].diff += dpre.T @ x
