@@ -54,10 +54,13 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="seqgen",
         description="Train and run Caffe recurrent nets (caffe-lstm Lstm) without Caffe.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a net on a sequence (solver or net prototxt)")
+    t = sub.add_parser("train", parents=[common], help="train a net on a sequence (solver or net prototxt)")
     t.add_argument("net_or_solver", metavar="NET_OR_SOLVER")
     t.add_argument("--iters", type=_positive_int, help="override the solver's max_iter")
     t.add_argument("--weights", help="start from this .caffemodel (layers matched by name)")
@@ -73,7 +76,7 @@ def build_parser():
     t.add_argument("--out", metavar="DIR", help="run folder (default: runs/NAME-TIMESTAMP)")
     t.set_defaults(func=cmd_train)
 
-    g = sub.add_parser("generate", help="run a trained net free-running and plot it")
+    g = sub.add_parser("generate", parents=[common], help="run a trained net free-running and plot it")
     g.add_argument("--weights", help=".caffemodel (default: last snapshot of the latest run)")
     g.add_argument("--net", help="net prototxt (default: the run's)")
     g.add_argument("--steps", type=_positive_int, default=320)
@@ -84,7 +87,7 @@ def build_parser():
     g.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
     g.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("plot", help="redraw the figures of a run or a generated.csv")
+    p = sub.add_parser("plot", parents=[common], help="redraw the figures of a run or a generated.csv")
     p.add_argument("target", nargs="?", metavar="RUN_OR_CSV",
                    help="run folder or CSV (default: the latest run)")
     p.set_defaults(func=cmd_plot)

@@ -5,6 +5,7 @@ generate` does; the CLI only parses arguments and prints.
 """
 import os
 import re
+import secrets
 import signal
 
 import numpy as np
@@ -132,7 +133,10 @@ def train_sequence(path, iters=None, weights=None, mode="previous", data=None,
     source, sequence = resolve_source(spec)
     name = os.path.splitext(os.path.basename(net_path))[0]
     folder = out or new_run_dir(name)
-    os.makedirs(folder, exist_ok=True)
+    if not param.HasField("random_seed") or param.random_seed < 0:
+        # Caffe would draw from /dev/urandom; we draw too, but record the seed so that any
+        # run can be repeated by putting `random_seed: <seed>` into the solver
+        param.random_seed = secrets.randbelow(2 ** 31)
     options = {"fork_compat": fork_compat}
     solver = Solver(param, options=options, out_dir=folder, log=log)
     net = solver.net
@@ -150,9 +154,10 @@ def train_sequence(path, iters=None, weights=None, mode="previous", data=None,
         log(f"Resumed from {resume} at iteration {solver.iter}")
     test_net = Net(read_net(net_path), TEST, options=options)
     test_net.share_weights(net)
+    os.makedirs(folder, exist_ok=True)  # only now: a run that cannot start leaves nothing
     hook = feeder
     if mode == "previous" and feedback:
-        hook = FeedbackSchedule(feeder, test_net, param.max_iter)
+        hook = FeedbackSchedule(feeder, test_net, param.max_iter, seed=param.random_seed)
     solver.before_forward = hook
     total = param.max_iter
     losses = np.full(total, np.nan, np.float32)
@@ -164,7 +169,8 @@ def train_sequence(path, iters=None, weights=None, mode="previous", data=None,
 
     solver.after_iteration = after
     info = {"net": os.path.abspath(net_path), "name": name, "data": spec, "input": mode,
-            "fork_compat": fork_compat, "solver": os.path.abspath(path), "max_iter": total}
+            "fork_compat": fork_compat, "solver": os.path.abspath(path), "max_iter": total,
+            "random_seed": param.random_seed}
     write_run(folder, info)
     log(f"Training {name} on {source} ({len(feeder.sequence)} steps in chunks of {feeder.T}), "
         f"input mode '{mode}', {total - solver.iter} iterations; run folder {folder}")

@@ -99,7 +99,10 @@ class Net:
             if lp.name in seen_names:
                 raise SeqgenError(f"{self.source}: two layers are named '{lp.name}'")
             seen_names.add(lp.name)
-            cls = layer_class(lp.type, lp.name)
+            try:
+                cls = layer_class(lp.type, lp.name)
+            except SeqgenError as e:
+                raise SeqgenError(f"{self.source}: {e}") from None
             if cls.is_loss and not lp.top:
                 lp = caffe_pb2.LayerParameter.FromString(lp.SerializeToString())
                 lp.top.append(lp.name)  # Caffe's AutoTopBlobs for loss layers
@@ -121,8 +124,11 @@ class Net:
                 tops.append(self.blobs[t])
             if lp.type == "Input":
                 self.inputs.extend(lp.top)
-            layer.setup(bottoms, tops)
-            layer.reshape(bottoms, tops)
+            try:
+                layer.setup(bottoms, tops)
+                layer.reshape(bottoms, tops)
+            except SeqgenError as e:
+                raise SeqgenError(f"{self.source}: {e}") from None
             self._share_params(layer, lp, owners)
             self.layers.append(layer)
             self.layer_names.append(lp.name)

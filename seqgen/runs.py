@@ -15,13 +15,13 @@ RUN_FILE = "run.json"
 
 
 def new_run_dir(name, base=RUNS_DIR):
+    """A fresh, not yet existing folder name runs/NAME-YYYYmmdd-HHMMSS."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = os.path.join(base, f"{name}-{stamp}")
     k = 1
     while os.path.exists(path):
         k += 1
         path = os.path.join(base, f"{name}-{stamp}-{k}")
-    os.makedirs(path)
     return path
 
 

@@ -53,17 +53,17 @@ class Solver:
         self.stop_requested = False
 
     def _net_param(self):
-        from .prototxt import read_net
-
+        """The training net: an inline NetParameter, or the net file's path (so that the
+        Net's error messages name the file)."""
         p = self.param
         if p.HasField("net_param"):
             return p.net_param
         if p.net:
-            return read_net(p.net)
+            return p.net
         if p.HasField("train_net_param"):
             return p.train_net_param
         if p.train_net:
-            return read_net(p.train_net)
+            return p.train_net
         raise SeqgenError(f"{self.source}: the solver names no net (set `net: \"file\"`)")
 
     # -- the loop --------------------------------------------------------------------------
