@@ -233,7 +233,7 @@ def generate_from_run(weights=None, net=None, steps=320, prime=0, out=None, mode
     spec = data or (run or {}).get("data") or default_data_spec(net)
     _, true = resolve_source(spec)
     options = {"fork_compat": bool((run or {}).get("fork_compat"))}
-    test = Net(net, TEST, weights=weights, options=options)
+    test = Net(net, weights, TEST, options=options)
     generated = generate(test, steps, mode, true, prime)
     out = out or folder or "."
     os.makedirs(out, exist_ok=True)

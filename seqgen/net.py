@@ -65,9 +65,11 @@ def _insert_splits(layers):
 class Net:
     """A network built for one phase. `options` is handed to every layer (e.g. fork_compat)."""
 
-    def __init__(self, net, phase=TEST, weights=None, options=None, level=0, stages=()):
+    def __init__(self, net, weights=None, phase=TEST, options=None, level=0, stages=()):
         from .prototxt import filter_net, read_net
 
+        if isinstance(weights, int) and not isinstance(weights, bool):
+            weights, phase = None, weights  # pycaffe's Net(prototxt, phase) form
         if isinstance(net, caffe_pb2.NetParameter):
             self.source = "<NetParameter>"
             param = net
@@ -250,7 +252,27 @@ class Net:
         self.backward()
         return float(loss)
 
+    def pack_params(self):
+        """Move every learnable parameter into one contiguous data and one diff buffer
+        (blob arrays become views), so the solver updates all of them in a few array
+        operations. Call before other nets share these weights."""
+        if getattr(self, "flat_data", None) is not None:
+            return
+        total = sum(p.blob.count for p in self.learnable_params)
+        self.flat_data = np.empty(total, np.float32)
+        self.flat_diff = np.zeros(total, np.float32)
+        offset = 0
+        for p in self.learnable_params:
+            blob, n = p.blob, p.blob.count
+            self.flat_data[offset:offset + n] = blob.data.ravel()
+            blob.data = self.flat_data[offset:offset + n].reshape(blob.shape)
+            blob.diff = self.flat_diff[offset:offset + n].reshape(blob.shape)
+            offset += n
+
     def clear_param_diffs(self):
+        if getattr(self, "flat_diff", None) is not None:
+            self.flat_diff.fill(0)
+            return
         for p in self.learnable_params:
             p.blob.diff[...] = 0
 

@@ -43,9 +43,20 @@ class Solver:
         self.net = net if net is not None else Net(self._net_param(), TRAIN, options=options)
         self.iter = 0
         self.current_step = 0
-        n = history_slots(p.type)
-        self.history = [np.zeros_like(lp.blob.data) for _ in range(n)
-                        for lp in self.net.learnable_params]
+        self.net.pack_params()
+        params = self.net.learnable_params
+        # one flat history buffer per slot; `history` holds Caffe's per-parameter views
+        # (all params of slot 0, then all of slot 1), the order of a .solverstate
+        self._flat_history = [np.zeros_like(self.net.flat_data)
+                              for _ in range(history_slots(p.type))]
+        self.history = []
+        for flat in self._flat_history:
+            offset = 0
+            for lp in params:
+                self.history.append(flat[offset:offset + lp.blob.count].reshape(lp.blob.shape))
+                offset += lp.blob.count
+        self._lr_mults = self._per_element([lp.lr_mult for lp in params])
+        self._decay_mults = self._per_element([lp.decay_mult for lp in params])
         self.before_forward = None  # hook(solver) that writes the inputs of the next pass
         self.after_iteration = None  # hook(solver, loss) for progress display and logs
         self.smoothed = deque(maxlen=max(1, p.average_loss))
@@ -102,36 +113,38 @@ class Solver:
             return self.snapshot()
         return None
 
+    def _per_element(self, mults):
+        """A multiplier per parameter as a scalar when all agree, else one per element."""
+        if len(set(mults)) <= 1:
+            return mults[0] if mults else 1.0
+        return np.concatenate([np.full(lp.blob.count, m, np.float64)
+                               for lp, m in zip(self.net.learnable_params, mults)])
+
     def apply_update(self):
         p = self.param
-        rate = self.rate
-        params = self.net.learnable_params
+        net = self.net
+        g, w = net.flat_diff, net.flat_data
         if p.clip_gradients >= 0:
-            norm = math.sqrt(sum(float(np.dot(lp.blob.diff.ravel(), lp.blob.diff.ravel()))
-                                 for lp in params))
+            norm = math.sqrt(float(np.dot(g, g)))
             if norm > p.clip_gradients:
-                scale = np.float32(p.clip_gradients / norm)
-                for lp in params:
-                    lp.blob.diff *= scale
-        update = UPDATES[p.type]
-        n = len(params)
+                g *= np.float32(p.clip_gradients / norm)
         iter_size = max(1, p.iter_size)
-        for i, lp in enumerate(params):
-            g = lp.blob.diff
-            if iter_size > 1:
-                g *= np.float32(1.0 / iter_size)
-            decay = np.float32(p.weight_decay * lp.decay_mult)
-            if decay:
-                if p.regularization_type == "L2":
-                    g += decay * lp.blob.data
-                elif p.regularization_type == "L1":
-                    g += decay * np.sign(lp.blob.data)
-                else:
-                    raise SeqgenError(f"{self.source}: unknown regularization_type "
-                                      f"'{p.regularization_type}' (known: L2, L1)")
-            local_rate = np.float32(rate * lp.lr_mult)
-            update(p, g, self.history[i::n], local_rate, self.iter)
-            lp.blob.data -= g
+        if iter_size > 1:
+            g *= np.float32(1.0 / iter_size)
+        decay = np.float32(p.weight_decay) * np.asarray(self._decay_mults, np.float32) \
+            if p.weight_decay else None
+        if decay is not None:
+            if p.regularization_type == "L2":
+                g += decay * w
+            elif p.regularization_type == "L1":
+                g += decay * np.sign(w)
+            else:
+                raise SeqgenError(f"{self.source}: unknown regularization_type "
+                                  f"'{p.regularization_type}' (known: L2, L1)")
+        # local_rate = rate * lr_mult in float32 (Caffe's Dtype arithmetic)
+        local_rate = np.float32(self.rate) * np.asarray(self._lr_mults, np.float32)
+        UPDATES[p.type](p, g, self._flat_history, local_rate, self.iter)
+        w -= g
 
     # -- snapshots -------------------------------------------------------------------------
     def snapshot_prefix(self):

@@ -44,8 +44,7 @@ def test_generated_sequence_of_recorded_weights():
     from seqgen.net import TEST, Net
 
     folder = CASES["fork"][0]
-    net = Net(ROOT / "prototxt" / "lstm_short.prototxt", TEST,
-              weights=folder / "iter2000.caffemodel")
+    net = Net(ROOT / "prototxt" / "lstm_short.prototxt", folder / "iter2000.caffemodel", TEST)
     got = generate(net, 320, "zero")[:, 0]
     ref = np.loadtxt(folder / "generated.txt")
     np.testing.assert_allclose(ref[:, 0], sinusoid(320), rtol=0, atol=5e-9)

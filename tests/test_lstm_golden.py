@@ -32,7 +32,7 @@ def run_call(layer, bottom, top, g, sfx):
     layer.reshape(bottom, top)
     layer.forward(bottom, top)
     fwd = {"top": top[0].data.copy(), "h_T": layer.h_T.copy(), "c_T": layer.c_T.copy(),
-           "cell": layer._c.reshape(top[0].shape).copy(),
+           "cell": layer._c[1:].reshape(top[0].shape).copy(),
            "gates": layer._gates.reshape(len(top[0].data), -1).copy()}
     for b in layer.blobs:
         b.diff[...] = 0

@@ -13,17 +13,18 @@ T, N, I, H = 6, 3, 2, 4
 def run(params, x, cont, h0, c0, R):
     W_x, W_h, b = params
     xproj = (x.reshape(T * N, I) @ W_x.T + b).reshape(T, N, 4 * H)
-    h, c, tc = (np.zeros((T, N, H)) for _ in range(3))
-    gates = np.zeros((T, N, 4 * H))
-    lstm_forward(xproj, np.ascontiguousarray(W_h.T), cont, h0, c0, h, c, gates, tc)
-    return float(np.sum(h * R)), (h, c, gates, tc)
+    h, c = np.zeros((T + 1, N, H)), np.zeros((T + 1, N, H))
+    h[0], c[0] = h0, c0
+    tc, gates = np.zeros((T, N, H)), np.zeros((T, N, 4 * H))
+    lstm_forward(xproj, np.ascontiguousarray(W_h.T), cont, h, c, gates, tc)
+    return float(np.sum(h[1:] * R)), (h, c, gates, tc)
 
 
 def analytic(params, x, cont, h0, c0, R):
     W_x, W_h, b = params
     _, (h, c, gates, tc) = run(params, x, cont, h0, c0, R)
     dpre = np.zeros((T, N, 4 * H)); dW_hT = np.zeros((H, 4 * H))
-    lstm_backward(R, np.ascontiguousarray(W_h.T), cont, h0, c0, h, c, gates, tc, 0.0, False,
+    lstm_backward(R, np.ascontiguousarray(W_h.T), cont, h, c, gates, tc, 0.0, False,
                   dpre, dW_hT, np.empty((N, H)), np.empty((N, H)))
     dW_h = dW_hT.T
     d2 = dpre.reshape(T * N, 4 * H)

@@ -22,60 +22,54 @@ JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
 
 @njit(**JIT)
-def lstm_forward(xproj, W_hT, cont, h0, c0, h, c, gates, tanh_c):
-    """Fill h, c, tanh(c) (T, N, H) and activated gates (T, N, G) from xproj (T, N, G).
+def lstm_forward(xproj, W_hT, cont, h, c, gates, tanh_c):
+    """Fill h, c (T+1, N, H), tanh(c) (T, N, H) and activated gates (T, N, G).
 
-    A step that does not continue drops W_h h_{t-1} and forces f to exactly 0
-    (Caffe's behaviour in both the fork and BVLC), so c_{t-1} is ignored too.
+    Row 0 of h and c holds the initial state (h_0, c_0); step t writes row t+1. A step
+    that does not continue drops W_h h_{t-1} and forces f to exactly 0 (Caffe's
+    behaviour in both the fork and BVLC), so c_{t-1} is ignored too. Loops index the
+    arrays directly (no slicing inside the time loop: views cost reference counting).
     """
     T, N, G = xproj.shape
     H = G // 4
     zero = xproj[0, 0, 0] * 0  # 0 in the arrays' dtype
     for t in range(T):
         for n in range(N):
-            hp = h0[n] if t == 0 else h[t - 1, n]
-            cp = c0[n] if t == 0 else c[t - 1, n]
-            g = gates[t, n]
-            x = xproj[t, n]
             for j in range(G):
-                g[j] = x[j]
+                gates[t, n, j] = xproj[t, n, j]
             go_on = cont[t, n] != 0
             if go_on:
                 for k in range(H):
-                    a = hp[k]
-                    w = W_hT[k]
+                    a = h[t, n, k]
                     for j in range(G):
-                        g[j] += w[j] * a
+                        gates[t, n, j] += W_hT[k, j] * a
             for j in range(3 * H):
-                g[j] = sigmoid(g[j])
+                gates[t, n, j] = sigmoid(gates[t, n, j])
             for j in range(3 * H, G):
-                g[j] = tanh(g[j])
+                gates[t, n, j] = tanh(gates[t, n, j])
             if not go_on:
                 for k in range(H):
-                    g[H + k] = zero
-            ct = c[t, n]
+                    gates[t, n, H + k] = zero
             for k in range(H):
-                ct[k] = g[H + k] * cp[k] + g[k] * g[3 * H + k]
-            tc = tanh_c[t, n]
+                c[t + 1, n, k] = gates[t, n, H + k] * c[t, n, k] + gates[t, n, k] * gates[t, n, 3 * H + k]
             for k in range(H):
-                tc[k] = tanh(ct[k])
-            ht = h[t, n]
+                tanh_c[t, n, k] = tanh(c[t + 1, n, k])
             for k in range(H):
-                ht[k] = g[2 * H + k] * tc[k]
+                h[t + 1, n, k] = gates[t, n, 2 * H + k] * tanh_c[t, n, k]
 
 
 @njit(**JIT)
-def lstm_backward(top_diff, W_hT, cont, h0, c0, h, c, gates, tanh_c, threshold, fork_dwh,
+def lstm_backward(top_diff, W_hT, cont, h, c, gates, tanh_c, threshold, fork_dwh,
                   dpre, dW_hT, dh_rec, dc):
     """Back-propagate top_diff (T, N, H) through the recurrence.
 
-    Writes the gate pre-activation gradients into dpre (T, N, G), clipped elementwise to
-    [-threshold, threshold] when threshold > 0 (the fork's clipping_threshold; the cell
-    path f*dc uses the unclipped dc, as the fork does), and accumulates dW_hT (H, G).
-    dW_h pairs dpre[t, n] with h_{t-1}[n] only where the step continues; with
-    fork_dwh it reproduces the fork's CPU term instead: every t >= 1 whatever cont says,
-    plus dpre[0, 0] (x) h0[0] (batch_size 1 only, checked by the caller).
-    dh_rec and dc (N, H) are scratch.
+    h, c are the (T+1, N, H) buffers of lstm_forward. Writes the gate pre-activation
+    gradients into dpre (T, N, G), clipped elementwise to [-threshold, threshold] when
+    threshold > 0 (the fork's clipping_threshold; the cell path f*dc uses the unclipped
+    dc, as the fork does), and accumulates dW_hT (H, G). dW_h pairs dpre[t, n] with
+    h_{t-1}[n] only where the step continues; with fork_dwh it reproduces the fork's CPU
+    term instead: every t >= 1 whatever cont says, plus dpre[0, 0] (x) h_0[0] (batch_size
+    1 only, checked by the caller). dh_rec and dc (N, H) are scratch.
     """
     T, N, G = dpre.shape
     H = G // 4
@@ -86,46 +80,34 @@ def lstm_backward(top_diff, W_hT, cont, h0, c0, h, c, gates, tanh_c, threshold, 
             dc[n, k] = zero
     for t in range(T - 1, -1, -1):
         for n in range(N):
-            hp = h0[n] if t == 0 else h[t - 1, n]
-            cp = c0[n] if t == 0 else c[t - 1, n]
-            g = gates[t, n]
-            d = dpre[t, n]
-            tc = tanh_c[t, n]
-            td = top_diff[t, n]
             go_on = cont[t, n] != 0
-            dhr = dh_rec[n]
-            dcn = dc[n]
             for k in range(H):
-                gi = g[k]
-                gf = g[H + k]
-                go = g[2 * H + k]
-                gg = g[3 * H + k]
-                dh = td[k] + dhr[k]
-                dct = dcn[k] + dh * go * (1 - tc[k] * tc[k])
-                d[k] = dct * gg * gi * (1 - gi)
-                d[H + k] = dct * cp[k] * gf * (1 - gf)
-                d[2 * H + k] = dh * tc[k] * go * (1 - go)
-                d[3 * H + k] = dct * gi * (1 - gg * gg)
-                dcn[k] = gf * dct
+                gi = gates[t, n, k]
+                gf = gates[t, n, H + k]
+                go = gates[t, n, 2 * H + k]
+                gg = gates[t, n, 3 * H + k]
+                tc = tanh_c[t, n, k]
+                dh = top_diff[t, n, k] + dh_rec[n, k]
+                dct = dc[n, k] + dh * go * (1 - tc * tc)
+                dpre[t, n, k] = dct * gg * gi * (1 - gi)
+                dpre[t, n, H + k] = dct * c[t, n, k] * gf * (1 - gf)
+                dpre[t, n, 2 * H + k] = dh * tc * go * (1 - go)
+                dpre[t, n, 3 * H + k] = dct * gi * (1 - gg * gg)
+                dc[n, k] = gf * dct
             if not go_on:
                 for k in range(H):
-                    d[H + k] = zero
+                    dpre[t, n, H + k] = zero
             if threshold > 0:
                 for j in range(G):
-                    d[j] = min(max(d[j], -threshold), threshold)
-            if go_on:
-                for k in range(H):
-                    w = W_hT[k]
-                    s = zero
+                    dpre[t, n, j] = min(max(dpre[t, n, j], -threshold), threshold)
+            for k in range(H):
+                s = zero
+                if go_on:
                     for j in range(G):
-                        s += w[j] * d[j]
-                    dhr[k] = s
-            else:
-                for k in range(H):
-                    dhr[k] = zero
+                        s += W_hT[k, j] * dpre[t, n, j]
+                dh_rec[n, k] = s
             if (fork_dwh and (t > 0 or n == 0)) or (not fork_dwh and go_on):
                 for k in range(H):
-                    a = hp[k]
-                    acc = dW_hT[k]
+                    a = h[t, n, k]
                     for j in range(G):
-                        acc[j] += d[j] * a
+                        dW_hT[k, j] += dpre[t, n, j] * a

@@ -68,8 +68,8 @@ class LstmLayer(Layer):
         top[0].reshape(R, H)
         if getattr(self, "_T", None) != T:
             self._T = T
-            self._h = np.zeros((T, N, H), np.float32)
-            self._c = np.zeros((T, N, H), np.float32)
+            self._h = np.zeros((T + 1, N, H), np.float32)  # row 0: the initial state
+            self._c = np.zeros((T + 1, N, H), np.float32)
             self._gates = np.zeros((T, N, 4 * H), np.float32)
             self._tanh_c = np.zeros((T, N, H), np.float32)
             self._dpre = np.zeros((T, N, 4 * H), np.float32)
@@ -113,16 +113,14 @@ class LstmLayer(Layer):
         if len(bottom) > 1:
             # "continues" = nonzero marker (the fork tests it as a bool, not a multiplier)
             np.not_equal(bottom[1].data.reshape(T, N), 0, out=self._cont.view(bool))
-            h0, c0 = self.h_T, self.c_T
+            self._h[0], self._c[0] = self.h_T, self.c_T
         else:
-            h0 = c0 = np.zeros((N, H), np.float32)
-        self._h0, self._c0 = h0, c0
+            self._h[0] = self._c[0] = 0
         self._W_hT = np.ascontiguousarray(W_h.T)
-        lstm_forward(xproj, self._W_hT, self._cont, h0, c0, self._h, self._c, self._gates,
-                     self._tanh_c)
-        top[0].data[...] = self._h.reshape(T * N, H)
-        self.h_T = self._h[T - 1].copy()
-        self.c_T = self._c[T - 1].copy()
+        lstm_forward(xproj, self._W_hT, self._cont, self._h, self._c, self._gates, self._tanh_c)
+        top[0].data[...] = self._h[1:].reshape(T * N, H)
+        self.h_T = self._h[T].copy()
+        self.c_T = self._c[T].copy()
 
     def backward(self, top, propagate_down, bottom):
         T, N, H = self._T, self.N, self.H
@@ -130,9 +128,9 @@ class LstmLayer(Layer):
         top_diff = top[0].diff.reshape(T, N, H)
         dW_hT = np.zeros((H, 4 * H), np.float32)
         scratch = np.empty((2, N, H), np.float32)
-        lstm_backward(top_diff, self._W_hT, self._cont, self._h0, self._c0, self._h, self._c,
-                      self._gates, self._tanh_c, np.float32(self.threshold), self.fork_dwh,
-                      self._dpre, dW_hT, scratch[0], scratch[1])
+        lstm_backward(top_diff, self._W_hT, self._cont, self._h, self._c, self._gates,
+                      self._tanh_c, np.float32(self.threshold), self.fork_dwh, self._dpre, dW_hT,
+                      scratch[0], scratch[1])
         self.blobs[1].diff += dW_hT.T
         dpre = self._dpre.reshape(T * N, 4 * H)
         x = bottom[0].data.reshape(T * N, -1)
