@@ -3,9 +3,17 @@
 The names a pycaffe user reaches for: `seqgen.Net(prototxt, weights=None, phase=TEST)`,
 `seqgen.TRAIN` / `seqgen.TEST`, `seqgen.get_solver(path)`.
 """
-from .errors import SeqgenError
-from .net import TEST, TRAIN, Net
-from .solver import Solver
+import os
+
+# These nets multiply tiny matrices: a second OpenBLAS thread only adds spinning and
+# contention (the fork's notes measured it slower too). Only effective when seqgen is
+# imported before numpy, as in the `seqgen` command; users can override it.
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from .errors import SeqgenError  # noqa: E402
+from .net import TEST, TRAIN, Net  # noqa: E402
+from .solver import Solver  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -12,24 +12,24 @@ T, N, I, H = 6, 3, 2, 4
 
 def run(params, x, cont, h0, c0, R):
     W_x, W_h, b = params
-    xproj = (x.reshape(T * N, I) @ W_x.T + b).reshape(T, N, 4 * H)
     h, c = np.zeros((T + 1, N, H)), np.zeros((T + 1, N, H))
     h[0], c[0] = h0, c0
     tc, gates = np.zeros((T, N, H)), np.zeros((T, N, 4 * H))
-    lstm_forward(xproj, np.ascontiguousarray(W_h.T), cont, h, c, gates, tc)
+    lstm_forward(x, np.ascontiguousarray(W_x.T), b, np.ascontiguousarray(W_h.T), cont, h, c,
+                 gates, tc)
     return float(np.sum(h[1:] * R)), (h, c, gates, tc)
 
 
 def analytic(params, x, cont, h0, c0, R):
     W_x, W_h, b = params
     _, (h, c, gates, tc) = run(params, x, cont, h0, c0, R)
-    dpre = np.zeros((T, N, 4 * H)); dW_hT = np.zeros((H, 4 * H))
-    lstm_backward(R, np.ascontiguousarray(W_h.T), cont, h, c, gates, tc, 0.0, False,
-                  dpre, dW_hT, np.empty((N, H)), np.empty((N, H)))
-    dW_h = dW_hT.T
-    d2 = dpre.reshape(T * N, 4 * H)
-    return {"W_x": d2.T @ x.reshape(T * N, I), "W_h": dW_h, "b": d2.sum(0),
-            "x": (d2 @ W_x).reshape(x.shape)}
+    dpre = np.zeros((T, N, 4 * H))
+    dW_xT, db, dW_hT = np.zeros((I, 4 * H)), np.zeros(4 * H), np.zeros((H, 4 * H))
+    dx = np.zeros_like(x)
+    lstm_backward(R, x, np.ascontiguousarray(W_x.T), np.ascontiguousarray(W_h.T), cont, h, c,
+                  gates, tc, 0.0, False, dpre, dW_xT, db, dW_hT, dx, True,
+                  np.empty((N, H)), np.empty((N, H)))
+    return {"W_x": dW_xT.T, "W_h": dW_hT.T, "b": db, "x": dx}
 
 
 @pytest.mark.parametrize("pattern", ["restarts", "no_restart_after_t0"])

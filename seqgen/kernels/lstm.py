@@ -4,8 +4,8 @@ Shapes: T steps, N streams, H hidden units, G = 4H. Every array is time-major
 (T, N, ...), i.e. row t*N + n of Caffe's (T*N, ...) blobs. `cont[t, n]` is 1 where the
 step continues the previous one and 0 where a new sequence starts (h_{t-1}, c_{t-1}
 are then treated as zero and no gradient crosses that step). The input projection
-x W_x^T + b is done by the caller with one matrix product; these kernels own only the
-part that must walk the time axis.
+x W_x^T + b is folded into the time loop too: at these sizes a BLAS call per layer cost
+more than the arithmetic.
 
 Layout for speed: the recurrent weights are used transposed, W_hT (H, G), so that every
 inner loop runs over the contiguous 4H gate block as an axpy (no reductions, so it
@@ -22,21 +22,27 @@ JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
 
 @njit(**JIT)
-def lstm_forward(xproj, W_hT, cont, h, c, gates, tanh_c):
-    """Fill h, c (T+1, N, H), tanh(c) (T, N, H) and activated gates (T, N, G).
+def lstm_forward(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c):
+    """Fill h, c (T+1, N, H), tanh(c) (T, N, H) and activated gates (T, N, G) from the
+    input x (T, N, I) with W_x^T (I, G), bias b (G) and W_h^T (H, G).
 
     Row 0 of h and c holds the initial state (h_0, c_0); step t writes row t+1. A step
     that does not continue drops W_h h_{t-1} and forces f to exactly 0 (Caffe's
     behaviour in both the fork and BVLC), so c_{t-1} is ignored too. Loops index the
     arrays directly (no slicing inside the time loop: views cost reference counting).
     """
-    T, N, G = xproj.shape
+    T, N, G = gates.shape
     H = G // 4
-    zero = xproj[0, 0, 0] * 0  # 0 in the arrays' dtype
+    I = x.shape[2]
+    zero = b[0] * 0  # 0 in the arrays' dtype
     for t in range(T):
         for n in range(N):
             for j in range(G):
-                gates[t, n, j] = xproj[t, n, j]
+                gates[t, n, j] = b[j]
+            for i in range(I):
+                a = x[t, n, i]
+                for j in range(G):
+                    gates[t, n, j] += W_xT[i, j] * a
             go_on = cont[t, n] != 0
             if go_on:
                 for k in range(H):
@@ -59,8 +65,8 @@ def lstm_forward(xproj, W_hT, cont, h, c, gates, tanh_c):
 
 
 @njit(**JIT)
-def lstm_backward(top_diff, W_hT, cont, h, c, gates, tanh_c, threshold, fork_dwh,
-                  dpre, dW_hT, dh_rec, dc):
+def lstm_backward(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold, fork_dwh,
+                  dpre, dW_xT, db, dW_hT, dx, want_dx, dh_rec, dc):
     """Back-propagate top_diff (T, N, H) through the recurrence.
 
     h, c are the (T+1, N, H) buffers of lstm_forward. Writes the gate pre-activation
@@ -69,9 +75,11 @@ def lstm_backward(top_diff, W_hT, cont, h, c, gates, tanh_c, threshold, fork_dwh
     dc, as the fork does), and accumulates dW_hT (H, G). dW_h pairs dpre[t, n] with
     h_{t-1}[n] only where the step continues; with fork_dwh it reproduces the fork's CPU
     term instead: every t >= 1 whatever cont says, plus dpre[0, 0] (x) h_0[0] (batch_size
-    1 only, checked by the caller). dh_rec and dc (N, H) are scratch.
+    1 only, checked by the caller). Also accumulates dW_xT (I, G) and db (G), and writes
+    dx (T, N, I) when want_dx. dh_rec and dc (N, H) are scratch.
     """
     T, N, G = dpre.shape
+    I = x.shape[2]
     H = G // 4
     zero = dpre[0, 0, 0] * 0
     for n in range(N):
@@ -106,6 +114,18 @@ def lstm_backward(top_diff, W_hT, cont, h, c, gates, tanh_c, threshold, fork_dwh
                     for j in range(G):
                         s += W_hT[k, j] * dpre[t, n, j]
                 dh_rec[n, k] = s
+            for j in range(G):
+                db[j] += dpre[t, n, j]
+            for i in range(I):
+                a = x[t, n, i]
+                for j in range(G):
+                    dW_xT[i, j] += dpre[t, n, j] * a
+            if want_dx:
+                for i in range(I):
+                    s = zero
+                    for j in range(G):
+                        s += W_xT[i, j] * dpre[t, n, j]
+                    dx[t, n, i] = s
             if (fork_dwh and (t > 0 or n == 0)) or (not fork_dwh and go_on):
                 for k in range(H):
                     a = h[t, n, k]

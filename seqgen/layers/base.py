@@ -16,6 +16,8 @@ class Layer:
     num_tops = None
     #: Indices of bottoms that never take a gradient (clip/cont markers, labels of some losses).
     no_grad_bottoms = ()
+    #: False for layers whose forward does nothing (the Net then skips calling it).
+    runs_forward = True
 
     def __init__(self, param, phase, options=None):
         self.param = param

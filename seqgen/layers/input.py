@@ -7,6 +7,7 @@ from .base import Layer
 @register("Input")
 class InputLayer(Layer):
     num_bottoms = 0
+    runs_forward = False
 
     def setup(self, bottom, top):
         self.check_counts(bottom, top)

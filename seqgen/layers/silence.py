@@ -6,6 +6,7 @@ from .base import Layer
 @register("Silence")
 class SilenceLayer(Layer):
     num_tops = 0
+    runs_forward = False
 
     def reshape(self, bottom, top):
         pass
