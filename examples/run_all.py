@@ -6,14 +6,15 @@ Writes <out>/results.md and results.csv (configuration, mode, iterations, traini
 time, generation MSE and max abs error) and <out>/all_configs.png (every generated
 sequence over the true one). Each run keeps its own folder under <out>/runs/.
 """
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: two runs share 2 cores
+
 import argparse
 import csv
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROTOTXT = os.path.join(os.path.dirname(HERE), "prototxt")

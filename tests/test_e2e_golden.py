@@ -8,18 +8,20 @@ from seqgen.feeder import SequenceFeeder
 from seqgen.solver import Solver
 
 # Caffe itself drifts by up to 2e-5 relative between its one- and two-thread BLAS runs over
-# these 2000 iterations (fork) and 2e-6 (corrected); we measured 2.1e-5 and 1.9e-6 against
-# the recordings (float64 accumulation of the weight gradients; a float32 running sum
-# drifted to 6.9e-5). The bounds below leave about 2x margin over what we measured.
+# these 2000 iterations (fork) and 2e-6 (corrected): float32 rounding differences grow along
+# the trajectory. Against the recordings we measured, per iteration: fork max 3.4e-5 (7 of
+# 2000 iterations above 2e-5, 99% below 9.5e-6); corrected max 1.7e-6. (Summing the weight
+# gradients in one float32 running sum instead of blocks drifted to 6.9e-5.)
+# (max, 99th percentile) bounds:
 CASES = {
-    "fork": (GOLDEN / "caffe-lstm" / "e2e_short_2000", True, 5e-5),
-    "corrected": (GOLDEN / "caffe-lstm" / "corrected" / "e2e_short_2000", False, 1e-5),
+    "fork": (GOLDEN / "caffe-lstm" / "e2e_short_2000", True, 5e-5, 2e-5),
+    "corrected": (GOLDEN / "caffe-lstm" / "corrected" / "e2e_short_2000", False, 5e-6, 2e-6),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_2000_iterations_match_caffe(case):
-    folder, fork, rtol = CASES[case]
+    folder, fork, rtol, rtol99 = CASES[case]
     solver = Solver(ROOT / "prototxt" / "lstm_short_solver.prototxt",
                     options={"fork_compat": fork}, log=lambda *a: None)
     solver.net.copy_from(folder / "initial.caffemodel")
@@ -29,7 +31,9 @@ def test_2000_iterations_match_caffe(case):
     solver.step(2000)
     ref = np.loadtxt(folder / "losses.txt")
     assert np.array_equal(ref[:, 0], np.arange(2000))
-    np.testing.assert_allclose(losses, ref[:, 1], rtol=rtol, atol=0)
+    rel = np.abs(np.array(losses) - ref[:, 1]) / np.abs(ref[:, 1])
+    assert rel.max() <= rtol, f"worst iteration {rel.argmax()}: {rel.max():.2e}"
+    assert np.quantile(rel, 0.99) <= rtol99
     final = np.load(folder / "iter2000.npz")
     for key in final.files:
         layer, index = key.split("/")

@@ -121,3 +121,32 @@ def test_state_carries_between_calls_only_with_continuation():
     fresh = forward(make_layer(1), x, np.r_[0, np.ones(T - 1)].astype(np.float32))
     np.testing.assert_array_equal(restarted, fresh)
     assert np.abs(carried - fresh).max() > 1e-3
+
+
+def test_streams_split_over_threads_equal_one_thread(monkeypatch):
+    import seqgen.layers.lstm as lstm_module
+
+    rng = np.random.default_rng(8)
+    N16 = 16
+    x = rng.standard_normal((T * N16, I)).astype(np.float32)
+    clip = (rng.random(T * N16) > 0.2).astype(np.float32)
+    top_diff = rng.standard_normal((T * N16, H)).astype(np.float32)
+
+    def run_layer():
+        layer = make_layer(N16, thr=0.5)
+        bottom, top = [Blob(x.shape), Blob(clip.shape)], [Blob()]
+        bottom[0].data[...] = x
+        bottom[1].data[...] = clip
+        layer.reshape(bottom, top)
+        layer.forward(bottom, top)
+        top[0].diff[...] = top_diff
+        layer.backward(top, [True, False], bottom)
+        return [top[0].data.copy(), bottom[0].diff.copy()] + [b.diff.copy() for b in layer.blobs]
+
+    monkeypatch.setattr(lstm_module, "PARALLEL_MIN_STREAMS", 4)
+    split = run_layer()
+    assert make_layer(N16)._parts() > 1 or lstm_module.numba.get_num_threads() == 1
+    monkeypatch.setattr(lstm_module, "PARALLEL_MIN_STREAMS", 10 ** 9)
+    single = run_layer()
+    for a, b in zip(split, single):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)

@@ -1,61 +1,63 @@
 """LSTM recurrence over a whole sequence in one jitted call (gate order i, f, o, g).
 
-Shapes: T steps, N streams, H hidden units, G = 4H. Every array is time-major
+Shapes: T steps, N streams, I inputs, H hidden units, G = 4H. Every array is time-major
 (T, N, ...), i.e. row t*N + n of Caffe's (T*N, ...) blobs. `cont[t, n]` is 1 where the
-step continues the previous one and 0 where a new sequence starts (h_{t-1}, c_{t-1}
-are then treated as zero and no gradient crosses that step). The input projection
-x W_x^T + b is folded into the time loop too: at these sizes a BLAS call per layer cost
-more than the arithmetic.
+step continues the previous one and 0 where a new sequence starts (h_{t-1}, c_{t-1} are
+then treated as zero and no gradient crosses that step). h and c are (T+1, N, H) buffers
+whose row 0 holds the initial state; step t writes row t+1.
 
-Layout for speed: the recurrent weights are used transposed, W_hT (H, G), so that every
-inner loop runs over the contiguous 4H gate block as an axpy (no reductions, so it
-vectorises without reordering sums); sigmoid/tanh are the branch-free float32 versions of
-`activations`; nothing is allocated inside the time loop. The kernels are dtype-generic:
-float32 in production, float64 (exact libm activations) for finite-difference checks.
+Shaped for these small nets, where one step is a chain of dependent operations:
+- work that does not depend on the previous step (the input projection, the weight
+  gradients, dx) runs in bulk loops outside the recurrence, so the time loop carries only
+  the recurrent product, the gates and the cell;
+- weights are used transposed (W^T is (in, G)) so inner loops run over the contiguous
+  gate block as axpys and vectorise without reordering sums;
+- each phase of a step runs over all streams before the next phase, so independent
+  streams overlap; `*_parallel` splits the streams over threads (weight gradients per
+  thread, summed after);
+- sigmoid/tanh are the branch-free float32 versions of `activations`;
+- no allocation and no slicing inside the time loop (views cost reference counting).
+The kernels are dtype-generic: float32 in production, float64 for finite differences.
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .activations import FASTMATH, sigmoid, tanh
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
+BLOCK = 16  # steps per float32 partial sum of the weight gradients
 
 
 @njit(**JIT)
-def lstm_forward(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c):
-    """Fill h, c (T+1, N, H), tanh(c) (T, N, H) and activated gates (T, N, G) from the
-    input x (T, N, I) with W_x^T (I, G), bias b (G) and W_h^T (H, G).
-
-    Row 0 of h and c holds the initial state (h_0, c_0); step t writes row t+1. A step
-    that does not continue drops W_h h_{t-1} and forces f to exactly 0 (Caffe's
-    behaviour in both the fork and BVLC), so c_{t-1} is ignored too. Loops index the
-    arrays directly (no slicing inside the time loop: views cost reference counting).
-    """
+def _forward_streams(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c, n0, n1):
     T, N, G = gates.shape
     H = G // 4
     I = x.shape[2]
     zero = b[0] * 0  # 0 in the arrays' dtype
-    for t in range(T):
-        for n in range(N):
+    for t in range(T):  # input projection of every step, off the recurrent path
+        for n in range(n0, n1):
             for j in range(G):
                 gates[t, n, j] = b[j]
             for i in range(I):
                 a = x[t, n, i]
                 for j in range(G):
                     gates[t, n, j] += W_xT[i, j] * a
-            go_on = cont[t, n] != 0
-            if go_on:
+    for t in range(T):
+        for n in range(n0, n1):
+            if cont[t, n] != 0:
                 for k in range(H):
                     a = h[t, n, k]
                     for j in range(G):
                         gates[t, n, j] += W_hT[k, j] * a
+        for n in range(n0, n1):
             for j in range(3 * H):
                 gates[t, n, j] = sigmoid(gates[t, n, j])
             for j in range(3 * H, G):
                 gates[t, n, j] = tanh(gates[t, n, j])
-            if not go_on:
+            if cont[t, n] == 0:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe)
                 for k in range(H):
                     gates[t, n, H + k] = zero
+        for n in range(n0, n1):
             for k in range(H):
                 c[t + 1, n, k] = gates[t, n, H + k] * c[t, n, k] + gates[t, n, k] * gates[t, n, 3 * H + k]
             for k in range(H):
@@ -65,30 +67,38 @@ def lstm_forward(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c):
 
 
 @njit(**JIT)
-def lstm_backward(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold, fork_dwh,
-                  dpre, dW_xT, db, dW_hT, dx, want_dx, dh_rec, dc):
-    """Back-propagate top_diff (T, N, H) through the recurrence.
+def lstm_forward(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c):
+    """Fill h, c (T+1, N, H), tanh(c) (T, N, H) and activated gates (T, N, G) from the
+    input x (T, N, I) with W_x^T (I, G), bias b (G) and W_h^T (H, G).
 
-    h, c are the (T+1, N, H) buffers of lstm_forward. Writes the gate pre-activation
-    gradients into dpre (T, N, G), clipped elementwise to [-threshold, threshold] when
-    threshold > 0 (the fork's clipping_threshold; the cell path f*dc uses the unclipped
-    dc, as the fork does), and accumulates dW_hT (H, G). dW_h pairs dpre[t, n] with
-    h_{t-1}[n] only where the step continues; with fork_dwh it reproduces the fork's CPU
-    term instead: every t >= 1 whatever cont says, plus dpre[0, 0] (x) h_0[0] (batch_size
-    1 only, checked by the caller). Also accumulates dW_xT (I, G) and db (G), and writes
-    dx (T, N, I) when want_dx. dh_rec and dc (N, H) are scratch.
+    A step that does not continue drops W_h h_{t-1} and forces f to exactly 0
+    (Caffe's behaviour in both the fork and BVLC), so c_{t-1} is ignored too.
     """
+    _forward_streams(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c, 0, gates.shape[1])
+
+
+@njit(parallel=True, **JIT)
+def lstm_forward_parallel(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c, parts):
+    """lstm_forward with the streams split into `parts` groups run on separate threads."""
+    N = gates.shape[1]
+    for p in prange(parts):
+        _forward_streams(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c,
+                         p * N // parts, (p + 1) * N // parts)
+
+
+@njit(**JIT)
+def _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
+                      fork_dwh, dpre, dW_xT, db, dW_hT, dx, want_dx, dh_rec, dc, n0, n1):
     T, N, G = dpre.shape
-    I = x.shape[2]
     H = G // 4
+    I = x.shape[2]
     zero = dpre[0, 0, 0] * 0
-    for n in range(N):
+    for n in range(n0, n1):
         for k in range(H):
             dh_rec[n, k] = zero
             dc[n, k] = zero
     for t in range(T - 1, -1, -1):
-        for n in range(N):
-            go_on = cont[t, n] != 0
+        for n in range(n0, n1):
             for k in range(H):
                 gi = gates[t, n, k]
                 gf = gates[t, n, H + k]
@@ -101,33 +111,85 @@ def lstm_backward(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
                 dpre[t, n, H + k] = dct * c[t, n, k] * gf * (1 - gf)
                 dpre[t, n, 2 * H + k] = dh * tc * go * (1 - go)
                 dpre[t, n, 3 * H + k] = dct * gi * (1 - gg * gg)
-                dc[n, k] = gf * dct
-            if not go_on:
+                dc[n, k] = gf * dct  # the cell path uses the unclipped dc (the fork's order)
+            if cont[t, n] == 0:
                 for k in range(H):
                     dpre[t, n, H + k] = zero
             if threshold > 0:
                 for j in range(G):
                     dpre[t, n, j] = min(max(dpre[t, n, j], -threshold), threshold)
-            for k in range(H):
-                s = zero
-                if go_on:
+        for n in range(n0, n1):
+            if cont[t, n] != 0:
+                for k in range(H):
+                    s = zero
                     for j in range(G):
                         s += W_hT[k, j] * dpre[t, n, j]
-                dh_rec[n, k] = s
-            for j in range(G):
-                db[j] += dpre[t, n, j]
-            for i in range(I):
-                a = x[t, n, i]
+                    dh_rec[n, k] = s
+            else:
+                for k in range(H):
+                    dh_rec[n, k] = zero
+    # everything below only reads dpre: bulk loops. Weight gradients are summed in float32
+    # over blocks of BLOCK steps, then added into dW (float64 in production): accurate like
+    # a blocked BLAS sum, at float32 speed
+    part = np.empty((I + H + 1, G), dpre.dtype)
+    for t0 in range(0, T, BLOCK):
+        part[:] = zero
+        for t in range(t0, min(T, t0 + BLOCK)):
+            for n in range(n0, n1):
                 for j in range(G):
-                    dW_xT[i, j] += dpre[t, n, j] * a
-            if want_dx:
+                    part[I + H, j] += dpre[t, n, j]
+                for i in range(I):
+                    a = x[t, n, i]
+                    for j in range(G):
+                        part[i, j] += dpre[t, n, j] * a
+                if (fork_dwh and (t > 0 or n == 0)) or (not fork_dwh and cont[t, n] != 0):
+                    for k in range(H):
+                        a = h[t, n, k]
+                        for j in range(G):
+                            part[I + k, j] += dpre[t, n, j] * a
+        for j in range(G):
+            db[j] += part[I + H, j]
+        for i in range(I):
+            for j in range(G):
+                dW_xT[i, j] += part[i, j]
+        for k in range(H):
+            for j in range(G):
+                dW_hT[k, j] += part[I + k, j]
+    if want_dx:
+        for t in range(T):
+            for n in range(n0, n1):
                 for i in range(I):
                     s = zero
                     for j in range(G):
                         s += W_xT[i, j] * dpre[t, n, j]
                     dx[t, n, i] = s
-            if (fork_dwh and (t > 0 or n == 0)) or (not fork_dwh and go_on):
-                for k in range(H):
-                    a = h[t, n, k]
-                    for j in range(G):
-                        dW_hT[k, j] += dpre[t, n, j] * a
+
+
+@njit(**JIT)
+def lstm_backward(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold, fork_dwh,
+                  dpre, dW_xT, db, dW_hT, dx, want_dx, dh_rec, dc):
+    """Back-propagate top_diff (T, N, H) through the recurrence.
+
+    Writes the gate pre-activation gradients into dpre (T, N, G), clipped elementwise to
+    [-threshold, threshold] when threshold > 0 (the fork's clipping_threshold), and
+    accumulates dW_xT (I, G), db (G) and dW_hT (H, G); writes dx (T, N, I) when want_dx.
+    dW_h pairs dpre[t, n] with h_{t-1}[n] only where the step continues; with fork_dwh it
+    reproduces the fork's CPU term instead: every t >= 1 whatever cont says, plus
+    dpre[0, 0] (x) h_0[0] (batch_size 1 only, checked by the caller).
+    dh_rec and dc (N, H) are scratch.
+    """
+    _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
+                      fork_dwh, dpre, dW_xT, db, dW_hT, dx, want_dx, dh_rec, dc,
+                      0, dpre.shape[1])
+
+
+@njit(parallel=True, **JIT)
+def lstm_backward_parallel(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
+                           fork_dwh, dpre, dW_xT, db, dW_hT, dx, want_dx, dh_rec, dc, parts):
+    """lstm_backward over `parts` stream groups on separate threads; dW_xT, db, dW_hT
+    carry a leading `parts` axis (one accumulator per group) that the caller sums."""
+    N = dpre.shape[1]
+    for p in prange(parts):
+        _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
+                          fork_dwh, dpre, dW_xT[p], db[p], dW_hT[p], dx, want_dx, dh_rec, dc,
+                          p * N // parts, (p + 1) * N // parts)

@@ -7,13 +7,18 @@ The fork's CPU layer mis-indexes clip and mixes streams when batch_size > 1, and
 adds terms for steps that do not continue; seqgen computes the exact gradient unless the
 net is built with options {"fork_compat": True}, which reproduces that dW_h term (N = 1).
 """
+import numba
 import numpy as np
 
 from ..blob import Blob
 from ..fillers import fill
-from ..kernels.lstm import lstm_backward, lstm_forward
+from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
+                            lstm_forward_parallel)
 from ..registry import register
 from .base import Layer
+
+# From this many streams on, a layer splits its streams over the available threads.
+PARALLEL_MIN_STREAMS = 8
 
 
 @register("Lstm")
@@ -105,6 +110,12 @@ class LstmLayer(Layer):
         return tuple(blob.data for blob in self.blobs)
 
     # -- compute -------------------------------------------------------------------------
+    def _parts(self):
+        """Stream groups to run on separate threads: several streams and cores, else 1."""
+        if self.N < PARALLEL_MIN_STREAMS:
+            return 1
+        return max(1, min(numba.get_num_threads(), self.N // (PARALLEL_MIN_STREAMS // 2)))
+
     def forward(self, bottom, top):
         T, N, H = self._T, self.N, self.H
         W_x, W_h, b = (blob.data for blob in self.blobs)
@@ -117,8 +128,13 @@ class LstmLayer(Layer):
             self._h[0] = self._c[0] = 0
         self._W_xT = np.ascontiguousarray(W_x.T)
         self._W_hT = np.ascontiguousarray(W_h.T)
-        lstm_forward(x, self._W_xT, b, self._W_hT, self._cont, self._h, self._c, self._gates,
-                     self._tanh_c)
+        args = (x, self._W_xT, b, self._W_hT, self._cont, self._h, self._c, self._gates,
+                self._tanh_c)
+        parts = self._parts()
+        if parts > 1:
+            lstm_forward_parallel(*args, parts)
+        else:
+            lstm_forward(*args)
         top[0].data[...] = self._h[1:].reshape(T * N, H)
         self.h_T = self._h[T].copy()
         self.c_T = self._c[T].copy()
@@ -127,17 +143,24 @@ class LstmLayer(Layer):
         T, N, H = self._T, self.N, self.H
         I = self._W_xT.shape[0]
         x = bottom[0].data.reshape(T, N, I)
-        # weight gradients accumulate transposed (contiguous gate rows), then are added
-        # accumulated in float64: a float32 running sum over T*N steps drifts from Caffe's
-        # blocked BLAS sums enough to show in the 2000-iteration golden run
-        grads = np.zeros((I + H + 1, 4 * H), np.float64)
+        parts = self._parts()
+        # weight gradients accumulate transposed (contiguous gate rows) and in float64: a
+        # float32 running sum over T*N steps drifts from Caffe's blocked BLAS sums enough
+        # to show in the 2000-iteration golden run
+        grads = np.zeros((parts, I + H + 1, 4 * H), np.float64)
         scratch = np.empty((2, N, H), np.float32)
-        db = grads[I + H]
         dx = bottom[0].diff.reshape(T, N, I) if propagate_down[0] else scratch[:, :, :0]
-        lstm_backward(top[0].diff.reshape(T, N, H), x, self._W_xT, self._W_hT, self._cont,
-                      self._h, self._c, self._gates, self._tanh_c, np.float32(self.threshold),
-                      self.fork_dwh, self._dpre, grads[:I], db, grads[I:I + H], dx,
-                      bool(propagate_down[0]), scratch[0], scratch[1])
+        args = (top[0].diff.reshape(T, N, H), x, self._W_xT, self._W_hT, self._cont, self._h,
+                self._c, self._gates, self._tanh_c, np.float32(self.threshold), self.fork_dwh,
+                self._dpre)
+        if parts > 1:
+            lstm_backward_parallel(*args, grads[:, :I], grads[:, I + H], grads[:, I:I + H], dx,
+                                   bool(propagate_down[0]), scratch[0], scratch[1], parts)
+            grads = grads.sum(axis=0)
+        else:
+            grads = grads[0]
+            lstm_backward(*args, grads[:I], grads[I + H], grads[I:I + H], dx,
+                          bool(propagate_down[0]), scratch[0], scratch[1])
         self.blobs[0].diff += grads[:I].T
         self.blobs[1].diff += grads[I:I + H].T
-        self.blobs[2].diff += db
+        self.blobs[2].diff += grads[I + H]

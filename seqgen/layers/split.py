@@ -1,7 +1,10 @@
 """`Split`: one bottom shared by several tops; gradients of the tops are summed.
 
-The Net inserts it automatically when one blob feeds several layers, as Caffe does.
+The Net inserts it automatically when one blob feeds several layers, as Caffe does. Like
+Caffe's, the tops share the bottom's data array (no copy); each top has its own diff.
 """
+import numpy as np
+
 from ..registry import register
 from .base import Layer
 
@@ -9,14 +12,16 @@ from .base import Layer
 @register("Split")
 class SplitLayer(Layer):
     num_bottoms = 1
+    runs_forward = False  # the tops alias the bottom's data
 
     def reshape(self, bottom, top):
         for blob in top:
-            blob.reshape(bottom[0].shape)
+            if blob.diff.shape != bottom[0].shape:
+                blob.diff = np.zeros(bottom[0].shape, np.float32)
+            blob.data = bottom[0].data
 
     def forward(self, bottom, top):
-        for blob in top:
-            blob.data[...] = bottom[0].data
+        pass
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
