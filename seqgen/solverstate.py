@@ -1,13 +1,10 @@
 """`.solverstate` files: Caffe's binary SolverState (iter, learned_net, history, current_step)."""
 import os
 
-import numpy as np
-from google.protobuf.message import DecodeError
-
 from .errors import SeqgenError
 from .fileio import atomic_write_bytes
 from .proto import caffe_pb2
-from .weights import blob_from_proto, blob_shape, blob_to_proto
+from .weights import blob_from_proto, blob_shape, blob_to_proto, read_message
 
 
 def write_solverstate(solver, path, model_path):
@@ -20,17 +17,7 @@ def write_solverstate(solver, path, model_path):
 
 
 def read_solverstate(solver, path):
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as e:
-        raise SeqgenError(f"{path}: cannot read solver state ({e.strerror})") from None
-    state = caffe_pb2.SolverState()
-    try:
-        state.ParseFromString(raw)
-    except (DecodeError, ValueError, RuntimeError) as e:
-        raise SeqgenError(f"{path}: not a valid .solverstate (truncated or another kind of "
-                          f"file: {e})") from None
+    state = read_message(path, caffe_pb2.SolverState(), ".solverstate (binary SolverState)")
     if not state.HasField("iter") or len(state.history) != len(solver.history):
         raise SeqgenError(f"{path}: this solver state holds {len(state.history)} history blobs, "
                           f"but the solver for this net needs {len(solver.history)} (is it from "

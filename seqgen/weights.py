@@ -43,21 +43,26 @@ def _shape_fits(declared, target, legacy):
     return tuple(declared) == tuple(target)
 
 
-def read_net_binary(path):
-    """Parse a binary NetParameter file with errors a user can act on."""
+def read_message(path, message, what):
+    """Parse a binary protobuf file into `message`; `what` names the kind in errors."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
-        raise SeqgenError(f"{path}: cannot read weights file ({e.strerror})") from None
+        raise SeqgenError(f"{path}: cannot read {what} ({e.strerror})") from None
     if not raw:
-        raise SeqgenError(f"{path}: the weights file is empty")
-    param = caffe_pb2.NetParameter()
+        raise SeqgenError(f"{path}: the {what} is empty")
     try:
-        param.ParseFromString(raw)
+        message.ParseFromString(raw)
     except (DecodeError, ValueError, RuntimeError) as e:
-        raise SeqgenError(f"{path}: not a valid .caffemodel (binary NetParameter): the file is "
-                          f"truncated or of another kind ({e})") from None
+        raise SeqgenError(f"{path}: not a valid {what}: the file is truncated or of another "
+                          f"kind ({e})") from None
+    return message
+
+
+def read_net_binary(path):
+    """Parse a binary NetParameter file with errors a user can act on."""
+    param = read_message(path, caffe_pb2.NetParameter(), ".caffemodel (binary NetParameter)")
     if not len(param.layer) and not len(param.layers):
         raise SeqgenError(f"{path}: not a .caffemodel: it holds no layers (is it a "
                           ".solverstate or another file?)")
