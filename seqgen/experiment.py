@@ -20,7 +20,8 @@ from .fileio import write_csv_atomic
 from .progress import Progress
 from .proto import caffe_pb2
 from .prototxt import parse_solver_text, read_net, read_solver
-from .runs import latest_run, new_run_dir, read_run, run_of_weights, write_run
+from .runs import (latest_run, new_run_dir, read_run, remember_run, run_of_weights,
+                   write_run)
 from .solver import Solver
 
 
@@ -172,8 +173,12 @@ def train_sequence(path, iters=None, weights=None, mode="previous", data=None,
             "fork_compat": fork_compat, "solver": os.path.abspath(path), "max_iter": total,
             "random_seed": param.random_seed}
     write_run(folder, info)
+    remember_run(folder)
     log(f"Training {name} on {source} ({len(feeder.sequence)} steps in chunks of {feeder.T}), "
         f"input mode '{mode}', {total - solver.iter} iterations; run folder {folder}")
+    if len(sequence) > len(feeder.sequence):
+        log(f"Note: the last {len(sequence) - len(feeder.sequence)} steps of {source} do not "
+            "fill a chunk and are not used")
 
     caught = []
 

@@ -125,24 +125,36 @@ def plot_loss(iterations, losses, path, title=None) -> None:
     _save_png(fig, path)
 
 
+def generated_header(dims: int) -> tuple:
+    """``step,true,generated`` for one dimension; ``step,true_1..D,generated_1..D`` for D."""
+    if dims == 1:
+        return GENERATED_HEADER
+    return ("step",) + tuple(f"true_{d + 1}" for d in range(dims)) + tuple(
+        f"generated_{d + 1}" for d in range(dims))
+
+
 def write_generated_csv(path, generated, true=None, steps=None) -> None:
-    """Write ``step,true,generated`` atomically; ``true`` may be None or shorter than
-    ``generated`` (the missing cells are left empty)."""
-    gen = np.asarray(generated).reshape(-1)
+    """Write the generated sequence (L,) or (L, D), and the true one where it exists,
+    atomically; ``true`` may be None or shorter than ``generated`` (cells left empty)."""
+    gen = np.asarray(generated)
+    gen = gen.reshape(len(gen), -1)
+    dims = gen.shape[1]
     st = np.arange(len(gen)) if steps is None else np.asarray(steps).reshape(-1)
     if len(st) != len(gen):
         raise ValueError(f"write_generated_csv: {len(st)} steps but {len(gen)} generated values")
-    tru = None if true is None else np.asarray(true).reshape(-1)
-    if tru is not None and len(tru) > len(gen):
-        raise ValueError(f"write_generated_csv: {len(tru)} true values but {len(gen)} steps")
-    write_csv_atomic(path, GENERATED_HEADER, [st, tru, gen])
+    tru = None if true is None else np.asarray(true).reshape(len(true), -1)
+    if tru is not None and (len(tru) > len(gen) or tru.shape[1] != dims):
+        raise ValueError(f"write_generated_csv: true values {tru.shape} do not fit {gen.shape}")
+    true_cols = [None if tru is None else tru[:, d] for d in range(dims)]
+    write_csv_atomic(path, generated_header(dims), [st] + true_cols + [gen[:, d] for d in range(dims)])
 
 
 def read_generated_csv(path) -> dict:
-    """Read a ``step,true,generated`` CSV into ``{"step": int64, "true": float32 or None,
-    "generated": float32}``.  ``true`` holds the leading rows that have a true value (empty cells
-    are allowed only after the last one); it is None when the column is empty throughout.
-    NaN/inf are accepted (a diverged run still gets plotted)."""
+    """Read a generated CSV into ``{"step": int64, "true": float32 or None, "generated":
+    float32}`` (1-D arrays for one dimension, (L, D) for several). ``true`` holds the leading
+    rows that have true values (empty cells are allowed only after the last one); it is None
+    when those columns are empty throughout. NaN/inf are accepted (a diverged run still gets
+    plotted)."""
     path = Path(path)
     if not path.is_file():
         raise SeqgenError(f"{path}: file not found")
@@ -155,54 +167,62 @@ def read_generated_csv(path) -> dict:
         raise SeqgenError(f"{path}: cannot read: {e.strerror or e}") from None
     if not lines or not lines[0].strip():
         raise SeqgenError(f"{path}: file is empty; expected the header 'step,true,generated'")
-    header = [c.strip() for c in next(csv.reader([lines[0]]))]
-    if tuple(header) != GENERATED_HEADER:
-        raise SeqgenError(
-            f"{path}: line 1: header is {','.join(header)!r}, expected 'step,true,generated'"
-        )
+    header = tuple(c.strip() for c in next(csv.reader([lines[0]])))
+    dims = (len(header) - 1) // 2
+    if dims < 1 or header != generated_header(dims):
+        raise SeqgenError(f"{path}: line 1: header is {','.join(header)!r}, expected "
+                          "'step,true,generated' (or step,true_1..D,generated_1..D)")
     steps, trues, gens = [], [], []
-    true_ended_at = None  # line of the first empty 'true' cell
+    true_ended_at = None  # line of the first row without true values
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
         cells = [c.strip() for c in next(csv.reader([line]))]
-        if len(cells) != 3:
-            raise SeqgenError(f"{path}: line {lineno}: expected 3 columns, found {len(cells)}")
-        s, t, g = cells
+        if len(cells) != len(header):
+            raise SeqgenError(f"{path}: line {lineno}: expected {len(header)} columns, "
+                              f"found {len(cells)}")
         try:
-            step = int(s)
+            step = int(cells[0])
         except ValueError:
-            raise SeqgenError(f"{path}: line {lineno}, column 1: step {s!r} is not an integer") from None
-        try:
-            gv = float(g)
-        except ValueError:
-            what = "empty" if g == "" else f"{g!r} is not a number"
-            raise SeqgenError(f"{path}: line {lineno}, column 3: generated value {what}") from None
-        if t == "":
+            raise SeqgenError(f"{path}: line {lineno}, column 1: step {cells[0]!r} is not an "
+                              "integer") from None
+        row = []
+        for col in range(1 + dims, 1 + 2 * dims):
+            g = cells[col]
+            try:
+                row.append(float(g))
+            except ValueError:
+                what = "empty" if g == "" else f"{g!r} is not a number"
+                raise SeqgenError(f"{path}: line {lineno}, column {col + 1}: generated value "
+                                  f"{what}") from None
+        true_cells = cells[1:1 + dims]
+        if all(t == "" for t in true_cells):
             if true_ended_at is None:
                 true_ended_at = lineno
         else:
             if true_ended_at is not None:
                 raise SeqgenError(
                     f"{path}: line {lineno}, column 2: true value after the empty cell on line "
-                    f"{true_ended_at} (true values must be a leading run of rows)"
-                )
-            try:
-                trues.append(float(t))
-            except ValueError:
-                raise SeqgenError(
-                    f"{path}: line {lineno}, column 2: true value {t!r} is not a number"
-                ) from None
+                    f"{true_ended_at} (true values must be a leading run of rows)")
+            values = []
+            for col, t in enumerate(true_cells, start=2):
+                try:
+                    values.append(float(t))
+                except ValueError:
+                    raise SeqgenError(f"{path}: line {lineno}, column {col}: true value {t!r} "
+                                      "is not a number") from None
+            trues.append(values)
         steps.append(step)
-        gens.append(gv)
+        gens.append(row)
     if not steps:
         raise SeqgenError(f"{path}: no data rows after the header")
     with np.errstate(over="ignore"):
-        return {
-            "step": np.array(steps, dtype=np.int64),
-            "true": np.array(trues, dtype=np.float32) if trues else None,
-            "generated": np.array(gens, dtype=np.float32),
-        }
+        gen = np.array(gens, dtype=np.float32)
+        tru = np.array(trues, dtype=np.float32) if trues else None
+    if dims == 1:
+        gen = gen[:, 0]
+        tru = None if tru is None else tru[:, 0]
+    return {"step": np.array(steps, dtype=np.int64), "true": tru, "generated": gen}
 
 
 def plot_generated_csv(csv_path, png_path, prime: int = 0, title=None) -> dict:

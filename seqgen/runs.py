@@ -12,6 +12,7 @@ from .fileio import atomic_write_text
 
 RUNS_DIR = "runs"
 RUN_FILE = "run.json"
+LAST_RUN = ".seqgen_last_run"  # in the working directory: the folder of the latest run
 
 
 def new_run_dir(name, base=RUNS_DIR):
@@ -40,8 +41,21 @@ def read_run(folder):
         raise SeqgenError(f"{path}: cannot read run record ({e})") from None
 
 
+def remember_run(folder):
+    """Note `folder` as the latest run of the working directory (also when it is --out)."""
+    atomic_write_text(LAST_RUN, os.path.abspath(folder) + "\n")
+
+
 def latest_run(base=RUNS_DIR):
-    """The most recently updated run folder under `base` that has a snapshot."""
+    """The latest run started from this working directory, else the most recently updated
+    run folder under `base`."""
+    try:
+        with open(LAST_RUN) as f:
+            noted = f.read().strip()
+        if os.path.exists(os.path.join(noted, RUN_FILE)):
+            return noted
+    except OSError:
+        pass
     candidates = []
     if os.path.isdir(base):
         for entry in os.scandir(base):
