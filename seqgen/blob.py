@@ -7,9 +7,10 @@ class Blob:
 
     __slots__ = ("data", "diff")
 
-    def __init__(self, shape=(0,)):
-        self.data = np.zeros(tuple(shape), np.float32)
-        self.diff = np.zeros(tuple(shape), np.float32)
+    def __init__(self, shape=(0,), dtype=np.float32):
+        """float32 as in Caffe; float64 blobs are for finite-difference gradient checks."""
+        self.data = np.zeros(tuple(shape), dtype)
+        self.diff = np.zeros(tuple(shape), dtype)
 
     @property
     def shape(self):
@@ -29,8 +30,8 @@ class Blob:
             shape = shape[0]
         shape = tuple(int(s) for s in shape)
         if shape != self.data.shape:
-            self.data = np.zeros(shape, np.float32)
-            self.diff = np.zeros(shape, np.float32)
+            self.data = np.zeros(shape, self.data.dtype)
+            self.diff = np.zeros(shape, self.data.dtype)
 
     def share_data(self, other):
         """Make this blob use another blob's arrays (weight sharing between nets)."""

@@ -15,7 +15,8 @@ def run(params, x, cont, h0, c0, R):
     h, c = np.zeros((T + 1, N, H)), np.zeros((T + 1, N, H))
     h[0], c[0] = h0, c0
     tc, gates = np.zeros((T, N, H)), np.zeros((T, N, 4 * H))
-    lstm_forward(x, np.ascontiguousarray(W_x.T), b, np.ascontiguousarray(W_h.T), cont, h, c,
+    bias = np.broadcast_to(b, (N, 4 * H)).copy()
+    lstm_forward(x, np.ascontiguousarray(W_x.T), bias, np.ascontiguousarray(W_h.T), cont, h, c,
                  gates, tc)
     return float(np.sum(h[1:] * R)), (h, c, gates, tc)
 
@@ -24,27 +25,30 @@ def analytic(params, x, cont, h0, c0, R):
     W_x, W_h, b = params
     _, (h, c, gates, tc) = run(params, x, cont, h0, c0, R)
     dpre = np.zeros((T, N, 4 * H))
-    dW_xT, db, dW_hT = np.zeros((I, 4 * H)), np.zeros(4 * H), np.zeros((H, 4 * H))
+    dW_xT, dbias, dW_hT = np.zeros((I, 4 * H)), np.zeros((N, 4 * H)), np.zeros((H, 4 * H))
     dx = np.zeros_like(x)
     lstm_backward(R, x, np.ascontiguousarray(W_x.T), np.ascontiguousarray(W_h.T), cont, h, c,
-                  gates, tc, 0.0, False, dpre, dW_xT, db, dW_hT, dx, True,
-                  np.empty((N, H)), np.empty((N, H)))
-    return {"W_x": dW_xT.T, "W_h": dW_hT.T, "b": db, "x": dx}
+                  gates, tc, 0.0, False, dpre, dW_xT, dbias, dW_hT, dx, True,
+                  np.zeros((N, H)), np.zeros((N, H)))
+    return {"W_x": dW_xT.T, "W_h": dW_hT.T, "b": dbias.sum(0), "x": dx}
 
 
-@pytest.mark.parametrize("pattern", ["restarts", "no_restart_after_t0"])
+@pytest.mark.parametrize("pattern", ["restarts", "no_restart_after_t0", "fractional"])
 def test_gradient_matches_finite_differences(pattern):
     rng = np.random.default_rng(11)
     W_x, W_h, b = (0.5 * rng.standard_normal(s) for s in [(4 * H, I), (4 * H, H), (4 * H,)])
     x = rng.standard_normal((T, N, I))
     h0, c0 = 0.5 * rng.standard_normal((N, H)), 0.5 * rng.standard_normal((N, H))
     R = rng.standard_normal((T, N, H))
-    cont = np.ones((T, N), np.uint8)
+    cont = np.ones((T, N))
     cont[0] = (1, 0, 1)  # stream 1 restarts at t=0 although a carried state exists
     if pattern == "restarts":
         cont[3, 0] = 0  # mid-sequence restarts
         cont[2, 2] = 0
         cont[4, 2] = 0
+    if pattern == "fractional":  # BVLC's forward for cont values other than 0 and 1
+        cont[2, 0] = 0.5
+        cont[4, 1] = 0.25
     inputs = {"W_x": W_x, "W_h": W_h, "b": b, "x": x}
     grads = analytic((W_x, W_h, b), x, cont, h0, c0, R)
     eps = 1e-6

@@ -1,10 +1,12 @@
 """LSTM recurrence over a whole sequence in one jitted call (gate order i, f, o, g).
 
 Shapes: T steps, N streams, I inputs, H hidden units, G = 4H. Every array is time-major
-(T, N, ...), i.e. row t*N + n of Caffe's (T*N, ...) blobs. `cont[t, n]` is 1 where the
-step continues the previous one and 0 where a new sequence starts (h_{t-1}, c_{t-1} are
-then treated as zero and no gradient crosses that step). h and c are (T+1, N, H) buffers
-whose row 0 holds the initial state; step t writes row t+1.
+(T, N, ...), i.e. row t*N + n of Caffe's (T*N, ...) blobs. `cont[t, n]` (float) is 1 where
+the step continues the previous one and 0 where a new sequence starts (h_{t-1}, c_{t-1} are
+then treated as zero and no gradient crosses that step). Other values follow BVLC Caffe's
+forward: h_{t-1} and the forget gate are scaled by cont (the gradient computed here is the
+exact one). h and c are (T+1, N, H) buffers whose row 0 holds the initial state; step t
+writes row t+1. `bias` is per stream (N, G): the layer's bias plus any static input term.
 
 Shaped for these small nets, where one step is a chain of dependent operations:
 - work that does not depend on the previous step (the input projection, the weight
@@ -29,24 +31,25 @@ BLOCK = 16  # steps per float32 partial sum of the weight gradients
 
 
 @njit(**JIT)
-def _forward_streams(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c, n0, n1):
+def _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, n0, n1):
     T, N, G = gates.shape
     H = G // 4
     I = x.shape[2]
-    zero = b[0] * 0  # 0 in the arrays' dtype
+    zero = bias[0, 0] * 0  # 0 in the arrays' dtype
     for t in range(T):  # input projection of every step, off the recurrent path
         for n in range(n0, n1):
             for j in range(G):
-                gates[t, n, j] = b[j]
+                gates[t, n, j] = bias[n, j]
             for i in range(I):
                 a = x[t, n, i]
                 for j in range(G):
                     gates[t, n, j] += W_xT[i, j] * a
     for t in range(T):
         for n in range(n0, n1):
-            if cont[t, n] != 0:
+            m = cont[t, n]
+            if m != 0:
                 for k in range(H):
-                    a = h[t, n, k]
+                    a = h[t, n, k] * m
                     for j in range(G):
                         gates[t, n, j] += W_hT[k, j] * a
         for n in range(n0, n1):
@@ -54,9 +57,13 @@ def _forward_streams(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c, n0, n1):
                 gates[t, n, j] = sigmoid(gates[t, n, j])
             for j in range(3 * H, G):
                 gates[t, n, j] = tanh(gates[t, n, j])
-            if cont[t, n] == 0:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe)
+            m = cont[t, n]
+            if m == 0:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe)
                 for k in range(H):
                     gates[t, n, H + k] = zero
+            elif m != 1:  # BVLC: f = cont * sigmoid(.)
+                for k in range(H):
+                    gates[t, n, H + k] *= m
         for n in range(n0, n1):
             for k in range(H):
                 c[t + 1, n, k] = gates[t, n, H + k] * c[t, n, k] + gates[t, n, k] * gates[t, n, 3 * H + k]
@@ -67,38 +74,37 @@ def _forward_streams(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c, n0, n1):
 
 
 @njit(**JIT)
-def lstm_forward(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c):
-    """Fill h, c (T+1, N, H), tanh(c) (T, N, H) and activated gates (T, N, G) from the
-    input x (T, N, I) with W_x^T (I, G), bias b (G) and W_h^T (H, G).
+def lstm_forward(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c):
+    """Fill h, c (T+1, N, H), tanh(c) (T, N, H) and activated gates (T, N, G; f already
+    scaled by cont) from the input x (T, N, I) with W_x^T (I, G), bias (N, G), W_h^T (H, G).
 
     A step that does not continue drops W_h h_{t-1} and forces f to exactly 0
     (Caffe's behaviour in both the fork and BVLC), so c_{t-1} is ignored too.
     """
-    _forward_streams(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c, 0, gates.shape[1])
+    _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, 0, gates.shape[1])
 
 
 @njit(parallel=True, **JIT)
-def lstm_forward_parallel(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c, parts):
+def lstm_forward_parallel(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, parts):
     """lstm_forward with the streams split into `parts` groups run on separate threads."""
     N = gates.shape[1]
     for p in prange(parts):
-        _forward_streams(x, W_xT, b, W_hT, cont, h, c, gates, tanh_c,
+        _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c,
                          p * N // parts, (p + 1) * N // parts)
 
 
 @njit(**JIT)
 def _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
-                      fork_dwh, dpre, dW_xT, db, dW_hT, dx, want_dx, dh_rec, dc, n0, n1):
+                      fork_dwh, dpre, dW_xT, dbias, dW_hT, dx, want_dx, dh_rec, dc, n0, n1):
     T, N, G = dpre.shape
     H = G // 4
     I = x.shape[2]
     zero = dpre[0, 0, 0] * 0
-    for n in range(n0, n1):
-        for k in range(H):
-            dh_rec[n, k] = zero
-            dc[n, k] = zero
     for t in range(T - 1, -1, -1):
         for n in range(n0, n1):
+            m = cont[t, n]
+            # f = m * s, so df/dpre = m s (1 - s) = f (1 - f / m); f is 0 where m is 0
+            inv_m = 1 / m if m != 0 else zero
             for k in range(H):
                 gi = gates[t, n, k]
                 gf = gates[t, n, H + k]
@@ -108,47 +114,51 @@ def _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, thresh
                 dh = top_diff[t, n, k] + dh_rec[n, k]
                 dct = dc[n, k] + dh * go * (1 - tc * tc)
                 dpre[t, n, k] = dct * gg * gi * (1 - gi)
-                dpre[t, n, H + k] = dct * c[t, n, k] * gf * (1 - gf)
+                dpre[t, n, H + k] = dct * c[t, n, k] * gf * (1 - gf * inv_m)
                 dpre[t, n, 2 * H + k] = dh * tc * go * (1 - go)
                 dpre[t, n, 3 * H + k] = dct * gi * (1 - gg * gg)
                 dc[n, k] = gf * dct  # the cell path uses the unclipped dc (the fork's order)
-            if cont[t, n] == 0:
-                for k in range(H):
-                    dpre[t, n, H + k] = zero
             if threshold > 0:
                 for j in range(G):
                     dpre[t, n, j] = min(max(dpre[t, n, j], -threshold), threshold)
         for n in range(n0, n1):
-            if cont[t, n] != 0:
+            m = cont[t, n]
+            if m != 0:
                 for k in range(H):
                     s = zero
                     for j in range(G):
                         s += W_hT[k, j] * dpre[t, n, j]
-                    dh_rec[n, k] = s
+                    dh_rec[n, k] = s * m
             else:
                 for k in range(H):
                     dh_rec[n, k] = zero
     # everything below only reads dpre: bulk loops. Weight gradients are summed in float32
     # over blocks of BLOCK steps, then added into dW (float64 in production): accurate like
     # a blocked BLAS sum, at float32 speed
-    part = np.empty((I + H + 1, G), dpre.dtype)
+    part = np.empty((I + H, G), dpre.dtype)
+    pbias = np.empty((n1 - n0, G), dpre.dtype)
     for t0 in range(0, T, BLOCK):
         part[:] = zero
+        pbias[:] = zero
         for t in range(t0, min(T, t0 + BLOCK)):
             for n in range(n0, n1):
                 for j in range(G):
-                    part[I + H, j] += dpre[t, n, j]
+                    pbias[n - n0, j] += dpre[t, n, j]
                 for i in range(I):
                     a = x[t, n, i]
                     for j in range(G):
                         part[i, j] += dpre[t, n, j] * a
-                if (fork_dwh and (t > 0 or n == 0)) or (not fork_dwh and cont[t, n] != 0):
+                m = cont[t, n]
+                if fork_dwh:
+                    m = 1 if t > 0 or n == 0 else 0
+                if m != 0:
                     for k in range(H):
-                        a = h[t, n, k]
+                        a = h[t, n, k] * m
                         for j in range(G):
                             part[I + k, j] += dpre[t, n, j] * a
-        for j in range(G):
-            db[j] += part[I + H, j]
+        for n in range(n0, n1):
+            for j in range(G):
+                dbias[n, j] += pbias[n - n0, j]
         for i in range(I):
             for j in range(G):
                 dW_xT[i, j] += part[i, j]
@@ -167,29 +177,30 @@ def _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, thresh
 
 @njit(**JIT)
 def lstm_backward(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold, fork_dwh,
-                  dpre, dW_xT, db, dW_hT, dx, want_dx, dh_rec, dc):
+                  dpre, dW_xT, dbias, dW_hT, dx, want_dx, dh_rec, dc):
     """Back-propagate top_diff (T, N, H) through the recurrence.
 
+    dh_rec and dc (N, H) come in holding the gradient on the final state h_T, c_T (zeros
+    when nothing uses them) and go out holding the gradient on the initial state h_0, c_0.
     Writes the gate pre-activation gradients into dpre (T, N, G), clipped elementwise to
     [-threshold, threshold] when threshold > 0 (the fork's clipping_threshold), and
-    accumulates dW_xT (I, G), db (G) and dW_hT (H, G); writes dx (T, N, I) when want_dx.
-    dW_h pairs dpre[t, n] with h_{t-1}[n] only where the step continues; with fork_dwh it
-    reproduces the fork's CPU term instead: every t >= 1 whatever cont says, plus
+    accumulates dW_xT (I, G), dbias (N, G: per stream) and dW_hT (H, G); writes
+    dx (T, N, I) when want_dx. dW_h pairs dpre[t, n] with cont * h_{t-1}[n]; with fork_dwh
+    it reproduces the fork's CPU term instead: every t >= 1 whatever cont says, plus
     dpre[0, 0] (x) h_0[0] (batch_size 1 only, checked by the caller).
-    dh_rec and dc (N, H) are scratch.
     """
     _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
-                      fork_dwh, dpre, dW_xT, db, dW_hT, dx, want_dx, dh_rec, dc,
+                      fork_dwh, dpre, dW_xT, dbias, dW_hT, dx, want_dx, dh_rec, dc,
                       0, dpre.shape[1])
 
 
 @njit(parallel=True, **JIT)
 def lstm_backward_parallel(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
-                           fork_dwh, dpre, dW_xT, db, dW_hT, dx, want_dx, dh_rec, dc, parts):
-    """lstm_backward over `parts` stream groups on separate threads; dW_xT, db, dW_hT
-    carry a leading `parts` axis (one accumulator per group) that the caller sums."""
+                           fork_dwh, dpre, dW_xT, dbias, dW_hT, dx, want_dx, dh_rec, dc, parts):
+    """lstm_backward over `parts` stream groups on separate threads; dW_xT and dW_hT carry
+    a leading `parts` axis (one accumulator per group) that the caller sums."""
     N = dpre.shape[1]
     for p in prange(parts):
         _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
-                          fork_dwh, dpre, dW_xT[p], db[p], dW_hT[p], dx, want_dx, dh_rec, dc,
+                          fork_dwh, dpre, dW_xT[p], dbias, dW_hT[p], dx, want_dx, dh_rec, dc,
                           p * N // parts, (p + 1) * N // parts)

@@ -78,8 +78,11 @@ class LstmLayer(Layer):
             self._gates = np.zeros((T, N, 4 * H), np.float32)
             self._tanh_c = np.zeros((T, N, H), np.float32)
             self._dpre = np.zeros((T, N, 4 * H), np.float32)
-            self._cont = np.ones((T, N), np.uint8)
+            self._cont = np.ones((T, N), np.float32)
             self._cont[0] = 0
+            self._bias = np.zeros((N, 4 * H), np.float32)
+            self._dbias = np.zeros((N, 4 * H), np.float64)
+            self._scratch = np.zeros((2, N, H), np.float32)
 
     # -- recurrent state ---------------------------------------------------------------
     def reset_state(self):
@@ -122,14 +125,15 @@ class LstmLayer(Layer):
         x = bottom[0].data.reshape(T, N, -1)
         if len(bottom) > 1:
             # "continues" = nonzero marker (the fork tests it as a bool, not a multiplier)
-            np.not_equal(bottom[1].data.reshape(T, N), 0, out=self._cont.view(bool))
+            np.not_equal(bottom[1].data.reshape(T, N), 0, out=self._cont)
             self._h[0], self._c[0] = self.h_T, self.c_T
         else:
             self._h[0] = self._c[0] = 0
         self._W_xT = np.ascontiguousarray(W_x.T)
         self._W_hT = np.ascontiguousarray(W_h.T)
-        args = (x, self._W_xT, b, self._W_hT, self._cont, self._h, self._c, self._gates,
-                self._tanh_c)
+        self._bias[...] = b
+        args = (x, self._W_xT, self._bias, self._W_hT, self._cont, self._h, self._c,
+                self._gates, self._tanh_c)
         parts = self._parts()
         if parts > 1:
             lstm_forward_parallel(*args, parts)
@@ -147,20 +151,22 @@ class LstmLayer(Layer):
         # weight gradients accumulate transposed (contiguous gate rows) and in float64: a
         # float32 running sum over T*N steps drifts from Caffe's blocked BLAS sums enough
         # to show in the 2000-iteration golden run
-        grads = np.zeros((parts, I + H + 1, 4 * H), np.float64)
-        scratch = np.empty((2, N, H), np.float32)
+        grads = np.zeros((parts, I + H, 4 * H), np.float64)
+        self._dbias[...] = 0
+        scratch = self._scratch
+        scratch[...] = 0  # no gradient arrives on the final state (it only feeds the next call)
         dx = bottom[0].diff.reshape(T, N, I) if propagate_down[0] else scratch[:, :, :0]
         args = (top[0].diff.reshape(T, N, H), x, self._W_xT, self._W_hT, self._cont, self._h,
                 self._c, self._gates, self._tanh_c, np.float32(self.threshold), self.fork_dwh,
                 self._dpre)
         if parts > 1:
-            lstm_backward_parallel(*args, grads[:, :I], grads[:, I + H], grads[:, I:I + H], dx,
+            lstm_backward_parallel(*args, grads[:, :I], self._dbias, grads[:, I:], dx,
                                    bool(propagate_down[0]), scratch[0], scratch[1], parts)
             grads = grads.sum(axis=0)
         else:
             grads = grads[0]
-            lstm_backward(*args, grads[:I], grads[I + H], grads[I:I + H], dx,
+            lstm_backward(*args, grads[:I], self._dbias, grads[I:], dx,
                           bool(propagate_down[0]), scratch[0], scratch[1])
         self.blobs[0].diff += grads[:I].T
-        self.blobs[1].diff += grads[I:I + H].T
-        self.blobs[2].diff += grads[I + H]
+        self.blobs[1].diff += grads[I:].T
+        self.blobs[2].diff += self._dbias.sum(axis=0)
