@@ -99,12 +99,13 @@ def _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, thresh
     T, N, G = dpre.shape
     H = G // 4
     I = x.shape[2]
-    zero = dpre[0, 0, 0] * 0
+    zero = dpre[0, 0, 0] * 0  # typed constants: a bare 1 or 0 would promote to float64
+    one = zero + 1
     for t in range(T - 1, -1, -1):
         for n in range(n0, n1):
             m = cont[t, n]
             # f = m * s, so df/dpre = m s (1 - s) = f (1 - f / m); f is 0 where m is 0
-            inv_m = 1 / m if m != 0 else zero
+            inv_m = one / m if m != 0 else zero
             for k in range(H):
                 gi = gates[t, n, k]
                 gf = gates[t, n, H + k]
@@ -150,7 +151,7 @@ def _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, thresh
                         part[i, j] += dpre[t, n, j] * a
                 m = cont[t, n]
                 if fork_dwh:
-                    m = 1 if t > 0 or n == 0 else 0
+                    m = one if t > 0 or n == 0 else zero
                 if m != 0:
                     for k in range(H):
                         a = h[t, n, k] * m
