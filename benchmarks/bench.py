@@ -155,7 +155,8 @@ def memory_growth(iters):
     from seqgen.feeder import SequenceFeeder
     from seqgen.solver import Solver
 
-    solver = Solver(os.path.join(PROTOTXT, "lstm_short_solver.prototxt"), log=lambda *a: None)
+    solver = Solver(os.path.join(PROTOTXT, "lstm_short_solver.prototxt"), log=lambda *a: None,
+                    out_dir=tempfile.mkdtemp())  # its snapshots go there, not into the cwd
     solver.before_forward = SequenceFeeder(solver.net, sinusoid(320), "previous")
     solver.step(1000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
