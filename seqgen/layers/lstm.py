@@ -83,6 +83,10 @@ class LstmLayer(Layer):
             self._bias = np.zeros((N, 4 * H), np.float32)
             self._dbias = np.zeros((N, 4 * H), np.float64)
             self._scratch = np.zeros((2, N, H), np.float32)
+            self._nparts = self._parts()
+            self._grads = np.zeros((self._nparts, I + H, 4 * H), np.float64)
+        # the top is a view of the state buffer's rows 1..T: no copy after forward
+        top[0].data = self._h[1:].reshape(R, H)
 
     # -- recurrent state ---------------------------------------------------------------
     def reset_state(self):
@@ -129,32 +133,32 @@ class LstmLayer(Layer):
             self._h[0], self._c[0] = self.h_T, self.c_T
         else:
             self._h[0] = self._c[0] = 0
-        self._W_xT = np.ascontiguousarray(W_x.T)
-        self._W_hT = np.ascontiguousarray(W_h.T)
+        self._W_xT = W_x.T.copy()
+        self._W_hT = W_h.T.copy()
         self._bias[...] = b
         args = (x, self._W_xT, self._bias, self._W_hT, self._cont, self._h, self._c,
                 self._gates, self._tanh_c)
-        parts = self._parts()
+        parts = self._nparts
         if parts > 1:
             lstm_forward_parallel(*args, parts)
         else:
             lstm_forward(*args)
-        top[0].data[...] = self._h[1:].reshape(T * N, H)
-        self.h_T = self._h[T].copy()
-        self.c_T = self._c[T].copy()
+        self.h_T = self._h[T]  # views: row 0 is refilled from them before the next call
+        self.c_T = self._c[T]
 
     def backward(self, top, propagate_down, bottom):
         T, N, H = self._T, self.N, self.H
         I = self._W_xT.shape[0]
         x = bottom[0].data.reshape(T, N, I)
-        parts = self._parts()
+        parts = self._nparts
         # weight gradients accumulate transposed (contiguous gate rows) and in float64: a
         # float32 running sum over T*N steps drifts from Caffe's blocked BLAS sums enough
         # to show in the 2000-iteration golden run
-        grads = np.zeros((parts, I + H, 4 * H), np.float64)
-        self._dbias[...] = 0
+        grads = self._grads
+        grads.fill(0)
+        self._dbias.fill(0)
         scratch = self._scratch
-        scratch[...] = 0  # no gradient arrives on the final state (it only feeds the next call)
+        scratch.fill(0)  # no gradient arrives on the final state (it only feeds the next call)
         dx = bottom[0].diff.reshape(T, N, I) if propagate_down[0] else scratch[:, :, :0]
         args = (top[0].diff.reshape(T, N, H), x, self._W_xT, self._W_hT, self._cont, self._h,
                 self._c, self._gates, self._tanh_c, np.float32(self.threshold), self.fork_dwh,
