@@ -12,6 +12,12 @@ def seed(value):
     _rng = np.random.default_rng(None if value is None or value < 0 else int(value))
 
 
+def generator():
+    """The shared random generator (seeded by the solver's random_seed), for layers that
+    draw at run time such as Dropout."""
+    return _rng
+
+
 def _fans(shape):
     # Caffe: fan_in = count / shape[0], fan_out = count / shape[1] (shape[0] for 1-D)
     count = int(np.prod(shape))

@@ -1,0 +1,414 @@
+"""`LSTM` and `RNN`: BVLC Caffe's recurrent layers (recurrent_param), computed by the numba
+kernels instead of Caffe's internal unrolled net.
+
+Bottoms: x (T, N, ...; axes 2 and later are flattened to I inputs), cont (T, N), an optional
+x_static (N, ...; flattened from axis 1 to S inputs), then with expose_hidden the initial
+states h_0 (1, N, H) [and c_0 for the LSTM]. A static input is present when there are more
+bottoms than 2 + the number of exposed states. Tops: h (LSTM) or o (RNN), (T, N, H); with
+expose_hidden also h_T [and c_T], (1, N, H).
+
+Parameter blobs, in BVLC's order (the .caffemodel, solverstate and `param {}` order):
+  LSTM: W_xc (4H, I), b_c (4H), [W_xc_static (4H, S)], W_hc (4H, H); gates i, f, o, g
+  RNN:  W_xh (H, I), b_h (H), [W_xh_static (H, S)], W_hh (H, H), W_ho (H, H), b_o (H)
+weight_filler fills every matrix and bias_filler every bias (both default to constant 0).
+
+Equations (cont_t multiplies the previous state; the static term has no bias, is added at
+every step and is not masked by cont):
+  LSTM: G = W_xc x_t + b_c + W_xc_static x_static + W_hc (cont_t h_{t-1});
+        f = 0 where cont_t == 0, else cont_t * sigmoid(G_f);  c_t = f c_{t-1} + i g;
+        h_t = o tanh(c_t)
+  RNN:  h_t = tanh(W_xh x_t + b_h + W_xh_static x_static + W_hh (cont_t h_{t-1}));
+        o_t = tanh(W_ho h_t + b_o)
+
+Hidden state between calls: without expose_hidden, each forward call starts from the
+final h_T [c_T] of the previous call (zeros for a fresh layer), multiplied by cont[0] like
+any other step, and backward stops at the start of the call (truncated BPTT). With
+expose_hidden, the initial state comes from the h_0/c_0 bottoms on every call and nothing
+is carried. `reset_state`/`get_state`/`set_state` read and write the carried state
+({"h": (N, H)[, "c": (N, H)]}) for step-at-a-time use.
+
+Where seqgen deliberately differs from BVLC (BVLC commit 9b891540):
+- T and N may change from one call to the next (BVLC fixes T at setup). When N changes, the
+  carried state no longer fits and is reset to zeros.
+- With expose_hidden, gradients flow into the h_0/c_0 bottoms and from diffs placed on the
+  h_T/c_T tops. BVLC shares only the data of those blobs with its unrolled net, so it
+  always leaves zero in the h_0/c_0 diffs and ignores h_T/c_T top diffs; with zero top
+  diffs on h_T/c_T every other gradient here equals BVLC's.
+- For cont values other than 0 and 1 the forward is BVLC's, but the gradient is the exact
+  derivative. BVLC differentiates the forget gate as if the cont-scaled f were a plain
+  sigmoid (f (1 - f) instead of cont s (1 - s)), which is off by about 1e-2 relative on its
+  own test data; every gradient that passes through such a step differs accordingly.
+No gradient is computed for cont (BVLC refuses to).
+"""
+import numba
+import numpy as np
+
+from ..blob import Blob
+from ..fillers import fill
+from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
+                            lstm_forward_parallel)
+from ..kernels.rnn import rnn_backward, rnn_forward
+from ..registry import register
+from .base import Layer
+from .lstm import PARALLEL_MIN_STREAMS
+
+
+def _flat(shape):
+    return int(np.prod(shape, dtype=np.int64))
+
+
+class _Recurrent(Layer):
+    """What the LSTM and RNN share: bottoms and tops, parameters, the carried state."""
+
+    no_grad_bottoms = (1,)
+    #: names of the recurrent states, in exposed bottom/top order
+    STATES = ()
+    #: name of the main top, for messages
+    _main_top = "h"
+
+    # -- setup ---------------------------------------------------------------------------
+    def _param_specs(self, I, S):
+        """[(name, shape, is_bias)] in BVLC's blob order."""
+        raise NotImplementedError
+
+    def setup(self, bottom, top):
+        p = self.param.recurrent_param
+        self.H = int(p.num_output)
+        if self.H <= 0:
+            raise self.error("recurrent_param.num_output must be > 0")
+        self.expose = bool(p.expose_hidden)
+        exposed = len(self.STATES) if self.expose else 0
+        plain = 2 + exposed
+        if len(bottom) not in (plain, plain + 1):
+            states = "".join(f", {s}_0" for s in self.STATES) if self.expose else ""
+            raise self.error(
+                f"needs bottoms x, cont, [x_static]{states} ({plain} or {plain + 1} blobs"
+                f"{' with expose_hidden' if self.expose else ''}), got {len(bottom)}")
+        self.static = len(bottom) == plain + 1
+        self._first_state = 3 if self.static else 2  # index of h_0 among the bottoms
+        want_tops = 1 + exposed
+        if len(top) != want_tops:
+            names = ", ".join((self._main_top,) + tuple(f"{s}_T" for s in self.STATES[:exposed]))
+            raise self.error(f"needs {want_tops} top blob(s) ({names}), got {len(top)}")
+        x = bottom[0]
+        if x.data.ndim < 2:
+            raise self.error(f"the x bottom must have at least 2 axes (T, N, ...), got "
+                             f"shape {x.shape}")
+        self.dtype = x.data.dtype if x.data.dtype in (np.float32, np.float64) else np.float32
+        self.I = _flat(x.shape[2:])
+        self.S = 0
+        if self.static:
+            xs = bottom[2]
+            if xs.data.ndim < 1:
+                raise self.error("the static bottom must have at least 1 axis (N, ...)")
+            self.S = _flat(xs.shape[1:])
+        where = f"layer '{self.name}'"
+        self.param_names = []
+        self.blobs = []
+        for name, shape, is_bias in self._param_specs(self.I, self.S):
+            blob = Blob(shape, self.dtype)
+            blob.data[...] = fill(p.bias_filler if is_bias else p.weight_filler, shape, where)
+            self.blobs.append(blob)
+            self.param_names.append(name)
+        self.N = int(x.shape[1])
+        self._TN = None
+        self.reset_state()
+
+    def reshape(self, bottom, top):
+        x = bottom[0]
+        names = list(self.param.bottom) + [f"#{i}" for i in range(len(self.param.bottom),
+                                                                  len(bottom))]
+        if x.data.ndim < 2:
+            raise self.error(f"bottom '{names[0]}' must have at least 2 axes (T, N, ...), "
+                             f"got shape {x.shape}")
+        T, N = int(x.shape[0]), int(x.shape[1])
+        if T == 0 or N == 0:
+            raise self.error(f"bottom '{names[0]}' is empty (shape {x.shape})")
+        I = _flat(x.shape[2:])
+        if I != self.I:
+            raise self.error(f"bottom '{names[0]}' of shape {x.shape} has {I} inputs per "
+                             f"step (axes 2 on), but the weights expect {self.I}")
+        if tuple(bottom[1].shape) != (T, N):
+            raise self.error(f"cont bottom '{names[1]}' must have shape (T, N) = {(T, N)}, "
+                             f"got {bottom[1].shape}")
+        if self.static:
+            xs = bottom[2]
+            if xs.data.ndim < 1 or xs.shape[0] != N or _flat(xs.shape[1:]) != self.S:
+                raise self.error(f"static bottom '{names[2]}' must have N = {N} rows of "
+                                 f"{self.S} values, got shape {xs.shape}")
+        if self.expose:
+            for k, state in enumerate(self.STATES):
+                b = bottom[self._first_state + k]
+                if tuple(b.shape) != (1, N, self.H):
+                    raise self.error(f"initial state bottom '{names[self._first_state + k]}' "
+                                     f"({state}_0) must have shape {(1, N, self.H)}, got {b.shape}")
+        if N != self.N:
+            self.N = N
+            self.reset_state()  # a carried state of another batch size cannot continue
+        if self._TN != (T, N):
+            self._TN = (T, N)
+            self._T = T
+            self._allocate(T, N)
+        top[0].reshape(T, N, self.H)
+        for t in top[1:]:
+            t.reshape(1, N, self.H)
+
+    def _allocate(self, T, N):
+        raise NotImplementedError
+
+    # -- recurrent state -----------------------------------------------------------------
+    def reset_state(self):
+        if self.expose:
+            self._carry = None
+            return
+        self._carry = {s: np.zeros((self.N, self.H), self.dtype) for s in self.STATES}
+
+    def get_state(self):
+        if self._carry is None:
+            return None
+        return {s: v.copy() for s, v in self._carry.items()}
+
+    def set_state(self, state):
+        if state is None:
+            self.reset_state()
+            return
+        if self.expose:
+            raise self.error("with expose_hidden the initial state comes from the "
+                             f"{'/'.join(s + '_0' for s in self.STATES)} bottoms; there is no "
+                             "carried state to set")
+        new = {}
+        for s in self.STATES:
+            if s not in state:
+                raise self.error(f"state needs key '{s}' (keys: {', '.join(self.STATES)})")
+            value = np.asarray(state[s])
+            if value.shape == (1, self.N, self.H):
+                value = value[0]
+            if value.shape != (self.N, self.H):
+                raise self.error(f"state '{s}' must have shape {(self.N, self.H)}, "
+                                 f"got {value.shape}")
+            new[s] = np.array(value, self.dtype)
+        self._carry = new
+
+    def _initial_state(self, bottom, k, buffer):
+        """Row 0 of a (T+1, N, H) state buffer: exposed bottom k or the carried state."""
+        if self.expose:
+            buffer[0] = bottom[self._first_state + k].data.reshape(self.N, self.H)
+        else:
+            buffer[0] = self._carry[self.STATES[k]]
+
+    def _parts(self):
+        """Stream groups to run on separate threads (as the fork's Lstm layer does)."""
+        if self.N < PARALLEL_MIN_STREAMS:
+            return 1
+        return max(1, min(numba.get_num_threads(), self.N // (PARALLEL_MIN_STREAMS // 2)))
+
+    def _static_bias(self, bottom, bias, b, W_s):
+        """bias (N, out) = b + W_s x_static (the same at every step)."""
+        bias[...] = b
+        if self.static:
+            bias += bottom[2].data.reshape(self.N, self.S) @ W_s.T
+
+    def _static_backward(self, bottom, propagate_down, dbias, W_s, dW_s):
+        """Gradients of the static term from the per-stream bias gradient dbias (N, out)."""
+        if not self.static:
+            return
+        xs = bottom[2].data.reshape(self.N, self.S)
+        dW_s += dbias.T @ xs
+        if propagate_down[2]:
+            bottom[2].diff.reshape(self.N, self.S)[...] = dbias @ W_s
+
+
+@register("LSTM")
+class LSTMLayer(_Recurrent):
+    """BVLC's LSTM (see the module docstring)."""
+
+    num_bottoms = (2, 5)
+    num_tops = (1, 3)
+    STATES = ("h", "c")
+
+    def _param_specs(self, I, S):
+        G, H = 4 * self.H, self.H
+        specs = [("W_xc", (G, I), False), ("b_c", (G,), True)]
+        if self.static:
+            specs.append(("W_xc_static", (G, S), False))
+        specs.append(("W_hc", (G, H), False))
+        return specs
+
+    def _weights(self):
+        """(W_xc, b_c, W_xc_static or None, W_hc) data arrays."""
+        d = [blob.data for blob in self.blobs]
+        return (d[0], d[1], d[2], d[3]) if self.static else (d[0], d[1], None, d[2])
+
+    @property
+    def lstm_weights(self):
+        """(W_x (4H, I), W_h (4H, H), b (4H)) for compiled generation of LSTM stacks.
+
+        Only a plain (x, cont) LSTM has them: with a static input or exposed states the
+        attribute does not exist, so `generate.stack_plan` falls back to the step loop."""
+        if self.static or self.expose:
+            raise AttributeError("lstm_weights: only for an LSTM without x_static and "
+                                 "without expose_hidden")
+
+        def weights():
+            W_x, b, _, W_h = self._weights()
+            return W_x, W_h, b
+        return weights
+
+    def _allocate(self, T, N):
+        H, G, dt = self.H, 4 * self.H, self.dtype
+        self._h = np.zeros((T + 1, N, H), dt)  # row 0: the initial state
+        self._c = np.zeros((T + 1, N, H), dt)
+        self._gates = np.zeros((T, N, G), dt)
+        self._tanh_c = np.zeros((T, N, H), dt)
+        self._dpre = np.zeros((T, N, G), dt)
+        self._cont = np.zeros((T, N), dt)
+        self._bias = np.zeros((N, G), dt)
+        self._dbias = np.zeros((N, G), np.float64)
+        self._dstate = np.zeros((2, N, H), dt)  # gradient on (h, c): final in, initial out
+        self._no_dx = np.zeros((0, 0, 0), dt)
+
+    def forward(self, bottom, top):
+        T, N = self._TN
+        H, dt = self.H, self.dtype
+        W_x, b, W_s, W_h = self._weights()
+        x = bottom[0].data.reshape(T, N, self.I)
+        np.copyto(self._cont, bottom[1].data.reshape(T, N))
+        self._W_xT = np.ascontiguousarray(W_x.T, dt)
+        self._W_hT = np.ascontiguousarray(W_h.T, dt)
+        self._static_bias(bottom, self._bias, b, W_s)
+        self._initial_state(bottom, 0, self._h)
+        self._initial_state(bottom, 1, self._c)
+        args = (x, self._W_xT, self._bias, self._W_hT, self._cont, self._h, self._c,
+                self._gates, self._tanh_c)
+        parts = self._parts()
+        if parts > 1:
+            lstm_forward_parallel(*args, parts)
+        else:
+            lstm_forward(*args)
+        top[0].data[...] = self._h[1:]
+        if self.expose:
+            top[1].data[0] = self._h[T]
+            top[2].data[0] = self._c[T]
+        else:
+            self._carry = {"h": self._h[T].copy(), "c": self._c[T].copy()}
+
+    def backward(self, top, propagate_down, bottom):
+        T, N = self._TN
+        H, I = self.H, self.I
+        W_x, b, W_s, W_h = self._weights()
+        x = bottom[0].data.reshape(T, N, I)
+        dh, dc = self._dstate[0], self._dstate[1]
+        if self.expose:  # gradient arriving on h_T, c_T (BVLC ignores it)
+            dh[...] = top[1].diff.reshape(N, H)
+            dc[...] = top[2].diff.reshape(N, H)
+        else:
+            self._dstate[...] = 0
+        want_dx = bool(propagate_down[0])
+        dx = bottom[0].diff.reshape(T, N, I) if want_dx else self._no_dx
+        parts = self._parts()
+        # transposed float64 accumulators, as in the Lstm layer
+        grads = np.zeros((parts, I + H, 4 * H), np.float64)
+        self._dbias[...] = 0
+        args = (top[0].diff.reshape(T, N, H), x, self._W_xT, self._W_hT, self._cont, self._h,
+                self._c, self._gates, self._tanh_c, np.float32(0), False, self._dpre)
+        if parts > 1:
+            lstm_backward_parallel(*args, grads[:, :I], self._dbias, grads[:, I:], dx, want_dx,
+                                   dh, dc, parts)
+            grads = grads.sum(axis=0)
+        else:
+            grads = grads[0]
+            lstm_backward(*args, grads[:I], self._dbias, grads[I:], dx, want_dx, dh, dc)
+        blobs = self.blobs
+        blobs[0].diff += grads[:I].T
+        blobs[1].diff += self._dbias.sum(axis=0)
+        if self.static:
+            self._static_backward(bottom, propagate_down, self._dbias, W_s, blobs[2].diff)
+        blobs[-1].diff += grads[I:].T
+        if self.expose:  # dh, dc now hold the gradient on h_0, c_0
+            for k, d in enumerate((dh, dc)):
+                if propagate_down[self._first_state + k]:
+                    bottom[self._first_state + k].diff.reshape(N, H)[...] = d
+
+
+@register("RNN")
+class RNNLayer(_Recurrent):
+    """BVLC's RNN (see the module docstring)."""
+
+    num_bottoms = (2, 4)
+    num_tops = (1, 2)
+    STATES = ("h",)
+    _main_top = "o"
+
+    def _param_specs(self, I, S):
+        H = self.H
+        specs = [("W_xh", (H, I), False), ("b_h", (H,), True)]
+        if self.static:
+            specs.append(("W_xh_static", (H, S), False))
+        specs += [("W_hh", (H, H), False), ("W_ho", (H, H), False), ("b_o", (H,), True)]
+        return specs
+
+    def _weights(self):
+        """(W_xh, b_h, W_xh_static or None, W_hh, W_ho, b_o) data arrays."""
+        d = [blob.data for blob in self.blobs]
+        return tuple(d) if self.static else (d[0], d[1], None, d[2], d[3], d[4])
+
+    def _allocate(self, T, N):
+        H, dt = self.H, self.dtype
+        self._h = np.zeros((T + 1, N, H), dt)  # row 0: the initial state
+        self._o = np.zeros((T, N, H), dt)  # own copy: the top may be changed in place later
+        self._cont = np.zeros((T, N), dt)
+        self._bias = np.zeros((N, H), dt)
+        self._dpre_o = np.zeros((T, N, H), dt)
+        self._dpre_h = np.zeros((T, N, H), dt)
+        self._dbias = np.zeros((N, H), np.float64)
+        self._dh = np.zeros((N, H), dt)
+        self._no_dx = np.zeros((0, 0, 0), dt)
+
+    def forward(self, bottom, top):
+        T, N = self._TN
+        dt = self.dtype
+        W_xh, b_h, W_s, W_hh, W_ho, b_o = self._weights()
+        x = bottom[0].data.reshape(T, N, self.I)
+        np.copyto(self._cont, bottom[1].data.reshape(T, N))
+        self._W_xhT = np.ascontiguousarray(W_xh.T, dt)
+        self._W_hhT = np.ascontiguousarray(W_hh.T, dt)
+        self._W_hoT = np.ascontiguousarray(W_ho.T, dt)
+        self._static_bias(bottom, self._bias, b_h, W_s)
+        self._initial_state(bottom, 0, self._h)
+        rnn_forward(x, self._W_xhT, self._bias, self._W_hhT, self._W_hoT,
+                    np.ascontiguousarray(b_o, dt), self._cont, self._h, self._o)
+        top[0].data[...] = self._o
+        if self.expose:
+            top[1].data[0] = self._h[T]
+        else:
+            self._carry = {"h": self._h[T].copy()}
+
+    def backward(self, top, propagate_down, bottom):
+        T, N = self._TN
+        H, I = self.H, self.I
+        W_xh, b_h, W_s, W_hh, W_ho, b_o = self._weights()
+        x = bottom[0].data.reshape(T, N, I)
+        dh = self._dh
+        if self.expose:  # gradient arriving on h_T (BVLC ignores it)
+            dh[...] = top[1].diff.reshape(N, H)
+        else:
+            dh[...] = 0
+        want_dx = bool(propagate_down[0])
+        dx = bottom[0].diff.reshape(T, N, I) if want_dx else self._no_dx
+        grads = np.zeros((I + 2 * H, H), np.float64)  # W_xh^T, W_hh^T, W_ho^T
+        db_o = np.zeros(H, np.float64)
+        self._dbias[...] = 0
+        rnn_backward(top[0].diff.reshape(T, N, H), x, self._W_xhT, self._W_hhT, self._W_hoT,
+                     self._cont, self._h, self._o, self._dpre_o,
+                     self._dpre_h, grads[:I], self._dbias, grads[I:I + H], grads[I + H:],
+                     db_o, dx, want_dx, dh)
+        blobs = self.blobs
+        blobs[0].diff += grads[:I].T
+        blobs[1].diff += self._dbias.sum(axis=0)
+        if self.static:
+            self._static_backward(bottom, propagate_down, self._dbias, W_s, blobs[2].diff)
+        blobs[-3].diff += grads[I:I + H].T
+        blobs[-2].diff += grads[I + H:].T
+        blobs[-1].diff += db_o
+        if self.expose and propagate_down[self._first_state]:
+            bottom[self._first_state].diff.reshape(N, H)[...] = dh  # gradient on h_0
