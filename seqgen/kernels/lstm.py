@@ -47,7 +47,12 @@ def _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, n0, n1):
     for t in range(T):
         for n in range(n0, n1):
             m = cont[t, n]
-            if m != 0:
+            if m == 1:  # the common case, kept free of the scaling (it vectorises better)
+                for k in range(H):
+                    a = h[t, n, k]
+                    for j in range(G):
+                        gates[t, n, j] += W_hT[k, j] * a
+            elif m != 0:
                 for k in range(H):
                     a = h[t, n, k] * m
                     for j in range(G):
@@ -99,8 +104,8 @@ def _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, thresh
     T, N, G = dpre.shape
     H = G // 4
     I = x.shape[2]
-    zero = dpre[0, 0, 0] * 0  # typed constants: a bare 1 or 0 would promote to float64
-    one = zero + 1
+    zero = dpre[0, 0, 0] * 0  # typed constants: a bare int literal promotes float32 to float64
+    one = zero + np.float32(1)  # float32 stays float32; float64 arrays promote it
     for t in range(T - 1, -1, -1):
         for n in range(n0, n1):
             m = cont[t, n]
@@ -149,12 +154,23 @@ def _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, thresh
                     a = x[t, n, i]
                     for j in range(G):
                         part[i, j] += dpre[t, n, j] * a
-                m = cont[t, n]
+                # dW_h pairs dpre with the h_{t-1} that entered: cont * h (0 at a restart);
+                # the fork's term instead uses h at every t >= 1 (and h_0 of stream 0)
                 if fork_dwh:
-                    m = one if t > 0 or n == 0 else zero
-                if m != 0:
+                    scaled = False
+                    use = t > 0 or n == 0
+                else:
+                    m = cont[t, n]
+                    scaled = m != 1
+                    use = m != 0
+                if use and not scaled:
                     for k in range(H):
-                        a = h[t, n, k] * m
+                        a = h[t, n, k]
+                        for j in range(G):
+                            part[I + k, j] += dpre[t, n, j] * a
+                elif use:
+                    for k in range(H):
+                        a = h[t, n, k] * cont[t, n]
                         for j in range(G):
                             part[I + k, j] += dpre[t, n, j] * a
         for n in range(n0, n1):
