@@ -1,7 +1,8 @@
 """seqgen: run, train and generate from Caffe recurrent nets without Caffe.
 
-The names a pycaffe user reaches for: `seqgen.Net(prototxt, weights=None, phase=TEST)`,
-`seqgen.TRAIN` / `seqgen.TEST`, `seqgen.get_solver(path)`.
+The names a pycaffe user reaches for: `seqgen.Net(prototxt, weights=None, phase=TEST)`
+(also pycaffe's `Net(prototxt, phase)` and `Net(prototxt, weights, phase)`),
+`seqgen.TRAIN` / `seqgen.TEST`, `seqgen.get_solver(path)`. See docs/coming_from_pycaffe.md.
 """
 import os
 
@@ -11,6 +12,7 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+from . import prototxt  # noqa: E402  (seqgen.prototxt.read_net / parse_net_text)
 from .errors import SeqgenError  # noqa: E402
 from .net import TEST, TRAIN, Net  # noqa: E402
 from .solver import Solver  # noqa: E402
@@ -19,8 +21,15 @@ __version__ = "0.1.0"
 
 
 def get_solver(path, **kwargs):
-    """A Solver for a solver prototxt (pycaffe's caffe.get_solver)."""
+    """A Solver for a solver prototxt (pycaffe's caffe.get_solver): `solver.net`,
+    `solver.step(n)`, `solver.solve()`, `solver.snapshot()`, `solver.restore(path)`,
+    `solver.iter`."""
     return Solver(path, **kwargs)
 
 
-__all__ = ["Net", "Solver", "SeqgenError", "TRAIN", "TEST", "get_solver", "__version__"]
+def set_mode_cpu():
+    """pycaffe's caffe.set_mode_cpu(): seqgen always runs on the CPU, so nothing to do."""
+
+
+__all__ = ["Net", "Solver", "SeqgenError", "TRAIN", "TEST", "get_solver", "set_mode_cpu",
+           "__version__"]

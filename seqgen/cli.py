@@ -50,10 +50,17 @@ def cmd_plot(args):
         print(f"Wrote {path}")
 
 
+def cmd_info(args):
+    from .info import net_info
+
+    print(net_info(args.net, args.phase))
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="seqgen",
-        description="Train and run Caffe recurrent nets (caffe-lstm Lstm) without Caffe.")
+        description="Train and run Caffe recurrent nets (caffe-lstm Lstm, BVLC LSTM/RNN) "
+                    "without Caffe.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks on errors")
@@ -64,10 +71,13 @@ def build_parser():
     t.add_argument("net_or_solver", metavar="NET_OR_SOLVER")
     t.add_argument("--iters", type=_positive_int, help="override the solver's max_iter")
     t.add_argument("--weights", help="start from this .caffemodel (layers matched by name)")
-    t.add_argument("--input", choices=["previous", "zero"], default="previous",
-                   help="data input: the previous value (default) or always 0 (the fork's)")
+    t.add_argument("--input", choices=["previous", "zero"],
+                   help="sequence data input: the previous value (default) or always 0 "
+                        "(the fork's)")
     t.add_argument("--data", metavar="SPEC",
-                   help="sinusoid[:LENGTH] or a .csv/.txt/.npy file (default: the net's sinusoid)")
+                   help="sinusoid[:LENGTH] or a .csv/.txt/.npy sequence (default: the net's "
+                        "sinusoid), or an .npz with one array per input blob (walked along "
+                        "axis 0 in chunks of the input's length when longer)")
     t.add_argument("--fork-compat", action="store_true",
                    help="reproduce the caffe-lstm fork's dW_h term (batch_size 1 only)")
     t.add_argument("--no-feedback", action="store_true",
@@ -86,6 +96,13 @@ def build_parser():
     g.add_argument("--data", metavar="SPEC", help="true sequence (default: the run's)")
     g.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
     g.set_defaults(func=cmd_generate)
+
+    i = sub.add_parser("info", parents=[common],
+                       help="print the net's layers, blob shapes and parameters as Caffe logs them")
+    i.add_argument("net", metavar="NET", help="net prototxt (or a solver naming one)")
+    i.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"], default="TRAIN",
+                   help="which phase's layers to build (default: TRAIN)")
+    i.set_defaults(func=cmd_info)
 
     p = sub.add_parser("plot", parents=[common], help="redraw the figures of a run or a generated.csv")
     p.add_argument("target", nargs="?", metavar="RUN_OR_CSV",

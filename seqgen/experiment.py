@@ -12,7 +12,7 @@ import numpy as np
 
 from .data import resolve_source
 from .errors import SeqgenError
-from .feeder import MODES, SequenceFeeder
+from .feeder import MODES, NpzFeeder, SequenceFeeder
 from .generate import generate
 from .net import TEST, Net
 from .plot import plot_generation, plot_loss, write_generated_csv
@@ -54,12 +54,21 @@ def _is_solver(path):
                     or param.HasField("train_net_param"))
 
 
+def _default_prefix(param, solver_path):
+    """Snapshots of a solver without snapshot_prefix are named after its file (as the
+    Solver does when it reads the file itself), not after '<SolverParameter>'."""
+    if not param.snapshot_prefix:
+        stem = os.path.splitext(os.path.basename(solver_path))[0]
+        param.snapshot_prefix = stem.replace("_solver", "")
+
+
 def resolve_solver(path, log=print):
     """(SolverParameter, net file) for a solver file or a net file."""
     if not os.path.exists(path):
         raise SeqgenError(f"{path}: no such file")
     if _is_solver(path):
         param = read_solver(path)
+        _default_prefix(param, path)
         return param, param.net or param.train_net
     stem, _ = os.path.splitext(path)
     beside = stem + "_solver.prototxt"
@@ -67,6 +76,7 @@ def resolve_solver(path, log=print):
         log(f"Using the solver beside the net: {beside}")
         param = read_solver(beside)
         param.net = os.path.abspath(path)
+        _default_prefix(param, beside)
         return param, path
     log(f"No {os.path.basename(beside)} beside the net: using the caffe-lstm example's solver "
         "settings (SGD, base_lr 1e-4, momentum 0.95, max_iter 100000)")
@@ -120,18 +130,36 @@ class FeedbackSchedule:
         self.feeder(solver)
 
 
-def train_sequence(path, iters=None, weights=None, mode="previous", data=None,
+def is_npz_spec(spec):
+    return spec is not None and str(spec).lower().endswith(".npz")
+
+
+def train_sequence(path, iters=None, weights=None, mode=None, data=None,
                    fork_compat=False, out=None, resume=None, feedback=True, log=print):
-    """Train a sequence net (solver or net file); returns the run folder."""
-    if mode not in MODES:
+    """Train a net (solver or net file); returns the run folder.
+
+    What feeds the net's inputs, by `data`:
+    - a sequence (sinusoid[:N], .csv, .txt, .npy; default: the net's sinusoid) walked
+      as the fork's lstm_sequence driver does, with input `mode` "previous" (default) or
+      "zero" (SequenceFeeder);
+    - an .npz file with one array per input blob (NpzFeeder);
+    - nothing, when `data` is None and the net has no Input blobs: its own data layers
+      (HDF5Data) read the data.
+    """
+    if mode is not None and mode not in MODES:
         raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not '{mode}'")
     param, net_path = resolve_solver(path, log)
     if iters is not None:
         if iters <= 0:
             raise SeqgenError(f"--iters must be positive, got {iters}")
         param.max_iter = iters
-    spec = data or default_data_spec(net_path)
-    source, sequence = resolve_source(spec)
+    npz = is_npz_spec(data)
+    if npz and mode is not None:
+        raise SeqgenError(f"--input {mode} is for sequence data; {data} gives every input "
+                          "blob its values as they are")
+    source = sequence = None
+    if data is not None and not npz:
+        source, sequence = resolve_source(data)
     name = os.path.splitext(os.path.basename(net_path))[0]
     folder = out or new_run_dir(name)
     if not param.HasField("random_seed") or param.random_seed < 0:
@@ -141,24 +169,45 @@ def train_sequence(path, iters=None, weights=None, mode="previous", data=None,
     options = {"fork_compat": fork_compat}
     solver = Solver(param, options=options, out_dir=folder, log=log)
     net = solver.net
-    feeder = SequenceFeeder(net, sequence, mode, source)
+    if npz:
+        kind, spec = "npz", str(data)
+        feeder = NpzFeeder(net, data)
+        what = f"{data} ({feeder.describe()})"
+    elif data is None and not net.inputs:
+        if mode is not None:
+            raise SeqgenError(f"--input {mode}: the net has no Input blobs; its own data "
+                              "layers feed it")
+        kind, spec, feeder = "own", None, None
+        readers = sorted({layer.type for layer in net.layers if not layer.param.bottom
+                          and layer.param.top}) or ["none"]
+        what = f"the data its own layers read ({', '.join(readers)})"
+    else:
+        kind, spec = "sequence", data or default_data_spec(net_path)
+        if sequence is None:
+            source, sequence = resolve_source(spec)
+        mode = mode or "previous"
+        feeder = SequenceFeeder(net, sequence, mode, source)
+        what = (f"{source} ({len(feeder.sequence)} steps in chunks of {feeder.T}), "
+                f"input mode '{mode}'")
     if weights:
         net.copy_from(weights)
         log(f"Loaded weights from {weights}")
-    elif not resume:
+    elif not resume and kind == "sequence":
         for layer in net.layers:
             if hasattr(layer, "set_forget_bias"):
                 layer.set_forget_bias(5.0)  # what the fork's driver does after building the net
     if resume:
         solver.restore(resume)
-        feeder.passes = solver.iter * max(1, param.iter_size)
+        if feeder is not None:
+            feeder.passes = solver.iter * max(1, param.iter_size)
         log(f"Resumed from {resume} at iteration {solver.iter}")
-    test_net = Net(read_net(net_path), TEST, options=options)
-    test_net.share_weights(net)
-    os.makedirs(folder, exist_ok=True)  # only now: a run that cannot start leaves nothing
     hook = feeder
-    if mode == "previous" and feedback:
-        hook = FeedbackSchedule(feeder, test_net, param.max_iter, seed=param.random_seed)
+    if kind == "sequence":
+        test_net = Net(net_path, TEST, options=options)
+        test_net.share_weights(net)
+        if mode == "previous" and feedback:
+            hook = FeedbackSchedule(feeder, test_net, param.max_iter, seed=param.random_seed)
+    os.makedirs(folder, exist_ok=True)  # only now: a run that cannot start leaves nothing
     solver.before_forward = hook
     total = param.max_iter
     losses = np.full(total, np.nan, np.float32)
@@ -169,14 +218,13 @@ def train_sequence(path, iters=None, weights=None, mode="previous", data=None,
         progress(s, loss)
 
     solver.after_iteration = after
-    info = {"net": os.path.abspath(net_path), "name": name, "data": spec, "input": mode,
-            "fork_compat": fork_compat, "solver": os.path.abspath(path), "max_iter": total,
-            "random_seed": param.random_seed}
+    info = {"net": os.path.abspath(net_path), "name": name, "data": spec, "data_kind": kind,
+            "input": mode, "fork_compat": fork_compat, "solver": os.path.abspath(path),
+            "max_iter": total, "random_seed": param.random_seed}
     write_run(folder, info)
     remember_run(folder)
-    log(f"Training {name} on {source} ({len(feeder.sequence)} steps in chunks of {feeder.T}), "
-        f"input mode '{mode}', {total - solver.iter} iterations; run folder {folder}")
-    if len(sequence) > len(feeder.sequence):
+    log(f"Training {name} on {what}, {total - solver.iter} iterations; run folder {folder}")
+    if kind == "sequence" and len(sequence) > len(feeder.sequence):
         log(f"Note: the last {len(sequence) - len(feeder.sequence)} steps of {source} do not "
             "fill a chunk and are not used")
 
@@ -234,7 +282,19 @@ def generate_from_run(weights=None, net=None, steps=320, prime=0, out=None, mode
             raise SeqgenError(f"{weights}: not inside a seqgen run folder; say which net it "
                               "belongs to with --net NET.prototxt")
         net = run["net"]
-    mode = mode or (run or {}).get("input", "previous")
+    kind = (run or {}).get("data_kind", "sequence")
+    if kind != "sequence" and not data:
+        trained_on = run.get("data") or "its own data layers"
+        raise SeqgenError(
+            f"{folder}: this run was trained on {trained_on}, not on a sequence; seqgen "
+            "generate only runs sequence nets fed the fork's way (sinusoid, .csv, .txt, .npy). "
+            "Use its weights from Python instead: net = seqgen.Net(NET, WEIGHTS, seqgen.TEST), "
+            "then net.forward(...)")
+    if is_npz_spec(data):
+        raise SeqgenError(f"--data {data}: seqgen generate compares with a sequence (sinusoid, "
+                          ".csv, .txt, .npy), not with an .npz of input arrays; to run a net on "
+                          "those, use seqgen.Net(NET, WEIGHTS, seqgen.TEST).forward(**arrays)")
+    mode = mode or (run or {}).get("input") or "previous"
     spec = data or (run or {}).get("data") or default_data_spec(net)
     _, true = resolve_source(spec)
     options = {"fork_compat": bool((run or {}).get("fork_compat"))}

@@ -1,10 +1,17 @@
 """Net: layers from the registry wired by blob name, run forward and backward (Caffe's Net).
 
 The Net knows nothing of any particular layer type: it resolves `type` through the
-registry, inserts Split layers where one blob feeds several layers, works out which
-layers need a backward pass, and keeps the learnable parameters (with their lr_mult /
-decay_mult, shared by `param { name }`) for the solver.
+registry, inserts Split layers where one blob feeds several layers (named as Caffe names
+them), works out which layers need a backward pass (Caffe's Net::Init rules for
+loss_weight, propagate_down and force_backward), and keeps the learnable parameters (with
+their lr_mult / decay_mult, shared by `param { name }`) for the solver.
+
+The public surface is pycaffe's: `blobs`, `params`, `layers`, `inputs`, `outputs`,
+`forward(**inputs)`, `backward(**top_diffs)`, `reshape()`, `save()`, `copy_from()`, plus
+`get_state()` / `set_state()` / `reset_state()` for the recurrent state that layers carry
+from one forward call to the next.
 """
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -28,56 +35,117 @@ class LearnableParam:
     name: str  # "<layer>/<index>" for messages
 
 
+def _is_phase(value):
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return True
+    return isinstance(value, str) and value.strip().upper() in ("TRAIN", "TEST")
+
+
+def _constructor_args(args, weights, phase):
+    """(weights, phase) from pycaffe's positional forms: Net(net, phase),
+    Net(net, weights, phase), and Net(net, phase, weights=...)."""
+    if len(args) > 2:
+        raise TypeError("Net(net, [weights], [phase]) takes at most three positional "
+                        f"arguments ({1 + len(args)} given)")
+    pos_weights = pos_phase = None
+    if len(args) == 2:
+        pos_weights, pos_phase = args
+    elif len(args) == 1:
+        if _is_phase(args[0]):
+            pos_phase = args[0]
+        else:
+            pos_weights = args[0]
+    if pos_weights is not None and weights is not None:
+        raise TypeError("Net() got the weights twice (positionally and as weights=)")
+    if pos_phase is not None and phase is not None:
+        raise TypeError("Net() got the phase twice (positionally and as phase=)")
+    weights = weights if weights is not None else pos_weights
+    phase = phase if phase is not None else pos_phase
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise SeqgenError(f"weights must be the path of a .caffemodel file, not {weights!r}")
+    from .prototxt import _phase_value
+    return weights, _phase_value(TEST if phase is None else phase)
+
+
 def _insert_splits(layers):
-    """Give every consumer of a multiply-used blob its own copy via a Split layer."""
-    consumers = {}
-    producer = {}
-    for li, lp in enumerate(layers):
-        for bi, b in enumerate(lp.bottom):
-            consumers.setdefault((producer.get(b), b), []).append((li, bi))
-        for t in lp.top:
-            producer[t] = li
+    """Caffe's InsertSplits: every top used by more than one bottom (or by a bottom and as
+    an explicit loss) goes through a Split layer, one top per use. Names follow Caffe:
+    layer "<blob>_<producer>_<top index>_split", tops "..._split_<k>"."""
+    last_top = {}  # blob name -> (layer index, top index) of its latest producer
+    uses = {}  # (layer index, top index) -> number of uses
+    loss_of = {}  # (layer index, top index) -> explicit loss_weight
+    source = {}  # (layer index, bottom index) -> (layer index, top index)
+    for i, lp in enumerate(layers):
+        for j, b in enumerate(lp.bottom):
+            if b in last_top:  # a missing producer is reported by the Net
+                source[(i, j)] = last_top[b]
+                uses[last_top[b]] = uses.get(last_top[b], 0) + 1
+        for j, t in enumerate(lp.top):
+            last_top[t] = (i, j)
+        for j in range(min(len(lp.loss_weight), len(lp.top))):
+            key = last_top[lp.top[j]]
+            loss_of[key] = lp.loss_weight[j]
+            if lp.loss_weight[j]:
+                uses[key] = uses.get(key, 0) + 1
+    if all(n <= 1 for n in uses.values()):
+        return list(layers)
     out = []
-    renames = {}  # (layer index, bottom index) -> new bottom name
-    for key, users in consumers.items():
-        if len(users) > 1:
-            for k, (li, bi) in enumerate(users):
-                renames[(li, bi)] = f"{key[1]}_{layers[li].name}_{bi}_split_{k}"
-    split_after = {}
-    for key, users in consumers.items():
-        if len(users) > 1:
-            split = caffe_pb2.LayerParameter(name=f"{key[1]}_split", type="Split")
-            split.bottom.append(key[1])
-            split.top.extend(renames[u] for u in users)
-            split_after.setdefault(key[0], []).append(split)
-    out.extend(split_after.get(None, []))
-    for li, lp in enumerate(layers):
-        lp = caffe_pb2.LayerParameter.FromString(lp.SerializeToString()) if any(
-            (li, bi) in renames for bi in range(len(lp.bottom))) else lp
-        for bi in range(len(lp.bottom)):
-            if (li, bi) in renames:
-                lp.bottom[bi] = renames[(li, bi)]
+    next_split = {}  # (layer index, top index) -> next split top to hand out
+    for i, lp in enumerate(layers):
+        renamed = [(j, source[(i, j)]) for j in range(len(lp.bottom))
+                   if uses.get(source.get((i, j)), 0) > 1]
+        splits = [j for j in range(len(lp.top)) if uses.get((i, j), 0) > 1]
+        if renamed or any(loss_of.get((i, j)) for j in splits):
+            lp = caffe_pb2.LayerParameter.FromString(lp.SerializeToString())
+        for j, src in renamed:
+            k = next_split.get(src, 0)
+            next_split[src] = k + 1
+            lp.bottom[j] = f"{lp.bottom[j]}_{layers[src[0]].name}_{src[1]}_split_{k}"
         out.append(lp)
-        out.extend(split_after.get(li, []))
+        for j in splits:
+            blob, producer = lp.top[j], layers[i].name
+            split = caffe_pb2.LayerParameter(name=f"{blob}_{producer}_{j}_split", type="Split")
+            split.bottom.append(blob)
+            weight = loss_of.get((i, j), 0)
+            for k in range(uses[(i, j)]):
+                split.top.append(f"{blob}_{producer}_{j}_split_{k}")
+                if weight:
+                    split.loss_weight.append(weight if k == 0 else 0)
+            if weight:
+                # the loss moves to the Split's first top (Caffe clears the layer's
+                # loss_weight; an explicit 0 keeps a loss layer from taking its default 1)
+                lp.loss_weight[j] = 0
+                next_split[(i, j)] = 1
+            out.append(split)
     return out
 
 
 class Net:
-    """A network built for one phase. `options` is handed to every layer (e.g. fork_compat)."""
+    """A network built for one phase.
 
-    def __init__(self, net, weights=None, phase=TEST, options=None, level=0, stages=()):
+    Net(prototxt, weights=None, phase=TEST) and pycaffe's Net(prototxt, phase) and
+    Net(prototxt, weights, phase) forms; `prototxt` may also be a NetParameter. `options`
+    is handed to every layer (e.g. {"fork_compat": True}); `level` and `stages` select
+    layers as Caffe's NetState does.
+    """
+
+    def __init__(self, net, *args, weights=None, phase=None, options=None, level=0,
+                 stages=()):
         from .prototxt import filter_net, read_net
 
-        if isinstance(weights, int) and not isinstance(weights, bool):
-            weights, phase = None, weights  # pycaffe's Net(prototxt, phase) form
+        weights, phase = _constructor_args(args, weights, phase)
+        self.options = dict(options or {})
         if isinstance(net, caffe_pb2.NetParameter):
             self.source = "<NetParameter>"
             param = net
         else:
             self.source = str(net)
             param = read_net(net)
+            # layers that read files (HDF5Data) also look beside the net file
+            self.options.setdefault("net_dir", os.path.dirname(os.path.abspath(self.source)))
         self.phase = phase
-        self.options = dict(options or {})
         self.param = filter_net(param, phase, level, stages)
         self.name = self.param.name
         self._build()
@@ -93,10 +161,13 @@ class Net:
         self.inputs = []
         self.params = OrderedDict()
         self.learnable_params = []
+        self._reshaped_shares = []  # (blob, owner) shared with share_mode PERMISSIVE
         self._loss_weights = []  # per layer: list of (top blob, weight)
-        owners = {}  # shared param name -> (blob, layer name)
+        self.blob_loss_weights = OrderedDict()
+        owners = {}  # shared param name -> (LearnableParam, layer name, explicit lr/decay)
         produced_by = {}
         seen_names = set()
+        available = []  # blobs produced and not (yet) consumed: the outputs, as in Caffe
         for lp in _insert_splits(list(self.param.layer)):
             if lp.name in seen_names:
                 raise SeqgenError(f"{self.source}: two layers are named '{lp.name}'")
@@ -115,6 +186,8 @@ class Net:
                     raise SeqgenError(f"{self.source}: layer '{lp.name}' ({lp.type}) needs bottom "
                                       f"'{b}', which no earlier layer produces")
                 bottoms.append(self.blobs[b])
+                if b in available:
+                    available.remove(b)
             tops = []
             for t in lp.top:
                 if t in self.blobs and t not in lp.bottom:
@@ -124,6 +197,8 @@ class Net:
                 self.blobs.setdefault(t, Blob())
                 produced_by[t] = lp.name
                 tops.append(self.blobs[t])
+                if t not in available:
+                    available.append(t)
             if lp.type == "Input":
                 self.inputs.extend(lp.top)
             try:
@@ -142,8 +217,9 @@ class Net:
                 weights = [1.0]
             self._loss_weights.append([(tops[i], np.float32(w)) for i, w in enumerate(weights)
                                        if w and i < len(tops)])
-        consumed = {b for lp in self.layers for b in lp.param.bottom}
-        self.outputs = [n for n in self.blobs if n not in consumed]
+            for i, t in enumerate(lp.top):
+                self.blob_loss_weights[t] = float(weights[i]) if i < len(weights) else 0.0
+        self.outputs = sorted(available)  # Caffe lists its outputs from a std::set
         self._plan_backward()
         self.params = OrderedDict((k, v) for k, v in self.params.items() if v)
         self._forward_plan = [(layer, b, t) for layer, b, t in
@@ -152,6 +228,7 @@ class Net:
         self._input_shapes = None
 
     def _share_params(self, layer, lp, owners):
+        """Caffe's AppendParam: a named parameter seen before is the same blob."""
         specs = list(lp.param)
         if len(specs) > len(layer.blobs):
             raise SeqgenError(f"{self.source}: layer '{lp.name}' has {len(specs)} param specs "
@@ -159,52 +236,122 @@ class Net:
         for i, blob in enumerate(layer.blobs):
             spec = specs[i] if i < len(specs) else caffe_pb2.ParamSpec()
             if spec.name and spec.name in owners:
-                owner, owner_layer = owners[spec.name]
-                if owner.shape != blob.shape:
+                owner, owner_layer, explicit = owners[spec.name]
+                permissive = spec.share_mode == caffe_pb2.ParamSpec.PERMISSIVE
+                fits = owner.blob.count == blob.count if permissive else \
+                    owner.blob.shape == blob.shape
+                if not fits:
                     raise SeqgenError(
                         f"{self.source}: layer '{lp.name}' shares parameter '{spec.name}' with "
-                        f"layer '{owner_layer}', but the shapes differ: {blob.shape} vs {owner.shape}")
-                layer.blobs[i] = owner
+                        f"layer '{owner_layer}', but the shapes differ: {blob.shape} vs "
+                        f"{owner.blob.shape}" + (" (share_mode PERMISSIVE needs equal counts)"
+                                                 if permissive else ""))
+                for field in ("lr_mult", "decay_mult"):
+                    if spec.HasField(field):
+                        if field in explicit and getattr(owner, field) != getattr(spec, field):
+                            raise SeqgenError(
+                                f"{self.source}: shared parameter '{spec.name}' has {field} "
+                                f"{getattr(owner, field):g} in layer '{owner_layer}' but "
+                                f"{getattr(spec, field):g} in layer '{lp.name}'")
+                        setattr(owner, field, getattr(spec, field))
+                        explicit.add(field)
+                if owner.blob.shape != blob.shape:  # PERMISSIVE: same numbers, own shape
+                    self._reshaped_shares.append((blob, owner.blob))
+                    self._point_at(blob, owner.blob)
+                else:
+                    layer.blobs[i] = owner.blob
                 continue
+            learnable = LearnableParam(blob, spec.lr_mult, spec.decay_mult, f"{lp.name}/{i}")
             if spec.name:
-                owners[spec.name] = (blob, lp.name)
-            self.learnable_params.append(
-                LearnableParam(blob, spec.lr_mult, spec.decay_mult, f"{lp.name}/{i}"))
+                owners[spec.name] = (learnable, lp.name,
+                                     {f for f in ("lr_mult", "decay_mult") if spec.HasField(f)})
+            self.learnable_params.append(learnable)
 
     def _plan_backward(self):
-        """Which layers run backward and to which bottoms (Caffe's Net::Init bookkeeping)."""
+        """Which layers run backward and to which bottoms: Caffe's Net::Init bookkeeping.
+
+        Forward over the layers: a layer needs backward when a bottom blob does or one of
+        its parameters has lr_mult != 0; `propagate_down` (once per bottom) overrides the
+        per-bottom choice. Backward over the layers: layers that do not reach a loss, and
+        layers all of whose tops are cut off by propagate_down, are skipped. force_backward
+        then makes every layer propagate to every bottom that accepts a gradient.
+        """
         force = self.param.force_backward
-        lr_of = {id(p.blob): p.lr_mult for p in self.learnable_params}
-        need = {}  # blob name -> needs gradient
-        self._need_backward = []
-        self._propagate = []
-        for layer, lp in zip(self.layers, (layer.param for layer in self.layers)):
+        blob_need = {}
+        self._need_backward, self._propagate = [], []
+        for layer in self.layers:
+            lp = layer.param
             explicit = list(lp.propagate_down)
-            prop = []
-            for i, b in enumerate(lp.bottom):
-                allowed = i not in layer.no_grad_bottoms
-                want = need.get(b, False) or (force and allowed)
-                if explicit and i < len(explicit):
-                    want = want and explicit[i]
-                prop.append(bool(want and allowed))
-            has_params = any(lr_of.get(id(b), 0) != 0 for b in layer.blobs)
-            nb = any(prop) or has_params or (force and bool(lp.bottom))
-            for t in lp.top:
-                need[t] = nb
-            self._need_backward.append(nb)
+            if explicit and len(explicit) != len(lp.bottom):
+                raise SeqgenError(f"{self.source}: layer '{lp.name}' gives propagate_down "
+                                  f"{len(explicit)} times for {len(lp.bottom)} bottom(s); give "
+                                  "it once per bottom or not at all")
+            need = any(blob_need.get(b, False) for b in lp.bottom)
+            prop = [bool(explicit[i]) if explicit else blob_need.get(b, False)
+                    for i, b in enumerate(lp.bottom)]
+            specs = list(lp.param)
+            need |= any((specs[i].lr_mult if i < len(specs) else 1.0) != 0
+                        for i in range(len(layer.blobs)))
+            if need:
+                for t in lp.top:
+                    blob_need[t] = True
+            self._need_backward.append(need)
             self._propagate.append(prop)
-        # prune layers whose tops never reach a loss (Caffe's layer_contributes_loss)
-        reaches_loss = set()
+        under_loss, skip = set(), set()
         for idx in range(len(self.layers) - 1, -1, -1):
             lp = self.layers[idx].param
-            contributes = bool(self._loss_weights[idx]) or any(t in reaches_loss for t in lp.top)
-            if contributes:
-                reaches_loss.update(lp.bottom)
-            elif not force:
+            prop = self._propagate[idx]
+            contributes = bool(self._loss_weights[idx]) or any(t in under_loss for t in lp.top)
+            if self._need_backward[idx] and all(t in skip for t in lp.top):
                 self._need_backward[idx] = False
-                self._propagate[idx] = [False] * len(lp.bottom)
+                prop[:] = [False] * len(prop)
+            if not contributes:
+                self._need_backward[idx] = False
+            for i, b in enumerate(lp.bottom):
+                if contributes:
+                    under_loss.add(b)
+                else:
+                    prop[i] = False
+                if not prop[i]:
+                    skip.add(b)
+        for idx, layer in enumerate(self.layers):
+            if force:
+                self._need_backward[idx] = True
+                self._propagate[idx] = [p or i not in layer.no_grad_bottoms
+                                        for i, p in enumerate(self._propagate[idx])]
+            # a layer is never asked for a gradient it cannot give (cont markers, labels)
+            self._propagate[idx] = [p and i not in layer.no_grad_bottoms
+                                    for i, p in enumerate(self._propagate[idx])]
         self._backward_plan = [i for i in range(len(self.layers) - 1, -1, -1)
                                if self._need_backward[i]]
+
+    # -- pycaffe's views of the net ----------------------------------------------------------
+    @property
+    def layer_dict(self):
+        return OrderedDict(zip(self.layer_names, self.layers))
+
+    @property
+    def bottom_names(self):
+        return OrderedDict((n, list(l.param.bottom)) for n, l in zip(self.layer_names, self.layers))
+
+    @property
+    def top_names(self):
+        return OrderedDict((n, list(l.param.top)) for n, l in zip(self.layer_names, self.layers))
+
+    def layer_needs_backward(self, name):
+        """Whether backward() runs this layer (Caffe logs it as 'needs backward computation')."""
+        return self._need_backward[self._layer_index(name)]
+
+    def _layer_index(self, name):
+        try:
+            return self.layer_names.index(name)
+        except ValueError:
+            raise SeqgenError(f"no layer named '{name}' in this net") from None
+
+    def __repr__(self):
+        return (f"<seqgen.Net '{self.name}' ({caffe_pb2.Phase.Name(self.phase)}) from "
+                f"{self.source}: {len(self.layers)} layers, inputs {self.inputs}, "
+                f"outputs {self.outputs}>")
 
     # -- running ---------------------------------------------------------------------------
     def _set_inputs(self, inputs):
@@ -227,28 +374,86 @@ class Net:
             layer.reshape(bottom, top)
         self._input_shapes = tuple(self.blobs[name].data.shape for name in self.inputs)
 
-    def forward(self, **inputs):
-        """Run the net; keyword arguments are written into input blobs (resized if needed).
-        Returns {output blob name: data array}, as pycaffe does."""
-        self._set_inputs(inputs)
-        self._forward()
-        return {name: self.blobs[name].data for name in self.outputs}
+    def _range(self, start, end):
+        lo = 0 if start is None else self._layer_index(start)
+        hi = len(self.layers) - 1 if end is None else self._layer_index(end)
+        return lo, hi
 
-    def _forward(self):
+    def forward(self, blobs=None, start=None, end=None, **inputs):
+        """Run the net; keyword arguments are written into input blobs (resized if needed).
+
+        Returns {output blob name: data array} (the blobs' own arrays, as pycaffe does: copy
+        what you keep), plus the blobs named in `blobs`. `start` / `end` name the first and
+        last layer to run (pycaffe's ForwardFromTo).
+        """
+        self._set_inputs(inputs)
+        self._forward(start, end)
+        names = list(self.outputs) + [b for b in (blobs or []) if b not in self.outputs]
+        return OrderedDict((name, self._blob(name).data) for name in names)
+
+    def _blob(self, name):
+        try:
+            return self.blobs[name]
+        except KeyError:
+            raise SeqgenError(f"no blob named '{name}' in this net") from None
+
+    def _forward(self, start=None, end=None):
         # Reshape is idempotent for unchanged inputs, so skip it when no input changed shape
         # (Caffe calls it every time; here it was a third of the Python cost of a step).
         key = tuple(self.blobs[name].data.shape for name in self.inputs)
         if key != self._input_shapes:
             self.reshape()
             self._input_shapes = key
-        for layer, bottom, top in self._forward_plan:
+        if start is None and end is None:
+            plan, loss_tops = self._forward_plan, self._loss_tops
+        else:
+            lo, hi = self._range(start, end)
+            span = range(lo, hi + 1)
+            plan = [(self.layers[i], self._bottoms[i], self._tops[i]) for i in span
+                    if self.layers[i].runs_forward]
+            loss_tops = [pair for i in span for pair in self._loss_weights[i]]
+        for layer, bottom, top in plan:
             layer.forward(bottom, top)
         loss = np.float32(0)
-        for blob, w in self._loss_tops:
+        for blob, w in loss_tops:
             loss += w * blob.data.sum(dtype=np.float32)
         return loss
 
-    def backward(self):
+    def backward(self, diffs=None, start=None, end=None, **top_diffs):
+        """Backpropagate, as pycaffe's net.backward.
+
+        Loss tops get their loss_weight as diff; keyword arguments are diffs for output
+        blobs (e.g. `net.backward(h=dh)` for a net without a loss), written before the pass.
+        Returns {input blob name: diff array} plus the blobs named in `diffs`. Diffs set
+        directly in `net.blobs[top].diff` beforehand are used too. `start` / `end` name the
+        first (latest) and last (earliest) layer to run. Parameter diffs accumulate until
+        `clear_param_diffs()` (the solver clears them every iteration).
+        """
+        for blob, w in self._loss_tops:
+            blob.diff[...] = w
+        for name, value in top_diffs.items():
+            if name not in self.outputs:
+                raise SeqgenError(f"backward: '{name}' is not an output of this net "
+                                  f"(outputs: {', '.join(self.outputs) or 'none'})")
+            blob = self.blobs[name]
+            value = np.asarray(value, np.float32)
+            if value.shape != blob.shape:
+                if value.size != blob.count:
+                    raise SeqgenError(f"backward: the diff for '{name}' has shape {value.shape}, "
+                                      f"but the blob has shape {blob.shape}")
+                value = value.reshape(blob.shape)
+            blob.diff[...] = value
+        if start is None and end is None:
+            plan = self._backward_plan
+        else:
+            lo, hi = self._range(end, start)  # backward runs from `start` down to `end`
+            plan = [i for i in self._backward_plan if lo <= i <= hi]
+        for idx in plan:
+            self.layers[idx].backward(self._tops[idx], self._propagate[idx], self._bottoms[idx])
+        names = list(self.inputs) + [d for d in (diffs or []) if d not in self.inputs]
+        return OrderedDict((name, self._blob(name).diff) for name in names)
+
+    def _backward(self):
         for blob, w in self._loss_tops:
             blob.diff[...] = w
         for idx in self._backward_plan:
@@ -257,7 +462,7 @@ class Net:
     def forward_backward(self):
         """One forward and backward pass; returns the weighted loss (float)."""
         loss = self._forward()
-        self.backward()
+        self._backward()
         return float(loss)
 
     def pack_params(self):
@@ -276,6 +481,13 @@ class Net:
             blob.data = self.flat_data[offset:offset + n].reshape(blob.shape)
             blob.diff = self.flat_diff[offset:offset + n].reshape(blob.shape)
             offset += n
+        for blob, owner in self._reshaped_shares:
+            self._point_at(blob, owner)
+
+    @staticmethod
+    def _point_at(blob, owner):
+        blob.data = owner.data.reshape(blob.shape)
+        blob.diff = owner.diff.reshape(blob.shape)
 
     def clear_param_diffs(self):
         if getattr(self, "flat_diff", None) is not None:
@@ -286,23 +498,30 @@ class Net:
 
     # -- recurrent state -------------------------------------------------------------------
     def reset_state(self):
+        """Forget the state every recurrent layer carries between forward calls."""
         for layer in self.layers:
             layer.reset_state()
 
     def get_state(self):
+        """{layer name: state} for every layer that carries state (copies)."""
         return {name: s for name, layer in zip(self.layer_names, self.layers)
                 if (s := layer.get_state()) is not None}
 
     def set_state(self, states):
+        """Restore states from get_state(); layers not named keep theirs."""
+        carrying = {name for name, layer in zip(self.layer_names, self.layers)
+                    if layer.get_state() is not None}
+        unknown = [name for name in states if name not in carrying]
+        if unknown:
+            raise SeqgenError(f"set_state: no layer with recurrent state named "
+                              f"{', '.join(repr(n) for n in unknown)} (layers with state: "
+                              f"{', '.join(sorted(carrying)) or 'none'})")
         for name, layer in zip(self.layer_names, self.layers):
             if name in states:
                 layer.set_state(states[name])
 
     def layer(self, name):
-        try:
-            return self.layers[self.layer_names.index(name)]
-        except ValueError:
-            raise SeqgenError(f"no layer named '{name}' in this net") from None
+        return self.layers[self._layer_index(name)]
 
     def share_weights(self, other):
         """Use the parameter arrays of `other` (a net built from the same layers), as Caffe's
@@ -312,11 +531,15 @@ class Net:
                 for mine, theirs in zip(blobs, other.params[name]):
                     mine.share_data(theirs)
 
+    share_with = share_weights  # pycaffe's name
+
     # -- weights files ---------------------------------------------------------------------
     def copy_from(self, path):
+        """Load a .caffemodel: layers matched by name, every blob shape checked."""
         from .weights import load_weights
-        load_weights(self, path)
+        load_weights(self, os.fspath(path))
 
     def save(self, path):
+        """Write the parameters as a .caffemodel (binary NetParameter, as Caffe's)."""
         from .weights import save_weights
-        save_weights(self, path)
+        save_weights(self, os.fspath(path))

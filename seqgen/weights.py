@@ -56,8 +56,23 @@ def read_message(path, message, what):
         message.ParseFromString(raw)
     except (DecodeError, ValueError, RuntimeError) as e:
         raise SeqgenError(f"{path}: not a valid {what}: the file is truncated or of another "
-                          f"kind ({e})") from None
+                          f"kind{_kind_hint(raw)} ({e})") from None
     return message
+
+
+def _kind_hint(raw):
+    """What a file that failed to parse as binary protobuf seems to be instead."""
+    if raw.startswith(b"\x89HDF"):
+        return "; it is an HDF5 file (seqgen reads binary .caffemodel weights, not HDF5 ones)"
+    if raw.startswith(b"PK"):
+        return "; it is a zip archive (an .npz?)"
+    try:
+        text = raw[:4096].decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    if all(c.isprintable() or c in "\n\r\t" for c in text):
+        return "; it is a text file (a .prototxt? weights are the binary .caffemodel)"
+    return ""
 
 
 def read_net_binary(path):
@@ -77,10 +92,17 @@ def _file_layers(param):
         yield lp.name, list(lp.blobs)
 
 
+def _blob_name(net, layer_name, index):
+    """' (W_xc)' when the layer names its parameter blobs (recurrent layers do)."""
+    names = getattr(net.layer(layer_name), "param_names", None)
+    return f" ({names[index]})" if names and index < len(names) else ""
+
+
 def load_weights(net, path):
     """Copy parameter blobs from a .caffemodel into `net`, matching layers by name."""
     param = read_net_binary(path)
     matched = 0
+    copies = []  # every blob is checked before any is written: no half-loaded net
     for name, protos in _file_layers(param):
         if name not in net.params:
             continue
@@ -92,17 +114,21 @@ def load_weights(net, path):
             legacy = blob_shape(proto) != tuple(proto.shape.dim)
             declared = blob_shape(proto)
             if not _shape_fits(declared, blob.shape, legacy):
-                raise SeqgenError(f"{path}: layer '{name}' blob {i}: the file has shape "
-                                  f"{tuple(declared)}, the net needs {blob.shape}")
+                raise SeqgenError(f"{path}: layer '{name}' blob {i}{_blob_name(net, name, i)}: "
+                                  f"the file has shape {tuple(declared)}, the net needs "
+                                  f"{blob.shape}")
             values = blob_from_proto(proto)
             if values.size != blob.count:
-                raise SeqgenError(f"{path}: layer '{name}' blob {i}: the file holds "
-                                  f"{values.size} values for shape {tuple(declared)}")
-            blob.data[...] = values.reshape(blob.shape)
+                raise SeqgenError(f"{path}: layer '{name}' blob {i}{_blob_name(net, name, i)}: "
+                                  f"the file holds {values.size} values for shape "
+                                  f"{tuple(declared)}")
+            copies.append((blob, values))
         matched += 1
     if net.params and not matched:
         raise SeqgenError(f"{path}: no layer name in the file matches a layer of the net "
                           f"(net layers with weights: {', '.join(net.params)})")
+    for blob, values in copies:
+        blob.data[...] = values.reshape(blob.shape)
     return matched
 
 

@@ -9,14 +9,14 @@ exact one). h and c are (T+1, N, H) buffers whose row 0 holds the initial state;
 writes row t+1. `bias` is per stream (N, G): the layer's bias plus any static input term.
 
 Shaped for these small nets, where one step is a chain of dependent operations:
-- work that does not depend on the previous step (the input projection, the weight
-  gradients, dx) runs in bulk loops outside the recurrence, so the time loop carries only
-  the recurrent product, the gates and the cell;
+- work that does not depend on the previous step runs outside the recurrence: the input
+  projection in a bulk loop, the weight gradients and dx as BLAS products over all steps
+  (`param_gradients`), so the time loop carries only the recurrent product, the gates
+  and the cell;
 - weights are used transposed (W^T is (in, G)) so inner loops run over the contiguous
   gate block as axpys and vectorise without reordering sums;
 - each phase of a step runs over all streams before the next phase, so independent
-  streams overlap; `*_parallel` splits the streams over threads (weight gradients per
-  thread, summed after);
+  streams overlap; `*_parallel` splits the streams over threads;
 - sigmoid/tanh are the branch-free float32 versions of `activations`;
 - no allocation and no slicing inside the time loop (views cost reference counting).
 The kernels are dtype-generic: float32 in production, float64 for finite differences.
@@ -27,7 +27,6 @@ from numba import njit, prange
 from .activations import FASTMATH, sigmoid, tanh
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
-BLOCK = 16  # steps per float32 partial sum of the weight gradients
 
 
 @njit(**JIT)
@@ -99,11 +98,10 @@ def lstm_forward_parallel(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, parts)
 
 
 @njit(**JIT)
-def _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
-                      fork_dwh, dpre, dW_xT, dbias, dW_hT, dx, want_dx, dh_rec, dc, n0, n1):
+def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
+                      n0, n1):
     T, N, G = dpre.shape
     H = G // 4
-    I = x.shape[2]
     zero = dpre[0, 0, 0] * 0  # typed constants: a bare int literal promotes float32 to float64
     one = zero + np.float32(1)  # float32 stays float32; float64 arrays promote it
     for t in range(T - 1, -1, -1):
@@ -138,86 +136,49 @@ def _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, thresh
             else:
                 for k in range(H):
                     dh_rec[n, k] = zero
-    # everything below only reads dpre: bulk loops. Weight gradients are summed in float32
-    # over blocks of BLOCK steps, then added into dW (float64 in production): accurate like
-    # a blocked BLAS sum, at float32 speed
-    part = np.empty((I + H, G), dpre.dtype)
-    pbias = np.empty((n1 - n0, G), dpre.dtype)
-    for t0 in range(0, T, BLOCK):
-        part[:] = zero
-        pbias[:] = zero
-        for t in range(t0, min(T, t0 + BLOCK)):
-            for n in range(n0, n1):
-                for j in range(G):
-                    pbias[n - n0, j] += dpre[t, n, j]
-                for i in range(I):
-                    a = x[t, n, i]
-                    for j in range(G):
-                        part[i, j] += dpre[t, n, j] * a
-                # dW_h pairs dpre with the h_{t-1} that entered: cont * h (0 at a restart);
-                # the fork's term instead uses h at every t >= 1 (and h_0 of stream 0)
-                if fork_dwh:
-                    scaled = False
-                    use = t > 0 or n == 0
-                else:
-                    m = cont[t, n]
-                    scaled = m != 1
-                    use = m != 0
-                if use and not scaled:
-                    for k in range(H):
-                        a = h[t, n, k]
-                        for j in range(G):
-                            part[I + k, j] += dpre[t, n, j] * a
-                elif use:
-                    for k in range(H):
-                        a = h[t, n, k] * cont[t, n]
-                        for j in range(G):
-                            part[I + k, j] += dpre[t, n, j] * a
-        for n in range(n0, n1):
-            for j in range(G):
-                dbias[n, j] += pbias[n - n0, j]
-        for i in range(I):
-            for j in range(G):
-                dW_xT[i, j] += part[i, j]
-        for k in range(H):
-            for j in range(G):
-                dW_hT[k, j] += part[I + k, j]
-    if want_dx:
-        for t in range(T):
-            for n in range(n0, n1):
-                for i in range(I):
-                    s = zero
-                    for j in range(G):
-                        s += W_xT[i, j] * dpre[t, n, j]
-                    dx[t, n, i] = s
 
 
 @njit(**JIT)
-def lstm_backward(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold, fork_dwh,
-                  dpre, dW_xT, dbias, dW_hT, dx, want_dx, dh_rec, dc):
-    """Back-propagate top_diff (T, N, H) through the recurrence.
+def lstm_backward(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc):
+    """Back-propagate top_diff (T, N, H) through the recurrence into the gate
+    pre-activation gradients dpre (T, N, G), clipped elementwise to [-threshold, threshold]
+    when threshold > 0 (the fork's clipping_threshold).
 
     dh_rec and dc (N, H) come in holding the gradient on the final state h_T, c_T (zeros
     when nothing uses them) and go out holding the gradient on the initial state h_0, c_0.
-    Writes the gate pre-activation gradients into dpre (T, N, G), clipped elementwise to
-    [-threshold, threshold] when threshold > 0 (the fork's clipping_threshold), and
-    accumulates dW_xT (I, G), dbias (N, G: per stream) and dW_hT (H, G); writes
-    dx (T, N, I) when want_dx. dW_h pairs dpre[t, n] with cont * h_{t-1}[n]; with fork_dwh
-    it reproduces the fork's CPU term instead: every t >= 1 whatever cont says, plus
-    dpre[0, 0] (x) h_0[0] (batch_size 1 only, checked by the caller).
+    The parameter and input gradients follow from dpre alone: `param_gradients`.
     """
-    _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
-                      fork_dwh, dpre, dW_xT, dbias, dW_hT, dx, want_dx, dh_rec, dc,
+    _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
                       0, dpre.shape[1])
 
 
 @njit(parallel=True, **JIT)
-def lstm_backward_parallel(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
-                           fork_dwh, dpre, dW_xT, dbias, dW_hT, dx, want_dx, dh_rec, dc, parts):
-    """lstm_backward over `parts` stream groups on separate threads; dW_xT and dW_hT carry
-    a leading `parts` axis (one accumulator per group) that the caller sums."""
+def lstm_backward_parallel(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec,
+                           dc, parts):
+    """lstm_backward over `parts` stream groups on separate threads."""
     N = dpre.shape[1]
     for p in prange(parts):
-        _backward_streams(top_diff, x, W_xT, W_hT, cont, h, c, gates, tanh_c, threshold,
-                          fork_dwh, dpre, dW_xT[p], dbias, dW_hT[p], dx, want_dx, dh_rec, dc,
+        _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
                           p * N // parts, (p + 1) * N // parts)
+
+
+def param_gradients(dpre, x, h, cont, fork_dwh=False):
+    """(dW_x (G, I), per-stream bias gradient (N, G), dW_h (G, H)) from dpre (T, N, G).
+
+    These need no walk over time, so they are three BLAS products (blocked sums, like
+    Caffe's). dW_h pairs dpre[t, n] with the h_{t-1} that entered the step, cont * h
+    (nothing at a restart); with fork_dwh it is the fork's CPU term instead: h_{t-1} at
+    every t >= 1 whatever cont says, plus h_0 of stream 0 at t = 0 (batch_size 1 only).
+    """
+    T, N, G = dpre.shape
+    # summed in float64: the float32 BLAS sums drift from Caffe's over the 2000-iteration
+    # golden run by more than Caffe drifts from itself; in float64 they do not
+    d2 = dpre.reshape(T * N, G).astype(np.float64)
+    if fork_dwh:
+        h_in = h[:T].astype(np.float64)
+        h_in[0, 1:] = 0
+    else:
+        h_in = h[:T] * cont[:, :, None].astype(np.float64)
+    dW_x = d2.T @ x.reshape(T * N, -1).astype(np.float64)
+    dW_h = d2.T @ h_in.reshape(T * N, -1)
+    return dW_x, d2.reshape(T, N, G).sum(axis=0), dW_h

@@ -135,12 +135,12 @@ class HDF5DataLayer(Layer):
             raise self.error(f"{path}: the datasets have no rows")
         shapes = [array.shape[1:] for array in data]
         if self.shapes is None:
-            self.shapes = shapes
+            self.shapes, self.shapes_from = shapes, path
         else:
             for name, want, got in zip(self.top_names, self.shapes, shapes):
                 if want != got:
                     raise self.error(f"{path}: dataset '{name}' has rows of shape {got}, but "
-                                     f"{self.files[self.file_order[0]]} has {want}")
+                                     f"{self.shapes_from} has {want}")
         self.data = data
         self.rows = rows
         self.row_order = np.arange(rows)

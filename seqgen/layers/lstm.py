@@ -13,7 +13,7 @@ import numpy as np
 from ..blob import Blob
 from ..fillers import fill
 from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
-                            lstm_forward_parallel)
+                            lstm_forward_parallel, param_gradients)
 from ..registry import register
 from .base import Layer
 
@@ -81,10 +81,8 @@ class LstmLayer(Layer):
             self._cont = np.ones((T, N), np.float32)
             self._cont[0] = 0
             self._bias = np.zeros((N, 4 * H), np.float32)
-            self._dbias = np.zeros((N, 4 * H), np.float64)
             self._scratch = np.zeros((2, N, H), np.float32)
             self._nparts = self._parts()
-            self._grads = np.zeros((self._nparts, I + H, 4 * H), np.float64)
         # the top is a view of the state buffer's rows 1..T: no copy after forward
         top[0].data = self._h[1:].reshape(R, H)
 
@@ -148,29 +146,19 @@ class LstmLayer(Layer):
 
     def backward(self, top, propagate_down, bottom):
         T, N, H = self._T, self.N, self.H
-        I = self._W_xT.shape[0]
-        x = bottom[0].data.reshape(T, N, I)
-        parts = self._nparts
-        # weight gradients accumulate transposed (contiguous gate rows) and in float64: a
-        # float32 running sum over T*N steps drifts from Caffe's blocked BLAS sums enough
-        # to show in the 2000-iteration golden run
-        grads = self._grads
-        grads.fill(0)
-        self._dbias.fill(0)
-        scratch = self._scratch
-        scratch.fill(0)  # no gradient arrives on the final state (it only feeds the next call)
-        dx = bottom[0].diff.reshape(T, N, I) if propagate_down[0] else scratch[:, :, :0]
-        args = (top[0].diff.reshape(T, N, H), x, self._W_xT, self._W_hT, self._cont, self._h,
-                self._c, self._gates, self._tanh_c, np.float32(self.threshold), self.fork_dwh,
-                self._dpre)
-        if parts > 1:
-            lstm_backward_parallel(*args, grads[:, :I], self._dbias, grads[:, I:], dx,
-                                   bool(propagate_down[0]), scratch[0], scratch[1], parts)
-            grads = grads.sum(axis=0)
+        x = bottom[0].data.reshape(T, N, -1)
+        dh, dc = self._scratch
+        self._scratch.fill(0)  # no gradient arrives on the final state (it only feeds the next call)
+        args = (top[0].diff.reshape(T, N, H), self._W_hT, self._cont, self._c, self._gates,
+                self._tanh_c, np.float32(self.threshold), self._dpre, dh, dc)
+        if self._nparts > 1:
+            lstm_backward_parallel(*args, self._nparts)
         else:
-            grads = grads[0]
-            lstm_backward(*args, grads[:I], self._dbias, grads[I:], dx,
-                          bool(propagate_down[0]), scratch[0], scratch[1])
-        self.blobs[0].diff += grads[:I].T
-        self.blobs[1].diff += grads[I:].T
-        self.blobs[2].diff += self._dbias.sum(axis=0)
+            lstm_backward(*args)
+        dW_x, dbias, dW_h = param_gradients(self._dpre, x, self._h, self._cont, self.fork_dwh)
+        self.blobs[0].diff += dW_x
+        self.blobs[1].diff += dW_h
+        self.blobs[2].diff += dbias.sum(axis=0)
+        if propagate_down[0]:
+            np.matmul(self._dpre.reshape(T * N, 4 * H), self.blobs[0].data,
+                      out=bottom[0].diff.reshape(T * N, -1))

@@ -46,7 +46,7 @@ import numpy as np
 from ..blob import Blob
 from ..fillers import fill
 from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
-                            lstm_forward_parallel)
+                            lstm_forward_parallel, param_gradients)
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
 from .base import Layer
@@ -263,9 +263,7 @@ class LSTMLayer(_Recurrent):
         self._dpre = np.zeros((T, N, G), dt)
         self._cont = np.zeros((T, N), dt)
         self._bias = np.zeros((N, G), dt)
-        self._dbias = np.zeros((N, G), np.float64)
         self._dstate = np.zeros((2, N, H), dt)  # gradient on (h, c): final in, initial out
-        self._no_dx = np.zeros((0, 0, 0), dt)
 
     def forward(self, bottom, top):
         T, N = self._TN
@@ -303,27 +301,22 @@ class LSTMLayer(_Recurrent):
             dc[...] = top[2].diff.reshape(N, H)
         else:
             self._dstate[...] = 0
-        want_dx = bool(propagate_down[0])
-        dx = bottom[0].diff.reshape(T, N, I) if want_dx else self._no_dx
+        args = (top[0].diff.reshape(T, N, H), self._W_hT, self._cont, self._c, self._gates,
+                self._tanh_c, self._dpre.dtype.type(0), self._dpre, dh, dc)
         parts = self._parts()
-        # transposed float64 accumulators, as in the Lstm layer
-        grads = np.zeros((parts, I + H, 4 * H), np.float64)
-        self._dbias[...] = 0
-        args = (top[0].diff.reshape(T, N, H), x, self._W_xT, self._W_hT, self._cont, self._h,
-                self._c, self._gates, self._tanh_c, np.float32(0), False, self._dpre)
         if parts > 1:
-            lstm_backward_parallel(*args, grads[:, :I], self._dbias, grads[:, I:], dx, want_dx,
-                                   dh, dc, parts)
-            grads = grads.sum(axis=0)
+            lstm_backward_parallel(*args, parts)
         else:
-            grads = grads[0]
-            lstm_backward(*args, grads[:I], self._dbias, grads[I:], dx, want_dx, dh, dc)
+            lstm_backward(*args)
+        dW_x, dbias, dW_h = param_gradients(self._dpre, x, self._h, self._cont)
         blobs = self.blobs
-        blobs[0].diff += grads[:I].T
-        blobs[1].diff += self._dbias.sum(axis=0)
+        blobs[0].diff += dW_x
+        blobs[1].diff += dbias.sum(axis=0)
         if self.static:
-            self._static_backward(bottom, propagate_down, self._dbias, W_s, blobs[2].diff)
-        blobs[-1].diff += grads[I:].T
+            self._static_backward(bottom, propagate_down, dbias, W_s, blobs[2].diff)
+        blobs[-1].diff += dW_h
+        if propagate_down[0]:
+            np.matmul(self._dpre.reshape(T * N, 4 * H), W_x, out=bottom[0].diff.reshape(T * N, I))
         if self.expose:  # dh, dc now hold the gradient on h_0, c_0
             for k, d in enumerate((dh, dc)):
                 if propagate_down[self._first_state + k]:

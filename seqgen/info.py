@@ -1,0 +1,107 @@
+"""`seqgen info`: a net described the way Caffe's Net::Init logs it.
+
+For every layer (including the Split layers inserted where one blob feeds several
+layers): its name and type, `name <- bottom` and `name -> top` lines, the top shapes in
+Caffe's "Top shape: 320 15 (4800)" form with any loss weight, and the running "Memory
+required for data". seqgen adds what Caffe's log leaves out: the shape and count of each
+parameter blob (shared ones marked and counted once) and the total. Then, as Caffe does,
+which layers need backward computation (in reverse order), the outputs, and the total
+number of learnable parameters.
+"""
+import numpy as np
+
+from .errors import SeqgenError
+from .net import Net
+from .proto import caffe_pb2
+
+
+def shape_string(shape):
+    """Caffe's Blob::shape_string: the dims, then the count in parentheses."""
+    count = int(np.prod(shape)) if len(shape) else 1
+    return "".join(f"{d} " for d in shape) + f"({count})"
+
+
+def _net_file(path):
+    """The net of `path`: the file itself, or the net a solver file names."""
+    from .prototxt import read_net, read_solver
+
+    try:
+        read_net(path)
+        return path
+    except SeqgenError as net_error:
+        try:
+            solver = read_solver(path)
+        except SeqgenError:
+            raise net_error from None
+        if solver.net or solver.train_net:
+            return solver.net or solver.train_net
+        if solver.HasField("net_param"):
+            return solver.net_param
+        if solver.HasField("train_net_param"):
+            return solver.train_net_param
+        raise net_error from None
+
+
+def describe(net):
+    """The lines of Caffe's Net::Init log for a built Net, plus parameter shapes."""
+    phase = caffe_pb2.Phase.Name(net.phase)
+    lines = [f'Net "{net.name}" ({phase} phase) from {net.source}']
+    owner_of = {}  # id(parameter blob) -> (layer name, index) of its first use
+    fixed = {id(p.blob) for p in net.learnable_params if p.lr_mult == 0}
+    memory = 0
+    for idx, (name, layer) in enumerate(zip(net.layer_names, net.layers)):
+        lp = layer.param
+        loss = net._loss_weights[idx]
+        lines.append(f"Creating Layer {name} ({layer.type})")
+        sub = [f"{name} <- {b}" for b in lp.bottom]
+        for t in lp.top:
+            sub.append(f"{name} -> {t}" + (" (in-place)" if t in lp.bottom else ""))
+        sub.append(f"Setting up {name}")
+        for t in lp.top:
+            blob = net.blobs[t]
+            sub.append(f"Top shape: {shape_string(blob.shape)}")
+            weight = next((float(w) for b, w in loss if b is blob), 0.0)
+            if weight:
+                sub.append(f"    with loss weight {weight:g}")
+            memory += blob.count
+        names = getattr(layer, "param_names", None) or []
+        for i, blob in enumerate(layer.blobs):
+            label = f"Param {i}" + (f" ({names[i]})" if i < len(names) else "")
+            text = f"{label}: {shape_string(blob.shape)}"
+            spec = lp.param[i] if i < len(lp.param) else None
+            if id(blob) in owner_of:
+                first_layer, first_index = owner_of[id(blob)]
+                shared = f" as '{spec.name}'" if spec is not None and spec.name else ""
+                text += f", shared{shared} with {first_layer} param {first_index}"
+            else:
+                owner_of[id(blob)] = (name, i)
+                if spec is not None and spec.name:
+                    text += f", named '{spec.name}'"
+                if id(blob) in fixed:
+                    text += ", fixed (lr_mult 0)"
+            sub.append(text)
+        sub.append(f"Memory required for data: {memory * 4}")
+        lines.extend("  " + s for s in sub)
+    for idx in range(len(net.layers) - 1, -1, -1):
+        needs = "needs" if net.layer_needs_backward(net.layer_names[idx]) else \
+            "does not need"
+        lines.append(f"{net.layer_names[idx]} {needs} backward computation.")
+    for out in net.outputs:
+        lines.append(f"This network produces output {out}")
+    lines.append("Network initialization done.")
+    total = sum(p.blob.count for p in net.learnable_params)
+    frozen = sum(p.blob.count for p in net.learnable_params if p.lr_mult == 0)
+    blobs = len(net.learnable_params)
+    line = f"Total learnable parameters: {total} in {blobs} blob{'s' if blobs != 1 else ''}"
+    if frozen:
+        line += f" ({frozen} fixed by lr_mult 0)"
+    lines.append(line)
+    return lines
+
+
+def net_info(path, phase="TRAIN"):
+    """The `seqgen info` text for a net (or solver) file in the given phase."""
+    net = Net(_net_file(path), phase=phase)
+    if not isinstance(path, str) or net.source == "<NetParameter>":
+        net.source = str(path)
+    return "\n".join(describe(net))
