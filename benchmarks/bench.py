@@ -8,8 +8,11 @@ trained by PyTorch's nn.LSTM (one thread) with the ratio; then free-running gene
 the wall time of `seqgen generate --steps 320` as a whole command, the N = 16 streams
 throughput against N = 1, and the peak memory growth of a long lstm_short run.
 """
-import argparse
 import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the seqgen command does
+
+import argparse
 import resource
 import statistics
 import subprocess
@@ -50,6 +53,14 @@ def seqgen_training(name, iters, repeats):
 
 
 def torch_training(name, iters, repeats):
+    """PyTorch in a child process: importing torch here would change numba's and BLAS's
+    threading for the seqgen measurements that follow."""
+    out = subprocess.run([sys.executable, __file__, "--torch-only", name, "--iters", str(iters),
+                          "--repeats", str(repeats)], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _torch_training(name, iters, repeats):
     import torch
 
     torch.set_num_threads(1)
@@ -170,12 +181,17 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--iters", type=int, default=500)
     ap.add_argument("--memory-iters", type=int, default=100000)
+    ap.add_argument("--torch-only", metavar="CONFIG", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    try:
-        import torch
-        torch_version = torch.__version__
-    except ImportError:
-        torch_version = None
+    if args.torch_only:
+        print(_torch_training(args.torch_only, args.iters, args.repeats))
+        return 0
+    import importlib.util
+    torch_version = None
+    if importlib.util.find_spec("torch") is not None:
+        torch_version = subprocess.run(
+            [sys.executable, "-c", "import torch; print(torch.__version__)"],
+            capture_output=True, text=True).stdout.strip() or None
     print(f"machine: {os.cpu_count()} cores, {platform_name()}; numpy {np.__version__}; "
           f"PyTorch {torch_version or 'not installed'}")
     print("\n| configuration | seqgen ms/iter | PyTorch ms/iter | PyTorch / seqgen |")
