@@ -14,6 +14,7 @@ from .data import resolve_source
 from .errors import SeqgenError
 from .feeder import MODES, NpzFeeder, SequenceFeeder
 from .generate import generate
+from .kernels import compile_notice
 from .net import TEST, Net
 from .plot import plot_generation, plot_loss, write_generated_csv
 from .fileio import write_csv_atomic
@@ -148,6 +149,7 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
     """
     if mode is not None and mode not in MODES:
         raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not '{mode}'")
+    compile_notice(log)
     param, net_path = resolve_solver(path, log)
     if iters is not None:
         if iters <= 0:
@@ -266,6 +268,7 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
 def generate_from_run(weights=None, net=None, steps=320, prime=0, out=None, mode=None,
                       data=None, log=print):
     """Generate `steps` free-running steps; writes generated.csv and generated.png."""
+    compile_notice(log)
     run = None
     if weights is None:
         folder = latest_run()

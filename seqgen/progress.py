@@ -21,6 +21,7 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.perf_counter()
+        self.first_seconds = 0.0
         self.start_iter = None
         self.last_live = 0.0
 
@@ -31,15 +32,23 @@ class Progress:
 
     def __call__(self, solver, loss):
         it = solver.iter
-        if self.start_iter is None:
-            self.start_iter = it - 1
+        first = self.start_iter is None
+        if first:
+            # time from the end of the first iteration: it may include compiling kernels
+            self.start_iter = it
+            now = time.perf_counter()
+            self.first_seconds = now - self.start
+            self.start = now
         if self.display and (it - 1) % self.display == 0:
-            rate = self.rate(it)
-            eta = (self.total - it) / rate if rate else 0
             smoothed = sum(solver.smoothed) / len(solver.smoothed)
             self._clear()
-            self.log(f"Iteration {it - 1} ({rate:.1f} iter/s, ETA {_clock(eta)}), "
-                     f"loss = {smoothed:.6g}")
+            if first:
+                self.log(f"Iteration {it - 1}, loss = {smoothed:.6g}")
+            else:
+                rate = self.rate(it)
+                eta = (self.total - it) / rate if rate else 0
+                self.log(f"Iteration {it - 1} ({rate:.1f} iter/s, ETA {_clock(eta)}), "
+                         f"loss = {smoothed:.6g}")
             self.log(f"    Train net output #0: loss = {loss:.6g}")
         if self.live and it % 64 == 0:
             now = time.perf_counter()
@@ -60,6 +69,8 @@ class Progress:
         self._clear()
         elapsed = time.perf_counter() - self.start
         done = solver.iter - (self.start_iter if self.start_iter is not None else solver.iter)
+        if self.start_iter is not None:
+            elapsed, done = elapsed + self.first_seconds, done + 1
         self.log(f"Trained {done} iterations in {elapsed:.1f} s "
                  f"({done / elapsed if elapsed > 0 else 0:.0f} iter/s); final loss {solver.last_loss:.6g}")
         return elapsed

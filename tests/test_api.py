@@ -26,7 +26,7 @@ from seqgen.weights import blob_from_proto, blob_shape, read_net_binary
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 E2E = GOLDEN / "caffe-lstm" / "e2e_short_2000"
 BVLC = GOLDEN / "bvlc"
-DOC = ROOT / "docs" / "coming_from_pycaffe.md"
+DOC = ROOT / "README.md"  # its "Coming from pycaffe" section
 
 layer_class("Input")  # import every layer module, so LAYERS is complete
 needs_bvlc = pytest.mark.skipif("LSTM" not in LAYERS or "RNN" not in LAYERS,
@@ -608,7 +608,9 @@ def test_a_mismatch_leaves_the_net_untouched(tmp_path):
 # -- the "Coming from pycaffe" document ------------------------------------------------------
 
 def doc_blocks():
-    return re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    text = DOC.read_text(encoding="utf-8")
+    section = text.split("## Coming from pycaffe", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
 
 
 def test_doc_shows_a_pycaffe_script_and_its_seqgen_equivalent():
