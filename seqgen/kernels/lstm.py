@@ -174,11 +174,14 @@ def param_gradients(dpre, x, h, cont, fork_dwh=False):
     # summed in float64: the float32 BLAS sums drift from Caffe's over the 2000-iteration
     # golden run by more than Caffe drifts from itself; in float64 they do not
     d2 = dpre.reshape(T * N, G).astype(np.float64)
+    I, H = x.shape[2], h.shape[2]
+    rhs = np.empty((T, N, I + H), np.float64)  # [x_t, h_{t-1} as it entered] per row
+    rhs[:, :, :I] = x
     if fork_dwh:
-        h_in = h[:T].astype(np.float64)
-        h_in[0, 1:] = 0
+        rhs[:, :, I:] = h[:T]
+        rhs[0, 1:, I:] = 0
     else:
-        h_in = h[:T] * cont[:, :, None].astype(np.float64)
-    dW_x = d2.T @ x.reshape(T * N, -1).astype(np.float64)
-    dW_h = d2.T @ h_in.reshape(T * N, -1)
-    return dW_x, d2.reshape(T, N, G).sum(axis=0), dW_h
+        np.multiply(h[:T], cont[:, :, None], out=rhs[:, :, I:])
+    W = d2.T @ rhs.reshape(T * N, I + H)
+    dbias = (np.ones(T) @ d2.reshape(T, N * G)).reshape(N, G)
+    return W[:, :I], dbias, W[:, I:]
