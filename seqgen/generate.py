@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import SeqgenError, SeqgenRuntimeError
 from .feeder import MODES, input_roles
-from .kernels.generate import lstm_stack_generate
+from .kernels.generate import lstm_stack_generate, rnn_stack_generate
 
 
 def output_name(net):
@@ -21,9 +21,10 @@ def output_name(net):
 
 
 def stack_plan(net, data, clip, out):
-    """Arrays for the compiled generator when the net is a chain of LSTM layers fed by
-    (data, clip) and one affine output layer producing `out`; None for any other net."""
-    lstms, affine, current = [], None, data
+    """(kernel, arrays) for the compiled generator when the net is a chain of LSTM layers
+    (or of RNN layers) fed by (data, clip) and one affine output layer producing `out`;
+    None for any other net, which then runs step by step through Net.forward."""
+    layers, kind, affine, current = [], None, None, data
     alias = {}  # top of an automatically inserted Split -> the blob it copies
     for layer in net.layers:
         bottoms = [alias.get(b, b) for b in layer.param.bottom]
@@ -33,26 +34,36 @@ def stack_plan(net, data, clip, out):
         if layer.type == "Split":
             alias.update((t, bottoms[0]) for t in tops)
             continue
-        if affine is None and hasattr(layer, "lstm_weights") and len(bottoms) == 2 \
+        recurrent = next((k for k in ("lstm_weights", "rnn_weights") if hasattr(layer, k)), None)
+        if affine is None and recurrent and kind in (None, recurrent) \
                 and bottoms == [current, clip] and len(tops) == 1 \
                 and getattr(layer, "N", 1) == 1:
-            lstms.append(layer.lstm_weights())
+            kind = recurrent
+            layers.append(getattr(layer, recurrent)())
             current = tops[0]
-        elif affine is None and lstms and hasattr(layer, "affine_weights") \
+        elif affine is None and layers and hasattr(layer, "affine_weights") \
                 and bottoms == [current] and tops == [out]:
             affine = layer.affine_weights()
         else:
             return None
     if affine is None:
         return None
-    I = np.array([w[0].shape[1] for w in lstms], np.int64)
-    H = np.array([w[1].shape[1] for w in lstms], np.int64)
     offsets = lambda sizes: np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    wx = np.concatenate([w[0].ravel() for w in lstms])
-    wh = np.concatenate([np.ascontiguousarray(w[1].T).ravel() for w in lstms])
-    b = np.concatenate([w[2] for w in lstms])
-    return (I, H, wx, offsets(4 * H * I), wh, offsets(4 * H * H), b, offsets(4 * H),
-            affine[0], affine[1])
+    flat = lambda arrays: np.concatenate([np.ascontiguousarray(a, np.float32).ravel()
+                                          for a in arrays])
+    I = np.array([w[0].shape[1] for w in layers], np.int64)
+    if kind == "lstm_weights":  # (W_x (4H, I), W_h (4H, H), b (4H))
+        H = np.array([w[1].shape[1] for w in layers], np.int64)
+        arrays = (I, H, flat(w[0] for w in layers), offsets(4 * H * I),
+                  flat(w[1].T for w in layers), offsets(4 * H * H),
+                  flat(w[2] for w in layers), offsets(4 * H))
+        return lstm_stack_generate, arrays, affine
+    # rnn_weights: (W_xh (H, I), b_h, W_hh (H, H), W_ho (H, H), b_o)
+    H = np.array([w[2].shape[0] for w in layers], np.int64)
+    arrays = (I, H, flat(w[0] for w in layers), offsets(H * I),
+              flat(w[2].T for w in layers), offsets(H * H), flat(w[1] for w in layers),
+              offsets(H), flat(w[3].T for w in layers), flat(w[4] for w in layers))
+    return rnn_stack_generate, arrays, affine
 
 
 def generate(net, steps, mode="previous", true=None, prime=0, compiled=True):
@@ -75,9 +86,10 @@ def generate(net, steps, mode="previous", true=None, prime=0, compiled=True):
     true = None if true is None else np.asarray(true, np.float32).reshape(len(true), -1)
     result = np.zeros((steps, D), np.float32)
     plan = stack_plan(net, data, clip, out) if compiled else None
-    if plan is not None and plan[-2].shape[0] == D == plan[0][0]:
+    if plan is not None and plan[2][0].shape[0] == D == plan[1][0][0]:
+        kernel, arrays, (W_out, b_out) = plan
         feed = np.zeros((1, D), np.float32) if true is None else true
-        lstm_stack_generate(*plan, steps, mode == "previous", feed, prime, result)
+        kernel(*arrays, W_out, b_out, steps, mode == "previous", feed, prime, result)
         _check_finite(result)
         return result
     x = np.zeros(D, np.float32)

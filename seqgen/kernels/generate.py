@@ -1,4 +1,5 @@
-"""Free-running generation of a stack of LSTM layers + one output projection, in one call.
+"""Free-running generation of a stack of LSTM (or RNN) layers + one output projection, in
+one call.
 
 The per-step Python path (Net.forward with T = 1) costs tens of microseconds a step; this
 kernel runs all steps, all layers and the feedback inside compiled code. Parameters of
@@ -70,4 +71,60 @@ def lstm_stack_generate(I, H, wx, ox, wh, oh, b, ob, W_out, b_out, steps, feedba
             s = b_out[d]
             for k in range(Hl):
                 s += W_out[d, k] * h[L - 1, k]
+            out[i, d] = s
+
+
+@njit(**JIT)
+def rnn_stack_generate(I, H, wx, ox, wh, oh, b, ob, wo, bo, W_out, b_out, steps, feedback,
+                       true, prime, out):
+    """The same for a stack of BVLC RNN layers: h = tanh(W_xh x + b_h + W_hh h_prev),
+    o = tanh(W_ho h + b_o) feeds the next layer. Layer l has W_xh at wx[ox[l]:] (H x I),
+    W_hh^T and W_ho^T at wh[oh[l]:] and wo[oh[l]:] (H x H), b_h and b_o at b/bo[ob[l]:]."""
+    L = I.shape[0]
+    D = W_out.shape[0]
+    Hmax = 0
+    for l in range(L):
+        Hmax = max(Hmax, H[l])
+    zero = out[0, 0] * 0
+    h = np.zeros((L, Hmax), out.dtype)
+    pre = np.zeros(Hmax, out.dtype)
+    x = np.zeros(max(I[0], Hmax), out.dtype)
+    for i in range(steps):
+        for k in range(I[0]):
+            if i == 0 or not feedback:
+                x[k] = zero
+            elif i - 1 < prime:
+                x[k] = true[i - 1, k]
+            else:
+                x[k] = out[i - 1, k]
+        for l in range(L):
+            Il, Hl = I[l], H[l]
+            for j in range(Hl):
+                s = b[ob[l] + j]
+                row = ox[l] + j * Il
+                for k in range(Il):
+                    s += wx[row + k] * x[k]
+                pre[j] = s
+            if i > 0:
+                for k in range(Hl):
+                    a = h[l, k]
+                    base = oh[l] + k * Hl
+                    for j in range(Hl):
+                        pre[j] += wh[base + j] * a
+            for j in range(Hl):
+                h[l, j] = tanh(pre[j])
+            for j in range(Hl):
+                pre[j] = bo[ob[l] + j]
+            for k in range(Hl):
+                a = h[l, k]
+                base = oh[l] + k * Hl
+                for j in range(Hl):
+                    pre[j] += wo[base + j] * a
+            for j in range(Hl):
+                x[j] = tanh(pre[j])
+        Hl = H[L - 1]
+        for d in range(D):
+            s = b_out[d]
+            for k in range(Hl):
+                s += W_out[d, k] * x[k]
             out[i, d] = s

@@ -345,6 +345,19 @@ class RNNLayer(_Recurrent):
         d = [blob.data for blob in self.blobs]
         return tuple(d) if self.static else (d[0], d[1], None, d[2], d[3], d[4])
 
+    @property
+    def rnn_weights(self):
+        """(W_xh, b_h, W_hh, W_ho, b_o) for compiled generation of RNN stacks; like
+        LSTMLayer.lstm_weights, only for an RNN without x_static and expose_hidden."""
+        if self.static or self.expose:
+            raise AttributeError("rnn_weights: only for an RNN without x_static and "
+                                 "without expose_hidden")
+
+        def weights():
+            W_xh, b_h, _, W_hh, W_ho, b_o = self._weights()
+            return W_xh, b_h, W_hh, W_ho, b_o
+        return weights
+
     def _allocate(self, T, N):
         H, dt = self.H, self.dtype
         self._h = np.zeros((T + 1, N, H), dt)  # row 0: the initial state
