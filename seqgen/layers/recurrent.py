@@ -239,6 +239,10 @@ class LSTMLayer(_Recurrent):
         d = [blob.data for blob in self.blobs]
         return (d[0], d[1], d[2], d[3]) if self.static else (d[0], d[1], None, d[2])
 
+    def set_forget_bias(self, value):
+        """b_c[H:2H] = value: the forget-gate bias, as the fork's driver sets it."""
+        self.blobs[1].data[self.H:2 * self.H] = value
+
     @property
     def lstm_weights(self):
         """(W_x (4H, I), W_h (4H, H), b (4H)) for compiled generation of LSTM stacks.

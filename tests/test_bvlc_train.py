@@ -1,0 +1,23 @@
+"""A net with BVLC Caffe's LSTM layer trains and generates through the same commands."""
+import numpy as np
+
+from helpers import ROOT
+from seqgen.cli import main
+from seqgen.net import TEST, Net
+from seqgen.plot import read_generated_csv
+
+
+def test_bvlc_lstm_trains_generates_and_gets_the_forget_bias(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    solver = ROOT / "prototxt" / "bvlc_lstm_short_solver.prototxt"
+    assert main(["train", str(solver), "--iters", "300", "--out", "run"]) == 0
+    assert main(["generate", "--steps", "100"]) == 0
+    d = read_generated_csv(tmp_path / "run" / "generated.csv")
+    assert d["generated"].shape == (100,) and np.isfinite(d["generated"]).all()
+    losses = np.loadtxt(tmp_path / "run" / "loss.csv", delimiter=",", skiprows=1)[:, 1]
+    assert losses[-20:].mean() < 0.5 * losses[:20].mean()  # it learns
+    # the snapshot's b_c starts from the fork driver's forget-gate bias 5 (moved a little)
+    net = Net(ROOT / "prototxt" / "bvlc_lstm_short.prototxt",
+              tmp_path / "run" / "bvlc_lstm_short_iter_300.caffemodel", TEST)
+    b_c = net.params["lstm1"][1].data
+    assert np.all(np.abs(b_c[15:30] - 5) < 0.5) and np.all(np.abs(b_c[:15]) < 0.5)
