@@ -16,6 +16,30 @@ JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
 
 @njit(**JIT)
+def _step_input(x, i, n, feedback, true, prime, out):
+    """x[:n] = the input of step i: 0 at i = 0 or without feedback, then the true value
+    while priming, then the previous prediction."""
+    zero = out[0, 0] * 0
+    for k in range(n):
+        if i == 0 or not feedback:
+            x[k] = zero
+        elif i - 1 < prime:
+            x[k] = true[i - 1, k]
+        else:
+            x[k] = out[i - 1, k]
+
+
+@njit(**JIT)
+def _output(x, H, W_out, b_out, out, i):
+    """out[i] = W_out x[:H] + b_out (the affine output layer)."""
+    for d in range(W_out.shape[0]):
+        s = b_out[d]
+        for k in range(H):
+            s += W_out[d, k] * x[k]
+        out[i, d] = s
+
+
+@njit(**JIT)
 def lstm_stack_generate(I, H, wx, ox, wh, oh, b, ob, W_out, b_out, steps, feedback,
                         true, prime, out):
     """Write `steps` predictions (steps, D) into out; step 0 starts from a zero state.
@@ -24,23 +48,14 @@ def lstm_stack_generate(I, H, wx, ox, wh, oh, b, ob, W_out, b_out, steps, feedba
     out[i-1]; without feedback always 0 (the fork's zero-input generator).
     """
     L = I.shape[0]
-    D = W_out.shape[0]
-    Hmax = 0
-    for l in range(L):
-        Hmax = max(Hmax, H[l])
+    Hmax = H.max()
     zero = out[0, 0] * 0
     h = np.zeros((L, Hmax), out.dtype)
     c = np.zeros((L, Hmax), out.dtype)
     g = np.zeros(4 * Hmax, out.dtype)
     x = np.zeros(max(I[0], Hmax), out.dtype)
     for i in range(steps):
-        for k in range(I[0]):
-            if i == 0 or not feedback:
-                x[k] = zero
-            elif i - 1 < prime:
-                x[k] = true[i - 1, k]
-            else:
-                x[k] = out[i - 1, k]
+        _step_input(x, i, I[0], feedback, true, prime, out)
         for l in range(L):
             Il, Hl = I[l], H[l]
             G = 4 * Hl
@@ -66,12 +81,7 @@ def lstm_stack_generate(I, H, wx, ox, wh, oh, b, ob, W_out, b_out, steps, feedba
                 h[l, k] = g[2 * Hl + k] * tanh(c[l, k])
             for k in range(Hl):
                 x[k] = h[l, k]
-        Hl = H[L - 1]
-        for d in range(D):
-            s = b_out[d]
-            for k in range(Hl):
-                s += W_out[d, k] * h[L - 1, k]
-            out[i, d] = s
+        _output(x, H[L - 1], W_out, b_out, out, i)
 
 
 @njit(**JIT)
@@ -81,22 +91,12 @@ def rnn_stack_generate(I, H, wx, ox, wh, oh, b, ob, wo, bo, W_out, b_out, steps,
     o = tanh(W_ho h + b_o) feeds the next layer. Layer l has W_xh at wx[ox[l]:] (H x I),
     W_hh^T and W_ho^T at wh[oh[l]:] and wo[oh[l]:] (H x H), b_h and b_o at b/bo[ob[l]:]."""
     L = I.shape[0]
-    D = W_out.shape[0]
-    Hmax = 0
-    for l in range(L):
-        Hmax = max(Hmax, H[l])
-    zero = out[0, 0] * 0
+    Hmax = H.max()
     h = np.zeros((L, Hmax), out.dtype)
     pre = np.zeros(Hmax, out.dtype)
     x = np.zeros(max(I[0], Hmax), out.dtype)
     for i in range(steps):
-        for k in range(I[0]):
-            if i == 0 or not feedback:
-                x[k] = zero
-            elif i - 1 < prime:
-                x[k] = true[i - 1, k]
-            else:
-                x[k] = out[i - 1, k]
+        _step_input(x, i, I[0], feedback, true, prime, out)
         for l in range(L):
             Il, Hl = I[l], H[l]
             for j in range(Hl):
@@ -122,9 +122,4 @@ def rnn_stack_generate(I, H, wx, ox, wh, oh, b, ob, wo, bo, W_out, b_out, steps,
                     pre[j] += wo[base + j] * a
             for j in range(Hl):
                 x[j] = tanh(pre[j])
-        Hl = H[L - 1]
-        for d in range(D):
-            s = b_out[d]
-            for k in range(Hl):
-                s += W_out[d, k] * x[k]
-            out[i, d] = s
+        _output(x, H[L - 1], W_out, b_out, out, i)
