@@ -26,7 +26,9 @@ def cmd_train(args):
 
     folder = train_sequence(args.net_or_solver, iters=args.iters, weights=args.weights,
                             mode=args.input, data=args.data, fork_compat=args.fork_compat,
-                            out=args.out, resume=args.resume, feedback=not args.no_feedback)
+                            out=args.out, resume=args.resume, feedback=not args.no_feedback,
+                            holdout=args.holdout, sigint_effect=args.sigint_effect,
+                            sighup_effect=args.sighup_effect)
     print(f"Run folder: {folder} (next: seqgen generate --steps 320)")
 
 
@@ -83,6 +85,19 @@ def build_parser():
     t.add_argument("--no-feedback", action="store_true",
                    help="in 'previous' mode, train by teacher forcing only (no own predictions)")
     t.add_argument("--resume", metavar="FILE.solverstate", help="continue a snapshotted run")
+    t.add_argument("--holdout", type=_positive_int, metavar="STEPS",
+                   help="hold the last STEPS steps of the sequence's whole chunks (a "
+                        "multiple of the net's length) out of training and test the net on "
+                        "them (at the solver's test_interval and at the end; test_loss.csv). "
+                        "Default with test_interval and test_iter in the solver: test_iter "
+                        "chunks")
+    effects = ["stop", "snapshot", "none"]
+    t.add_argument("--sigint-effect", choices=effects, default="stop",
+                   help="on Ctrl-C (SIGINT), after the current iteration: snapshot and stop "
+                        "(default), snapshot and go on, or nothing (caffe's -sigint_effect)")
+    t.add_argument("--sighup-effect", choices=effects, default="snapshot",
+                   help="on SIGHUP: snapshot and go on (default), stop, or nothing "
+                        "(caffe's -sighup_effect)")
     t.add_argument("--out", metavar="DIR", help="run folder (default: runs/NAME-TIMESTAMP)")
     t.set_defaults(func=cmd_train)
 

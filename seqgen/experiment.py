@@ -12,18 +12,18 @@ import numpy as np
 
 from .data import resolve_source
 from .errors import SeqgenError
-from .feeder import MODES, NpzFeeder, SequenceFeeder
-from .generate import generate
+from .feeder import MODES, NpzFeeder, SequenceFeeder, input_roles, shifted
+from .generate import generate, output_name
 from .kernels import compile_notice
 from .net import TEST, Net
-from .plot import plot_generation, plot_loss, write_generated_csv
+from .plot import plot_generation, write_generated_csv
 from .fileio import write_csv_atomic
 from .progress import Progress
-from .proto import caffe_pb2
 from .prototxt import parse_solver_text, read_net, read_solver
+from .replot import plot_run_losses, read_loss_csv
 from .runs import (latest_run, new_run_dir, read_run, remember_run, run_of_weights,
                    write_run)
-from .solver import Solver
+from .solver import ACTIONS, SNAPSHOT, STOP, Solver, check_solver_param
 
 
 class Interrupted(SeqgenError):
@@ -64,13 +64,14 @@ def _default_prefix(param, solver_path):
 
 
 def resolve_solver(path, log=print):
-    """(SolverParameter, net file) for a solver file or a net file."""
+    """(SolverParameter, net file, the solver's name for messages) for a solver file or a
+    net file."""
     if not os.path.exists(path):
         raise SeqgenError(f"{path}: no such file")
     if _is_solver(path):
         param = read_solver(path)
         _default_prefix(param, path)
-        return param, param.net or param.train_net
+        return param, param.net or param.train_net, str(path)
     stem, _ = os.path.splitext(path)
     beside = stem + "_solver.prototxt"
     if os.path.exists(beside):
@@ -78,13 +79,13 @@ def resolve_solver(path, log=print):
         param = read_solver(beside)
         param.net = os.path.abspath(path)
         _default_prefix(param, beside)
-        return param, path
+        return param, path, beside
     log(f"No {os.path.basename(beside)} beside the net: using the caffe-lstm example's solver "
         "settings (SGD, base_lr 1e-4, momentum 0.95, max_iter 100000)")
     param = parse_solver_text(FORK_SOLVER, "<fork solver settings>")
     param.net = os.path.abspath(path)
     param.snapshot_prefix = os.path.basename(stem)
-    return param, path
+    return param, path, "<fork solver settings>"
 
 
 _LENGTH_DIRECTIVE = re.compile(r"^#\s*seqgen:\s*sequence_length\s+(\d+)\s*$", re.M)
@@ -131,12 +132,127 @@ class FeedbackSchedule:
         self.feeder(solver)
 
 
+
+class HeldOutTest:
+    """The solver's tester for sequence data: the TEST-phase loss on a held-out tail.
+
+    The TEST net (weights shared with the training net) runs over the whole sequence in
+    chunks of T, teacher-forced in the training input mode, its state carried from chunk to
+    chunk as in training; the losses of the `test_chunks` chunks after the first
+    `train_chunks` (the held-out part, which training never sees) are averaged. The loss is
+    the TEST net's own loss output when it has one and a label input, else Caffe's
+    EuclideanLoss of the net's prediction against the sequence: sum((y - x)^2) / (2 T).
+    """
+
+    def __init__(self, net, sequence, mode, T, train_chunks, test_chunks):
+        self.net, self.T = net, T
+        self.train_chunks, self.test_chunks = train_chunks, test_chunks
+        n = (train_chunks + test_chunks) * T
+        self.sequence = np.asarray(sequence[:n], np.float32)
+        self.inputs = shifted(self.sequence) if mode == "previous" else \
+            np.zeros_like(self.sequence)
+        self.data, self.clip, self.label = input_roles(net)
+        weights = net.blob_loss_weights
+        self.loss_outputs = [o for o in net.outputs if weights.get(o)] if self.label else []
+        self.prediction = None if self.loss_outputs else output_name(net)
+
+    def __call__(self, solver):
+        net, T = self.net, self.T
+        saved = net.get_state()
+        net.reset_state()
+        blobs = net.blobs
+        total, weighted = 0.0, []
+        try:
+            for k in range(self.train_chunks + self.test_chunks):
+                sl = slice(k * T, (k + 1) * T)
+                clip = np.ones(T, np.float32)
+                clip[0] = 1.0 if k > 0 else 0.0
+                blobs[self.data].data[...] = self.inputs[sl].reshape(blobs[self.data].shape)
+                blobs[self.clip].data[...] = clip.reshape(blobs[self.clip].shape)
+                if self.label:
+                    blobs[self.label].data[...] = \
+                        self.sequence[sl].reshape(blobs[self.label].shape)
+                outputs = net.forward()
+                if k < self.train_chunks:
+                    continue
+                if self.loss_outputs:
+                    weighted.append([float(np.asarray(outputs[o]).ravel()[0])
+                                     for o in self.loss_outputs])
+                else:
+                    y = np.asarray(outputs[self.prediction], np.float64).reshape(T, -1)
+                    x = self.sequence[sl].astype(np.float64).reshape(T, -1)
+                    total += float(np.sum((y - x) ** 2)) / (2 * T)
+        finally:
+            net.set_state(saved)
+        if self.loss_outputs:
+            means = np.mean(np.array(weighted), axis=0)
+            return [(o, float(v), net.blob_loss_weights[o])
+                    for o, v in zip(self.loss_outputs, means)]
+        return [("loss", total / self.test_chunks, 0.0)]
+
+
+def test_loss_of(results):
+    """One number for test_loss.csv: the weighted sum of the loss outputs, else the first."""
+    weighted = [(v, w) for _, v, w in results if w]
+    if weighted:
+        return sum(v * w for v, w in weighted)
+    return results[0][1] if results else float("nan")
+
+
+def _merge_log(path, start, rows, dtype=np.float32):
+    """loss.csv rows of an earlier run in the same folder (before `start`) + the new rows,
+    so that a resumed run keeps the whole curve."""
+    old = []
+    if os.path.exists(path):
+        try:
+            old = [r for r in read_loss_csv(path) if r[0] < start]
+        except SeqgenError:
+            old = []
+    merged = [tuple(r) for r in old] + [tuple(r) for r in rows]
+    its = np.array([r[0] for r in merged], np.int64)
+    vals = np.array([r[1] for r in merged], dtype)
+    write_csv_atomic(path, ["iteration", "loss"], [its, vals])
+    return its, vals
+
+
 def is_npz_spec(spec):
     return spec is not None and str(spec).lower().endswith(".npz")
 
 
+SIGNAL_EFFECT_DEFAULTS = {"sigint": STOP, "sighup": SNAPSHOT}  # caffe train's defaults
+
+
+def _holdout_plan(param, holdout, T, length, source, log):
+    """(training chunks, held-out chunks, chunks per test) of a sequence of `length` steps
+    in chunks of T; the held-out tail is --holdout STEPS, or test_iter chunks when the
+    solver asks for tests (test_interval, test_iter) and no --holdout is given."""
+    chunks = length // T
+    test_iter = param.test_iter[0] if len(param.test_iter) else 0
+    if holdout is None:
+        if not (param.test_interval and test_iter):
+            return chunks, 0, 0
+        if chunks < test_iter + 1:
+            log(f"Note: the solver asks for tests (test_interval {param.test_interval}, "
+                f"test_iter {test_iter}), but {source} has {length} steps, {chunks} chunk(s) of "
+                f"{T}: nothing left to hold out; testing is off (use a longer --data)")
+            return chunks, 0, 0
+        return chunks - test_iter, test_iter, test_iter
+    if holdout <= 0 or holdout % T:
+        raise SeqgenError(f"--holdout {holdout}: must be a positive multiple of the net's "
+                          f"chunk length {T}")
+    held = holdout // T
+    if chunks - held < 1:
+        raise SeqgenError(f"--holdout {holdout}: {source} has {length} steps ({chunks} chunk(s) "
+                          f"of {T}); at least one chunk must remain for training")
+    if test_iter > held:
+        raise SeqgenError(f"test_iter {test_iter} asks for more chunks than --holdout {holdout} "
+                          f"holds out ({held} of {T} steps)")
+    return chunks - held, held, test_iter or held
+
+
 def train_sequence(path, iters=None, weights=None, mode=None, data=None,
-                   fork_compat=False, out=None, resume=None, feedback=True, log=print):
+                   fork_compat=False, out=None, resume=None, feedback=True, holdout=None,
+                   sigint_effect=STOP, sighup_effect=SNAPSHOT, log=print):
     """Train a net (solver or net file); returns the run folder.
 
     What feeds the net's inputs, by `data`:
@@ -146,11 +262,24 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
     - an .npz file with one array per input blob (NpzFeeder);
     - nothing, when `data` is None and the net has no Input blobs: its own data layers
       (HDF5Data) read the data.
+
+    Testing (Caffe's test_interval / test_iter): on sequence data the TEST net's loss on a
+    held-out tail (`holdout` steps, or test_iter chunks), logged to test_loss.csv; on a
+    net with its own data layers, the TEST net's outputs over test_iter batches.
+
+    Signals: SIGINT and SIGHUP do what `sigint_effect` / `sighup_effect` say ("stop":
+    finish the iteration, snapshot, stop; "snapshot": snapshot and go on; "none"), as
+    `caffe train -sigint_effect/-sighup_effect` do; SIGTERM always stops with a snapshot.
+    A stopped run raises Interrupted (exit code 128 + signal number).
     """
     if mode is not None and mode not in MODES:
         raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not '{mode}'")
+    for flag, effect in (("--sigint-effect", sigint_effect), ("--sighup-effect", sighup_effect)):
+        if effect not in ACTIONS:
+            raise SeqgenError(f"{flag} must be one of {', '.join(ACTIONS)}, not '{effect}'")
     compile_notice(log)
-    param, net_path = resolve_solver(path, log)
+    param, net_path, solver_name = resolve_solver(path, log)
+    check_solver_param(param, solver_name)  # before any data is read or net built
     if iters is not None:
         if iters <= 0:
             raise SeqgenError(f"--iters must be positive, got {iters}")
@@ -159,6 +288,8 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
     if npz and mode is not None:
         raise SeqgenError(f"--input {mode} is for sequence data; {data} gives every input "
                           "blob its values as they are")
+    if holdout is not None and npz:
+        raise SeqgenError(f"--holdout is for sequence data, not for {data}")
     source = sequence = None
     if data is not None and not npz:
         source, sequence = resolve_source(data)
@@ -169,8 +300,9 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
         # run can be repeated by putting `random_seed: <seed>` into the solver
         param.random_seed = secrets.randbelow(2 ** 31)
     options = {"fork_compat": fork_compat}
-    solver = Solver(param, options=options, out_dir=folder, log=log)
+    solver = Solver(param, options=options, out_dir=folder, log=log, source=solver_name)
     net = solver.net
+    held_out = None
     if npz:
         kind, spec = "npz", str(data)
         feeder = NpzFeeder(net, data)
@@ -179,6 +311,9 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
         if mode is not None:
             raise SeqgenError(f"--input {mode}: the net has no Input blobs; its own data "
                               "layers feed it")
+        if holdout is not None:
+            raise SeqgenError("--holdout is for sequence data; this net's own data layers "
+                              "feed it (its TEST phase tests it)")
         kind, spec, feeder = "own", None, None
         readers = sorted({layer.type for layer in net.layers if not layer.param.bottom
                           and layer.param.top}) or ["none"]
@@ -188,9 +323,18 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
         if sequence is None:
             source, sequence = resolve_source(spec)
         mode = mode or "previous"
-        feeder = SequenceFeeder(net, sequence, mode, source)
+        _, clip_name, _ = input_roles(net)
+        T = net.blobs[clip_name].count
+        train_chunks, held_chunks, test_chunks = _holdout_plan(
+            param, holdout, T, len(sequence), source, log)
+        train_part = sequence[: train_chunks * T] if held_chunks else sequence
+        feeder = SequenceFeeder(net, train_part, mode, source)
         what = (f"{source} ({len(feeder.sequence)} steps in chunks of {feeder.T}), "
                 f"input mode '{mode}'")
+        if held_chunks:
+            held_out = (train_chunks, held_chunks, test_chunks)
+            what += (f"; steps {train_chunks * T}-{(train_chunks + held_chunks) * T - 1} held "
+                     f"out for testing")
     if weights:
         net.copy_from(weights)
         log(f"Loaded weights from {weights}")
@@ -209,58 +353,100 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
         test_net.share_weights(net)
         if mode == "previous" and feedback:
             hook = FeedbackSchedule(feeder, test_net, param.max_iter, seed=param.random_seed)
+        if held_out:
+            evaluator = Net(net_path, TEST, options=options)
+            evaluator.share_weights(net)
+            solver.tester = HeldOutTest(evaluator, sequence, mode, T, held_out[0], held_out[2])
+    elif kind == "npz" and param.test_interval and len(param.test_iter):
+        log("Note: test_interval is ignored with .npz data (no held-out part to test on)")
     os.makedirs(folder, exist_ok=True)  # only now: a run that cannot start leaves nothing
     solver.before_forward = hook
     total = param.max_iter
+    start = solver.iter
     losses = np.full(total, np.nan, np.float32)
     progress = Progress(total, param.display, log)
+    tests = []
 
     def after(s, loss):
-        losses[s.iter - 1] = loss
+        if s.iter - 1 < total:
+            losses[s.iter - 1] = loss
         progress(s, loss)
 
+    def after_test(s, results):
+        tests.append((s.iter, test_loss_of(results)))
+
     solver.after_iteration = after
+    solver.after_test = after_test
     info = {"net": os.path.abspath(net_path), "name": name, "data": spec, "data_kind": kind,
             "input": mode, "fork_compat": fork_compat, "solver": os.path.abspath(path),
             "max_iter": total, "random_seed": param.random_seed}
+    if held_out:
+        info["holdout_steps"] = held_out[1] * T
     write_run(folder, info)
     remember_run(folder)
     log(f"Training {name} on {what}, {total - solver.iter} iterations; run folder {folder}")
-    if kind == "sequence" and len(sequence) > len(feeder.sequence):
-        log(f"Note: the last {len(sequence) - len(feeder.sequence)} steps of {source} do not "
-            "fill a chunk and are not used")
+    if kind == "sequence" and len(sequence) > (len(feeder.sequence) + (
+            held_out[1] * T if held_out else 0)):
+        unused = len(sequence) - len(feeder.sequence) - (held_out[1] * T if held_out else 0)
+        log(f"Note: the last {unused} steps of {source} do not fill a chunk and are not used")
 
-    caught = []
+    effects = {signal.SIGINT: sigint_effect, signal.SIGTERM: STOP}
+    if hasattr(signal, "SIGHUP"):
+        effects[signal.SIGHUP] = sighup_effect
+    stopped_by = []
 
     def on_signal(signum, frame):
-        if caught:  # a second signal: stop now
-            raise KeyboardInterrupt
-        caught.append(signum)
-        solver.stop_requested = True
+        action = effects[signum]
+        if action == STOP:
+            if stopped_by:  # a second stop signal: stop now, without a snapshot
+                raise KeyboardInterrupt
+            stopped_by.append(signum)
+        solver.request(action)
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, on_signal) for s in effects}
     try:
         solver.step(total - solver.iter)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
     elapsed = progress.finish(solver)
-    model, state = solver.snapshot()
+    stopped = bool(stopped_by) and solver.stop_requested
+    current = solver.last_snapshot is not None and solver.last_snapshot[0] == solver.iter
+    if not current and (stopped or param.snapshot_after_train):
+        solver.snapshot()  # a stop always snapshots, so that the run can be resumed
+    elif not current:
+        log("snapshot_after_train is false: no snapshot of the final weights")
+    if not stopped and solver.tester is not None and not (
+            solver.test_results and solver.test_results[-1][0] == solver.iter):
+        # Caffe's Solve tests after the last iteration when it falls on test_interval;
+        # with a held-out part seqgen always tests the final weights
+        if held_out or solver.test_due():
+            solver.test_all()
     done = ~np.isnan(losses)
-    write_csv_atomic(os.path.join(folder, "loss.csv"), ["iteration", "loss"],
-                     [np.nonzero(done)[0], losses[done]])
-    info.update({"iterations": solver.iter, "weights": os.path.abspath(model),
-                 "solverstate": os.path.abspath(state), "train_seconds": round(elapsed, 2),
+    loss_its, loss_vals = _merge_log(
+        os.path.join(folder, "loss.csv"), start,
+        [(int(i), losses[i]) for i in np.nonzero(done)[0] if i >= start])
+    test_its = test_vals = None
+    if tests or (start and os.path.exists(os.path.join(folder, "test_loss.csv"))):
+        test_its, test_vals = _merge_log(os.path.join(folder, "test_loss.csv"), start, tests,
+                                         np.float64)
+    info.update({"iterations": solver.iter, "train_seconds": round(elapsed, 2),
                  "final_loss": float(solver.last_loss)})
+    if solver.last_snapshot is not None:
+        model, state = solver.last_snapshot[1:]
+        info.update({"weights": os.path.abspath(model), "solverstate": os.path.abspath(state)})
+    if tests:
+        info["final_test_loss"] = float(tests[-1][1])
     write_run(folder, info)
-    if done.any():
-        plot_loss(np.nonzero(done)[0], losses[done], os.path.join(folder, "loss.png"),
-                  title=f"{name}: training loss")
-    if caught:
-        signame = signal.Signals(caught[0]).name
+    if len(loss_its):
+        plot_run_losses(loss_its, loss_vals, test_its, test_vals,
+                        os.path.join(folder, "loss.png"), title=f"{name}: loss")
+    if stopped:
+        signame = signal.Signals(stopped_by[0]).name
+        model, state = solver.last_snapshot[1:]
         err = Interrupted(f"{signame} at iteration {solver.iter}: snapshot written to {model}; "
                           f"resume with: seqgen train {path} --resume {state} --out {folder}")
-        err.exit_code = 128 + caught[0]
+        err.exit_code = 128 + stopped_by[0]
         raise err
     return folder
 

@@ -12,7 +12,9 @@ def _clock(seconds):
 
 class Progress:
     """after_iteration hook: every `display` iterations prints
-    `Iteration k (rate iter/s, ETA h:mm:ss), loss = smoothed` and Caffe's net-output line."""
+    `Iteration k (rate iter/s, ETA h:mm:ss), loss = smoothed`, Caffe's net-output line and
+    its `Iteration k, lr = rate` line; on a terminal also a live line with the iteration,
+    loss, learning rate, speed and ETA."""
 
     def __init__(self, total, display, log=print, stream=None):
         self.total = total
@@ -24,6 +26,7 @@ class Progress:
         self.first_seconds = 0.0
         self.start_iter = None
         self.last_live = 0.0
+        self.width = 0
 
     def rate(self, it):
         elapsed = time.perf_counter() - self.start
@@ -50,19 +53,24 @@ class Progress:
                 self.log(f"Iteration {it - 1} ({rate:.1f} iter/s, ETA {_clock(eta)}), "
                          f"loss = {smoothed:.6g}")
             self.log(f"    Train net output #0: loss = {loss:.6g}")
+            if solver.last_rate is not None:
+                self.log(f"Iteration {it - 1}, lr = {float(solver.last_rate):.6g}")
         if self.live and it % 64 == 0:
             now = time.perf_counter()
             if now - self.last_live > 0.25:
                 self.last_live = now
                 rate = self.rate(it)
                 eta = (self.total - it) / rate if rate else 0
-                self.stream.write(f"\r  {it}/{self.total} iterations, loss {loss:.5g}, "
-                                  f"{rate:.0f} iter/s, ETA {_clock(eta)} ")
+                lr = f", lr {float(solver.last_rate):.3g}" if solver.last_rate is not None else ""
+                line = (f"  {it}/{self.total} iterations, loss {loss:.5g}{lr}, "
+                        f"{rate:.0f} iter/s, ETA {_clock(eta)} ")
+                self.width = max(self.width, len(line))
+                self.stream.write("\r" + line)
                 self.stream.flush()
 
     def _clear(self):
         if self.live and self.last_live:
-            self.stream.write("\r" + " " * 78 + "\r")
+            self.stream.write("\r" + " " * self.width + "\r")
             self.stream.flush()
 
     def finish(self, solver):

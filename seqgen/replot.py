@@ -1,11 +1,15 @@
-"""`seqgen plot`: redraw a run's figures from its CSV files, recomputing nothing."""
+"""`seqgen plot`: redraw a run's figures from its CSV files, recomputing nothing.
+
+loss.png shows the training loss (loss.csv) and, when the run tested its net
+(test_interval / --holdout), the test loss (test_loss.csv) as a second curve.
+"""
 import csv
 import os
 
 import numpy as np
 
 from .errors import SeqgenError
-from .plot import plot_generated_csv, plot_loss
+from .plot import _new_figure, _save_png, plot_generated_csv, plot_loss
 from .runs import RUN_FILE, latest_run
 
 
@@ -24,6 +28,48 @@ def read_loss_csv(path):
     return data.reshape(-1, 2)
 
 
+def plot_run_losses(iterations, losses, test_iterations, test_losses, path, title=None):
+    """loss.png: the training loss, plus the test loss (markers and line) when there is one,
+    on a log y axis (non-positive or non-finite values are left out)."""
+    if test_iterations is None or not len(test_iterations):
+        plot_loss(iterations, losses, path, title=title)
+        return
+    fig, (ax,) = _new_figure(1, figsize=(8.0, 4.5))
+    drawn = False
+    for its, vals, style, color, label in (
+            (iterations, losses, "-", "tab:blue", "train loss"),
+            (test_iterations, test_losses, "o-", "tab:orange", "test loss (held out)")):
+        its = np.asarray(its, np.float64).reshape(-1)
+        vals = np.asarray(vals, np.float64).reshape(-1)
+        ok = np.isfinite(vals) & (vals > 0) & np.isfinite(its)
+        if ok.any():
+            ax.plot(its[ok], vals[ok], style, color=color, linewidth=1, markersize=3,
+                    label=label)
+            drawn = True
+    if drawn:
+        ax.set_yscale("log")
+        ax.legend(loc="upper right")
+    else:
+        ax.text(0.5, 0.5, "no positive finite loss values", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    _save_png(fig, path)
+
+
+def _plot_folder_losses(folder):
+    data = read_loss_csv(os.path.join(folder, "loss.csv"))
+    test_path = os.path.join(folder, "test_loss.csv")
+    test = read_loss_csv(test_path) if os.path.exists(test_path) else np.zeros((0, 2))
+    png = os.path.join(folder, "loss.png")
+    plot_run_losses(data[:, 0], data[:, 1], test[:, 0], test[:, 1], png)
+    return png
+
+
 def replot(target=None):
     """Redraw generated.png (and loss.png for a run); returns the files written."""
     target = target or latest_run()
@@ -38,16 +84,16 @@ def replot(target=None):
             plot_generated_csv(gen, os.path.join(target, "generated.png"))
             written.append(os.path.join(target, "generated.png"))
         if os.path.exists(loss):
-            data = read_loss_csv(loss)
-            plot_loss(data[:, 0], data[:, 1], os.path.join(target, "loss.png"))
-            written.append(os.path.join(target, "loss.png"))
+            written.append(_plot_folder_losses(target))
         if not written:
             raise SeqgenError(f"{target}: nothing to plot yet (no generated.csv or loss.csv)")
         return written
     if not os.path.exists(target):
         raise SeqgenError(f"{target}: no such file or folder")
     png = os.path.splitext(target)[0] + ".png"
-    if os.path.basename(target).startswith("loss"):
+    if os.path.basename(target) == "loss.csv":
+        return [_plot_folder_losses(os.path.dirname(target) or ".")]
+    if os.path.basename(target).startswith(("loss", "test_loss")):
         data = read_loss_csv(target)
         plot_loss(data[:, 0], data[:, 1], png)
     else:
