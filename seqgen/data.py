@@ -292,7 +292,7 @@ def _to_float32(path: Path, arr: np.ndarray, where) -> np.ndarray:
         r, c = np.argwhere(bad)[0]
         v = arr[r, c]
         if np.isfinite(v):
-            problem = f"value {v!r} is too large for float32"
+            problem = f"value {float(v)!r} is too large for float32"
         else:
             problem = f"value {float(v)!r} is not a finite number"
         raise SeqgenError(f"{path}: {where(int(r), int(c))}: {problem}")

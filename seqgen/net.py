@@ -13,12 +13,14 @@ from one forward call to the next.
 """
 import os
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from .blob import Blob
 from .errors import SeqgenError
+from .layers import base as layer_base
 from .proto import caffe_pb2
 from .registry import layer_class
 
@@ -133,26 +135,71 @@ class Net:
 
     def __init__(self, net, *args, weights=None, phase=None, options=None, level=0,
                  stages=()):
-        from .prototxt import filter_net, read_net
+        from .prototxt import filter_net, read_net_located
 
         weights, phase = _constructor_args(args, weights, phase)
         self.options = dict(options or {})
+        self._lines = {}  # layer name -> line in the net file, for messages
         if isinstance(net, caffe_pb2.NetParameter):
             self.source = "<NetParameter>"
             param = net
-        else:
+        elif isinstance(net, (str, os.PathLike)):
             self.source = str(net)
-            param = read_net(net)
+            param, _, self._lines = read_net_located(net)
             # layers that read files (HDF5Data) also look beside the net file
             self.options.setdefault("net_dir", os.path.dirname(os.path.abspath(self.source)))
+        else:
+            raise SeqgenError(f"the net must be a .prototxt file name or a NetParameter, "
+                              f"not {type(net).__name__}")
         self.phase = phase
-        self.param = filter_net(param, phase, level, stages)
+        try:
+            self.param = filter_net(param, phase, level, stages)
+        except SeqgenError as e:
+            raise SeqgenError(f"{self._at(getattr(e, 'layer_name', None))}{e}") from None
         self.name = self.param.name
+        if not len(self.param.layer):
+            dropped = len(param.layer)
+            raise SeqgenError(
+                f"{self.source}: the net has no layers" + (
+                    f" for phase {caffe_pb2.Phase.Name(phase)} (include/exclude rules leave "
+                    f"out all {dropped})" if dropped else ""))
         self._build()
         if weights is not None:
             self.copy_from(weights)
 
     # -- construction ----------------------------------------------------------------------
+    def _at(self, layer_name):
+        """'<file>:<line>: ' of a layer's block in the net file, or '<file>: '."""
+        line = self._lines.get(layer_name)
+        return f"{self.source}:{line}: " if line else f"{self.source}: "
+
+    def _check_tops(self, lp, bottoms, tops, before):
+        """After a layer's reshape: no top too large, no in-place blob changed shape."""
+        for name, blob in zip(lp.top, tops):
+            if blob.count > layer_base.MAX_BLOB_COUNT:
+                raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}): top "
+                                  f"'{name}' of shape {blob.shape} holds {blob.count} values, "
+                                  f"more than a blob may hold ({layer_base.MAX_BLOB_COUNT})")
+        for name, shape in before.items():
+            blob = self.blobs[name]
+            if blob.shape != shape:
+                raise SeqgenError(
+                    f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}) cannot work in place: "
+                    f"it would change blob '{name}' from shape {shape} to {blob.shape}; give "
+                    "its top another name")
+
+    def _setup_layer(self, layer, lp, bottoms, tops):
+        in_place = {t: self.blobs[t].shape for t in lp.top if t in lp.bottom}
+        try:
+            layer.setup(bottoms, tops)
+            layer.reshape(bottoms, tops)
+        except SeqgenError as e:
+            raise SeqgenError(f"{self._at(lp.name)}{e}") from None
+        except MemoryError as e:
+            raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}): not enough "
+                              f"memory for its blobs ({e})") from None
+        self._check_tops(lp, bottoms, tops, in_place)
+
     def _build(self):
         self.blobs = OrderedDict()
         self.layers = []
@@ -170,12 +217,13 @@ class Net:
         available = []  # blobs produced and not (yet) consumed: the outputs, as in Caffe
         for lp in _insert_splits(list(self.param.layer)):
             if lp.name in seen_names:
-                raise SeqgenError(f"{self.source}: two layers are named '{lp.name}'")
+                raise SeqgenError(f"{self.source}: two layers are named '{lp.name}' (layer "
+                                  "names must be unique: weights are matched by name)")
             seen_names.add(lp.name)
             try:
                 cls = layer_class(lp.type, lp.name)
             except SeqgenError as e:
-                raise SeqgenError(f"{self.source}: {e}") from None
+                raise SeqgenError(f"{self._at(lp.name)}{e}") from None
             if cls.is_loss and not lp.top:
                 lp = caffe_pb2.LayerParameter.FromString(lp.SerializeToString())
                 lp.top.append(lp.name)  # Caffe's AutoTopBlobs for loss layers
@@ -183,17 +231,21 @@ class Net:
             bottoms = []
             for b in lp.bottom:
                 if b not in self.blobs:
-                    raise SeqgenError(f"{self.source}: layer '{lp.name}' ({lp.type}) needs bottom "
-                                      f"'{b}', which no earlier layer produces")
+                    raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}) needs "
+                                      f"bottom '{b}', which no earlier layer produces")
                 bottoms.append(self.blobs[b])
                 if b in available:
                     available.remove(b)
             tops = []
+            if len(set(lp.top)) != len(lp.top):
+                twice = next(t for t in lp.top if list(lp.top).count(t) > 1)
+                raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}) lists top "
+                                  f"'{twice}' more than once")
             for t in lp.top:
                 if t in self.blobs and t not in lp.bottom:
-                    raise SeqgenError(f"{self.source}: layer '{lp.name}' ({lp.type}) produces "
-                                      f"top '{t}', which layer '{produced_by[t]}' already "
-                                      "produces (only in-place tops may reuse a name)")
+                    raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}) "
+                                      f"produces top '{t}', which layer '{produced_by[t]}' "
+                                      "already produces (only in-place tops may reuse a name)")
                 self.blobs.setdefault(t, Blob())
                 produced_by[t] = lp.name
                 tops.append(self.blobs[t])
@@ -201,11 +253,7 @@ class Net:
                     available.append(t)
             if lp.type == "Input":
                 self.inputs.extend(lp.top)
-            try:
-                layer.setup(bottoms, tops)
-                layer.reshape(bottoms, tops)
-            except SeqgenError as e:
-                raise SeqgenError(f"{self.source}: {e}") from None
+            self._setup_layer(layer, lp, bottoms, tops)
             self._share_params(layer, lp, owners)
             self.layers.append(layer)
             self.layer_names.append(lp.name)
@@ -231,7 +279,7 @@ class Net:
         """Caffe's AppendParam: a named parameter seen before is the same blob."""
         specs = list(lp.param)
         if len(specs) > len(layer.blobs):
-            raise SeqgenError(f"{self.source}: layer '{lp.name}' has {len(specs)} param specs "
+            raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' has {len(specs)} param specs "
                               f"but only {len(layer.blobs)} parameter blobs")
         for i, blob in enumerate(layer.blobs):
             spec = specs[i] if i < len(specs) else caffe_pb2.ParamSpec()
@@ -242,16 +290,17 @@ class Net:
                     owner.blob.shape == blob.shape
                 if not fits:
                     raise SeqgenError(
-                        f"{self.source}: layer '{lp.name}' shares parameter '{spec.name}' with "
-                        f"layer '{owner_layer}', but the shapes differ: {blob.shape} vs "
+                        f"{self._at(lp.name)}layer '{lp.name}' shares parameter "
+                        f"'{spec.name}' with layer '{owner_layer}', but the shapes differ: "
+                        f"{blob.shape} vs "
                         f"{owner.blob.shape}" + (" (share_mode PERMISSIVE needs equal counts)"
                                                  if permissive else ""))
                 for field in ("lr_mult", "decay_mult"):
                     if spec.HasField(field):
                         if field in explicit and getattr(owner, field) != getattr(spec, field):
                             raise SeqgenError(
-                                f"{self.source}: shared parameter '{spec.name}' has {field} "
-                                f"{getattr(owner, field):g} in layer '{owner_layer}' but "
+                                f"{self._at(lp.name)}shared parameter '{spec.name}' has "
+                                f"{field} {getattr(owner, field):g} in layer '{owner_layer}' but "
                                 f"{getattr(spec, field):g} in layer '{lp.name}'")
                         setattr(owner, field, getattr(spec, field))
                         explicit.add(field)
@@ -283,7 +332,7 @@ class Net:
             lp = layer.param
             explicit = list(lp.propagate_down)
             if explicit and len(explicit) != len(lp.bottom):
-                raise SeqgenError(f"{self.source}: layer '{lp.name}' gives propagate_down "
+                raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' gives propagate_down "
                                   f"{len(explicit)} times for {len(lp.bottom)} bottom(s); give "
                                   "it once per bottom or not at all")
             need = any(blob_need.get(b, False) for b in lp.bottom)
@@ -359,9 +408,15 @@ class Net:
             if name not in self.inputs:
                 raise SeqgenError(f"'{name}' is not an input of this net "
                                   f"(inputs: {', '.join(self.inputs) or 'none'})")
-            value = np.asarray(value, np.float32)
+            try:
+                value = np.asarray(value, np.float32)
+            except (TypeError, ValueError) as e:
+                raise SeqgenError(f"input '{name}': not an array of numbers ({e})") from None
             blob = self.blobs[name]
             if value.shape != blob.shape:
+                if value.size > layer_base.MAX_BLOB_COUNT:
+                    raise SeqgenError(f"input '{name}': {value.size} values are more than a "
+                                      f"blob may hold ({layer_base.MAX_BLOB_COUNT})")
                 if value.size == blob.count and value.ndim < blob.data.ndim:
                     value = value.reshape(blob.shape)
                 else:
@@ -371,7 +426,16 @@ class Net:
     def reshape(self):
         """Propagate input shapes through every layer (after writing new input shapes)."""
         for layer, bottom, top in zip(self.layers, self._bottoms, self._tops):
-            layer.reshape(bottom, top)
+            lp = layer.param
+            in_place = {t: self.blobs[t].shape for t in lp.top if t in lp.bottom}
+            try:
+                layer.reshape(bottom, top)
+            except SeqgenError as e:
+                raise SeqgenError(f"{self._at(lp.name)}{e}") from None
+            except MemoryError as e:
+                raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}): not "
+                                  f"enough memory for its blobs ({e})") from None
+            self._check_tops(lp, bottom, top, in_place)
         self._input_shapes = tuple(self.blobs[name].data.shape for name in self.inputs)
 
     def _range(self, start, end):
@@ -509,6 +573,9 @@ class Net:
 
     def set_state(self, states):
         """Restore states from get_state(); layers not named keep theirs."""
+        if not isinstance(states, Mapping):
+            raise SeqgenError(f"set_state: expected {{layer name: state}} as get_state() "
+                              f"returns, not {type(states).__name__}")
         carrying = {name for name, layer in zip(self.layer_names, self.layers)
                     if layer.get_state() is not None}
         unknown = [name for name in states if name not in carrying]

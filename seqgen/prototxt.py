@@ -12,6 +12,11 @@ Public functions:
   layers whose include / exclude rules accept the given state (Caffe's FilterNet).
 * ``state_meets_rule(state, rule)`` and ``upgrade_net_input(net_param, name)`` are the
   building blocks, exposed for the binary (.caffemodel) reader and the solver.
+* ``read_net_located(path)`` -> (net, name, ``layer_lines(text)``): the line of every
+  layer's block, so that the Net can say where a layer it refuses is written.
+
+A solver file read as a net is recognised (it sets solver fields such as ``net`` or
+``base_lr``): a mistake in it is reported as the solver's mistake.
 
 Every problem is reported as a :class:`~seqgen.errors.SeqgenError` whose message starts
 with ``"<file>:<line>:<col>: "`` when a position is known, else ``"<file>: "``.
@@ -36,6 +41,8 @@ __all__ = [
     "filter_net",
     "state_meets_rule",
     "upgrade_net_input",
+    "layer_lines",
+    "read_net_located",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -57,6 +64,9 @@ _SOLVER_TYPE_NAMES = {
 
 # "3:7 : what" -- the location prefix protobuf puts in front of its ParseError text.
 _LOCATION_PREFIX = re.compile(r"^\d+(?::\d+)? : ")
+# 'Message type "caffe.NetParameter" has no field named "base_lr".'
+_UNKNOWN_FIELD = re.compile(r'has no field named "([A-Za-z_][A-Za-z0-9_]*)"')
+_SOLVER_FIELDS = frozenset(caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -98,6 +108,22 @@ def _read_text(path: PathLike) -> Tuple[str, str]:
     return name, text
 
 
+def _drop_quoted_line(what: str, text: str, line: Optional[int]) -> str:
+    """Remove the copy of the whole source line protobuf puts in front of some messages
+    ("'  dim: \"two\" }': Couldn't parse integer: \"two\""); file:line:col already says where."""
+    if not what.startswith("'"):
+        return what
+    lines = text.splitlines()
+    candidates = [""]
+    if line is not None and 1 <= line <= len(lines):
+        candidates.append(lines[line - 1])
+    for quoted in candidates:
+        prefix = f"'{quoted}': "
+        if what.startswith(prefix) and len(what) > len(prefix):
+            return what[len(prefix):]
+    return what
+
+
 def _find_token(text: str, word: str) -> Optional[Tuple[int, int]]:
     """1-based (line, col) of the first identifier `word` outside strings and comments."""
     pattern = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -137,8 +163,13 @@ def _parse_text(text: str, message, name: str, v1_check: bool = False):
             pos = _find_token(text, "layers")
             if pos is not None and (line is None or pos <= (line, col or 0)):
                 raise SeqgenError(_where(name, *pos) + V1_MESSAGE) from None
-        what = _LOCATION_PREFIX.sub("", str(exc), count=1) or "cannot parse the text"
-        raise SeqgenError(_where(name, line, col) + what) from None
+        what = _LOCATION_PREFIX.sub("", str(exc), count=1)
+        what = _drop_quoted_line(what, text, line) or "cannot parse the text"
+        err = SeqgenError(_where(name, line, col) + what)
+        err.position = (line or 0, col or 0)
+        m = _UNKNOWN_FIELD.search(what)
+        err.unknown_field = m.group(1) if m else None
+        raise err from None
     missing = message.FindInitializationErrors()
     if missing:
         raise SeqgenError(f"{name}: required field(s) not set: {', '.join(missing)}")
@@ -214,8 +245,29 @@ def _check_net(net_param: caffe_pb2.NetParameter, text: str, name: str) -> None:
 
 
 def parse_net_text(text: str, name: str = "<string>") -> caffe_pb2.NetParameter:
-    """Parse a text-format NetParameter; `name` is used in error messages."""
-    net = _parse_text(text, caffe_pb2.NetParameter(), name, v1_check=True)
+    """Parse a text-format NetParameter; `name` is used in error messages.
+
+    When the text does not parse as a net because it sets a solver field (``net``,
+    ``base_lr``, ...), it is a solver file: if it does not parse as a solver either and
+    gets further that way, the solver's own error is the one raised (a typo in a solver
+    should be reported as such, not as "NetParameter has no field named net"); if it is
+    a valid solver, the net error says so.
+    """
+    try:
+        net = _parse_text(text, caffe_pb2.NetParameter(), name, v1_check=True)
+    except SeqgenError as net_error:
+        if getattr(net_error, "unknown_field", None) not in _SOLVER_FIELDS:
+            raise
+        try:
+            parse_solver_text(text, name)
+        except SeqgenError as solver_error:
+            further = getattr(solver_error, "position", None)
+            if further is None or further > net_error.position:
+                raise solver_error from None
+            raise
+        raise SeqgenError(
+            _where(name, *net_error.position) + f"this is a solver file, not a net definition "
+            f"(it sets '{net_error.unknown_field}', which nets do not have)") from None
     _check_net(net, text, name)
     return net
 
@@ -224,6 +276,70 @@ def read_net(path: PathLike) -> caffe_pb2.NetParameter:
     """Read a text-format net definition (.prototxt) from `path`."""
     name, text = _read_text(path)
     return parse_net_text(text, name)
+
+
+_TOKENS = re.compile(
+    r"""(?P<skip>\#[^\n]*|\s+)"""
+    r"""|(?P<str>"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?)"""
+    r"""|(?P<word>[A-Za-z_][A-Za-z0-9_.]*)"""
+    r"""|(?P<open>[{<])|(?P<close>[}>])"""
+    r"""|(?P<other>.)""",
+    re.S,
+)
+
+
+def layer_lines(text: str) -> dict:
+    """{layer name: 1-based line of its ``layer {`` block} for the top-level layers of a
+    net's text, plus {blob: line} for deprecated top-level ``input: "blob"`` declarations
+    (they become Input layers named after the blob). Best effort, for error messages:
+    the first block of a name wins, and unparseable text simply gives fewer entries."""
+    lines = {}
+    depth = 0
+    line = 1
+    block_line = None  # line of the top-level 'layer' block being read
+    expect = None  # the word whose value comes next: ('layer'|'name'|'input', line)
+    for m in _TOKENS.finditer(text):
+        kind, tok = m.lastgroup, m.group()
+        here = line
+        line += tok.count("\n")
+        if kind == "skip":
+            continue
+        if kind == "word":
+            if depth == 0 and tok in ("layer", "input"):
+                expect = (tok, here)
+            elif depth == 1 and block_line is not None and tok == "name":
+                expect = ("name", here)
+            else:
+                expect = None
+            continue
+        if kind == "open":
+            if depth == 0:
+                block_line = expect[1] if expect and expect[0] == "layer" else None
+            depth += 1
+            expect = None
+            continue
+        if kind == "close":
+            depth = max(0, depth - 1)
+            if depth == 0:
+                block_line = None
+            expect = None
+            continue
+        if kind == "str" and expect and expect[0] in ("name", "input"):
+            value = tok[1:-1] if len(tok) >= 2 and tok[-1] == tok[0] else tok[1:]
+            where = block_line if expect[0] == "name" else expect[1]
+            lines.setdefault(value, where)
+            expect = None
+            continue
+        if tok != ":":
+            expect = None
+    return lines
+
+
+def read_net_located(path: PathLike):
+    """(NetParameter, display name, {layer name: line}) of a net file, for messages that
+    point at the layer at fault."""
+    name, text = _read_text(path)
+    return parse_net_text(text, name), name, layer_lines(text)
 
 
 # ---------------------------------------------------------------------------------------
@@ -362,9 +478,11 @@ def filter_net(
     out.state.CopyFrom(state)
     for layer in net_param.layer:
         if len(layer.include) and len(layer.exclude):
-            raise SeqgenError(
+            err = SeqgenError(
                 f"layer '{layer.name}': give either include or exclude rules, not both"
             )
+            err.layer_name = layer.name  # lets the Net point at the layer's line
+            raise err
         if len(layer.include):
             keep = any(state_meets_rule(state, r) for r in layer.include)
         else:

@@ -32,7 +32,8 @@ def blob_shape(proto):
 def blob_from_proto(proto):
     """The values of a BlobProto as a flat float32 array (double_data takes precedence)."""
     if len(proto.double_data):
-        return np.asarray(proto.double_data, np.float64).astype(np.float32)
+        with np.errstate(over="ignore"):  # beyond float32: inf (load_weights refuses it)
+            return np.asarray(proto.double_data, np.float64).astype(np.float32)
     return np.asarray(proto.data, np.float32)
 
 
@@ -55,9 +56,35 @@ def read_message(path, message, what):
     try:
         message.ParseFromString(raw)
     except (DecodeError, ValueError, RuntimeError) as e:
+        other = _other_caffe_kind(raw, message)
+        if other:
+            raise SeqgenError(f"{path}: not a {what} but {other}") from None
         raise SeqgenError(f"{path}: not a valid {what}: the file is truncated or of another "
                           f"kind{_kind_hint(raw)} ({e})") from None
     return message
+
+
+def _parses_as(raw, message):
+    try:
+        message.ParseFromString(raw)
+    except (DecodeError, ValueError, RuntimeError):
+        return None
+    return message
+
+
+def _other_caffe_kind(raw, expected):
+    """'a .solverstate ...' / 'a .caffemodel ...' when a file that failed to parse as
+    `expected` is the other kind of Caffe file, else None."""
+    if not isinstance(expected, caffe_pb2.SolverState):
+        state = _parses_as(raw, caffe_pb2.SolverState())
+        if state is not None and state.HasField("iter") and len(state.history):
+            model = f"; its weights are in {state.learned_net}" if state.learned_net else ""
+            return f"a .solverstate (a training state: give it to --resume{model})"
+    if not isinstance(expected, caffe_pb2.NetParameter):
+        net = _parses_as(raw, caffe_pb2.NetParameter())
+        if net is not None and (len(net.layer) or len(net.layers)):
+            return "a .caffemodel (weights: give it to --weights)"
+    return None
 
 
 def _kind_hint(raw):
@@ -122,6 +149,12 @@ def load_weights(net, path):
                 raise SeqgenError(f"{path}: layer '{name}' blob {i}{_blob_name(net, name, i)}: "
                                   f"the file holds {values.size} values for shape "
                                   f"{tuple(declared)}")
+            bad = np.flatnonzero(~np.isfinite(values))
+            if bad.size:
+                raise SeqgenError(f"{path}: layer '{name}' blob {i}{_blob_name(net, name, i)}: "
+                                  f"holds {bad.size} non-finite value(s) ({values[bad[0]]} at "
+                                  f"index {int(bad[0])}); the weights were saved from a "
+                                  "diverged run")
             copies.append((blob, values))
         matched += 1
     if net.params and not matched:

@@ -5,7 +5,23 @@ A layer owns its parameter blobs (`self.blobs`) and turns bottom blobs into top 
 changed, `forward`, and `backward` (write bottom diffs where `propagate_down`, accumulate
 parameter diffs).
 """
+import math
+
+import numpy as np
+
+from ..blob import Blob
 from ..errors import SeqgenError
+from ..fillers import fill
+
+#: The most values one blob may hold: Caffe's limit (INT_MAX, checked in Blob::Reshape).
+#: Shapes are checked against it before anything is allocated, so a typo such as
+#: `num_output: 1500000` is an error message rather than a MemoryError or an OOM kill.
+MAX_BLOB_COUNT = 2 ** 31 - 1
+
+
+def shape_count(shape):
+    """Number of values of `shape`, as an exact Python int (no int64 overflow)."""
+    return math.prod(int(d) for d in shape)
 
 
 class Layer:
@@ -29,6 +45,53 @@ class Layer:
     # -- helpers -------------------------------------------------------------------------
     def error(self, msg):
         return SeqgenError(f"layer '{self.name}' ({self.type}): {msg}")
+
+    def bottom_name(self, i):
+        """The name of bottom i in the prototxt ('#i' for a layer built without names)."""
+        bottoms = self.param.bottom
+        return bottoms[i] if i < len(bottoms) else f"#{i}"
+
+    def top_name(self, i):
+        """The name of top i in the prototxt ('#i' for a layer built without names)."""
+        tops = self.param.top
+        return tops[i] if i < len(tops) else f"#{i}"
+
+    def check_size(self, shape, what):
+        """Refuse a blob shape with negative dimensions or more than MAX_BLOB_COUNT values
+        (before it is allocated); `what` names the blob in the message."""
+        shape = tuple(int(d) for d in shape)
+        if any(d < 0 for d in shape):
+            raise self.error(f"{what} would have a negative dimension {shape}")
+        count = shape_count(shape)
+        # every dimension on its own too: numpy refuses a (0, 2**63) array as too big
+        if count > MAX_BLOB_COUNT or any(d > MAX_BLOB_COUNT for d in shape):
+            raise self.error(f"{what} would have shape {shape}: {count} values, more than a "
+                             f"blob may hold ({MAX_BLOB_COUNT})")
+        return shape
+
+    def new_param(self, shape, filler, what, dtype=np.float32):
+        """A parameter blob of `shape` filled by `filler` (a FillerParameter), after
+        checking that the shape is non-empty and not too large and that the filler's
+        numbers make sense (numpy would raise or fill inf/NaN otherwise)."""
+        shape = self.check_size(shape, f"parameter {what}")
+        if shape_count(shape) == 0:
+            raise self.error(f"parameter {what} would have shape {shape}, with no values "
+                             "(is a bottom blob empty?)")
+        # fillers.fill checks Caffe's rules (std > 0, min <= max, ...); what it leaves to
+        # numpy is values that are not finite in float32, where numpy raises OverflowError
+        # or fills inf/NaN
+        numbers = {"constant": ("value",), "uniform": ("min", "max"),
+                   "gaussian": ("mean", "std")}.get(filler.type, ())
+        for field in numbers:
+            value = getattr(filler, field)
+            with np.errstate(over="ignore"):
+                finite = np.isfinite(np.float32(value))
+            if not finite:
+                raise self.error(f"the {filler.type} filler of {what} has {field} {value}; it "
+                                 "must be a finite float32 number")
+        blob = Blob(shape, dtype)
+        blob.data[...] = fill(filler, shape, f"layer '{self.name}'")
+        return blob
 
     def check_counts(self, bottom, top):
         for what, want, got in (("bottom", self.num_bottoms, len(bottom)),

@@ -6,8 +6,6 @@ Scale, which in Caffe runs a Bias layer internally for its bias_term.
 """
 import numpy as np
 
-from ..blob import Blob
-from ..fillers import fill
 from ..registry import register
 from .base import Layer
 
@@ -54,8 +52,7 @@ class BiasLayer(Layer):
         if len(bottom) == 1:
             p = self.param.bias_param
             shape = param_shape(self, bottom[0].shape, p.axis, p.num_axes, "bias_param")
-            self.blobs = [Blob(shape)]
-            self.blobs[0].data[...] = fill(p.filler, shape, f"layer '{self.name}'")
+            self.blobs = [self.new_param(shape, p.filler, "b")]
 
     def _name(self, i):
         return self.param.bottom[i] if i < len(self.param.bottom) else str(i)

@@ -5,8 +5,6 @@ holds indices as float values. No gradient flows to the indices.
 """
 import numpy as np
 
-from ..blob import Blob
-from ..fillers import fill
 from ..registry import register
 from .base import Layer
 
@@ -27,15 +25,13 @@ class EmbedLayer(Layer):
         if self.K <= 0:
             raise self.error("embed_param.input_dim must be > 0")
         self.bias_term = p.bias_term
-        where = f"layer '{self.name}'"
-        self.blobs = [Blob((self.K, self.N))]
-        self.blobs[0].data[...] = fill(p.weight_filler, (self.K, self.N), where)
+        self.blobs = [self.new_param((self.K, self.N), p.weight_filler, "W")]
         if self.bias_term:
-            self.blobs.append(Blob((self.N,)))
-            self.blobs[1].data[...] = fill(p.bias_filler, (self.N,), where)
+            self.blobs.append(self.new_param((self.N,), p.bias_filler, "b"))
 
     def reshape(self, bottom, top):
-        top[0].reshape(tuple(bottom[0].shape) + (self.N,))
+        top[0].reshape(self.check_size(tuple(bottom[0].shape) + (self.N,),
+                                       f"top '{self.top_name(0)}'"))
 
     def _indices(self, bottom):
         """The bottom as int64 indices; Caffe only DCHECKs these, we always check."""

@@ -17,8 +17,8 @@ class EuclideanLossLayer(Layer):
     def reshape(self, bottom, top):
         a, b = bottom
         if a.count // max(a.num, 1) != b.count // max(b.num, 1) or a.num != b.num:
-            raise self.error(f"bottoms '{self.param.bottom[0]}' {a.shape} and "
-                             f"'{self.param.bottom[1]}' {b.shape} do not match")
+            raise self.error(f"bottoms '{self.bottom_name(0)}' {a.shape} and "
+                             f"'{self.bottom_name(1)}' {b.shape} do not match")
         if top:
             top[0].reshape(())
 

@@ -163,8 +163,8 @@ class HDF5DataLayer(Layer):
 
     # -- the layer contract ------------------------------------------------------------
     def reshape(self, bottom, top):
-        for blob, shape in zip(top, self.shapes):
-            blob.reshape((self.batch_size,) + tuple(shape))
+        for name, blob, shape in zip(self.top_names, top, self.shapes):
+            blob.reshape(self.check_size((self.batch_size,) + tuple(shape), f"top '{name}'"))
 
     def forward(self, bottom, top):
         filled = 0

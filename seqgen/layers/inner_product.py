@@ -2,8 +2,6 @@
 num_output with `transpose`)."""
 import numpy as np
 
-from ..blob import Blob
-from ..fillers import fill
 from ..registry import register
 from .base import Layer
 
@@ -23,13 +21,13 @@ class InnerProductLayer(Layer):
         self.transpose = p.transpose
         self.axis = self._axis(bottom[0])
         K = int(np.prod(bottom[0].shape[self.axis:]))
-        where = f"layer '{self.name}'"
+        if K == 0:
+            raise self.error(f"bottom '{self.bottom_name(0)}' of shape {bottom[0].shape} "
+                             f"has no inputs per row from axis {self.axis}")
         wshape = (K, self.N_out) if self.transpose else (self.N_out, K)
-        self.blobs = [Blob(wshape)]
-        self.blobs[0].data[...] = fill(p.weight_filler, wshape, where)
+        self.blobs = [self.new_param(wshape, p.weight_filler, "W")]
         if self.bias_term:
-            self.blobs.append(Blob((self.N_out,)))
-            self.blobs[1].data[...] = fill(p.bias_filler, (self.N_out,), where)
+            self.blobs.append(self.new_param((self.N_out,), p.bias_filler, "b"))
 
     def _axis(self, x):
         axis = self.param.inner_product_param.axis
@@ -44,11 +42,13 @@ class InnerProductLayer(Layer):
         K = int(np.prod(x.shape[axis:]))
         want = self.blobs[0].shape[0 if self.transpose else 1]
         if K != want:
-            raise self.error(f"bottom '{self.param.bottom[0]}' of shape {x.shape} gives "
+            raise self.error(f"bottom '{self.bottom_name(0)}' of shape {x.shape} gives "
                              f"{K} inputs per row from axis {axis}, but the weights expect {want}")
         self.M = int(np.prod(x.shape[:axis]))
         self.K = K
-        top[0].reshape(tuple(x.shape[:axis]) + (self.N_out,))
+        shape = self.check_size(tuple(x.shape[:axis]) + (self.N_out,),
+                                f"top '{self.top_name(0)}'")
+        top[0].reshape(shape)
 
     def affine_weights(self):
         """(W (num_output, K), b) for compiled generation; b is zeros without bias_term."""

@@ -19,8 +19,8 @@ class InputLayer(Layer):
             if shapes:
                 dims = list(shapes[0 if len(shapes) == 1 else i].dim)
                 if any(d < 0 for d in dims):
-                    raise self.error(f"top '{self.param.top[i]}' has a negative dimension {dims}")
-                blob.reshape(dims)
+                    raise self.error(f"top '{self.top_name(i)}' has a negative dimension {dims}")
+                blob.reshape(self.check_size(dims, f"top '{self.top_name(i)}'"))
 
     def reshape(self, bottom, top):
         pass  # shapes are whatever the user set last

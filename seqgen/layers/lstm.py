@@ -7,11 +7,11 @@ The fork's CPU layer mis-indexes clip and mixes streams when batch_size > 1, and
 adds terms for steps that do not continue; seqgen computes the exact gradient unless the
 net is built with options {"fork_compat": True}, which reproduces that dW_h term (N = 1).
 """
+from collections.abc import Mapping
+
 import numba
 import numpy as np
 
-from ..blob import Blob
-from ..fillers import fill
 from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
                             lstm_forward_parallel, param_gradients)
 from ..registry import register
@@ -19,6 +19,29 @@ from .base import Layer
 
 # From this many streams on, a layer splits its streams over the available threads.
 PARALLEL_MIN_STREAMS = 8
+
+
+def _shapes(bottom, top):
+    return tuple(b.data.shape for b in bottom), tuple(t.data.shape for t in top)
+
+
+def _check_shapes(layer, bottom, top, backward=False):
+    """The jitted kernels do not check bounds: refuse blobs whose shapes changed since
+    `reshape` validated them (a caller that skipped reshape), instead of letting a kernel
+    read or write past an array's end."""
+    if getattr(layer, "_shapes", None) is None:
+        raise layer.error("forward/backward before reshape (call setup and reshape first)")
+    if _shapes(bottom, top) != layer._shapes:
+        (want_b, want_t), (got_b, got_t) = layer._shapes, _shapes(bottom, top)
+        raise layer.error(f"the blobs changed shape since reshape (bottoms {list(want_b)} -> "
+                          f"{list(got_b)}, tops {list(want_t)} -> {list(got_t)}); call reshape "
+                          "after changing an input's shape")
+    if backward:
+        for what, blobs in (("top", top), ("bottom", bottom)):
+            for i, blob in enumerate(blobs):
+                if blob.diff.shape != blob.data.shape:
+                    raise layer.error(f"{what} {i} has a diff of shape {blob.diff.shape} for "
+                                      f"data of shape {blob.data.shape}")
 
 
 @register("Lstm")
@@ -42,35 +65,42 @@ class LstmLayer(Layer):
             raise self.error(
                 f"the fork-compatible gradient is only defined for batch_size 1 (this layer has "
                 f"batch_size {self.N}); the fork's CPU layer is wrong for several streams")
+        if top[0] in bottom:
+            raise self.error("Lstm cannot work in place (give the top another name than the "
+                             "bottoms)")
         x = bottom[0]
-        if x.data.ndim < 1 or x.num == 0:
-            raise self.error(f"bottom '{self.param.bottom[0]}' is empty")
+        if x.data.ndim < 1 or x.count == 0:
+            raise self.error(f"bottom '{self.bottom_name(0)}' is empty (shape {x.shape})")
+        if x.num % self.N:
+            raise self.error(f"bottom '{self.bottom_name(0)}' has {x.num} rows, not a multiple "
+                             f"of batch_size {self.N}")
         I = x.count // x.num
         H = self.H
-        self.blobs = [Blob((4 * H, I)), Blob((4 * H, H)), Blob((4 * H,))]
-        where = f"layer '{self.name}'"
-        self.blobs[0].data[...] = fill(p.weight_filler, (4 * H, I), where)
-        self.blobs[1].data[...] = fill(p.weight_filler, (4 * H, H), where)
-        self.blobs[2].data[...] = fill(p.bias_filler, (4 * H,), where)
+        self.check_size((self.N, 4 * H), "the recurrent state (batch_size, 4 num_output)")
+        self.blobs = [self.new_param((4 * H, I), p.weight_filler, "W_x"),
+                      self.new_param((4 * H, H), p.weight_filler, "W_h"),
+                      self.new_param((4 * H,), p.bias_filler, "b")]
         self.reset_state()
 
     def reshape(self, bottom, top):
         x = bottom[0]
         R = x.num
         N, H = self.N, self.H
-        I = x.count // R if R else 0
+        if x.count == 0:
+            raise self.error(f"bottom '{self.bottom_name(0)}' is empty (shape {x.shape})")
+        I = x.count // R
         if I != self.blobs[0].shape[1]:
-            raise self.error(f"bottom '{self.param.bottom[0]}' has {I} values per row, "
+            raise self.error(f"bottom '{self.bottom_name(0)}' has {I} values per row, "
                              f"but W_x expects {self.blobs[0].shape[1]}")
         if R % N:
-            raise self.error(f"bottom '{self.param.bottom[0]}' has {R} rows, not a multiple "
+            raise self.error(f"bottom '{self.bottom_name(0)}' has {R} rows, not a multiple "
                              f"of batch_size {N}")
         if len(bottom) > 1 and bottom[1].count != R:
-            raise self.error(f"clip bottom '{self.param.bottom[1]}' has {bottom[1].count} "
-                             f"values, but '{self.param.bottom[0]}' has {R} rows (one marker "
+            raise self.error(f"clip bottom '{self.bottom_name(1)}' has {bottom[1].count} "
+                             f"values, but '{self.bottom_name(0)}' has {R} rows (one marker "
                              "per row is needed)")
         T = R // N
-        top[0].reshape(R, H)
+        self.check_size((T, N, 4 * H), "the gate buffer (T, batch_size, 4 num_output)")
         if getattr(self, "_T", None) != T:
             self._T = T
             self._h = np.zeros((T + 1, N, H), np.float32)  # row 0: the initial state
@@ -84,7 +114,9 @@ class LstmLayer(Layer):
             self._scratch = np.zeros((2, N, H), np.float32)
             self._nparts = self._parts()
         # the top is a view of the state buffer's rows 1..T: no copy after forward
+        top[0].reshape(R, H)
         top[0].data = self._h[1:].reshape(R, H)
+        self._shapes = _shapes(bottom, top)
 
     # -- recurrent state ---------------------------------------------------------------
     def reset_state(self):
@@ -98,8 +130,14 @@ class LstmLayer(Layer):
         if state is None:
             self.reset_state()
             return
+        if not isinstance(state, Mapping) or any(k not in state for k in ("h", "c")):
+            raise self.error("state must be a mapping with keys 'h' and 'c', as get_state() "
+                             "returns")
         for key in ("h", "c"):
-            value = np.asarray(state[key], np.float32)
+            try:
+                value = np.asarray(state[key], np.float32)
+            except (TypeError, ValueError) as e:
+                raise self.error(f"state '{key}' is not an array of numbers ({e})") from None
             if value.shape != (self.N, self.H):
                 raise self.error(f"state '{key}' must have shape {(self.N, self.H)}, "
                                  f"got {value.shape}")
@@ -122,6 +160,7 @@ class LstmLayer(Layer):
         return max(1, min(numba.get_num_threads(), self.N // (PARALLEL_MIN_STREAMS // 2)))
 
     def forward(self, bottom, top):
+        _check_shapes(self, bottom, top)
         T, N, H = self._T, self.N, self.H
         W_x, W_h, b = (blob.data for blob in self.blobs)
         x = bottom[0].data.reshape(T, N, -1)
@@ -145,6 +184,7 @@ class LstmLayer(Layer):
         self.c_T = self._c[T]
 
     def backward(self, top, propagate_down, bottom):
+        _check_shapes(self, bottom, top, backward=True)
         T, N, H = self._T, self.N, self.H
         x = bottom[0].data.reshape(T, N, -1)
         dh, dc = self._scratch

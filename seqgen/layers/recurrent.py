@@ -40,17 +40,17 @@ Where seqgen deliberately differs from BVLC (BVLC commit 9b891540):
   own test data; every gradient that passes through such a step differs accordingly.
 No gradient is computed for cont (BVLC refuses to).
 """
+from collections.abc import Mapping
+
 import numba
 import numpy as np
 
-from ..blob import Blob
-from ..fillers import fill
 from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
                             lstm_forward_parallel, param_gradients)
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
 from .base import Layer
-from .lstm import PARALLEL_MIN_STREAMS
+from .lstm import PARALLEL_MIN_STREAMS, _check_shapes, _shapes
 
 
 def _flat(shape):
@@ -90,6 +90,10 @@ class _Recurrent(Layer):
         if len(top) != want_tops:
             names = ", ".join((self._main_top,) + tuple(f"{s}_T" for s in self.STATES[:exposed]))
             raise self.error(f"needs {want_tops} top blob(s) ({names}), got {len(top)}")
+        for t in top:
+            if t in bottom:
+                raise self.error(f"{self.type} cannot work in place (give its tops other names "
+                                 "than its bottoms)")
         x = bottom[0]
         if x.data.ndim < 2:
             raise self.error(f"the x bottom must have at least 2 axes (T, N, ...), got "
@@ -102,13 +106,11 @@ class _Recurrent(Layer):
             if xs.data.ndim < 1:
                 raise self.error("the static bottom must have at least 1 axis (N, ...)")
             self.S = _flat(xs.shape[1:])
-        where = f"layer '{self.name}'"
         self.param_names = []
         self.blobs = []
         for name, shape, is_bias in self._param_specs(self.I, self.S):
-            blob = Blob(shape, self.dtype)
-            blob.data[...] = fill(p.bias_filler if is_bias else p.weight_filler, shape, where)
-            self.blobs.append(blob)
+            self.blobs.append(self.new_param(shape, p.bias_filler if is_bias else
+                                             p.weight_filler, name, self.dtype))
             self.param_names.append(name)
         self.N = int(x.shape[1])
         self._TN = None
@@ -142,6 +144,8 @@ class _Recurrent(Layer):
                 if tuple(b.shape) != (1, N, self.H):
                     raise self.error(f"initial state bottom '{names[self._first_state + k]}' "
                                      f"({state}_0) must have shape {(1, N, self.H)}, got {b.shape}")
+        self.check_size((T, N, self._gates_per_unit * self.H),
+                        f"the gate buffer (T, N, {self._gates_per_unit} num_output)")
         if N != self.N:
             self.N = N
             self.reset_state()  # a carried state of another batch size cannot continue
@@ -152,6 +156,7 @@ class _Recurrent(Layer):
         top[0].reshape(T, N, self.H)
         for t in top[1:]:
             t.reshape(1, N, self.H)
+        self._shapes = _shapes(bottom, top)
 
     def _allocate(self, T, N):
         raise NotImplementedError
@@ -172,6 +177,9 @@ class _Recurrent(Layer):
         if state is None:
             self.reset_state()
             return
+        if not isinstance(state, Mapping):
+            raise self.error(f"state must be a mapping {{{', '.join(repr(s) for s in self.STATES)}"
+                             f": array}}, as get_state() returns, not {type(state).__name__}")
         if self.expose:
             raise self.error("with expose_hidden the initial state comes from the "
                              f"{'/'.join(s + '_0' for s in self.STATES)} bottoms; there is no "
@@ -180,7 +188,10 @@ class _Recurrent(Layer):
         for s in self.STATES:
             if s not in state:
                 raise self.error(f"state needs key '{s}' (keys: {', '.join(self.STATES)})")
-            value = np.asarray(state[s])
+            try:
+                value = np.asarray(state[s], self.dtype)
+            except (TypeError, ValueError) as e:
+                raise self.error(f"state '{s}' is not an array of numbers ({e})") from None
             if value.shape == (1, self.N, self.H):
                 value = value[0]
             if value.shape != (self.N, self.H):
@@ -225,6 +236,7 @@ class LSTMLayer(_Recurrent):
     num_bottoms = (2, 5)
     num_tops = (1, 3)
     STATES = ("h", "c")
+    _gates_per_unit = 4
 
     def _param_specs(self, I, S):
         G, H = 4 * self.H, self.H
@@ -270,6 +282,7 @@ class LSTMLayer(_Recurrent):
         self._dstate = np.zeros((2, N, H), dt)  # gradient on (h, c): final in, initial out
 
     def forward(self, bottom, top):
+        _check_shapes(self, bottom, top)
         T, N = self._TN
         H, dt = self.H, self.dtype
         W_x, b, W_s, W_h = self._weights()
@@ -295,6 +308,7 @@ class LSTMLayer(_Recurrent):
             self._carry = {"h": self._h[T].copy(), "c": self._c[T].copy()}
 
     def backward(self, top, propagate_down, bottom):
+        _check_shapes(self, bottom, top, backward=True)
         T, N = self._TN
         H, I = self.H, self.I
         W_x, b, W_s, W_h = self._weights()
@@ -335,6 +349,7 @@ class RNNLayer(_Recurrent):
     num_tops = (1, 2)
     STATES = ("h",)
     _main_top = "o"
+    _gates_per_unit = 1
 
     def _param_specs(self, I, S):
         H = self.H
@@ -375,6 +390,7 @@ class RNNLayer(_Recurrent):
         self._no_dx = np.zeros((0, 0, 0), dt)
 
     def forward(self, bottom, top):
+        _check_shapes(self, bottom, top)
         T, N = self._TN
         dt = self.dtype
         W_xh, b_h, W_s, W_hh, W_ho, b_o = self._weights()
@@ -394,6 +410,7 @@ class RNNLayer(_Recurrent):
             self._carry = {"h": self._h[T].copy()}
 
     def backward(self, top, propagate_down, bottom):
+        _check_shapes(self, bottom, top, backward=True)
         T, N = self._TN
         H, I = self.H, self.I
         W_xh, b_h, W_s, W_hh, W_ho, b_o = self._weights()

@@ -5,10 +5,8 @@ inferred from the count.
 Caffe shares the arrays between bottom and top; here forward/backward copy (cheap), so the
 top stays valid however other layers treat their arrays. In place is refused, as in Caffe.
 """
-import numpy as np
-
 from ..registry import register
-from .base import Layer
+from .base import Layer, shape_count
 
 
 @register("Reshape")
@@ -50,17 +48,17 @@ class ReshapeLayer(Layer):
                                      "there is no bottom axis there to copy")
                 new[i] = shape[start + i]
         out = list(shape[:start]) + new + list(shape[end:])
-        count = int(np.prod(shape))
+        count = shape_count(shape)  # exact integers: np.prod would overflow on huge dims
         if -1 in new:
-            known = int(np.prod([d for d in out if d != -1]))
+            known = shape_count(d for d in out if d != -1)
             if known == 0 or count % known:
                 raise self.error(f"cannot infer the -1 in {self.dims}: bottom count {count} is "
                                  f"not divisible by the other dimensions' product {known}")
             out[start + new.index(-1)] = count // known
-        if int(np.prod(out)) != count:
-            raise self.error(f"shape {tuple(out)} has {int(np.prod(out))} elements but "
+        if shape_count(out) != count:
+            raise self.error(f"shape {tuple(out)} has {shape_count(out)} elements but "
                              f"bottom {shape} has {count}")
-        top[0].reshape(tuple(out))
+        top[0].reshape(self.check_size(out, f"top '{self.top_name(0)}'"))
 
     def forward(self, bottom, top):
         top[0].data[...] = bottom[0].data.reshape(top[0].shape)

@@ -5,8 +5,6 @@ scale_param.filler, default constant 1) or the second bottom. With bias_term, a 
 bias of the same broadcast shape follows (Caffe runs an internal Bias layer for it).
 In place, the input is saved in forward because the scale gradient needs it.
 """
-from ..blob import Blob
-from ..fillers import fill
 from ..proto import caffe_pb2
 from ..registry import register
 from .base import Layer
@@ -21,22 +19,19 @@ class ScaleLayer(Layer):
     def setup(self, bottom, top):
         self.check_counts(bottom, top)
         p = self.param.scale_param
-        where = f"layer '{self.name}'"
         shape = bottom[0].shape
         self.blobs = []
         if len(bottom) == 1:
             sshape = param_shape(self, shape, p.axis, p.num_axes, "scale_param")
             filler = p.filler if p.HasField("filler") else caffe_pb2.FillerParameter(
                 type="constant", value=1.0)  # identity unless told otherwise
-            self.blobs.append(Blob(sshape))
-            self.blobs[0].data[...] = fill(filler, sshape, where)
+            self.blobs.append(self.new_param(sshape, filler, "scale"))
         self.bias_term = p.bias_term
         if self.bias_term:
             # Caffe's internal Bias layer: num_axes from the scale bottom when there is one
             nb = bottom[1].data.ndim if len(bottom) > 1 else p.num_axes
             bshape = param_shape(self, shape, p.axis, nb, "scale_param")
-            self.blobs.append(Blob(bshape))
-            self.blobs[-1].data[...] = fill(p.bias_filler, bshape, where)
+            self.blobs.append(self.new_param(bshape, p.bias_filler, "bias"))
 
     def _name(self, i):
         return self.param.bottom[i] if i < len(self.param.bottom) else str(i)

@@ -14,6 +14,9 @@ class SplitLayer(Layer):
     num_bottoms = 1
     runs_forward = False  # the tops alias the bottom's data
 
+    def setup(self, bottom, top):
+        self.check_counts(bottom, top)
+
     def reshape(self, bottom, top):
         for blob in top:
             if blob.diff.shape != bottom[0].shape:
