@@ -124,8 +124,11 @@ def generate_command_s(repeats):
         return statistics.median(times)
 
 
-def streams_ratio(iters, repeats, N=16, H=15, T=320):
+def streams_ratio(iters, repeats, N=16, H=15, T=320, threads=1):
     """Sequence-steps per second with N streams in one Lstm layer, relative to N = 1."""
+    import seqgen.layers.lstm as lstm_layer
+
+    lstm_layer.THREADS = threads  # what SEQGEN_THREADS sets
     from seqgen.prototxt import parse_net_text
     from seqgen.solver import Solver
     from seqgen.prototxt import parse_solver_text
@@ -205,9 +208,10 @@ def main(argv=None):
             print(f"| {name} | {ours:.3f} | - | - |", flush=True)
     print(f"\nfree-running generation, 320 steps, 1x15: {generation_ms(args.repeats):.3f} ms")
     print(f"`seqgen generate --steps 320` wall time: {generate_command_s(3):.2f} s")
-    ratio, ms1, msN = streams_ratio(args.iters // 5, args.repeats)
-    print(f"N=16 streams vs N=1: {ratio:.1f}x the sequence-steps per second "
-          f"({ms1:.3f} vs {msN:.3f} ms/iteration)")
+    for threads in (1, 2):
+        ratio, ms1, msN = streams_ratio(args.iters // 5, args.repeats, threads=threads)
+        print(f"N=16 streams vs N=1, SEQGEN_THREADS={threads}: {ratio:.1f}x the sequence-steps "
+              f"per second ({ms1:.3f} vs {msN:.3f} ms/iteration)")
     before, after = memory_growth(args.memory_iters)
     print(f"peak RSS after 1000 iterations {before:.1f} MB, after {args.memory_iters} more "
           f"{after:.1f} MB")

@@ -147,6 +147,7 @@ def test_streams_split_over_threads_equal_one_thread(monkeypatch):
         return [top[0].data.copy(), bottom[0].diff.copy()] + [b.diff.copy() for b in layer.blobs]
 
     monkeypatch.setattr(lstm_module, "PARALLEL_MIN_STREAMS", 4)
+    monkeypatch.setattr(lstm_module, "THREADS", 2)
     split = run_layer()
     assert make_layer(N16)._parts() > 1 or lstm_module.numba.get_num_threads() == 1
     monkeypatch.setattr(lstm_module, "PARALLEL_MIN_STREAMS", 10 ** 9)

@@ -9,6 +9,8 @@ net is built with options {"fork_compat": True}, which reproduces that dW_h term
 """
 from collections.abc import Mapping
 
+import os
+
 import numba
 import numpy as np
 
@@ -17,8 +19,19 @@ from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
 from ..registry import register
 from .base import Layer
 
-# From this many streams on, a layer splits its streams over the available threads.
+# Streams can be split over threads (SEQGEN_THREADS=2, from 8 streams on). Off by default:
+# on a quiet machine two threads gave 1.5-1.7x the throughput of one for 16 streams, but
+# when anything else ran on the other core they were 2.5-3x slower than one thread
+# (benchmarks/bench.py), and numba's thread pool spins.
 PARALLEL_MIN_STREAMS = 8
+THREADS = max(1, int(os.environ.get("SEQGEN_THREADS", "1") or 1))
+
+
+def stream_parts(N):
+    """How many stream groups to run on separate threads (1: the single-thread kernels)."""
+    if THREADS < 2 or N < PARALLEL_MIN_STREAMS:
+        return 1
+    return max(1, min(THREADS, numba.get_num_threads(), N // (PARALLEL_MIN_STREAMS // 2)))
 
 
 def _shapes(bottom, top):
@@ -154,10 +167,7 @@ class LstmLayer(Layer):
 
     # -- compute -------------------------------------------------------------------------
     def _parts(self):
-        """Stream groups to run on separate threads: several streams and cores, else 1."""
-        if self.N < PARALLEL_MIN_STREAMS:
-            return 1
-        return max(1, min(numba.get_num_threads(), self.N // (PARALLEL_MIN_STREAMS // 2)))
+        return stream_parts(self.N)
 
     def forward(self, bottom, top):
         _check_shapes(self, bottom, top)

@@ -42,7 +42,6 @@ No gradient is computed for cont (BVLC refuses to).
 """
 from collections.abc import Mapping
 
-import numba
 import numpy as np
 
 from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
@@ -50,7 +49,7 @@ from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
 from .base import Layer
-from .lstm import PARALLEL_MIN_STREAMS, _check_shapes, _shapes
+from .lstm import _check_shapes, _shapes, stream_parts
 
 
 def _flat(shape):
@@ -209,9 +208,7 @@ class _Recurrent(Layer):
 
     def _parts(self):
         """Stream groups to run on separate threads (as the fork's Lstm layer does)."""
-        if self.N < PARALLEL_MIN_STREAMS:
-            return 1
-        return max(1, min(numba.get_num_threads(), self.N // (PARALLEL_MIN_STREAMS // 2)))
+        return stream_parts(self.N)
 
     def _static_bias(self, bottom, bias, b, W_s):
         """bias (N, out) = b + W_s x_static (the same at every step)."""
