@@ -1,6 +1,7 @@
 """`seqgen` command line: argument parsing and printing over the Python API, nothing more."""
 import argparse
 import os
+import signal
 import sys
 
 from .errors import SeqgenError
@@ -21,14 +22,32 @@ def _count(text):
     return value
 
 
+def _log(message):
+    """Training log lines reach a pipe (`| tee train.log`) as they are written; when the
+    reader goes away (`| head`), the log stops and the training goes on."""
+    if sys.stdout is None:
+        return
+    try:
+        print(message, flush=True)
+    except (BrokenPipeError, ValueError):
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            sys.stdout = None
+
+
 def cmd_train(args):
     from .experiment import train_sequence
 
+    # flags not given (None) mean the default, or, with --resume, the snapshot's run's
     folder = train_sequence(args.net_or_solver, iters=args.iters, weights=args.weights,
-                            mode=args.input, data=args.data, fork_compat=args.fork_compat,
-                            out=args.out, resume=args.resume, feedback=not args.no_feedback,
+                            mode=args.input, data=args.data,
+                            fork_compat=True if args.fork_compat else None,
+                            out=args.out, resume=args.resume,
+                            feedback=False if args.no_feedback else None,
                             holdout=args.holdout, sigint_effect=args.sigint_effect,
-                            sighup_effect=args.sighup_effect)
+                            sighup_effect=args.sighup_effect,
+                            allow_changes=args.allow_changes, log=_log)
     print(f"Run folder: {folder} (next: seqgen generate --steps 320)")
 
 
@@ -84,7 +103,12 @@ def build_parser():
                    help="reproduce the caffe-lstm fork's dW_h term (batch_size 1 only)")
     t.add_argument("--no-feedback", action="store_true",
                    help="in 'previous' mode, train by teacher forcing only (no own predictions)")
-    t.add_argument("--resume", metavar="FILE.solverstate", help="continue a snapshotted run")
+    t.add_argument("--resume", metavar="FILE.solverstate",
+                   help="continue a snapshotted run exactly (with the run's --iters, --data, "
+                        "--input, --holdout unless given again)")
+    t.add_argument("--allow-changes", action="store_true",
+                   help="with --resume: continue although the net, the solver or the data "
+                        "differ from the snapshot's (e.g. after lowering base_lr)")
     t.add_argument("--holdout", type=_positive_int, metavar="STEPS",
                    help="hold the last STEPS steps of the sequence's whole chunks (a "
                         "multiple of the net's length) out of training and test the net on "
@@ -126,9 +150,22 @@ def build_parser():
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM outside training (which handles it itself): stop, exit 143."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread
+        pass
     try:
         args.func(args)
     except SeqgenError as e:
@@ -139,6 +176,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("seqgen: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("seqgen: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

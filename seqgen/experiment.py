@@ -3,27 +3,31 @@
 `train_sequence` is what `seqgen train` does and `generate_from_run` what `seqgen
 generate` does; the CLI only parses arguments and prints.
 """
+import hashlib
 import os
 import re
 import secrets
+import shlex
 import signal
+import time
 
 import numpy as np
 
 from .data import resolve_source
-from .errors import SeqgenError
+from .errors import SeqgenError, SeqgenRuntimeError
 from .feeder import MODES, NpzFeeder, SequenceFeeder, input_roles, shifted
-from .generate import generate, output_name
+from .generate import GenerationDiverged, generate, output_name
 from .kernels import compile_notice
 from .net import TEST, Net
 from .plot import plot_generation, write_generated_csv
-from .fileio import write_csv_atomic
+from .fileio import atomic_write_text, remove_stale_temps
 from .progress import Progress
 from .prototxt import parse_solver_text, read_net, read_solver
 from .replot import plot_run_losses, read_loss_csv
 from .runs import (latest_run, new_run_dir, read_run, remember_run, run_of_weights,
                    write_run)
-from .solver import ACTIONS, SNAPSHOT, STOP, Solver, check_solver_param
+from .solver import (ACTIONS, SNAPSHOT, STOP, Diverged, NonFinite, Solver,
+                     check_solver_param)
 
 
 class Interrupted(SeqgenError):
@@ -125,12 +129,27 @@ class FeedbackSchedule:
         if solver.iter % self.refresh == 0 and self.feeder.passes % max(1, solver.param.iter_size) == 0:
             p = self.share * min(1.0, solver.iter / max(1.0, self.ramp * self.total))
             if p > 0:
-                own = generate(self.test_net, self.length, "previous")
+                try:
+                    own = generate(self.test_net, self.length, "previous")
+                except SeqgenRuntimeError as e:
+                    raise NonFinite(f"the net's free-running predictions, which the feedback "
+                                    f"schedule feeds back as inputs, are not finite ({e})") \
+                        from None
                 keep_true = self.rng.random(self.length) >= p
                 mixed = np.where(keep_true[:, None], self.feeder.sequence, own)
                 self.feeder.set_inputs(mixed)
         self.feeder(solver)
 
+    def get_state(self):
+        """What a resumed run needs to continue the schedule exactly (JSON-able); the
+        feeder's current inputs are saved with the feeder."""
+        return {"rng": self.rng.bit_generator.state, "total": self.total,
+                "share": self.share, "ramp": self.ramp, "refresh": self.refresh}
+
+    def set_state(self, state):
+        self.total, self.share = state["total"], state["share"]
+        self.ramp, self.refresh = state["ramp"], state["refresh"]
+        self.rng.bit_generator.state = state["rng"]
 
 
 class HeldOutTest:
@@ -199,22 +218,6 @@ def test_loss_of(results):
     return results[0][1] if results else float("nan")
 
 
-def _merge_log(path, start, rows, dtype=np.float32):
-    """loss.csv rows of an earlier run in the same folder (before `start`) + the new rows,
-    so that a resumed run keeps the whole curve."""
-    old = []
-    if os.path.exists(path):
-        try:
-            old = [r for r in read_loss_csv(path) if r[0] < start]
-        except SeqgenError:
-            old = []
-    merged = [tuple(r) for r in old] + [tuple(r) for r in rows]
-    its = np.array([r[0] for r in merged], np.int64)
-    vals = np.array([r[1] for r in merged], dtype)
-    write_csv_atomic(path, ["iteration", "loss"], [its, vals])
-    return its, vals
-
-
 def is_npz_spec(spec):
     return spec is not None and str(spec).lower().endswith(".npz")
 
@@ -250,9 +253,116 @@ def _holdout_plan(param, holdout, T, length, source, log):
     return chunks - held, held, test_iter or held
 
 
+class _Abandoned(BaseException):
+    """A second stop signal during an iteration: stop at once, without a snapshot."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _quote_command(*args):
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+def _fingerprint_value(value):
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "(none)" if value is None else str(value)
+
+
+def _recorded_run(resume):
+    """What the run that wrote `resume` was (its options, fingerprint, data position...):
+    from the snapshot's sidecar, else from run.json in its folder; {} when neither exists."""
+    from .solverstate import read_sidecar, sidecar_path
+
+    side = sidecar_path(resume)
+    if os.path.exists(side):
+        meta, _ = read_sidecar(side)
+        record = dict((meta.get("extra") or {}).get("run") or {})
+        record["fingerprint"] = meta.get("fingerprint")
+        return record
+    folder = os.path.dirname(os.path.abspath(resume))
+    if os.path.exists(os.path.join(folder, "run.json")):
+        try:
+            info = read_run(folder)
+        except SeqgenError:
+            return {}
+        data = info.get("data")
+        return {"max_iter": info.get("max_iter"), "input": info.get("input"),
+                "data": info.get("data_abs", data), "holdout": info.get("holdout_steps"),
+                "feedback": info.get("feedback"), "fork_compat": info.get("fork_compat"),
+                "fingerprint": info.get("fingerprint")}
+    return {}
+
+
+class _LossLog:
+    """loss.csv (or test_loss.csv) of a run folder: the rows of earlier sessions before this
+    one's first iteration, plus this session's, which `rows_between(lo, hi)` gives as
+    (iterations, values) for lo <= iteration < hi. Rewritten atomically at the end and now
+    and then at snapshots, formatting each row once. Rows not yet in the file travel in the
+    snapshot sidecars (`tail`), so that a run killed between two writes and resumed keeps its
+    whole curve."""
+
+    def __init__(self, path, start, dtype, rows_between, carried=None):
+        self.path, self.start, self.dtype = path, start, dtype
+        self.rows_between = rows_between
+        old = {}
+        self.existed = os.path.exists(path)
+        if self.existed:
+            try:
+                old = {int(i): v for i, v in read_loss_csv(path) if i < start}
+            except SeqgenError:
+                old = {}
+        carried_its = []
+        if carried is not None:
+            carried_its = [int(i) for i in carried[0] if i < start]
+            old.update({int(i): v for i, v in zip(*carried) if i < start})
+        rows = sorted(old.items())
+        self.old_its = np.array([r[0] for r in rows], np.int64)
+        self.old_vals = np.array([r[1] for r in rows], dtype)
+        self.text = [self._format(self.old_its, self.old_vals)]
+        self.done = start  # this session's rows below it are formatted in self.text
+        # rows from this iteration on are not in the file yet
+        self.pending_from = min([start] + carried_its)
+
+    def _format(self, its, vals):
+        if self.dtype == np.float32:
+            cells = ["%.9g" % v for v in np.asarray(vals, np.float32).astype(np.float64).tolist()]
+        else:
+            cells = [repr(v) for v in np.asarray(vals, np.float64).tolist()]
+        return "".join(f"{i},{c}\n" for i, c in zip(np.asarray(its).tolist(), cells))
+
+    def wanted(self):
+        """Whether the file is worth writing without new rows: earlier rows to keep, or a
+        file to keep up to date."""
+        return bool(len(self.old_its)) or self.existed
+
+    def write(self, upto):
+        its, vals = self.rows_between(self.done, upto)
+        self.text.append(self._format(its, vals))
+        self.done = max(self.done, upto)
+        atomic_write_text(self.path, "iteration,loss\n" + "".join(self.text))
+        self.pending_from = upto
+        self.existed = True
+        return self.rows()
+
+    def rows(self):
+        its, vals = self.rows_between(self.start, self.done)
+        return (np.concatenate([self.old_its, np.asarray(its, np.int64)]),
+                np.concatenate([self.old_vals, np.asarray(vals, self.dtype)]))
+
+    def tail(self, upto):
+        """(iterations, values) not yet in the file, up to `upto`."""
+        keep = self.old_its >= self.pending_from
+        its, vals = self.rows_between(max(self.pending_from, self.start), upto)
+        return (np.concatenate([self.old_its[keep], np.asarray(its, np.int64)]),
+                np.concatenate([self.old_vals[keep], np.asarray(vals, self.dtype)]))
+
+
 def train_sequence(path, iters=None, weights=None, mode=None, data=None,
-                   fork_compat=False, out=None, resume=None, feedback=True, holdout=None,
-                   sigint_effect=STOP, sighup_effect=SNAPSHOT, log=print):
+                   fork_compat=None, out=None, resume=None, feedback=None, holdout=None,
+                   sigint_effect=STOP, sighup_effect=SNAPSHOT, allow_changes=False, log=print):
     """Train a net (solver or net file); returns the run folder.
 
     What feeds the net's inputs, by `data`:
@@ -270,7 +380,19 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
     Signals: SIGINT and SIGHUP do what `sigint_effect` / `sighup_effect` say ("stop":
     finish the iteration, snapshot, stop; "snapshot": snapshot and go on; "none"), as
     `caffe train -sigint_effect/-sighup_effect` do; SIGTERM always stops with a snapshot.
-    A stopped run raises Interrupted (exit code 128 + signal number).
+    A second stop signal abandons the iteration at once, without a snapshot. A stopped run
+    raises Interrupted (exit code 128 + signal number).
+
+    Resuming (`resume`: a .solverstate): the weights, history and iteration come from it,
+    and from its sidecar (<prefix>_iter_<n>.seqgen.npz) the recurrent layers' carried
+    state, the data position and the feedback schedule's inputs and generator, so that the
+    run continues exactly as if it had not stopped. Options left as None (iters, mode,
+    data, holdout, feedback, fork_compat) are the snapshot's run's; a net, solver or option
+    that differs from the snapshot's is refused unless `allow_changes`.
+
+    A NaN or inf in the loss, a gradient or the weights stops training with Diverged
+    (exit code 1), naming the iteration, the first layer/blob where it appeared and the
+    last good snapshot.
     """
     if mode is not None and mode not in MODES:
         raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not '{mode}'")
@@ -280,6 +402,36 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
     compile_notice(log)
     param, net_path, solver_name = resolve_solver(path, log)
     check_solver_param(param, solver_name)  # before any data is read or net built
+    record = {}
+    if resume:
+        if not os.path.exists(resume):
+            raise SeqgenError(f"{resume}: no such file")
+        record = _recorded_run(resume)
+        taken = []
+        if iters is None and record.get("max_iter"):
+            iters = int(record["max_iter"])
+            if iters != param.max_iter:
+                taken.append(f"--iters {iters}")
+        if data is None and record.get("data") is not None:
+            data = record["data"]
+            taken.append(f"--data {data}")
+        if mode is None and record.get("input") and not is_npz_spec(data):
+            mode = record["input"]
+            if mode != "previous":
+                taken.append(f"--input {mode}")
+        if holdout is None and record.get("holdout"):
+            holdout = int(record["holdout"])
+            taken.append(f"--holdout {holdout}")
+        if feedback is None and record.get("feedback") is False:
+            feedback = False
+            taken.append("--no-feedback")
+        if fork_compat is None and record.get("fork_compat"):
+            fork_compat = True
+            taken.append("--fork-compat")
+        if taken:
+            log(f"Resuming with the snapshot's run's settings: {' '.join(taken)}")
+    feedback = True if feedback is None else bool(feedback)
+    fork_compat = bool(fork_compat)
     if iters is not None:
         if iters <= 0:
             raise SeqgenError(f"--iters must be positive, got {iters}")
@@ -342,11 +494,6 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
         for layer in net.layers:
             if hasattr(layer, "set_forget_bias"):
                 layer.set_forget_bias(5.0)  # what the fork's driver does after building the net
-    if resume:
-        solver.restore(resume)
-        if feeder is not None:
-            feeder.passes = solver.iter * max(1, param.iter_size)
-        log(f"Resumed from {resume} at iteration {solver.iter}")
     hook = feeder
     if kind == "sequence":
         test_net = Net(net_path, TEST, options=options)
@@ -359,13 +506,109 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
             solver.tester = HeldOutTest(evaluator, sequence, mode, T, held_out[0], held_out[2])
     elif kind == "npz" and param.test_interval and len(param.test_iter):
         log("Note: test_interval is ignored with .npz data (no held-out part to test on)")
-    os.makedirs(folder, exist_ok=True)  # only now: a run that cannot start leaves nothing
-    solver.before_forward = hook
+
+    # what defines this run beyond the net and the solver: a resume must match it
+    if kind == "sequence":
+        data_hash = hashlib.sha256(np.ascontiguousarray(sequence, np.float32).tobytes())
+        data_id = data_hash.hexdigest()[:16]
+    elif kind == "npz":
+        from .solverstate import sha256_file
+        data_id = sha256_file(data)[:16]
+    else:
+        data_id = "its own data layers"
+    data_abs = spec if spec is None or not os.path.exists(str(spec)) \
+        else os.path.abspath(str(spec))
+    fingerprint_options = {
+        "data": data_id, "_data": str(spec if spec is not None else "its own data layers"),
+        "--input": _fingerprint_value(mode), "--holdout": _fingerprint_value(
+            held_out[1] * T if held_out else None),
+        "feedback (--no-feedback)": _fingerprint_value(isinstance(hook, FeedbackSchedule)),
+        "--fork-compat": _fingerprint_value(fork_compat)}
+    run_record = {"max_iter": param.max_iter, "data": data_abs if data is not None else None,
+                  "input": mode,
+                  "holdout": held_out[1] * T if held_out else None,
+                  "feedback": feedback, "fork_compat": fork_compat}
+    solver.sidecar = True
+    solver.fingerprint_options = fingerprint_options
+    if kind == "sequence":
+        solver.data_inputs = [feeder.label]  # (the data input may hold the net's predictions)
     total = param.max_iter
-    start = solver.iter
     losses = np.full(total, np.nan, np.float32)
-    progress = Progress(total, param.display, log)
     tests = []
+    logs = {}  # "loss" / "test" -> _LossLog, once the folder is known to be used
+
+    def snapshot_extra(s):
+        meta = {"run": run_record}
+        arrays = {}
+        if feeder is not None:
+            meta["passes"] = int(feeder.passes)
+        if kind == "sequence":
+            arrays["inputs"] = feeder.inputs
+        if isinstance(hook, FeedbackSchedule):
+            meta["feedback"] = hook.get_state()
+        return meta, arrays
+
+    def snapshot_logs(s):
+        """The log rows not yet in loss.csv / test_loss.csv, up to the snapshot."""
+        arrays = {}
+        if logs:
+            arrays["loss_its"], arrays["loss_vals"] = logs["loss"].tail(s.iter)
+            arrays["test_its"], arrays["test_vals"] = logs["test"].tail(s.iter)
+        return arrays
+
+    solver.snapshot_extra = snapshot_extra
+    solver.snapshot_logs = snapshot_logs
+    carried = {}
+    if resume:
+        fallback = record.get("fingerprint")
+        extra = solver.restore(resume, allow_changes=allow_changes, recorded=fallback)
+        if extra is not None:
+            meta, arrays = extra
+            if feeder is not None and "passes" in meta:
+                feeder.passes = int(meta["passes"])
+            if kind == "sequence" and "inputs" in arrays:
+                inputs = np.asarray(arrays["inputs"], np.float32)
+                if inputs.shape != feeder.inputs.shape:
+                    raise SeqgenError(f"{resume}: the saved inputs have shape {inputs.shape}, "
+                                      f"the data {feeder.inputs.shape}")
+                feeder.inputs = inputs
+            if isinstance(hook, FeedbackSchedule) and meta.get("feedback"):
+                hook.set_state(meta["feedback"])
+            for key in ("loss", "test"):
+                if f"{key}_its" in arrays:
+                    carried[key] = (arrays[f"{key}_its"], arrays[f"{key}_vals"])
+        else:
+            if feeder is not None:
+                feeder.passes = solver.iter * max(1, param.iter_size)
+            if isinstance(hook, FeedbackSchedule) and solver.iter:
+                log("Note: without the sidecar the feedback schedule's inputs are the true "
+                    "sequence until its next refresh")
+        if kind == "own":
+            log("Note: the net's own data layers start again from the beginning of their "
+                "files")
+        log(f"Resumed from {resume} at iteration {solver.iter}")
+    os.makedirs(folder, exist_ok=True)  # only now: a run that cannot start leaves nothing
+    stale = remove_stale_temps(folder)
+    if stale:
+        log(f"Removed {len(stale)} temporary file(s) a killed run left in {folder}")
+    solver.before_forward = hook
+    start = solver.iter
+    def losses_between(lo, hi):
+        its = np.arange(max(lo, 0), min(hi, total), dtype=np.int64)
+        vals = losses[its]
+        keep = ~np.isnan(vals)
+        return its[keep], vals[keep]
+
+    def tests_between(lo, hi):
+        rows = [t for t in tests if lo <= t[0] < hi]
+        return (np.array([t[0] for t in rows], np.int64),
+                np.array([t[1] for t in rows], np.float64))
+
+    logs["loss"] = _LossLog(os.path.join(folder, "loss.csv"), start, np.float32,
+                            losses_between, carried.get("loss"))
+    logs["test"] = _LossLog(os.path.join(folder, "test_loss.csv"), start, np.float64,
+                            tests_between, carried.get("test"))
+    progress = Progress(total, param.display, log)
 
     def after(s, loss):
         if s.iter - 1 < total:
@@ -375,13 +618,38 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
     def after_test(s, results):
         tests.append((s.iter, test_loss_of(results)))
 
+    last_log_write = [time.monotonic()]
+
+    def write_logs(upto):
+        its, vals = logs["loss"].write(upto)
+        test_its = test_vals = None
+        if tests or logs["test"].wanted():
+            test_its, test_vals = logs["test"].write(upto)
+        last_log_write[0] = time.monotonic()
+        return its, vals, test_its, test_vals
+
+    def after_snapshot(s, model, state):
+        info.update({"iterations": s.iter, "weights": os.path.abspath(model),
+                     "solverstate": os.path.abspath(state)})
+        write_run(folder, info)
+        if time.monotonic() - last_log_write[0] >= LOG_EVERY_SECONDS:
+            write_logs(s.iter)
+
     solver.after_iteration = after
     solver.after_test = after_test
+    solver.after_snapshot = after_snapshot
     info = {"net": os.path.abspath(net_path), "name": name, "data": spec, "data_kind": kind,
             "input": mode, "fork_compat": fork_compat, "solver": os.path.abspath(path),
-            "max_iter": total, "random_seed": param.random_seed}
+            "max_iter": total, "random_seed": param.random_seed, "feedback": feedback}
+    if data_abs != spec:
+        info["data_abs"] = data_abs
     if held_out:
         info["holdout_steps"] = held_out[1] * T
+    if resume:
+        info.update({"resumed_from": os.path.abspath(resume), "iterations": solver.iter,
+                     "weights": os.path.abspath(solver.restored[1]) if solver.restored[1]
+                     else None, "solverstate": os.path.abspath(resume)})
+    info["fingerprint"] = solver.fingerprint()
     write_run(folder, info)
     remember_run(folder)
     log(f"Training {name} on {what}, {total - solver.iter} iterations; run folder {folder}")
@@ -390,65 +658,132 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
         unused = len(sequence) - len(feeder.sequence) - (held_out[1] * T if held_out else 0)
         log(f"Note: the last {unused} steps of {source} do not fill a chunk and are not used")
 
+    resume_hint = lambda state: _quote_command("seqgen", "train", path, "--resume", state,
+                                               "--out", folder)
     effects = {signal.SIGINT: sigint_effect, signal.SIGTERM: STOP}
     if hasattr(signal, "SIGHUP"):
         effects[signal.SIGHUP] = sighup_effect
     stopped_by = []
+    training = [True]
 
     def on_signal(signum, frame):
         action = effects[signum]
         if action == STOP:
-            if stopped_by:  # a second stop signal: stop now, without a snapshot
-                raise KeyboardInterrupt
+            if stopped_by and training[0]:
+                # a second stop signal: abandon the iteration, no snapshot
+                raise _Abandoned(stopped_by[0])
             stopped_by.append(signum)
-        solver.request(action)
+        if training[0]:
+            solver.request(action)
 
     previous = {s: signal.signal(s, on_signal) for s in effects}
+    diverged = abandoned = None
     try:
-        solver.step(total - solver.iter)
+        try:
+            solver.step(total - solver.iter)
+        except Diverged as e:
+            diverged = e
+        except _Abandoned as e:
+            abandoned = e.signum
+        training[0] = False  # from here on a signal only marks the run as stopped
+        if abandoned is not None:
+            _finish_abandoned(solver, abandoned, write_logs, info, folder, resume_hint)
+        elapsed = progress.finish(solver)
+        if diverged is not None:
+            _finish_diverged(solver, diverged, losses, write_logs, info, folder, name,
+                             resume_hint, elapsed)
+        stopped = bool(stopped_by) and solver.stop_requested and solver.iter < total
+        current = solver.last_snapshot is not None and solver.last_snapshot[0] == solver.iter
+        if not current and (stopped or param.snapshot_after_train):
+            solver.snapshot()  # a stop always snapshots, so that the run can be resumed
+        elif not current:
+            log("snapshot_after_train is false: no snapshot of the final weights")
+        if not stopped and solver.tester is not None and not (
+                solver.test_results and solver.test_results[-1][0] == solver.iter):
+            # Caffe's Solve tests after the last iteration when it falls on test_interval;
+            # with a held-out part seqgen always tests the final weights
+            if held_out or solver.test_due():
+                solver.test_all()
+        loss_its, loss_vals, test_its, test_vals = write_logs(solver.iter + 1)
+        info.update({"iterations": solver.iter, "train_seconds": round(elapsed, 2),
+                     "final_loss": _finite_or_none(solver.last_loss)})
+        if solver.last_snapshot is not None:
+            model, state = solver.last_snapshot[1:]
+            info.update({"weights": os.path.abspath(model),
+                         "solverstate": os.path.abspath(state)})
+        if tests:
+            info["final_test_loss"] = _finite_or_none(tests[-1][1])
+        write_run(folder, info)
+        if len(loss_its):
+            plot_run_losses(loss_its, loss_vals, test_its, test_vals,
+                            os.path.join(folder, "loss.png"), title=f"{name}: loss")
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    elapsed = progress.finish(solver)
-    stopped = bool(stopped_by) and solver.stop_requested
-    current = solver.last_snapshot is not None and solver.last_snapshot[0] == solver.iter
-    if not current and (stopped or param.snapshot_after_train):
-        solver.snapshot()  # a stop always snapshots, so that the run can be resumed
-    elif not current:
-        log("snapshot_after_train is false: no snapshot of the final weights")
-    if not stopped and solver.tester is not None and not (
-            solver.test_results and solver.test_results[-1][0] == solver.iter):
-        # Caffe's Solve tests after the last iteration when it falls on test_interval;
-        # with a held-out part seqgen always tests the final weights
-        if held_out or solver.test_due():
-            solver.test_all()
-    done = ~np.isnan(losses)
-    loss_its, loss_vals = _merge_log(
-        os.path.join(folder, "loss.csv"), start,
-        [(int(i), losses[i]) for i in np.nonzero(done)[0] if i >= start])
-    test_its = test_vals = None
-    if tests or (start and os.path.exists(os.path.join(folder, "test_loss.csv"))):
-        test_its, test_vals = _merge_log(os.path.join(folder, "test_loss.csv"), start, tests,
-                                         np.float64)
-    info.update({"iterations": solver.iter, "train_seconds": round(elapsed, 2),
-                 "final_loss": float(solver.last_loss)})
-    if solver.last_snapshot is not None:
-        model, state = solver.last_snapshot[1:]
-        info.update({"weights": os.path.abspath(model), "solverstate": os.path.abspath(state)})
-    if tests:
-        info["final_test_loss"] = float(tests[-1][1])
-    write_run(folder, info)
-    if len(loss_its):
-        plot_run_losses(loss_its, loss_vals, test_its, test_vals,
-                        os.path.join(folder, "loss.png"), title=f"{name}: loss")
     if stopped:
         signame = signal.Signals(stopped_by[0]).name
         model, state = solver.last_snapshot[1:]
         err = Interrupted(f"{signame} at iteration {solver.iter}: snapshot written to {model}; "
-                          f"resume with: seqgen train {path} --resume {state} --out {folder}")
+                          f"resume with: {resume_hint(state)}")
         err.exit_code = 128 + stopped_by[0]
         raise err
     return folder
+
+
+LOG_EVERY_SECONDS = 5.0  # loss.csv is rewritten at a snapshot at most this often
+
+
+def _finite_or_none(value):
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _finish_abandoned(solver, signum, write_logs, info, folder, resume_hint):
+    """A second stop signal: keep the logs of the finished iterations, no snapshot."""
+    write_logs(solver.iter)
+    info.update({"iterations": solver.iter, "final_loss": _finite_or_none(solver.last_loss)})
+    write_run(folder, info)
+    signame = signal.Signals(signum).name
+    last = solver.last_snapshot or solver.restored
+    if last is not None:
+        where = (f"the last snapshot is {last[1]} (iteration {last[0]}); resume with: "
+                 f"{resume_hint(last[2])}")
+    else:
+        where = "the run has no snapshot to resume from"
+    err = Interrupted(f"{signame} twice at iteration {solver.iter}: stopped at once, without a "
+                      f"snapshot (a single {signame} finishes the iteration and writes one); "
+                      f"{where}")
+    err.exit_code = 128 + signum
+    raise err
+
+
+def _finish_diverged(solver, err, losses, write_logs, info, folder, name, resume_hint,
+                     elapsed):
+    """Training met a NaN/inf: log the bad loss, point run.json at the last good snapshot,
+    draw the curve and raise the solver's message with the command to continue."""
+    k = err.iteration
+    if err.loss is not None and k is not None and k < len(losses):
+        losses[k] = err.loss  # the curve shows where it went wrong
+    loss_its, loss_vals, test_its, test_vals = write_logs(k + 1)
+    info.update({"iterations": k, "train_seconds": round(elapsed, 2),
+                 "diverged": {"iteration": k, "where": err.where}})
+    info.pop("final_loss", None)
+    if err.last_good is not None:
+        info.update({"weights": os.path.abspath(err.last_good[1]),
+                     "solverstate": os.path.abspath(err.last_good[2])})
+    else:
+        info.pop("weights", None)
+        info.pop("solverstate", None)
+    write_run(folder, info)
+    if len(loss_its):
+        plot_run_losses(loss_its, loss_vals, test_its, test_vals,
+                        os.path.join(folder, "loss.png"), title=f"{name}: loss (diverged)")
+    message = str(err)
+    if err.last_good is not None:
+        message += ("\n  after a change, continue from the last good snapshot with: "
+                    f"{resume_hint(err.last_good[2])} --allow-changes")
+    raise Diverged(message, iteration=k, where=err.where, last_good=err.last_good,
+                   loss=err.loss) from None
 
 
 def generate_from_run(weights=None, net=None, steps=320, prime=0, out=None, mode=None,
@@ -488,7 +823,14 @@ def generate_from_run(weights=None, net=None, steps=320, prime=0, out=None, mode
     _, true = resolve_source(spec)
     options = {"fork_compat": bool((run or {}).get("fork_compat"))}
     test = Net(net, weights, TEST, options=options)
-    generated = generate(test, steps, mode, true, prime)
+    try:
+        generated = generate(test, steps, mode, true, prime)
+    except GenerationDiverged as e:
+        target = out or folder or "."
+        raise GenerationDiverged(
+            f"{e} ({weights}, input mode '{mode}'{f', primed with {prime} steps' if prime else ''});"
+            f" nothing was written (no generated.csv or generated.png in {target}); try the "
+            "weights of an earlier snapshot", e.step, e.values) from None
     out = out or folder or "."
     os.makedirs(out, exist_ok=True)
     n = min(steps, len(true))
@@ -501,7 +843,7 @@ def generate_from_run(weights=None, net=None, steps=320, prime=0, out=None, mode
                     title=f"{name}: {steps} steps free-running (input mode '{mode}')")
     result = {"csv": csv_path, "png": png_path, "generated": generated}
     if n:
-        err = generated[:n] - true_part
+        err = generated[:n].astype(np.float64) - true_part.astype(np.float64)
         result["mse"] = float(np.mean(err ** 2))
         result["max_abs_error"] = float(np.abs(err).max())
     return result

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
+import signal
 import threading
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -27,6 +29,9 @@ __all__ = [
     "atomic_write_text",
     "write_csv_atomic",
     "format_cell",
+    "is_temp_name",
+    "remove_stale_temps",
+    "signals_deferred",
 ]
 
 _counter = itertools.count()
@@ -39,6 +44,62 @@ def temp_path_for(path) -> Path:
     with _counter_lock:
         n = next(_counter)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{n}")
+
+
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-\d+$")
+
+
+def is_temp_name(name) -> bool:
+    """Whether a file name is one of our temporary names (never a real file's name)."""
+    return _TEMP_NAME.match(os.path.basename(os.fspath(name))) is not None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temps(folder) -> list:
+    """Delete the temporary files a killed seqgen process left in `folder` (those whose
+    process no longer runs); returns their names. Real files are never touched."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_NAME.match(entry.name)
+        if m and entry.is_file() and not _pid_alive(int(m.group("pid"))):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT, SIGTERM and SIGHUP back while the block runs (they are delivered when it
+    ends), so that a signal handler cannot cut a group of files (a snapshot) in half. Only
+    in the main thread and where the platform has pthread_sigmask; elsewhere a no-op."""
+    if not hasattr(signal, "pthread_sigmask") or \
+            threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    if hasattr(signal, "SIGHUP"):
+        held.add(signal.SIGHUP)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _fsync_file(p: Path) -> None:

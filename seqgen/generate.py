@@ -11,6 +11,15 @@ from .feeder import MODES, input_roles
 from .kernels.generate import lstm_stack_generate, rnn_stack_generate
 
 
+class GenerationDiverged(SeqgenRuntimeError):
+    """Free-running generation produced NaN or inf (exit code 1); `step` is the first bad
+    step, `values` its output."""
+
+    def __init__(self, message, step, values):
+        super().__init__(message)
+        self.step, self.values = step, values
+
+
 def output_name(net):
     """The prediction blob of a TEST net: its single output."""
     outs = [n for n in net.outputs if n not in net.inputs]
@@ -110,5 +119,15 @@ def _check_finite(result):
     bad = ~np.isfinite(result).all(axis=1)
     if bad.any():
         i = int(np.argmax(bad))
-        raise SeqgenRuntimeError(f"generation diverged: step {i} produced {result[i].tolist()}; "
-                                 "the trained weights are unstable when fed their own predictions")
+        values = result[i].tolist()
+        shown = values if len(values) <= 8 else values[:8] + ["..."]
+        before = f" (step {i - 1} was {_short(result[i - 1])})" if i else ""
+        raise GenerationDiverged(
+            f"generation diverged: step {i} produced {shown}{before}; the weights are "
+            "unstable when fed their own predictions", i, values)
+
+
+def _short(row):
+    row = [float(v) for v in np.ravel(row)]
+    text = ", ".join(f"{v:.4g}" for v in row[:8])
+    return f"[{text}{', ...' if len(row) > 8 else ''}]"
