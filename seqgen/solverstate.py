@@ -284,6 +284,9 @@ def load_solverstate(solver, path):
     model = None
     if state.learned_net:
         model = state.learned_net
+        if isinstance(model, bytes):  # protobuf hands back a name that is not UTF-8 as bytes
+            raise SeqgenError(f"{path}: the weights file name it holds is not text "
+                              f"({model[:40]!r}); the file is damaged")
         if not os.path.isabs(model) and not os.path.exists(model):
             model = os.path.join(os.path.dirname(path), os.path.basename(model))
         if not os.path.exists(model):
