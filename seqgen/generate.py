@@ -93,6 +93,9 @@ def generate(net, steps, mode="previous", true=None, prime=0, compiled=True):
     net.blobs[clip].reshape((1,) + net.blobs[clip].shape[1:])
     net.reshape()
     true = None if true is None else np.asarray(true, np.float32).reshape(len(true), -1)
+    if true is not None and true.shape[1] != D:
+        raise SeqgenError(f"the true sequence has {true.shape[1]} column(s) per step, but the "
+                          f"net's '{data}' input takes {D}")
     result = np.zeros((steps, D), np.float32)
     plan = stack_plan(net, data, clip, out) if compiled else None
     if plan is not None and plan[2][0].shape[0] == D == plan[1][0][0]:

@@ -190,6 +190,9 @@ class Solver:
         self.out_dir = out_dir
         self.options = options
         self.net = net if net is not None else Net(self._net_param(), TRAIN, options=options)
+        if not self.net._loss_tops:
+            raise SeqgenError(f"{self.net.source}: the TRAIN net has no loss (no loss layer and "
+                              "no loss_weight), so there is nothing to train")
         if p.HasField("snapshot_format") and p.snapshot_format == caffe_pb2.SolverParameter.HDF5:
             log(f"{self.source}: snapshot_format HDF5 is not supported; writing binary proto "
                 "snapshots (Caffe's default) instead")
@@ -248,12 +251,13 @@ class Solver:
         p = self.param
         if p.HasField("net_param"):
             return p.net_param
-        if p.net:
-            return p.net
+        for name in (p.net, p.train_net if not p.HasField("train_net_param") else ""):
+            if name:
+                if not os.path.exists(name):
+                    raise SeqgenError(f"{name}: no such file (the net named by {self.source})")
+                return name
         if p.HasField("train_net_param"):
             return p.train_net_param
-        if p.train_net:
-            return p.train_net
         raise SeqgenError(f"{self.source}: the solver names no net (set `net: \"file\"`)")
 
     def test_net(self):
