@@ -100,19 +100,32 @@ def plot_generation(steps, generated, true=None, prime: int = 0, *, path, title=
     _save_png(fig, path)
 
 
-def plot_loss(iterations, losses, path, title=None) -> None:
-    """Plot the training loss against the iteration on a log y axis and save it as a PNG.
-    Non-positive or non-finite losses cannot be shown on a log axis and are left out; if none
-    remain the axis is linear."""
+def plot_loss(iterations, losses, path, title=None, test_iterations=None,
+              test_losses=None) -> None:
+    """The training loss curve on a log y axis, plus the held-out test loss (markers) when
+    given. Non-positive or non-finite losses cannot be shown on a log axis and are left out;
+    if none remain the axis is linear."""
     it = np.asarray(iterations, dtype=np.float64).reshape(-1)
     loss = np.asarray(losses, dtype=np.float64).reshape(-1)
     if len(it) != len(loss):
         raise ValueError(f"plot_loss: {len(it)} iterations but {len(loss)} losses")
-    ok = np.isfinite(loss) & (loss > 0) & np.isfinite(it)
+    curves = [(it, loss, "-", "tab:blue", "train loss" if test_iterations is not None else "loss")]
+    if test_iterations is not None and len(test_iterations):
+        curves.append((np.asarray(test_iterations, np.float64).reshape(-1),
+                       np.asarray(test_losses, np.float64).reshape(-1), "o-", "tab:orange",
+                       "test loss (held out)"))
     fig, (ax,) = _new_figure(1, figsize=(8.0, 4.5))
-    if ok.any():
-        ax.plot(it[ok], loss[ok], "-", color="tab:blue", linewidth=1, label="loss")
+    drawn = False
+    for its, vals, style, color, label in curves:
+        ok = np.isfinite(vals) & (vals > 0) & np.isfinite(its)
+        if ok.any():
+            ax.plot(its[ok], vals[ok], style, color=color, linewidth=1, markersize=3,
+                    label=label)
+            drawn = True
+    if drawn:
         ax.set_yscale("log")
+        if len(curves) > 1:
+            ax.legend(loc="upper right")
     else:
         ax.text(0.5, 0.5, "no positive finite loss values", ha="center", va="center",
                 transform=ax.transAxes)

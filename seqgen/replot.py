@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from .errors import SeqgenError
-from .plot import _new_figure, _save_png, plot_generated_csv, plot_loss
+from .plot import plot_generated_csv, plot_loss
 from .runs import RUN_FILE, latest_run
 
 
@@ -29,36 +29,10 @@ def read_loss_csv(path):
 
 
 def plot_run_losses(iterations, losses, test_iterations, test_losses, path, title=None):
-    """loss.png: the training loss, plus the test loss (markers and line) when there is one,
-    on a log y axis (non-positive or non-finite values are left out)."""
-    if test_iterations is None or not len(test_iterations):
-        plot_loss(iterations, losses, path, title=title)
-        return
-    fig, (ax,) = _new_figure(1, figsize=(8.0, 4.5))
-    drawn = False
-    for its, vals, style, color, label in (
-            (iterations, losses, "-", "tab:blue", "train loss"),
-            (test_iterations, test_losses, "o-", "tab:orange", "test loss (held out)")):
-        its = np.asarray(its, np.float64).reshape(-1)
-        vals = np.asarray(vals, np.float64).reshape(-1)
-        ok = np.isfinite(vals) & (vals > 0) & np.isfinite(its)
-        if ok.any():
-            ax.plot(its[ok], vals[ok], style, color=color, linewidth=1, markersize=3,
-                    label=label)
-            drawn = True
-    if drawn:
-        ax.set_yscale("log")
-        ax.legend(loc="upper right")
-    else:
-        ax.text(0.5, 0.5, "no positive finite loss values", ha="center", va="center",
-                transform=ax.transAxes)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
-    ax.grid(True, which="both", alpha=0.3)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    _save_png(fig, path)
+    """loss.png: the training loss, plus the test loss when there is one."""
+    plot_loss(iterations, losses, path, title=title,
+              test_iterations=None if test_iterations is None or not len(test_iterations)
+              else test_iterations, test_losses=test_losses)
 
 
 def _plot_folder_losses(folder):
