@@ -126,3 +126,18 @@ class Layer:
     def set_state(self, state):
         if state is not None:
             raise self.error("this layer has no recurrent state")
+
+
+class ElementwiseLayer(Layer):
+    """One bottom, one top of the same shape, computed element by element; may run in
+    place (top and bottom the same blob)."""
+
+    num_bottoms = 1
+    num_tops = 1
+
+    def setup(self, bottom, top):
+        self.check_counts(bottom, top)
+
+    def reshape(self, bottom, top):
+        if top[0] is not bottom[0]:
+            top[0].reshape(bottom[0].shape)

@@ -9,25 +9,18 @@ import numpy as np
 from .. import fillers
 from ..proto import caffe_pb2
 from ..registry import register
-from .base import Layer
+from .base import ElementwiseLayer
 
 
 @register("Dropout")
-class DropoutLayer(Layer):
-    num_bottoms = 1
-    num_tops = 1
-
+class DropoutLayer(ElementwiseLayer):
     def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+        super().setup(bottom, top)
         self.ratio = float(self.param.dropout_param.dropout_ratio)
         if not 0.0 <= self.ratio < 1.0:
             raise self.error(f"dropout_param.dropout_ratio must be in [0, 1), got {self.ratio}")
         self.rng = None  # None: use the shared, seedable generator at each forward
         self.train = self.phase == caffe_pb2.TRAIN
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def _scale(self, dtype):
         # Caffe: scale_ = 1. / (1. - threshold_), in double, stored as Dtype

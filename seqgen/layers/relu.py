@@ -8,21 +8,14 @@ layers must keep the signs (Dropout does; a Scale or Sigmoid after it would not)
 import numpy as np
 
 from ..registry import register
-from .base import Layer
+from .base import ElementwiseLayer
 
 
 @register("ReLU")
-class ReLULayer(Layer):
-    num_bottoms = 1
-    num_tops = 1
-
+class ReLULayer(ElementwiseLayer):
     def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+        super().setup(bottom, top)
         self.slope = float(self.param.relu_param.negative_slope)
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
         x = bottom[0].data

@@ -6,21 +6,11 @@ rounded to float at the end; float32 blobs are computed the same way here.
 import numpy as np
 
 from ..registry import register
-from .base import Layer
+from .base import ElementwiseLayer
 
 
 @register("Sigmoid")
-class SigmoidLayer(Layer):
-    num_bottoms = 1
-    num_tops = 1
-
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
-
+class SigmoidLayer(ElementwiseLayer):
     def forward(self, bottom, top):
         x = bottom[0].data.astype(np.float64)  # a copy, so in place is safe
         top[0].data[...] = 0.5 * np.tanh(0.5 * x) + 0.5

@@ -2,21 +2,11 @@
 import numpy as np
 
 from ..registry import register
-from .base import Layer
+from .base import ElementwiseLayer
 
 
 @register("TanH")
-class TanHLayer(Layer):
-    num_bottoms = 1
-    num_tops = 1
-
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
-
-    def reshape(self, bottom, top):
-        if top[0] is not bottom[0]:
-            top[0].reshape(bottom[0].shape)
-
+class TanHLayer(ElementwiseLayer):
     def forward(self, bottom, top):
         np.tanh(bottom[0].data, out=top[0].data)
 
