@@ -12,7 +12,7 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from . import prototxt  # noqa: E402  (seqgen.prototxt.read_net / parse_net_text)
+from . import prototxt  # noqa: E402,F401  (seqgen.prototxt.read_net / parse_net_text)
 from .errors import SeqgenError  # noqa: E402
 from .net import TEST, TRAIN, Net  # noqa: E402
 from .solver import Solver  # noqa: E402

@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import ROOT
 from seqgen import fillers
 from seqgen.cli import main
 from seqgen.errors import SeqgenError

@@ -4,7 +4,6 @@ survivors by 1 / (1 - ratio) (Caffe's inverted dropout); in TEST, the identity.
 The mask comes from seqgen's shared generator (`fillers.generator()`, seeded by the
 solver's random_seed), so a seeded run is repeatable; tests may set `layer.rng`.
 """
-import numpy as np
 
 from .. import fillers
 from ..proto import caffe_pb2

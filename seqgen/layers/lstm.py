@@ -171,7 +171,7 @@ class LstmLayer(Layer):
 
     def forward(self, bottom, top):
         _check_shapes(self, bottom, top)
-        T, N, H = self._T, self.N, self.H
+        T, N = self._T, self.N
         W_x, W_h, b = (blob.data for blob in self.blobs)
         x = bottom[0].data.reshape(T, N, -1)
         if len(bottom) > 1:

@@ -281,7 +281,7 @@ class LSTMLayer(_Recurrent):
     def forward(self, bottom, top):
         _check_shapes(self, bottom, top)
         T, N = self._TN
-        H, dt = self.H, self.dtype
+        dt = self.dtype
         W_x, b, W_s, W_h = self._weights()
         x = bottom[0].data.reshape(T, N, self.I)
         np.copyto(self._cont, bottom[1].data.reshape(T, N))
