@@ -30,6 +30,27 @@ def _step_input(x, i, n, feedback, true, prime, out):
 
 
 @njit(**JIT)
+def _project(y, n, b, ob, w, ow, x, m):
+    """y[:n] = b[ob:ob+n] + W x[:m], with W (n x m, row-major) at w[ow:]."""
+    for j in range(n):
+        s = b[ob + j]
+        row = ow + j * m
+        for k in range(m):
+            s += w[row + k] * x[k]
+        y[j] = s
+
+
+@njit(**JIT)
+def _add_recurrent(y, n, w, ow, h, l, m):
+    """y[:n] += W h[l, :m], with W^T (m x n, row-major) at w[ow:] (contiguous axpys)."""
+    for k in range(m):
+        a = h[l, k]
+        base = ow + k * n
+        for j in range(n):
+            y[j] += w[base + j] * a
+
+
+@njit(**JIT)
 def _output(x, H, W_out, b_out, out, i):
     """out[i] = W_out x[:H] + b_out (the affine output layer)."""
     for d in range(W_out.shape[0]):
@@ -59,18 +80,9 @@ def lstm_stack_generate(I, H, wx, ox, wh, oh, b, ob, W_out, b_out, steps, feedba
         for l in range(L):
             Il, Hl = I[l], H[l]
             G = 4 * Hl
-            for j in range(G):
-                s = b[ob[l] + j]
-                row = ox[l] + j * Il
-                for k in range(Il):
-                    s += wx[row + k] * x[k]
-                g[j] = s
+            _project(g, G, b, ob[l], wx, ox[l], x, Il)
             if i > 0:
-                for k in range(Hl):
-                    a = h[l, k]
-                    base = oh[l] + k * G
-                    for j in range(G):
-                        g[j] += wh[base + j] * a
+                _add_recurrent(g, G, wh, oh[l], h, l, Hl)
             for j in range(3 * Hl):
                 g[j] = sigmoid(g[j])
             for j in range(3 * Hl, G):
@@ -99,27 +111,14 @@ def rnn_stack_generate(I, H, wx, ox, wh, oh, b, ob, wo, bo, W_out, b_out, steps,
         _step_input(x, i, I[0], feedback, true, prime, out)
         for l in range(L):
             Il, Hl = I[l], H[l]
-            for j in range(Hl):
-                s = b[ob[l] + j]
-                row = ox[l] + j * Il
-                for k in range(Il):
-                    s += wx[row + k] * x[k]
-                pre[j] = s
+            _project(pre, Hl, b, ob[l], wx, ox[l], x, Il)
             if i > 0:
-                for k in range(Hl):
-                    a = h[l, k]
-                    base = oh[l] + k * Hl
-                    for j in range(Hl):
-                        pre[j] += wh[base + j] * a
+                _add_recurrent(pre, Hl, wh, oh[l], h, l, Hl)
             for j in range(Hl):
                 h[l, j] = tanh(pre[j])
             for j in range(Hl):
                 pre[j] = bo[ob[l] + j]
-            for k in range(Hl):
-                a = h[l, k]
-                base = oh[l] + k * Hl
-                for j in range(Hl):
-                    pre[j] += wo[base + j] * a
+            _add_recurrent(pre, Hl, wo, oh[l], h, l, Hl)
             for j in range(Hl):
                 x[j] = tanh(pre[j])
         _output(x, H[L - 1], W_out, b_out, out, i)
