@@ -189,10 +189,15 @@ class Net:
                     "its top another name")
 
     def _setup_layer(self, layer, lp, bottoms, tops):
+        self._checked(lp, bottoms, tops, layer.setup, layer.reshape)
+
+    def _checked(self, lp, bottoms, tops, *steps):
+        """Run a layer's setup/reshape steps; errors get the layer's file:line, and an
+        in-place top may not change its shape."""
         in_place = {t: self.blobs[t].shape for t in lp.top if t in lp.bottom}
         try:
-            layer.setup(bottoms, tops)
-            layer.reshape(bottoms, tops)
+            for step in steps:
+                step(bottoms, tops)
         except SeqgenError as e:
             raise SeqgenError(f"{self._at(lp.name)}{e}") from None
         except MemoryError as e:
@@ -426,16 +431,7 @@ class Net:
     def reshape(self):
         """Propagate input shapes through every layer (after writing new input shapes)."""
         for layer, bottom, top in zip(self.layers, self._bottoms, self._tops):
-            lp = layer.param
-            in_place = {t: self.blobs[t].shape for t in lp.top if t in lp.bottom}
-            try:
-                layer.reshape(bottom, top)
-            except SeqgenError as e:
-                raise SeqgenError(f"{self._at(lp.name)}{e}") from None
-            except MemoryError as e:
-                raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}): not "
-                                  f"enough memory for its blobs ({e})") from None
-            self._check_tops(lp, bottom, top, in_place)
+            self._checked(layer.param, bottom, top, layer.reshape)
         self._input_shapes = tuple(self.blobs[name].data.shape for name in self.inputs)
 
     def _range(self, start, end):
