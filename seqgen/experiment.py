@@ -20,7 +20,7 @@ from .generate import GenerationDiverged, generate, output_name
 from .kernels import compile_notice
 from .net import TEST, Net
 from .plot import plot_generation, write_generated_csv
-from .fileio import atomic_write_text, remove_stale_temps
+from .fileio import atomic_write_text, format_cell, remove_stale_temps
 from .progress import Progress
 from .prototxt import parse_solver_text, read_net, read_solver
 from .replot import plot_run_losses, read_loss_csv
@@ -327,10 +327,7 @@ class _LossLog:
         self.pending_from = min([start] + carried_its)
 
     def _format(self, its, vals):
-        if self.dtype == np.float32:
-            cells = ["%.9g" % v for v in np.asarray(vals, np.float32).astype(np.float64).tolist()]
-        else:
-            cells = [repr(v) for v in np.asarray(vals, np.float64).tolist()]
+        cells = map(format_cell, np.asarray(vals, self.dtype))  # the CSV writer's cell rules
         return "".join(f"{i},{c}\n" for i, c in zip(np.asarray(its).tolist(), cells))
 
     def wanted(self):
