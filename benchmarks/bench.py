@@ -42,8 +42,8 @@ def median_ms(fn, iters, repeats):
 
 
 def seqgen_training(name, iters, repeats):
-    from seqgen.data import sinusoid
-    from seqgen.feeder import SequenceFeeder
+    from seqgen.tasks.data import sinusoid
+    from seqgen.tasks.feeder import SequenceFeeder
     from seqgen.solver import Solver
 
     solver = Solver(os.path.join(PROTOTXT, f"{name}_solver.prototxt"), log=lambda *a: None)
@@ -66,7 +66,7 @@ def _torch_training(name, iters, repeats):
     torch.set_num_threads(1)
     hidden, length, lr = CONFIGS[name]
     T = 320
-    from seqgen.data import sinusoid
+    from seqgen.tasks.data import sinusoid
 
     seq = torch.tensor(sinusoid(length)).reshape(length, 1, 1)
     prev = torch.zeros_like(seq)
@@ -94,7 +94,7 @@ def _torch_training(name, iters, repeats):
 
 
 def generation_ms(repeats):
-    from seqgen.generate import generate
+    from seqgen.tasks.generate import generate
     from seqgen.net import TEST, Net
 
     net = Net(os.path.join(PROTOTXT, "lstm_short.prototxt"), TEST)
@@ -111,7 +111,7 @@ def generate_command_s(repeats):
     """Wall time of `seqgen generate --steps 320` on a trained run (kernels cached)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ)
-        cmd = [sys.executable, "-m", "seqgen.cli"]
+        cmd = [sys.executable, "-m", "seqgen"]
         subprocess.run(cmd + ["train", os.path.join(PROTOTXT, "lstm_short_solver.prototxt"),
                               "--iters", "50"], cwd=tmp, env=env, check=True,
                        capture_output=True)
@@ -129,9 +129,9 @@ def streams_ratio(iters, repeats, N=16, H=15, T=320, threads=1):
     import seqgen.layers.lstm as lstm_layer
 
     lstm_layer.THREADS = threads  # what SEQGEN_THREADS sets
-    from seqgen.prototxt import parse_net_text
+    from seqgen.io.prototxt import parse_net_text
     from seqgen.solver import Solver
-    from seqgen.prototxt import parse_solver_text
+    from seqgen.io.prototxt import parse_solver_text
 
     def rate(n):
         net = parse_net_text(f"""
@@ -165,8 +165,8 @@ def streams_ratio(iters, repeats, N=16, H=15, T=320, threads=1):
 
 def memory_growth(iters):
     """Peak RSS (MB) after a short and after a long lstm_short run in one process."""
-    from seqgen.data import sinusoid
-    from seqgen.feeder import SequenceFeeder
+    from seqgen.tasks.data import sinusoid
+    from seqgen.tasks.feeder import SequenceFeeder
     from seqgen.solver import Solver
 
     solver = Solver(os.path.join(PROTOTXT, "lstm_short_solver.prototxt"), log=lambda *a: None,

@@ -23,8 +23,8 @@ MODES = ["previous", "zero"]
 
 
 def one_run(config, mode, iters, out):
-    from seqgen.experiment import generate_from_run, train_sequence
-    from seqgen.runs import read_run
+    from seqgen.app.train import generate_from_run, train_sequence
+    from seqgen.tasks.runs import read_run
 
     folder = os.path.join(out, "runs", f"{config}-{mode}")
     lines = []
@@ -86,7 +86,7 @@ def draw(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from seqgen.plot import read_generated_csv
+    from seqgen.app.plot import read_generated_csv
 
     fig, axes = plt.subplots(len(rows) // 2, 2, figsize=(14, 2.6 * (len(rows) // 2)),
                              squeeze=False)

@@ -2,7 +2,8 @@
 
 The names a pycaffe user reaches for: `seqgen.Net(prototxt, weights=None, phase=TEST)`
 (also pycaffe's `Net(prototxt, phase)` and `Net(prototxt, weights, phase)`),
-`seqgen.TRAIN` / `seqgen.TEST`, `seqgen.get_solver(path)`. See docs/coming_from_pycaffe.md.
+`seqgen.TRAIN` / `seqgen.TEST`, `seqgen.get_solver(path)`. README.md's "Coming from pycaffe"
+shows them side by side with pycaffe.
 """
 import os
 
@@ -12,7 +13,7 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from . import prototxt  # noqa: E402,F401  (seqgen.prototxt.read_net / parse_net_text)
+from .io import prototxt  # noqa: E402,F401  (seqgen.prototxt.read_net / parse_net_text)
 from .errors import SeqgenError  # noqa: E402
 from .net import TEST, TRAIN, Net  # noqa: E402
 from .solver import Solver  # noqa: E402

@@ -67,7 +67,7 @@ def _constructor_args(args, weights, phase):
     phase = phase if phase is not None else pos_phase
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise SeqgenError(f"weights must be the path of a .caffemodel file, not {weights!r}")
-    from .prototxt import _phase_value
+    from .io.prototxt import _phase_value
     return weights, _phase_value(TEST if phase is None else phase)
 
 
@@ -135,7 +135,7 @@ class Net:
 
     def __init__(self, net, *args, weights=None, phase=None, options=None, level=0,
                  stages=()):
-        from .prototxt import filter_net, read_net_located
+        from .io.prototxt import filter_net, read_net_located
 
         weights, phase = _constructor_args(args, weights, phase)
         self.options = dict(options or {})
@@ -599,10 +599,10 @@ class Net:
     # -- weights files ---------------------------------------------------------------------
     def copy_from(self, path):
         """Load a .caffemodel: layers matched by name, every blob shape checked."""
-        from .weights import load_weights
+        from .io.weights import load_weights
         load_weights(self, os.fspath(path))
 
     def save(self, path):
         """Write the parameters as a .caffemodel (binary NetParameter, as Caffe's)."""
-        from .weights import save_weights
+        from .io.weights import save_weights
         save_weights(self, os.fspath(path))

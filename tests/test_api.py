@@ -19,9 +19,9 @@ from helpers import GOLDEN, ROOT
 from seqgen.errors import SeqgenError
 from seqgen.net import TEST, TRAIN, Net
 from seqgen.proto import caffe_pb2
-from seqgen.prototxt import parse_net_text
+from seqgen.io.prototxt import parse_net_text
 from seqgen.registry import LAYERS, layer_class
-from seqgen.weights import blob_from_proto, blob_shape, read_net_binary
+from seqgen.io.weights import blob_from_proto, blob_shape, read_net_binary
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 E2E = GOLDEN / "caffe-lstm" / "e2e_short_2000"

@@ -2,9 +2,9 @@
 import numpy as np
 
 from helpers import ROOT
-from seqgen.cli import main
+from seqgen.app.cli import main
 from seqgen.net import TEST, Net
-from seqgen.plot import read_generated_csv
+from seqgen.app.plot import read_generated_csv
 
 
 def test_bvlc_lstm_trains_generates_and_gets_the_forget_bias(tmp_path, monkeypatch):

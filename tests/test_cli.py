@@ -1,6 +1,6 @@
 """The `seqgen` command line: train / generate / plot, and its error reporting.
 
-Most commands run in-process (seqgen.cli.main) in a temporary working folder; exit codes
+Most commands run in-process (seqgen.app.cli.main) in a temporary working folder; exit codes
 and "no traceback" are checked in a real subprocess. Numbers are checked against the
 caffe-lstm recordings in tests/golden/caffe-lstm/e2e_short_2000.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqgen.cli import main
+from seqgen.app.cli import main
 from seqgen.net import TRAIN, Net
-from seqgen.prototxt import parse_net_text
+from seqgen.io.prototxt import parse_net_text
 
 ROOT = Path(__file__).parents[1]
 PROTO = ROOT / "prototxt"
@@ -264,7 +264,7 @@ CASES = {
 
 
 def run_cli(args, cwd):
-    return subprocess.run([sys.executable, "-m", "seqgen.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "seqgen", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -303,5 +303,5 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_module_has_main_guard():
-    text = (ROOT / "seqgen" / "cli.py").read_text()
+    text = (ROOT / "seqgen" / "app" / "cli.py").read_text()
     assert 'if __name__ == "__main__":' in text

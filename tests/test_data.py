@@ -1,4 +1,4 @@
-"""seqgen.data: the caffe-lstm sinusoid (bit-exact against the fork) and users' sequence files."""
+"""seqgen.tasks.data: the caffe-lstm sinusoid (bit-exact against the fork) and users' sequence files."""
 import ctypes
 import ctypes.util
 import os
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqgen.data import (
+from seqgen.tasks.data import (
     _sinf,
     load_sequence,
     resolve_source,

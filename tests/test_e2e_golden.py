@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from helpers import GOLDEN, ROOT
-from seqgen.data import sinusoid
-from seqgen.feeder import SequenceFeeder
+from seqgen.tasks.data import sinusoid
+from seqgen.tasks.feeder import SequenceFeeder
 from seqgen.solver import Solver
 
 # Caffe itself drifts by up to 2e-5 relative between its one- and two-thread BLAS runs over
@@ -45,7 +45,7 @@ def test_2000_iterations_match_caffe(case):
 
 def test_generated_sequence_of_recorded_weights():
     """The fork's test loop (zero input, one step at a time) from the recorded final weights."""
-    from seqgen.generate import generate
+    from seqgen.tasks.generate import generate
     from seqgen.net import TEST, Net
 
     folder = CASES["fork"][0]

@@ -1,14 +1,14 @@
 """SequenceFeeder: chunks, clip markers and data inputs as the fork's lstm_sequence driver
-feeds them (seqgen/feeder.py), checked on the 960-step sequence and lstm_long (T = 320)."""
+feeds them (seqgen/tasks/feeder.py), checked on the 960-step sequence and lstm_long (T = 320)."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from seqgen.data import sinusoid
+from seqgen.tasks.data import sinusoid
 from seqgen.errors import SeqgenError
-from seqgen.experiment import default_data_spec
-from seqgen.feeder import SequenceFeeder
+from seqgen.app.train import default_data_spec
+from seqgen.tasks.feeder import SequenceFeeder
 from seqgen.net import TRAIN, Net
 
 ROOT = Path(__file__).parents[1]

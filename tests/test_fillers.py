@@ -10,7 +10,7 @@ import pytest
 from seqgen import fillers
 from seqgen.errors import SeqgenError
 from seqgen.fillers import fans, fill
-from seqgen.prototxt import parse_net_text, parse_solver_text
+from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.proto import caffe_pb2
 from seqgen.solver import Solver
 

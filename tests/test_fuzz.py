@@ -38,9 +38,9 @@ from seqgen.errors import SeqgenError
 from seqgen.layers import base as layer_base
 from seqgen.net import TEST, TRAIN, Net
 from seqgen.proto import caffe_pb2
-from seqgen.prototxt import parse_net_text, parse_solver_text
+from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.registry import LAYERS, layer_class
-from seqgen.weights import load_weights, net_to_proto
+from seqgen.io.weights import load_weights, net_to_proto
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow in fuzzed values
 
@@ -513,7 +513,7 @@ def test_weights_with_mutated_blobs(weight_seeds, data):
 @pytest.fixture(scope="module")
 def snapshotted_solver():
     """A Solver for lstm_short and the bytes of a .solverstate it wrote."""
-    from seqgen.prototxt import read_solver
+    from seqgen.io.prototxt import read_solver
     from seqgen.solver import Solver
 
     folder = Path(tempfile.mkdtemp(dir=_TMP))
@@ -791,7 +791,7 @@ def test_compiled_generation_matches_stepping(data):
     """The jitted generator of LSTM stacks gets its sizes from the layers: random stacks
     give the same predictions as stepping the Net one forward at a time (or both raise
     SeqgenError when the output diverges)."""
-    from seqgen.generate import generate
+    from seqgen.tasks.generate import generate
 
     draw = data.draw
     D = draw(st.integers(1, 3))

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from helpers import ROOT
-from seqgen.data import sinusoid
+from seqgen.tasks.data import sinusoid
 from seqgen.errors import SeqgenError, SeqgenRuntimeError
-from seqgen.generate import generate, stack_plan
+from seqgen.tasks.generate import generate, stack_plan
 from seqgen.net import TEST, Net
 
 
@@ -73,7 +73,7 @@ layer { name: "ip1" type: "InnerProduct" bottom: "rnn2" top: "ip1"
 
 @pytest.mark.parametrize("mode", ["previous", "zero"])
 def test_compiled_rnn_stack_equals_stepwise_net(mode):
-    from seqgen.prototxt import parse_net_text
+    from seqgen.io.prototxt import parse_net_text
 
     net = Net(parse_net_text(RNN_NET), TEST)
     assert stack_plan(net, "data", "clip", "ip1") is not None

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from seqgen import fillers
-from seqgen.cli import main
+from seqgen.app.cli import main
 from seqgen.errors import SeqgenError
-from seqgen.info import net_info
+from seqgen.app.info import net_info
 from seqgen.net import TRAIN, Net
-from seqgen.prototxt import parse_net_text
+from seqgen.io.prototxt import parse_net_text
 
 N, I = 2, 3
 

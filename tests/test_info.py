@@ -1,12 +1,12 @@
-"""`seqgen info NET`: the net as Caffe's Net::Init logs it (seqgen/info.py, seqgen/cli.py)."""
+"""`seqgen info NET`: the net as Caffe's Net::Init logs it (seqgen/app/info.py, seqgen/app/cli.py)."""
 import subprocess
 import sys
 
 import pytest
 
 from helpers import GOLDEN, ROOT
-from seqgen.cli import main
-from seqgen.info import net_info, shape_string
+from seqgen.app.cli import main
+from seqgen.app.info import net_info, shape_string
 from seqgen.registry import LAYERS, layer_class
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
@@ -128,7 +128,7 @@ def test_cli_errors(capsys, tmp_path):
 
 
 def test_console_script_runs():
-    result = subprocess.run([sys.executable, "-m", "seqgen.cli", "info", str(SHORT)],
+    result = subprocess.run([sys.executable, "-m", "seqgen", "info", str(SHORT)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Total learnable parameters: 1036 in 5 blobs" in result.stdout

@@ -21,20 +21,20 @@ import numpy as np
 import pytest
 
 import seqgen
-from seqgen.fileio import is_temp_name
+from seqgen.io.atomic import is_temp_name
 from seqgen.proto import caffe_pb2
-from seqgen.replot import read_loss_csv
-from seqgen.solverstate import read_sidecar, sha256_file, sidecar_path
+from seqgen.app.replot import read_loss_csv
+from seqgen.io.solverstate import read_sidecar, sha256_file, sidecar_path
 
 ROOT = Path(__file__).parents[1]
 PARAMS = {"lstm1": [(60, 1), (60, 15), (60,)], "ip1": [(1, 15), (1,)]}
 
 
 class Training:
-    """`python -m seqgen.cli ARGS` in `cwd`, its stdout read line by line as it comes."""
+    """`python -m seqgen ARGS` in `cwd`, its stdout read line by line as it comes."""
 
     def __init__(self, cwd, *args):
-        self.proc = subprocess.Popen([sys.executable, "-m", "seqgen.cli", *map(str, args)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "seqgen", *map(str, args)],
                                      cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
         self.lines, self.out = queue.Queue(), []
@@ -110,7 +110,7 @@ def test_signal_snapshots_and_the_printed_command_resumes(tmp_path, sig, code):
 
     # the printed command, a few more iterations
     argv = shlex.split(command)[1:] + ["--iters", str(it + 30)]
-    proc = subprocess.run([sys.executable, "-m", "seqgen.cli", *argv], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "seqgen", *argv], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"Resumed from RUN/lstm_short_iter_{it}.solverstate at iteration {it}" in proc.stdout
@@ -125,9 +125,9 @@ def test_second_signal_stops_at_once_without_a_snapshot(tmp_path, monkeypatch, c
     abandons the iteration; the message names the last snapshot there is. (In process, to
     place the second signal inside an iteration: in a real process two signals sent
     together often arrive as one.)"""
-    import seqgen.experiment as experiment
-    from seqgen.cli import main
-    from seqgen.progress import Progress
+    import seqgen.app.train as experiment
+    from seqgen.app.cli import main
+    from seqgen.app.progress import Progress
 
     class Twice(Progress):
         def __call__(self, solver, loss):
@@ -240,7 +240,7 @@ def test_kill_9_never_leaves_a_truncated_file(tmp_path):
     assert state is not None, "no kill came late enough for a snapshot"
     it = int(state.name.split("_iter_")[1].split(".")[0])
     left = [p.name for p in folder.iterdir() if is_temp_name(p.name)]
-    proc = subprocess.run([sys.executable, "-m", "seqgen.cli", "train", "k_solver.prototxt",
+    proc = subprocess.run([sys.executable, "-m", "seqgen", "train", "k_solver.prototxt",
                            "--out", "RUN", "--resume", str(state.relative_to(tmp_path)),
                            "--iters", str(it + 20)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -11,7 +11,7 @@ from seqgen.blob import Blob
 from seqgen.errors import SeqgenError
 from seqgen.net import TEST, TRAIN, Net
 from seqgen.proto import caffe_pb2
-from seqgen.prototxt import parse_net_text
+from seqgen.io.prototxt import parse_net_text
 from seqgen.registry import layer_class
 
 

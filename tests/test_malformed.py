@@ -11,7 +11,7 @@ Each case is a file plus a sidecar `<case>.expect`:
 user would see it), `{solver}` / `{net}` the shipped lstm_short solver / net. Every case
 must end with its exit code, exactly one line on stderr starting "seqgen: error:" that
 contains every fragment, no traceback, and no run folder left behind. Most cases run
-in-process; a few representative ones run in a real subprocess (`python -m seqgen.cli`).
+in-process; a few representative ones run in a real subprocess (`python -m seqgen`).
 """
 import shutil
 import subprocess
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from seqgen.cli import main
+from seqgen.app.cli import main
 
 HERE = Path(__file__).parent
 CORPUS = HERE / "malformed"
@@ -96,14 +96,14 @@ def test_case_in_process(name, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("name", SUBPROCESS)
 def test_case_in_a_subprocess(name, tmp_path):
     case = CASES[name]
-    proc = subprocess.run([sys.executable, "-m", "seqgen.cli", *prepare(case, tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "seqgen", *prepare(case, tmp_path)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     check(case, proc.returncode, proc.stdout, proc.stderr, tmp_path)
 
 
 def test_debug_shows_where_an_input_error_was_raised(tmp_path):
     case = CASES["clip_wrong_length"]
-    proc = subprocess.run([sys.executable, "-m", "seqgen.cli", "--debug",
+    proc = subprocess.run([sys.executable, "-m", "seqgen", "--debug",
                            *prepare(case, tmp_path)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0

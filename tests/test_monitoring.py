@@ -9,15 +9,15 @@ import signal
 import numpy as np
 import pytest
 
-import seqgen.experiment as experiment
-import seqgen.replot as replot
-from seqgen.cli import main
-from seqgen.data import resolve_source
+import seqgen.app.train as experiment
+import seqgen.app.replot as replot
+from seqgen.app.cli import main
+from seqgen.tasks.data import resolve_source
 from seqgen.errors import SeqgenError
-from seqgen.experiment import HeldOutTest, train_sequence
+from seqgen.app.train import HeldOutTest, train_sequence
 from seqgen.net import TEST, Net
-from seqgen.progress import Progress
-from seqgen.prototxt import parse_net_text
+from seqgen.app.progress import Progress
+from seqgen.io.prototxt import parse_net_text
 
 T = 20
 NET = f"""

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import seqgen
-import seqgen.experiment as experiment
-from seqgen.cli import main
-from seqgen.feeder import SequenceFeeder
-from seqgen.generate import GenerationDiverged
+import seqgen.app.train as experiment
+from seqgen.app.cli import main
+from seqgen.tasks.feeder import SequenceFeeder
+from seqgen.tasks.generate import GenerationDiverged
 from seqgen.net import Net as NetClass
 from seqgen.proto import caffe_pb2
 
@@ -62,7 +62,7 @@ def test_exploding_rate_in_a_real_process(cwd):
     at iteration 24. Exit 1, no traceback, the message says where and what to do."""
     write_solver(cwd, 'base_lr: 0.0001\nlr_policy: "exp"\ngamma: 2\nmax_iter: 1000\n'
                       'snapshot: 10\n')
-    proc = subprocess.run([sys.executable, "-m", "seqgen.cli", "train", "d_solver.prototxt",
+    proc = subprocess.run([sys.executable, "-m", "seqgen", "train", "d_solver.prototxt",
                            "--out", "RUN"], cwd=cwd, capture_output=True, text=True,
                           timeout=120)
     err = proc.stderr
@@ -87,7 +87,7 @@ def test_exploding_rate_in_a_real_process(cwd):
     assert rows[-1] == "24,inf" and len(rows) == 26
     assert (cwd / "RUN" / "loss.png").is_file()
     # `seqgen generate` uses the last good snapshot of the run
-    proc = subprocess.run([sys.executable, "-m", "seqgen.cli", "generate", "--steps", "20"],
+    proc = subprocess.run([sys.executable, "-m", "seqgen", "generate", "--steps", "20"],
                           cwd=cwd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "lstm_short_iter_20.caffemodel" in proc.stdout

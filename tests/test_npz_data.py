@@ -1,4 +1,4 @@
-"""`seqgen train --data FILE.npz`: NpzFeeder (seqgen/feeder.py) and its use by the
+"""`seqgen train --data FILE.npz`: NpzFeeder (seqgen/tasks/feeder.py) and its use by the
 experiment and the CLI.
 
 The BVLC-style net here has inputs x (T, N, I), cont (T, N) and label (T, N, 1); an
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from helpers import ROOT
-from seqgen.cli import main
+from seqgen.app.cli import main
 from seqgen.errors import SeqgenError
-from seqgen.experiment import train_sequence
-from seqgen.feeder import NpzFeeder
+from seqgen.app.train import train_sequence
+from seqgen.tasks.feeder import NpzFeeder
 from seqgen.net import TRAIN, Net
-from seqgen.prototxt import parse_net_text
+from seqgen.io.prototxt import parse_net_text
 from seqgen.registry import LAYERS, layer_class
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"

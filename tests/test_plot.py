@@ -1,10 +1,10 @@
-"""seqgen.plot and seqgen.fileio: PNGs are produced, files are written atomically."""
+"""seqgen.app.plot and seqgen.io.atomic: PNGs are produced, files are written atomically."""
 import numpy as np
 import pytest
 
 from seqgen.errors import SeqgenError
-from seqgen.fileio import atomic_open, atomic_write, atomic_write_bytes, write_csv_atomic
-from seqgen.plot import (
+from seqgen.io.atomic import atomic_open, atomic_write, atomic_write_bytes, write_csv_atomic
+from seqgen.app.plot import (
     plot_generated_csv,
     plot_generation,
     plot_loss,

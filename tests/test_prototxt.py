@@ -1,4 +1,4 @@
-"""seqgen.prototxt: reading nets and solvers, upgrades, and phase filtering."""
+"""seqgen.io.prototxt: reading nets and solvers, upgrades, and phase filtering."""
 
 import os
 
@@ -6,7 +6,7 @@ import pytest
 
 from seqgen.errors import SeqgenError
 from seqgen.proto import caffe_pb2
-from seqgen.prototxt import (
+from seqgen.io.prototxt import (
     filter_net,
     parse_net_text,
     parse_solver_text,

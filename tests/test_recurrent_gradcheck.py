@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from seqgen.blob import Blob
-from seqgen.generate import generate, stack_plan
+from seqgen.tasks.generate import generate, stack_plan
 from seqgen.net import TEST, Net
-from seqgen.prototxt import parse_net_text
+from seqgen.io.prototxt import parse_net_text
 from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqgen.cli import main
-from seqgen.data import sinusoid
+from seqgen.app.cli import main
+from seqgen.tasks.data import sinusoid
 from seqgen.errors import SeqgenError
-from seqgen.feeder import SequenceFeeder
-from seqgen.prototxt import parse_net_text, parse_solver_text
+from seqgen.tasks.feeder import SequenceFeeder
+from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.solver import Solver
 
 ROOT = Path(__file__).parents[1]
@@ -307,7 +307,7 @@ def test_resume_from_another_net_or_type_on_the_command_line(tmp_path, monkeypat
                          tmp_path / "RUN" / "my_iter_2.solverstate")
     assert "holds 5 history blobs" in err and "needs 10" in err
     # the same in a real process: no traceback, exit code 2
-    proc = subprocess.run([sys.executable, "-m", "seqgen.cli", "train", str(adam), "--out",
+    proc = subprocess.run([sys.executable, "-m", "seqgen", "train", str(adam), "--out",
                            "RUN3", "--resume", str(tmp_path / "RUN" / "my_iter_2.solverstate")],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

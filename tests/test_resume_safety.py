@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import seqgen.experiment as experiment
-from seqgen.cli import main
-from seqgen.progress import Progress
+import seqgen.app.train as experiment
+from seqgen.app.cli import main
+from seqgen.app.progress import Progress
 
 ROOT = Path(__file__).parents[1]
 N = 50  # iterations of the whole run
@@ -210,7 +210,7 @@ def test_changed_options_and_data_are_refused(cwd, capsys, stopped_run):
                   "--data", "other.csv")
     assert "data sinusoid:960 -> other.csv" in err
     # the same values under another name are the same data
-    from seqgen.data import sinusoid
+    from seqgen.tasks.data import sinusoid
     np.savetxt(cwd / "same.csv", sinusoid(960), fmt="%.9g")
     code, _, err = run(capsys, "train", solver.name, "--resume", state, "--out", "RUN2",
                        "--data", "same.csv")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from seqgen.cli import main
+from seqgen.app.cli import main
 from run_digest import file_digest, run_json_digest, sidecar_digest
 
 ROOT = Path(__file__).parents[1]

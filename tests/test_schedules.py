@@ -1,11 +1,11 @@
-"""Learning-rate policies (seqgen/schedules.py): values at chosen iterations worked out by
+"""Learning-rate policies (seqgen/solver/schedules.py): values at chosen iterations worked out by
 hand, multistep's current_step, float32 results, and the settings Caffe refuses."""
 import numpy as np
 import pytest
 
 from seqgen.errors import SeqgenError
-from seqgen.prototxt import parse_solver_text
-from seqgen.schedules import learning_rate
+from seqgen.io.prototxt import parse_solver_text
+from seqgen.solver.schedules import learning_rate
 from seqgen.solver import Solver
 
 TINY_NET = """

@@ -2,9 +2,9 @@
 import numpy as np
 
 from helpers import ROOT
-from seqgen.data import sinusoid
-from seqgen.feeder import SequenceFeeder
-from seqgen.prototxt import parse_solver_text, read_net
+from seqgen.tasks.data import sinusoid
+from seqgen.tasks.feeder import SequenceFeeder
+from seqgen.io.prototxt import parse_solver_text, read_net
 from seqgen.solver import Solver
 
 

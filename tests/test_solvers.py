@@ -26,10 +26,10 @@ import math
 import numpy as np
 import pytest
 
-from seqgen.data import sinusoid
-from seqgen.feeder import SequenceFeeder
+from seqgen.tasks.data import sinusoid
+from seqgen.tasks.feeder import SequenceFeeder
 from seqgen.net import TRAIN, Net
-from seqgen.prototxt import parse_net_text, parse_solver_text
+from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.solver import Solver
 
 F = np.float32

@@ -1,13 +1,13 @@
-"""Snapshots (.caffemodel + .solverstate) and resuming from them (seqgen/solverstate.py)."""
+"""Snapshots (.caffemodel + .solverstate) and resuming from them (seqgen/io/solverstate.py)."""
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from seqgen.data import sinusoid
+from seqgen.tasks.data import sinusoid
 from seqgen.errors import SeqgenError
-from seqgen.feeder import SequenceFeeder
+from seqgen.tasks.feeder import SequenceFeeder
 from seqgen.proto import caffe_pb2
 from seqgen.solver import Solver
 

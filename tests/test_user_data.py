@@ -1,8 +1,8 @@
 """Training and generating on a user's own multi-column sequence file, through the CLI."""
 import numpy as np
 
-from seqgen.cli import main
-from seqgen.plot import read_generated_csv
+from seqgen.app.cli import main
+from seqgen.app.plot import read_generated_csv
 
 NET = """
 input: "data" input_shape { dim: 40 dim: 2 }

@@ -1,4 +1,4 @@
-""".caffemodel reading and writing (seqgen/weights.py) against the fork's recorded files.
+""".caffemodel reading and writing (seqgen/io/weights.py) against the fork's recorded files.
 
 The golden files in tests/golden/caffe-lstm/e2e_short_2000 were written by the real
 caffe-lstm build; initial.npz holds the same blobs as plain arrays.
@@ -12,7 +12,7 @@ import pytest
 from seqgen.errors import SeqgenError
 from seqgen.net import TRAIN, Net
 from seqgen.proto import caffe_pb2
-from seqgen.prototxt import parse_net_text
+from seqgen.io.prototxt import parse_net_text
 
 ROOT = Path(__file__).parents[1]
 NET = ROOT / "prototxt" / "lstm_short.prototxt"

@@ -12,7 +12,7 @@ import numpy as np
 from seqgen import fillers
 from seqgen.net import TRAIN, Net
 from seqgen.proto import caffe_pb2
-from seqgen.prototxt import parse_net_text
+from seqgen.io.prototxt import parse_net_text
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]

@@ -27,11 +27,11 @@ from collections import deque
 
 import numpy as np
 
-from . import fillers
-from .errors import SeqgenError, SeqgenRuntimeError
-from .fileio import atomic_write_bytes, signals_deferred
-from .net import TEST, TRAIN, Net
-from .proto import caffe_pb2
+from .. import fillers
+from ..errors import SeqgenError, SeqgenRuntimeError
+from ..io.atomic import atomic_write_bytes, signals_deferred
+from ..net import TEST, TRAIN, Net
+from ..proto import caffe_pb2
 from .schedules import check_policy, learning_rate
 from .updates import UPDATES, check_solver_type, history_slots
 
@@ -176,7 +176,7 @@ class Solver:
     def __init__(self, solver, options=None, out_dir=None, net=None, log=print, source=None):
         """`solver`: a solver file or a SolverParameter (then `source`, if given, names it
         in messages and snapshot names)."""
-        from .prototxt import read_solver
+        from ..io.prototxt import read_solver
 
         if isinstance(solver, caffe_pb2.SolverParameter):
             self.param, self.source = solver, source or "<SolverParameter>"
@@ -365,7 +365,7 @@ class Solver:
     # -- numerical trouble -----------------------------------------------------------------
     def remedies(self):
         """The usual cures for a diverging run, for this net and solver."""
-        from .solverstate import float32_text as f32
+        from ..io.solverstate import float32_text as f32
 
         p = self.param
         items = []
@@ -513,7 +513,7 @@ class Solver:
     def fingerprint(self):
         """What the net, the solver and (`fingerprint_options`) the run are; recorded in
         each snapshot's sidecar and compared on restore."""
-        from .solverstate import net_fingerprint, solver_fingerprint
+        from ..io.solverstate import net_fingerprint, solver_fingerprint
 
         if self._net_fingerprint is None:
             self._net_fingerprint = net_fingerprint(self.net)
@@ -545,7 +545,7 @@ class Solver:
         on) and .solverstate, in that order, each atomically and with signals held back;
         returns (model, state).
         `start_state`: the resume_state() to record, when not the current one."""
-        from .solverstate import sha256_bytes, sha256_file, sidecar_path, \
+        from ..io.solverstate import sha256_bytes, sha256_file, sidecar_path, \
             solverstate_bytes, write_sidecar
 
         base = f"{self.snapshot_prefix()}_iter_{self.iter}"
@@ -582,7 +582,7 @@ class Solver:
         generator. Refused when the net, the solver or the recorded options differ from
         the snapshot's (its sidecar's fingerprint, else `recorded`), unless
         `allow_changes`. Returns the sidecar's (extra meta, extra arrays), or None."""
-        from .solverstate import (apply_solverstate, load_solverstate, read_sidecar,
+        from ..io.solverstate import (apply_solverstate, load_solverstate, read_sidecar,
                                   sidecar_path)
 
         path = os.fspath(path)
@@ -610,7 +610,7 @@ class Solver:
         return self.restored_extra
 
     def _check_sidecar(self, meta, state, path, model, side):
-        from .solverstate import sha256_file
+        from ..io.solverstate import sha256_file
 
         if meta.get("iter") != state.iter:
             raise SeqgenError(f"{side}: it is for iteration {meta.get('iter')}, but {path} is "
@@ -624,7 +624,7 @@ class Solver:
                     "by another run, or a write was cut short; resume from another snapshot")
 
     def _check_fingerprint(self, recorded, path):
-        from .solverstate import net_changes, solver_changes, summarize
+        from ..io.solverstate import net_changes, solver_changes, summarize
 
         current = self.fingerprint()
         parts = []

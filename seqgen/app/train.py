@@ -13,20 +13,20 @@ import time
 
 import numpy as np
 
-from .data import resolve_source
-from .errors import SeqgenError, SeqgenRuntimeError
-from .feeder import MODES, NpzFeeder, SequenceFeeder, input_roles, shifted
-from .generate import GenerationDiverged, generate, output_name
-from .kernels import compile_notice
-from .net import TEST, Net
+from ..tasks.data import resolve_source
+from ..errors import SeqgenError, SeqgenRuntimeError
+from ..tasks.feeder import MODES, NpzFeeder, SequenceFeeder, input_roles, shifted
+from ..tasks.generate import GenerationDiverged, generate, output_name
+from ..kernels import compile_notice
+from ..net import TEST, Net
 from .plot import plot_generation, write_generated_csv
-from .fileio import atomic_write_text, format_cell, remove_stale_temps
+from ..io.atomic import atomic_write_text, format_cell, remove_stale_temps
 from .progress import Progress
-from .prototxt import parse_solver_text, read_net, read_solver
+from ..io.prototxt import parse_solver_text, read_net, read_solver
 from .replot import plot_run_losses, read_loss_csv
-from .runs import (latest_run, new_run_dir, read_run, remember_run, run_of_weights,
+from ..tasks.runs import (latest_run, new_run_dir, read_run, remember_run, run_of_weights,
                    write_run)
-from .solver import (ACTIONS, SNAPSHOT, STOP, Diverged, NonFinite, Solver,
+from ..solver.solver import (ACTIONS, SNAPSHOT, STOP, Diverged, NonFinite, Solver,
                      check_solver_param)
 
 
@@ -274,7 +274,7 @@ def _fingerprint_value(value):
 def _recorded_run(resume):
     """What the run that wrote `resume` was (its options, fingerprint, data position...):
     from the snapshot's sidecar, else from run.json in its folder; {} when neither exists."""
-    from .solverstate import read_sidecar, sidecar_path
+    from ..io.solverstate import read_sidecar, sidecar_path
 
     side = sidecar_path(resume)
     if os.path.exists(side):
@@ -509,7 +509,7 @@ def train_sequence(path, iters=None, weights=None, mode=None, data=None,
         data_hash = hashlib.sha256(np.ascontiguousarray(sequence, np.float32).tobytes())
         data_id = data_hash.hexdigest()[:16]
     elif kind == "npz":
-        from .solverstate import sha256_file
+        from ..io.solverstate import sha256_file
         data_id = sha256_file(data)[:16]
     else:
         data_id = "its own data layers"

@@ -10,9 +10,9 @@ number of learnable parameters.
 """
 import numpy as np
 
-from .errors import SeqgenError
-from .net import Net
-from .proto import caffe_pb2
+from ..errors import SeqgenError
+from ..net import Net
+from ..proto import caffe_pb2
 
 
 def shape_string(shape):
@@ -23,7 +23,7 @@ def shape_string(shape):
 
 def _net_file(path):
     """The net of `path`: the file itself, or the net a solver file names."""
-    from .prototxt import read_net, read_solver
+    from ..io.prototxt import read_net, read_solver
 
     try:
         read_net(path)

@@ -16,10 +16,10 @@ import os
 
 import numpy as np
 
-from .errors import SeqgenError
-from .fileio import atomic_open, atomic_write_bytes
-from .proto import caffe_pb2
-from .updates import history_slots
+from ..errors import SeqgenError
+from .atomic import atomic_open, atomic_write_bytes
+from ..proto import caffe_pb2
+from ..solver.updates import history_slots
 from .weights import blob_from_proto, blob_shape, blob_to_proto, read_message
 
 SIDECAR_SUFFIX = ".seqgen.npz"

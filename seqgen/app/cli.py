@@ -4,7 +4,7 @@ import os
 import signal
 import sys
 
-from .errors import SeqgenError
+from ..errors import SeqgenError
 
 
 def _positive_int(text):
@@ -37,7 +37,7 @@ def _log(message):
 
 
 def cmd_train(args):
-    from .experiment import train_sequence
+    from .train import train_sequence
 
     # flags not given (None) mean the default, or, with --resume, the snapshot's run's
     folder = train_sequence(args.net_or_solver, iters=args.iters, weights=args.weights,
@@ -52,7 +52,7 @@ def cmd_train(args):
 
 
 def cmd_generate(args):
-    from .experiment import generate_from_run
+    from .train import generate_from_run
 
     result = generate_from_run(weights=args.weights, net=args.net, steps=args.steps,
                                prime=args.prime, out=args.out, mode=args.input, data=args.data)

@@ -11,7 +11,7 @@ blobs (`seqgen train --data FILE.npz`); see its docstring for the rules.
 """
 import numpy as np
 
-from .errors import SeqgenError
+from ..errors import SeqgenError
 
 MODES = ("previous", "zero")
 CLIP_NAMES = ("clip", "cont")

@@ -6,9 +6,9 @@ later one continues it — the fork's test loop.
 """
 import numpy as np
 
-from .errors import SeqgenError, SeqgenRuntimeError
+from ..errors import SeqgenError, SeqgenRuntimeError
 from .feeder import MODES, input_roles
-from .kernels.generate import lstm_stack_generate, rnn_stack_generate
+from ..kernels.generate import lstm_stack_generate, rnn_stack_generate
 
 
 class GenerationDiverged(SeqgenRuntimeError):

@@ -9,9 +9,9 @@ Writing gives each layer its full LayerParameter plus `blobs` with `shape` and p
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from .errors import SeqgenError
-from .fileio import atomic_write_bytes
-from .proto import caffe_pb2
+from ..errors import SeqgenError
+from .atomic import atomic_write_bytes
+from ..proto import caffe_pb2
 
 
 def blob_to_proto(array, proto=None):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from seqgen.errors import SeqgenError
-from seqgen.fileio import atomic_write, write_csv_atomic
+from seqgen.io.atomic import atomic_write, write_csv_atomic
 
 __all__ = [
     "GENERATED_HEADER",

@@ -30,8 +30,8 @@ from typing import Iterable, Optional, Tuple, Union
 
 from google.protobuf import text_format
 
-from .errors import SeqgenError
-from .proto import caffe_pb2
+from ..errors import SeqgenError
+from ..proto import caffe_pb2
 
 __all__ = [
     "read_net",

@@ -12,7 +12,7 @@ form the normalised gradient first and scale it by the rate last.
 """
 import numpy as np
 
-from .errors import SeqgenError
+from ..errors import SeqgenError
 
 f32 = np.float32
 

@@ -8,9 +8,9 @@ import os
 
 import numpy as np
 
-from .errors import SeqgenError
+from ..errors import SeqgenError
 from .plot import plot_generated_csv, plot_loss
-from .runs import RUN_FILE, latest_run
+from ..tasks.runs import RUN_FILE, latest_run
 
 
 def read_loss_csv(path):

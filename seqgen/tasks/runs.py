@@ -7,8 +7,8 @@ import json
 import os
 import time
 
-from .errors import SeqgenError
-from .fileio import atomic_write_text
+from ..errors import SeqgenError
+from ..io.atomic import atomic_write_text
 
 RUNS_DIR = "runs"
 RUN_FILE = "run.json"

@@ -8,7 +8,7 @@ rounded to float32 once, as `Dtype rate = base_lr * pow(...)` does.
 """
 import numpy as np
 
-from .errors import SeqgenError
+from ..errors import SeqgenError
 
 POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
 

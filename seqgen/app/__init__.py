@@ -1,0 +1,1 @@
+"""The application: the `seqgen` command line, what its commands do, plots and progress."""
