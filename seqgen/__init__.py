@@ -7,6 +7,8 @@ shows them side by side with pycaffe.
 """
 import os
 
+__version__ = "0.1.0"
+
 # These nets multiply tiny matrices: a second OpenBLAS thread only adds spinning and
 # contention (the fork's notes measured it slower too). Only effective when seqgen is
 # imported before numpy, as in the `seqgen` command; users can override it.
@@ -17,8 +19,6 @@ from .io import prototxt  # noqa: E402,F401  (seqgen.prototxt.read_net / parse_n
 from .errors import SeqgenError  # noqa: E402
 from .net import TEST, TRAIN, Net  # noqa: E402
 from .solver import Solver  # noqa: E402
-
-__version__ = "0.1.0"
 
 
 def get_solver(path, **kwargs):

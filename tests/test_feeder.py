@@ -7,7 +7,7 @@ import pytest
 
 from seqgen.tasks.data import sinusoid
 from seqgen.errors import SeqgenError
-from seqgen.app.train import default_data_spec
+from seqgen.tasks.sequence_plan import default_data_spec
 from seqgen.tasks.feeder import SequenceFeeder
 from seqgen.net import TRAIN, Net
 

@@ -199,6 +199,8 @@ def check_run_folder(folder, net_file):
             read_loss_csv(p)
         elif name == "run.json":
             json.loads(data)
+        elif name == ".seqgen.lock":  # the run's lock on its folder: names the process
+            assert data.startswith(b"pid ") or data == b"", data
         elif name.endswith(".png"):
             assert is_png(data), name
         else:

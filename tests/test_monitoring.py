@@ -14,7 +14,8 @@ import seqgen.app.replot as replot
 from seqgen.app.cli import main
 from seqgen.tasks.data import resolve_source
 from seqgen.errors import SeqgenError
-from seqgen.app.train import HeldOutTest, train_sequence
+from seqgen.app.train import train_sequence
+from seqgen.tasks.holdout import HeldOutTest
 from seqgen.net import TEST, Net
 from seqgen.app.progress import Progress
 from seqgen.io.prototxt import parse_net_text

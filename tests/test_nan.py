@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import seqgen
-import seqgen.app.train as experiment
+import seqgen.tasks.feedback as feedback
 from seqgen.app.cli import main
 from seqgen.tasks.feeder import SequenceFeeder
 from seqgen.tasks.generate import GenerationDiverged
@@ -200,7 +200,7 @@ def test_feedback_generation_blow_up_stops_training(cwd, capsys, monkeypatch):
     def wild(*args, **kwargs):
         raise GenerationDiverged("generation diverged: step 3 produced [inf]", 3, [np.inf])
 
-    monkeypatch.setattr(experiment, "generate", wild)
+    monkeypatch.setattr(feedback, "generate", wild)
     code, out, err = run(capsys, "train", "d_solver.prototxt", "--out", "RUN")
     assert code == 1
     # the schedule's first refresh with p > 0 is at iteration 20

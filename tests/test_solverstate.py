@@ -38,8 +38,10 @@ def test_snapshot_file_names(tmp_path):
     assert Path(state) == tmp_path / "lstm_short_iter_3.solverstate"
     assert Path(model).is_file() and Path(state).is_file()
     # no temporary files left behind
+    # (and the resume sidecar, as `seqgen train` writes it)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "lstm_short_iter_3.caffemodel", "lstm_short_iter_3.solverstate"]
+        "lstm_short_iter_3.caffemodel", "lstm_short_iter_3.seqgen.npz",
+        "lstm_short_iter_3.solverstate"]
 
 
 def test_solverstate_is_a_caffe_solver_state(tmp_path):

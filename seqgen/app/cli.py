@@ -4,6 +4,7 @@ import os
 import signal
 import sys
 
+from .. import __version__
 from ..errors import SeqgenError
 
 
@@ -37,30 +38,33 @@ def _log(message):
 
 
 def cmd_train(args):
-    from .train import train_sequence
+    from .train import TrainOptions, train
 
     # flags not given (None) mean the default, or, with --resume, the snapshot's run's
-    folder = train_sequence(args.net_or_solver, iters=args.iters, weights=args.weights,
-                            mode=args.input, data=args.data,
-                            fork_compat=True if args.fork_compat else None,
-                            out=args.out, resume=args.resume,
-                            feedback=False if args.no_feedback else None,
-                            holdout=args.holdout, sigint_effect=args.sigint_effect,
-                            sighup_effect=args.sighup_effect,
-                            allow_changes=args.allow_changes, log=_log)
-    print(f"Run folder: {folder} (next: seqgen generate --steps 320)")
+    options = TrainOptions(iters=args.iters, weights=args.weights, mode=args.input,
+                           data=args.data, fork_compat=True if args.fork_compat else None,
+                           out=args.out, resume=args.resume,
+                           feedback=False if args.no_feedback else None, holdout=args.holdout,
+                           seed=args.seed, sigint_effect=args.sigint_effect,
+                           sighup_effect=args.sighup_effect, allow_changes=args.allow_changes)
+    trained = train(args.net_or_solver, options, log=_log)
+    print(f"Run folder: {trained.folder} (next: {trained.next})")
 
 
 def cmd_generate(args):
-    from .train import generate_from_run
+    from .generate_run import generate_from_run
 
     result = generate_from_run(weights=args.weights, net=args.net, steps=args.steps,
-                               prime=args.prime, out=args.out, mode=args.input, data=args.data)
+                               prime=args.prime, out=args.out, mode=args.input, data=args.data,
+                               log=_log)
+    steps = result["steps"]
     if "mse" in result:
-        print(f"Generated {args.steps} steps: MSE {result['mse']:.6g}, "
-              f"max abs error {result['max_abs_error']:.4g}")
+        over = "" if result["scored_steps"] == steps else \
+            f" over the first {result['scored_steps']} steps (the true sequence's length)"
+        print(f"Generated {steps} steps: MSE {result['mse']:.6g}, "
+              f"max abs error {result['max_abs_error']:.4g}{over}")
     else:
-        print(f"Generated {args.steps} steps (no true sequence to compare with)")
+        print(f"Generated {steps} steps (no true sequence to compare with)")
     print(f"Wrote {result['csv']} and {result['png']}")
 
 
@@ -86,6 +90,7 @@ def build_parser():
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks on errors")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"seqgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", parents=[common], help="train a net on a sequence (solver or net prototxt)")
@@ -122,13 +127,18 @@ def build_parser():
     t.add_argument("--sighup-effect", choices=effects, default="snapshot",
                    help="on SIGHUP: snapshot and go on (default), stop, or nothing "
                         "(caffe's -sighup_effect)")
-    t.add_argument("--out", metavar="DIR", help="run folder (default: runs/NAME-TIMESTAMP)")
+    t.add_argument("--seed", type=int, metavar="N",
+                   help="random seed (the solver's random_seed): repeats a run exactly")
+    t.add_argument("--out", metavar="DIR",
+                   help="run folder (default: runs/NAME-TIMESTAMP; with --resume, the "
+                        "snapshot's run folder)")
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("generate", parents=[common], help="run a trained net free-running and plot it")
     g.add_argument("--weights", help=".caffemodel (default: last snapshot of the latest run)")
     g.add_argument("--net", help="net prototxt (default: the run's)")
-    g.add_argument("--steps", type=_positive_int, default=320)
+    g.add_argument("--steps", type=_positive_int,
+                   help="how many steps (default: the run's sequence length)")
     g.add_argument("--prime", type=_count, default=0, metavar="K",
                    help="feed K true values before running free")
     g.add_argument("--input", choices=["previous", "zero"], help="default: the run's mode")

@@ -3,29 +3,14 @@
 loss.png shows the training loss (loss.csv) and, when the run tested its net
 (test_interval / --holdout), the test loss (test_loss.csv) as a second curve.
 """
-import csv
 import os
 
 import numpy as np
 
 from ..errors import SeqgenError
 from .plot import plot_generated_csv, plot_loss
-from ..tasks.runs import RUN_FILE, latest_run
-
-
-def read_loss_csv(path):
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
-    except OSError as e:
-        raise SeqgenError(f"{path}: cannot read ({e.strerror})") from None
-    if not rows or [c.strip() for c in rows[0]] != ["iteration", "loss"]:
-        raise SeqgenError(f"{path}: line 1: expected the header 'iteration,loss'")
-    try:
-        data = np.array([[float(c) for c in r] for r in rows[1:] if r], np.float64)
-    except ValueError:
-        raise SeqgenError(f"{path}: a row is not two numbers") from None
-    return data.reshape(-1, 2)
+from ..tasks.folder import RUN_FILE, latest_run
+from ..tasks.losslog import read_loss_csv
 
 
 def plot_run_losses(iterations, losses, test_iterations, test_losses, path, title=None):

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from seqgen.errors import SeqgenError
+from seqgen.errors import SeqgenError, SeqgenRuntimeError
 
 __all__ = [
     "temp_path_for",
@@ -32,7 +32,20 @@ __all__ = [
     "is_temp_name",
     "remove_stale_temps",
     "signals_deferred",
+    "atomic_files",
+    "WriteFailed",
 ]
+
+
+class WriteFailed(SeqgenRuntimeError, OSError):
+    """A file could not be written (full disk, no permission, read-only file system...);
+    `path` is the file, and nothing was left under its name. Also an OSError, as what
+    the write raised."""
+
+    def __init__(self, path, error):
+        reason = error.strerror or str(error)
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path, self.error = os.fspath(path), error
 
 _counter = itertools.count()
 _counter_lock = threading.Lock()
@@ -137,6 +150,9 @@ def atomic_write(path, writer_fn: Callable[[Path], object], *, fsync: bool = Tru
         if fsync:
             _fsync_file(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        _discard(tmp)
+        raise WriteFailed(path, e) from None
     except BaseException:
         _discard(tmp)
         raise
@@ -156,10 +172,13 @@ def atomic_open(path, mode: str = "wb", *, encoding: str | None = None, newline:
         raise FileExistsError(path)
     _check_destination(path)
     tmp = temp_path_for(path)
-    if "b" in mode:
-        fh = open(tmp, "wb")
-    else:
-        fh = open(tmp, "w", encoding=encoding or "utf-8", newline=newline)
+    try:
+        if "b" in mode:
+            fh = open(tmp, "wb")
+        else:
+            fh = open(tmp, "w", encoding=encoding or "utf-8", newline=newline)
+    except OSError as e:
+        raise WriteFailed(path, e) from None
     try:
         with fh:
             yield fh
@@ -167,6 +186,9 @@ def atomic_open(path, mode: str = "wb", *, encoding: str | None = None, newline:
             if fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        _discard(tmp)
+        raise WriteFailed(path, e) from None
     except BaseException:
         _discard(tmp)
         raise
@@ -238,3 +260,31 @@ def write_csv_atomic(path, header: Sequence[str], columns: Sequence, *, fsync: b
 
     with atomic_open(path, "w", encoding="utf-8", newline="\n", fsync=fsync) as fh:
         write(fh)
+
+
+def atomic_files(contents, *, fsync: bool = True) -> None:
+    """Write several files as one group: every one is written in full under a temporary
+    name first, then all are renamed into place in the order given (put the file whose
+    presence means "complete" last). If any write fails, none of them appears and the
+    temporary files are removed. `contents`: [(path, bytes)]."""
+    temps = []
+    try:
+        for path, data in contents:
+            path = Path(path)
+            _check_destination(path)
+            tmp = temp_path_for(path)
+            temps.append(tmp)
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    if fsync:
+                        os.fsync(fh.fileno())
+            except OSError as e:
+                raise WriteFailed(path, e) from None
+        for (path, _), tmp in zip(contents, temps):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in temps:
+            _discard(tmp)
+        raise

@@ -127,6 +127,11 @@ class Layer:
         if state is not None:
             raise self.error("this layer has no recurrent state")
 
+    def set_forget_bias(self, value):
+        """Set an LSTM's forget-gate bias (as the fork's driver does); other layers have
+        none and ignore it. Returns whether this layer has one."""
+        return False
+
 
 class ElementwiseLayer(Layer):
     """One bottom, one top of the same shape, computed element by element; may run in

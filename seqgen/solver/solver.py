@@ -15,23 +15,27 @@ training with `Diverged`, which names the iteration and the first layer/blob hol
 non-finite value, the last good snapshot (written from the weights before the failing
 update when the run has none) and the usual remedies.
 
-Snapshots write, besides Caffe's .caffemodel and .solverstate, a sidecar
-`<prefix>_iter_<n>.seqgen.npz` with what Caffe's SolverState has no room for (see
-solverstate.py); `restore` reads it when present.
+Callbacks (callbacks.py, Caffe's Solver::Callback) write the inputs, log, and keep what a
+snapshot must hold; snapshots.py writes and restores snapshots (with the resume sidecar),
+diagnosis.py says where a divergence started and fingerprint.py what a run was.
 """
 import contextlib
 import math
 import os
-
 from collections import deque
 
 import numpy as np
 
 from .. import fillers
-from ..errors import SeqgenError, SeqgenRuntimeError
-from ..io.atomic import atomic_write_bytes, signals_deferred
+from ..errors import SeqgenError
+from ..io.prototxt import read_solver
 from ..net import TEST, TRAIN, Net
 from ..proto import caffe_pb2
+from . import snapshots
+from .callbacks import Callback, FunctionHooks, overriding
+from .diagnosis import Diverged, NonFinite, divergence_message, remedies, where_nonfinite
+from .fingerprint import net_fingerprint, solver_fingerprint
+from .testing import NetTester
 from .schedules import check_policy, learning_rate
 from .updates import UPDATES, check_solver_type, history_slots
 
@@ -61,123 +65,39 @@ def check_solver_param(p, where="solver"):
         raise SeqgenError(f"{where}: test_iter must not be negative")
 
 
-class Diverged(SeqgenRuntimeError):
-    """Training met a NaN or inf (exit code 1). Attributes: `iteration`, `where` (the first
-    layer/blob holding a non-finite value), `last_good` ((iter, model, state) or None),
-    `loss`."""
+def _legacy_hook(name, doc):
+    """A Solver attribute of earlier versions (`solver.before_forward = f`), kept working
+    through the FunctionHooks callback."""
 
-    def __init__(self, message, iteration=None, where=None, last_good=None, loss=None):
-        super().__init__(message)
-        self.iteration, self.where, self.last_good, self.loss = \
-            iteration, where, last_good, loss
+    def get(self):
+        return self._hooks.get(name)
 
+    def set(self, function):
+        self._hooks.set(name, function)
+        self._dispatch.clear()
 
-class NonFinite(SeqgenRuntimeError):
-    """Raised by a solver hook that finds non-finite values outside the net (such as the
-    feedback schedule's free-running inputs); the solver reports it as a divergence."""
+    return property(get, set, doc=doc)
 
 
-def _describe_bad(array):
-    """'holds nan (3 of 320 values are not finite; the first at index (12, 0))'."""
-    a = np.asarray(array)
-    bad = ~np.isfinite(a)
-    n = int(bad.sum())
-    first = np.unravel_index(int(np.argmax(bad)), a.shape) if a.ndim else ()
-    value = a[first] if a.ndim else a[()]
-    index = "(" + ", ".join(str(int(i)) for i in first) + ")" if a.ndim else ""
-    where = f"; the first at index {index}" if index else ""
-    return f"holds {value} ({n} of {a.size} values are not finite{where})"
-
-
-def _bad(array):
-    return array.size and not np.isfinite(array).all()
-
-
-def _magnitude(array):
-    a = np.asarray(array)
-    return f"{float(np.abs(a).max()):.3g}" if a.size else "empty"
-
-
-def locate_nonfinite(net):
-    """Where the first non-finite value of the last forward/backward pass is: the layers in
-    order, each one's parameters then its tops (forward); then, if all of that is finite,
-    the layers in backward order, each one's parameter gradients then its bottoms'
-    gradients. Returns a sentence, or None when every blob is finite."""
-    names, layers = net.layer_names, net.layers
-    params = net.params
-    for name, layer in zip(names, layers):
-        for i, blob in enumerate(params.get(name, [])):
-            if _bad(blob.data):
-                return (f"parameter blob {i} of layer '{name}' ({layer.type}) "
-                        f"{_describe_bad(blob.data)}: the weights themselves are not finite")
-        for top in layer.param.top:
-            blob = net.blobs[top]
-            if _bad(blob.data):
-                inputs = [f"bottom '{b}' {_magnitude(net.blobs[b].data)}"
-                          for b in layer.param.bottom if b != top]
-                inputs += [f"parameter {i} {_magnitude(b.data)}"
-                           for i, b in enumerate(params.get(name, []))]
-                writers = [n for n, l in zip(names, layers)
-                           if top in l.param.top and top in l.param.bottom]
-                in_place = (f" (blob '{top}' is also computed in place by layer(s) "
-                            + ", ".join(f"'{w}'" for w in writers) + ")") \
-                    if writers and name not in writers else ""
-                return (f"top '{top}' of layer '{name}' ({layer.type}), forward pass: it "
-                        f"{_describe_bad(blob.data)}{in_place}; its inputs are finite "
-                        f"(largest magnitudes: {', '.join(inputs) or 'none'})")
-    for name, layer in reversed(list(zip(names, layers))):
-        if not net.layer_needs_backward(name):
-            continue
-        for i, blob in enumerate(params.get(name, [])):
-            if _bad(blob.diff):
-                return (f"the gradient of parameter blob {i} of layer '{name}' ({layer.type}), "
-                        f"backward pass: it {_describe_bad(blob.diff)}; the forward pass was "
-                        "finite")
-        for b in layer.param.bottom:
-            if b in layer.param.top:
-                continue
-            if _bad(net.blobs[b].diff):
-                return (f"the gradient that layer '{name}' ({layer.type}) passes to its bottom "
-                        f"'{b}', backward pass: it {_describe_bad(net.blobs[b].diff)}; the "
-                        "forward pass was finite")
-    return None
-
-
-class NetTester:
-    """Caffe's Solver::Test for one TEST net: `iters` forward passes, each output element
-    averaged over them. `before_forward(net)`, if given, writes the inputs of each pass;
-    without it the net's own data layers read the data."""
-
-    def __init__(self, net, iters, before_forward=None):
-        self.net, self.iters, self.before_forward = net, iters, before_forward
-
-    def __call__(self, solver):
-        sums, names = None, []
-        for _ in range(self.iters):
-            if self.before_forward is not None:
-                self.before_forward(self.net)
-            outputs = self.net.forward()
-            values = [np.asarray(v, np.float64).ravel() for v in outputs.values()]
-            if sums is None:
-                names = [n for n, v in zip(outputs, values) for _ in range(v.size)]
-                sums = np.concatenate(values) if values else np.zeros(0)
-            else:
-                sums += np.concatenate(values)
-        if sums is None:
-            return []
-        means = sums / max(1, self.iters)
-        weights = self.net.blob_loss_weights
-        return [(n, float(v), float(weights.get(n, 0.0))) for n, v in zip(names, means)]
+# callback method -> the FunctionHooks function that serves it
+_HOOK_OF = {"before_forward": "before_forward", "after_iteration": "after_iteration",
+            "after_test": "after_test", "after_snapshot": "after_snapshot",
+            "snapshot_state": "snapshot_extra", "snapshot_logs": "snapshot_logs_hook"}
 
 
 class Solver:
     """Trains `self.net` (phase TRAIN) as the SolverParameter says."""
 
+    before_forward = _legacy_hook("before_forward", "f(solver): writes the next pass's inputs")
+    after_iteration = _legacy_hook("after_iteration", "f(solver, loss) after each iteration")
+    after_test = _legacy_hook("after_test", "f(solver, results) after each test")
+    after_snapshot = _legacy_hook("after_snapshot", "f(solver, model, state) after a snapshot")
+    snapshot_extra = _legacy_hook("snapshot_extra", "f(solver) -> (meta, arrays) for sidecars")
+    snapshot_logs = _legacy_hook("snapshot_logs_hook", "f(solver) -> {name: array}, costly")
+
     def __init__(self, solver, options=None, out_dir=None, net=None, log=print, source=None):
         """`solver`: a solver file or a SolverParameter (then `source`, if given, names it
         in messages and snapshot names)."""
-        from ..io.prototxt import read_solver
-
         if isinstance(solver, caffe_pb2.SolverParameter):
             self.param, self.source = solver, source or "<SolverParameter>"
         else:
@@ -198,23 +118,10 @@ class Solver:
                 "snapshots (Caffe's default) instead")
         self.iter = 0
         self.current_step = 0
-        self.net.pack_params()
-        params = self.net.learnable_params
-        # one flat history buffer per slot; `history` holds Caffe's per-parameter views
-        # (all params of slot 0, then all of slot 1), the order of a .solverstate
-        self._flat_history = [np.zeros_like(self.net.flat_data)
-                              for _ in range(history_slots(p.type))]
-        self.history = []
-        for flat in self._flat_history:
-            offset = 0
-            for lp in params:
-                self.history.append(flat[offset:offset + lp.blob.count].reshape(lp.blob.shape))
-                offset += lp.blob.count
-        self._lr_mults = self._per_element([lp.lr_mult for lp in params])
-        self._decay_mults = self._per_element([lp.decay_mult for lp in params])
-        self.before_forward = None  # hook(solver) that writes the inputs of the next pass
-        self.after_iteration = None  # hook(solver, loss) for progress display and logs
-        self.after_test = None  # hook(solver, results) after each test
+        self._init_history()
+        self._hooks = FunctionHooks()
+        self.callbacks = [self._hooks]
+        self._dispatch = {}
         self.tester = None  # callable(solver) -> [(output name, mean value, loss weight)]
         self.test_results = []  # [(iter, results)]
         self._test_net = None
@@ -225,25 +132,53 @@ class Solver:
         self.stop_requested = False
         self._requests = []
         self.check_finite = True  # stop with Diverged on a NaN/inf loss, gradient or weight
-        # write the resume sidecar <prefix>_iter_<n>.seqgen.npz with each snapshot (seqgen
-        # train does; off by default so that the API writes Caffe's two files only)
-        self.sidecar = False
-        self.snapshot_extra = None  # hook(solver) -> (meta, {name: array}) for the sidecar
-        # hook(solver) -> {name: array}, called when a sidecar is written (not when the state
-        # before an iteration is kept): what is costly to gather, such as log rows
-        self.snapshot_logs = None
-        self.after_snapshot = None  # hook(solver, model path, state path)
         self.fingerprint_options = {}  # what else defines the run (recorded in sidecars)
         # the inputs that hold the user's data, to point out badly scaled data (None: all)
         self.data_inputs = None
         self.restored = None  # (iter, model path, state path) that restore() read
-        self.restored_extra = None  # (meta, arrays) of the snapshot_extra it had saved
+        self.restored_extra = None  # (meta, arrays) the callbacks had saved
         self._net_fingerprint = None
         if p.test_interval and len(p.test_iter) and p.test_iter[0] > 0:
             test_net = self.test_net()
             if test_net is not None and not test_net.inputs:
                 # a TEST net that reads its own data (e.g. HDF5Data): Caffe's Test()
                 self.tester = NetTester(test_net, p.test_iter[0])
+
+    def _init_history(self):
+        """One flat history buffer per slot; `history` holds Caffe's per-parameter views
+        (all params of slot 0, then all of slot 1), the order of a .solverstate."""
+        self.net.pack_params()
+        params = self.net.learnable_params
+        self._flat_history = [np.zeros_like(self.net.flat_data)
+                              for _ in range(history_slots(self.param.type))]
+        self.history = []
+        for flat in self._flat_history:
+            offset = 0
+            for lp in params:
+                self.history.append(flat[offset:offset + lp.blob.count].reshape(lp.blob.shape))
+                offset += lp.blob.count
+        self._lr_mults = self._per_element([lp.lr_mult for lp in params])
+        self._decay_mults = self._per_element([lp.decay_mult for lp in params])
+
+    # -- callbacks -------------------------------------------------------------------------
+    def add_callback(self, callback):
+        """Register a Callback (called after those added before it); returns it."""
+        if not isinstance(callback, Callback):
+            raise TypeError(f"add_callback takes a seqgen.solver.callbacks.Callback, not "
+                            f"{type(callback).__name__}")
+        self.callbacks.append(callback)
+        self._dispatch.clear()
+        return callback
+
+    def dispatch(self, method):
+        """The bound `method`s of the callbacks that implement it, in order (cached)."""
+        bound = self._dispatch.get(method)
+        if bound is None:
+            hook = _HOOK_OF.get(method)
+            bound = [getattr(cb, method) for cb in overriding(self.callbacks, method)
+                     if cb is not self._hooks or (hook and self._hooks.get(hook) is not None)]
+            self._dispatch[method] = bound
+        return bound
 
     def _net_param(self):
         """The training net: an inline NetParameter, or the net file's path (so that the
@@ -323,20 +258,22 @@ class Solver:
         p = self.param
         net = self.net
         iter_size = p.iter_size
+        feeders = self.dispatch("before_forward")
+        after = self.dispatch("after_iteration")
         while self.iter < stop_at:
             check = self.check_finite
             # while the run has no snapshot to fall back on, keep what a snapshot of the
-            # weights before this iteration's update needs (cheap: a few small copies)
-            start = self.resume_state() if check and self.sidecar \
-                and self.last_snapshot is None and self.restored is None else None
+            # weights before this iteration's update needs (a few small copies)
+            start = snapshots.resume_state(self) if check and self.last_snapshot is None \
+                and self.restored is None else None
             if self.test_due():
                 self.test_all()
             net.clear_param_diffs()
             loss = 0.0
             for _ in range(iter_size):
-                if self.before_forward is not None:
+                for feed in feeders:
                     try:
-                        self.before_forward(self)
+                        feed(self)
                     except NonFinite as e:
                         self._diverged(str(e), start, where="")
                 one = net.forward_backward()
@@ -353,8 +290,8 @@ class Solver:
                 self._diverged(f"the update (learning rate {float(self.last_rate):.6g}) made "
                                "weights non-finite", None, loss=loss, pre_update=False)
             self.iter += 1
-            if self.after_iteration is not None:
-                self.after_iteration(self, loss)
+            for callback in after:
+                callback(self, loss)
             requests, self._requests = self._requests, []
             if (p.snapshot and self.iter % p.snapshot == 0) or SNAPSHOT in requests:
                 self.snapshot()
@@ -365,70 +302,24 @@ class Solver:
     # -- numerical trouble -----------------------------------------------------------------
     def remedies(self):
         """The usual cures for a diverging run, for this net and solver."""
-        from ..io.solverstate import float32_text as f32
-
-        p = self.param
-        items = []
-        lstm = [l for l in self.net.layers if l.type == "Lstm"]
-        unclipped = [l.param.name for l in lstm if not l.param.lstm_param.clipping_threshold > 0]
-        if unclipped:
-            items.append("clipping_threshold: 0.1 in the lstm_param of Lstm layer(s) "
-                         + ", ".join(f"'{n}'" for n in unclipped))
-        elif lstm:
-            items.append("a lower clipping_threshold in the Lstm layers (now " + ", ".join(
-                f32(l.param.lstm_param.clipping_threshold) for l in lstm) + ")")
-        if p.clip_gradients < 0:
-            items.append("clip_gradients: 10 in the solver")
-        else:
-            items.append(f"a lower clip_gradients (now {f32(p.clip_gradients)})")
-        lr = f"a lower base_lr (now {f32(p.base_lr)}"
-        rate = self.last_rate if self.last_rate is not None else self.rate
-        if float(rate) > float(np.float32(p.base_lr)) * 1.0001:
-            lr += (f"; lr_policy '{p.lr_policy}' has raised the rate to {float(rate):.6g}: "
-                   "choose one that does not grow")
-        items.append(lr + ")")
-        large = []
-        for name in (self.data_inputs if self.data_inputs is not None else self.net.inputs):
-            data = self.net.blobs[name].data
-            if data.size and np.isfinite(data).all() and np.abs(data).max() > 1e4:
-                large.append(f"'{name}' reaches {float(np.abs(data).max()):.3g}")
-        if large:
-            items.insert(0, "data scaled to about [-1, 1] (input " + ", ".join(large) + ")")
-        return items
+        return remedies(self)
 
     def _diverged(self, what, start, loss=None, where=None, pre_update=True):
         """Stop on a non-finite value: find it, keep (or write) the last good snapshot, and
         raise Diverged saying all of it."""
         k = self.iter
         if where is None:
-            where = locate_nonfinite(self.net) or (
-                "every blob is finite: the loss outputs overflow when summed"
-                if loss is not None and not math.isfinite(loss) else
-                "no single blob: the non-finite values appear in the summed gradient")
+            where = where_nonfinite(self.net, loss)
         weights_ok = bool(np.isfinite(self.net.flat_data).all())
         written = False
         if pre_update and weights_ok and self.last_snapshot is None \
-                and self.restored is None and (start is not None or not self.sidecar):
+                and self.restored is None and start is not None:
             self.log(f"Iteration {k}: not finite; snapshotting the weights before its update")
             self.snapshot(start_state=start)
             written = True
         last_good = self.last_snapshot or self.restored
-        lines = [f"training diverged at iteration {k}: {what}"]
-        if where:
-            lines.append(f"  where: {where}")
-        if written:
-            lines.append(f"  last good snapshot: {last_good[1]} (iteration {k}: the weights "
-                         "before the update that failed; written now, as the run had none)")
-        elif last_good is not None:
-            how = "" if self.last_snapshot else ", the one this run resumed from"
-            lines.append(f"  last good snapshot: {last_good[1]} (iteration {last_good[0]}"
-                         f"{how}); the diverged weights were not saved")
-        else:
-            lines.append("  no good snapshot: the weights were not finite any more and the "
-                         "run had written none")
-        lines.append("  usual remedies: " + "; ".join(self.remedies()))
-        raise Diverged("\n".join(lines), iteration=k, where=where, last_good=last_good,
-                       loss=loss)
+        raise Diverged(divergence_message(self, k, what, where, written, last_good),
+                       iteration=k, where=where, last_good=last_good, loss=loss)
 
     def solve(self, resume=None):
         """Train up to max_iter (Caffe's Solve): then the snapshot_after_train snapshot
@@ -438,13 +329,14 @@ class Solver:
         if resume:
             self.restore(resume)
         self.step(p.max_iter - self.iter)
-        if p.snapshot_after_train and not self._snapshot_is_current():
+        if p.snapshot_after_train and not self.snapshot_is_current():
             self.snapshot()
         if not self.stop_requested and self.test_due():
             self.test_all()
-        return self.last_snapshot[1:] if self._snapshot_is_current() else None
+        return self.last_snapshot[1:] if self.snapshot_is_current() else None
 
-    def _snapshot_is_current(self):
+    def snapshot_is_current(self):
+        """Whether the last snapshot holds the current iteration."""
         return self.last_snapshot is not None and self.last_snapshot[0] == self.iter
 
     def test_all(self):
@@ -455,8 +347,8 @@ class Solver:
             extra = f" (* {weight:g} = {weight * value:.6g} loss)" if weight else ""
             self.log(f"    Test net output #{i}: {name} = {value:.6g}{extra}")
         self.test_results.append((self.iter, results))
-        if self.after_test is not None:
-            self.after_test(self, results)
+        for callback in self.dispatch("after_test"):
+            callback(self, results)
         return results
 
     def _per_element(self, mults):
@@ -513,165 +405,34 @@ class Solver:
     def fingerprint(self):
         """What the net, the solver and (`fingerprint_options`) the run are; recorded in
         each snapshot's sidecar and compared on restore."""
-        from ..io.solverstate import net_fingerprint, solver_fingerprint
-
         if self._net_fingerprint is None:
             self._net_fingerprint = net_fingerprint(self.net)
         return {"net": self._net_fingerprint, "solver": solver_fingerprint(self.param),
                 "options": dict(self.fingerprint_options)}
 
     def resume_state(self):
-        """(meta, arrays): what continuing from this point needs beyond weights and history:
-        the state every recurrent layer carries, the shared random generator, and what the
-        `snapshot_extra` hook adds (data position, ...)."""
-        meta = {"iter": self.iter, "layer_states": [],
-                "fillers_rng": fillers.generator().bit_generator.state}
-        arrays = {}
-        for layer, state in self.net.get_state().items():
-            items = state.items() if isinstance(state, dict) else [("", state)]
-            for key, value in items:
-                name = f"state/{layer}/{key}"
-                arrays[name] = np.asarray(value)  # (get_state returns copies)
-                meta["layer_states"].append([layer, key, name])
-        if self.snapshot_extra is not None:
-            extra, extra_arrays = self.snapshot_extra(self)
-            meta["extra"] = extra
-            for key, value in extra_arrays.items():
-                arrays[f"extra/{key}"] = value
-        return meta, arrays
+        """(meta, arrays) a sidecar records to continue exactly from this point."""
+        return snapshots.resume_state(self)
 
     def snapshot(self, start_state=None):
-        """Write <prefix>_iter_<n>.caffemodel, .seqgen.npz (the sidecar, when `sidecar` is
-        on) and .solverstate, in that order, each atomically and with signals held back;
-        returns (model, state).
-        `start_state`: the resume_state() to record, when not the current one."""
-        from ..io.solverstate import sha256_bytes, sha256_file, sidecar_path, \
-            solverstate_bytes, write_sidecar
-
-        base = f"{self.snapshot_prefix()}_iter_{self.iter}"
-        folder = os.path.dirname(base)
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-        model, state = base + ".caffemodel", base + ".solverstate"
-        with signals_deferred():
-            self.log(f"Snapshotting to binary proto file {model}")
-            self.net.save(model)
-            self.log(f"Snapshotting solver state to binary proto file {state}")
-            data = solverstate_bytes(self, model)
-            if self.sidecar:
-                meta, arrays = start_state if start_state is not None else self.resume_state()
-                if self.snapshot_logs is not None:
-                    arrays = dict(arrays)
-                    arrays.update({f"extra/{k}": v for k, v in self.snapshot_logs(self).items()})
-                meta = dict(meta, iter=self.iter, model=os.path.basename(model),
-                            model_sha256=sha256_file(model),
-                            solverstate=os.path.basename(state),
-                            solverstate_sha256=sha256_bytes(data),
-                            fingerprint=self.fingerprint())
-                write_sidecar(sidecar_path(state), meta, arrays)
-            atomic_write_bytes(state, data)  # last: a .solverstate means a whole snapshot
+        """Write <prefix>_iter_<n>.caffemodel, .seqgen.npz (the resume sidecar) and
+        .solverstate as one group (none is visible before all are complete); returns
+        (model, state). `start_state`: the resume_state() to record, when not the current
+        one."""
+        model, state = snapshots.write_snapshot(self, start_state)
         self.last_snapshot = (self.iter, model, state)
-        if self.after_snapshot is not None:
-            self.after_snapshot(self, model, state)
+        for callback in self.dispatch("after_snapshot"):
+            callback(self, model, state)
         return model, state
 
     def restore(self, path, allow_changes=False, recorded=None):
         """Continue from a .solverstate: iter, current_step, history and the weights of the
         .caffemodel it names (looked for beside the state file when not found as written),
-        and from its sidecar (if any) the recurrent layers' carried state and the random
-        generator. Refused when the net, the solver or the recorded options differ from
-        the snapshot's (its sidecar's fingerprint, else `recorded`), unless
-        `allow_changes`. Returns the sidecar's (extra meta, extra arrays), or None."""
-        from ..io.solverstate import (apply_solverstate, load_solverstate, read_sidecar,
-                                  sidecar_path)
-
-        path = os.fspath(path)
-        state, model = load_solverstate(self, path)
-        side = sidecar_path(path)
-        meta = arrays = None
-        if os.path.exists(side):
-            meta, arrays = read_sidecar(side)
-            self._check_sidecar(meta, state, path, model, side)
-            recorded = meta.get("fingerprint")
-        if recorded and not allow_changes:
-            self._check_fingerprint(recorded, path)
-        apply_solverstate(self, state, model)
-        if meta is not None:
-            self._apply_resume_state(meta, arrays, side)
-        elif self.net.get_state():
-            self.log(f"Warning: {path} has no {os.path.basename(side)} beside it (not written "
-                     "by this seqgen): the recurrent state carried from chunk to chunk starts "
-                     "from zero, so the continuation is close to, not exactly, the original run")
-        self.restored = (self.iter, model, path)
-        self.restored_extra = None
-        if meta is not None and "extra" in meta:
-            self.restored_extra = (meta["extra"], {k[len("extra/"):]: v for k, v in
-                                                   arrays.items() if k.startswith("extra/")})
+        and from its sidecar (if any) the recurrent layers' carried state, the random
+        generator and what the callbacks saved (their restore_state is called). Refused
+        when the net, the solver or the recorded options differ from the snapshot's (its
+        sidecar's fingerprint, else `recorded`), unless `allow_changes`. Returns the
+        sidecar's (extra meta, extra arrays), or None."""
+        self.restored, self.restored_extra, _ = snapshots.restore(
+            self, path, allow_changes, recorded)
         return self.restored_extra
-
-    def _check_sidecar(self, meta, state, path, model, side):
-        from ..io.solverstate import sha256_file
-
-        if meta.get("iter") != state.iter:
-            raise SeqgenError(f"{side}: it is for iteration {meta.get('iter')}, but {path} is "
-                              f"at iteration {state.iter}; the files do not belong together")
-        for what, file, key in (("the state", path, "solverstate_sha256"),
-                                ("the weights", model, "model_sha256")):
-            if file is not None and meta.get(key) and sha256_file(file) != meta[key]:
-                raise SeqgenError(
-                    f"{path}: {what} file {file} is not the one this snapshot wrote (its SHA-256 "
-                    f"differs from the one in {os.path.basename(side)}): it was overwritten "
-                    "by another run, or a write was cut short; resume from another snapshot")
-
-    def _check_fingerprint(self, recorded, path):
-        from ..io.solverstate import net_changes, solver_changes, summarize
-
-        current = self.fingerprint()
-        parts = []
-        if recorded.get("net"):
-            changes = net_changes(recorded["net"], current["net"])
-            if changes:
-                parts.append("the net changed: " + summarize(changes))
-        if recorded.get("solver"):
-            changes = solver_changes(recorded["solver"], current["solver"])
-            if changes:
-                parts.append("the solver changed: " + summarize(changes))
-        old, new = recorded.get("options") or {}, current.get("options") or {}
-        if old and new:
-            changes = []
-            for k in sorted(set(old) | set(new)):
-                if k.startswith("_") or old.get(k) == new.get(k):
-                    continue
-                a, b = old.get(k, "(unset)"), new.get(k, "(unset)")
-                if f"_{k}" in old or f"_{k}" in new:  # shown by name, compared by content
-                    a, b = old.get(f"_{k}", a), new.get(f"_{k}", b)
-                    if a == b:
-                        a, b = f"{a} (as it was)", f"{b} (other values now)"
-                changes.append(f"{k} {a} -> {b}")
-            if changes:
-                parts.append("the training options changed: " + summarize(changes))
-        if parts:
-            raise SeqgenError(f"{path}: cannot resume: " + "; ".join(parts)
-                              + " (since that snapshot; to continue anyway, knowing the run "
-                              "will not be the one that wrote it, add --allow-changes)")
-
-    def _apply_resume_state(self, meta, arrays, side):
-        states = {}
-        for layer, key, name in meta.get("layer_states", []):
-            if name not in arrays:
-                raise SeqgenError(f"{side}: the state '{key}' of layer '{layer}' is missing")
-            if key == "":
-                states[layer] = arrays[name]
-            else:
-                states.setdefault(layer, {})[key] = arrays[name]
-        try:
-            self.net.set_state(states)
-        except SeqgenError as e:
-            raise SeqgenError(f"{side}: {e}") from None
-        rng = meta.get("fillers_rng")
-        if rng:
-            try:
-                fillers.generator().bit_generator.state = rng
-            except (TypeError, ValueError, KeyError) as e:
-                raise SeqgenError(f"{side}: cannot restore the random generator ({e})") \
-                    from None

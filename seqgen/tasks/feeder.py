@@ -40,23 +40,25 @@ def shifted(sequence):
 
 
 class SequenceFeeder:
-    """Solver hook writing the inputs of chunk k = pass index mod number of chunks."""
+    """Solver hook writing the inputs of chunk k = pass index mod number of chunks.
+    `need_label=False` feeds a TEST net, which may have no label input."""
 
-    def __init__(self, net, sequence, mode="previous", source="sequence"):
+    def __init__(self, net, sequence, mode="previous", source="sequence", need_label=True):
         if mode not in MODES:
             raise SeqgenError(f"unknown input mode '{mode}' (known: {', '.join(MODES)})")
         self.data, self.clip, self.label = input_roles(net)
-        if self.label is None:
+        if self.label is None and need_label:
             raise SeqgenError(f"{net.source}: the TRAIN net has no 'label' input to train on")
         self.net = net
         self.mode = mode
         seq = np.asarray(sequence, np.float32)
         seq = seq.reshape(len(seq), -1)
         T = net.blobs[self.clip].count
-        dims = net.blobs[self.label].count // max(net.blobs[self.label].num, 1)
+        target = self.label or self.data
+        dims = net.blobs[target].count // max(net.blobs[target].num, 1)
         if seq.shape[1] != dims:
             raise SeqgenError(f"{source}: {seq.shape[1]} column(s) per step, but the net's "
-                              f"'{self.label}' input takes {dims}")
+                              f"'{target}' input takes {dims}")
         if len(seq) < T:
             raise SeqgenError(f"{source}: the sequence has {len(seq)} steps, shorter than one "
                               f"chunk of the net ({T} steps)")
@@ -78,13 +80,18 @@ class SequenceFeeder:
         sl = slice(k * T, (k + 1) * T)
         return self.inputs[sl], clip, self.sequence[sl]
 
-    def __call__(self, solver):
-        data, clip, label = self.chunk(self.passes % self.chunks)
-        self.passes += 1
+    def write(self, k):
+        """Write chunk k into the net's input blobs."""
+        data, clip, label = self.chunk(k)
         blobs = self.net.blobs
         blobs[self.data].data[...] = data.reshape(blobs[self.data].shape)
         blobs[self.clip].data[...] = clip.reshape(blobs[self.clip].shape)
-        blobs[self.label].data[...] = label.reshape(blobs[self.label].shape)
+        if self.label is not None:
+            blobs[self.label].data[...] = label.reshape(blobs[self.label].shape)
+
+    def __call__(self, solver):
+        self.write(self.passes % self.chunks)
+        self.passes += 1
 
 
 def _rows_per_step(net, cont):

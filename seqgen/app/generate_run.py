@@ -1,0 +1,101 @@
+"""What `seqgen generate` does: run a trained sequence net free-running, compare it with the
+true sequence, and write generated.csv and generated.png."""
+import os
+
+import numpy as np
+
+from ..errors import SeqgenError
+from ..kernels import compile_notice
+from ..net import TEST, Net
+from ..tasks.data import resolve_source
+from ..tasks.folder import latest_run, run_of_weights
+from ..tasks.generate import GenerationDiverged, generate
+from ..tasks.record import RunRecord
+from ..tasks.sequence_plan import default_data_spec
+from .plot import plot_generation, write_generated_csv
+
+
+def _run_and_weights(weights, log):
+    """(run folder or None, its RunRecord or None, weights path)."""
+    if weights is None:
+        folder = latest_run()
+        run = RunRecord.read(folder)
+        if run.get("weights") is None:
+            raise SeqgenError(f"{folder}: the run has no snapshot yet")
+        log(f"Using {run.weights} (most recent run)")
+        return folder, run, run.weights
+    folder = run_of_weights(weights)
+    return folder, (RunRecord.read(folder) if folder else None), weights
+
+
+def _check_sequence_run(run, folder, data):
+    if run is not None and run.data_kind != "sequence" and not data:
+        trained_on = run.data or "its own data layers"
+        raise SeqgenError(
+            f"{folder}: this run was trained on {trained_on}, not on a sequence; seqgen "
+            "generate only runs sequence nets fed the fork's way (sinusoid, .csv, .txt, .npy). "
+            "Use its weights from Python instead: net = seqgen.Net(NET, WEIGHTS, seqgen.TEST), "
+            "then net.forward(...)")
+    if data is not None and str(data).lower().endswith(".npz"):
+        raise SeqgenError(f"--data {data}: seqgen generate compares with a sequence (sinusoid, "
+                          ".csv, .txt, .npy), not with an .npz of input arrays; to run a net on "
+                          "those, use seqgen.Net(NET, WEIGHTS, seqgen.TEST).forward(**arrays)")
+
+
+def generation_title(name, steps, mode, prime=0, mse=None, max_abs_error=None, scored=None):
+    """The figure's title: what ran, and the scores it is shown with."""
+    how = (f"primed with {prime} true steps, then free-running" if prime
+           else "free-running")
+    title = f"{name}: {steps} steps {how} (input mode '{mode}')"
+    if mse is not None:
+        over = f" over the first {scored} steps" if scored is not None and scored < steps \
+            else ""
+        title += f"\nMSE {mse:.4g}, max abs error {max_abs_error:.3g}{over}"
+    return title
+
+
+def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mode=None,
+                      data=None, log=print):
+    """Generate `steps` free-running steps (default: the run's sequence length); writes
+    generated.csv and generated.png. Returns {csv, png, generated, steps, mse,
+    max_abs_error, scored_steps} (the scores when there are true values)."""
+    compile_notice(log)
+    folder, run, weights = _run_and_weights(weights, log)
+    if net is None:
+        if run is None:
+            raise SeqgenError(f"{weights}: not inside a seqgen run folder; say which net it "
+                              "belongs to with --net NET.prototxt")
+        net = run.net
+    _check_sequence_run(run, folder, data)
+    mode = mode or (run.get("input") if run else None) or "previous"
+    spec = data or (run.get("data_abs", run.data) if run else None) or default_data_spec(net)
+    _, true = resolve_source(spec)
+    steps = steps or len(true)
+    if prime >= steps:
+        log(f"Warning: --prime {prime} is not below --steps {steps}: every step is fed a true "
+            "value, nothing runs free")
+    test = Net(net, weights, TEST, options={"fork_compat": bool(run and run.fork_compat)})
+    try:
+        generated = generate(test, steps, mode, true, prime)
+    except GenerationDiverged as e:
+        target = out or folder or "."
+        raise GenerationDiverged(
+            f"{e} ({weights}, input mode '{mode}'{f', primed with {prime} steps' if prime else ''});"
+            f" nothing was written (no generated.csv or generated.png in {target}); try the "
+            "weights of an earlier snapshot", e.step, e.values) from None
+    out = out or folder or "."
+    os.makedirs(out, exist_ok=True)
+    n = min(steps, len(true))
+    result = {"csv": os.path.join(out, "generated.csv"),
+              "png": os.path.join(out, "generated.png"), "generated": generated,
+              "steps": steps, "scored_steps": n}
+    if n:
+        err = generated[:n].astype(np.float64) - true[:n].astype(np.float64)
+        result["mse"] = float(np.mean(err ** 2))
+        result["max_abs_error"] = float(np.abs(err).max())
+    write_generated_csv(result["csv"], generated, true[:n])
+    name = os.path.splitext(os.path.basename(net))[0]
+    plot_generation(np.arange(steps), generated, true[:n], prime, path=result["png"],
+                    title=generation_title(name, steps, mode, prime, result.get("mse"),
+                                           result.get("max_abs_error"), n))
+    return result

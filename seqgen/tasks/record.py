@@ -1,0 +1,165 @@
+"""The run record: what a training run is and where it got to, as one type.
+
+`run.json` in the run folder is its JSON form (`to_json` / `read`); a snapshot's sidecar
+keeps the settings a resume needs (`RunSettings`, also readable from run.json), and
+`seqgen generate` / `seqgen plot` read the record to work without repeating options. The
+JSON keys are the ones seqgen 0.1.0 wrote, so every run folder it left still reads.
+A record read from a folder that has moved since (a project tree copied elsewhere) finds
+its files again: paths that no longer exist are tried relative to the folder's new place.
+"""
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..errors import SeqgenError
+from ..io.atomic import atomic_write_text
+
+RUN_FILE = "run.json"
+
+#: the value of a key that is not written at all (the keys from data_abs on are written only
+#: once they are set; a None is written as null)
+_UNSET = object()
+
+
+@dataclass
+class RunRecord:
+    """run.json. Paths are absolute; `data` is the spec as given, `data_abs` its absolute
+    path when it is a file."""
+
+    net: str = None
+    name: str = None
+    data: Optional[str] = None
+    data_kind: str = "sequence"
+    input: Optional[str] = None
+    fork_compat: bool = False
+    solver: str = None
+    max_iter: int = None
+    random_seed: int = None
+    feedback: bool = True
+    data_abs: object = _UNSET
+    holdout_steps: object = _UNSET
+    resumed_from: object = _UNSET
+    iterations: object = _UNSET
+    weights: object = _UNSET
+    solverstate: object = _UNSET
+    fingerprint: dict = field(default_factory=dict)
+    train_seconds: object = _UNSET
+    final_loss: object = _UNSET
+    final_test_loss: object = _UNSET
+    diverged: object = _UNSET
+    extra: dict = field(default_factory=dict)  # keys of later seqgen versions, kept as read
+
+    # -- JSON --------------------------------------------------------------------------
+    def to_json(self):
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if value is not _UNSET:
+                out[f.name] = value
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_json(cls, data):
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        record = cls(**{k: v for k, v in data.items() if k in known})
+        record.extra = {k: v for k, v in data.items() if k not in known}
+        return record
+
+    def get(self, key, default=None):
+        """A field's value, or `default` when it is unset or None."""
+        value = getattr(self, key, _UNSET)
+        return default if value is _UNSET or value is None else value
+
+    def unset(self, *keys):
+        for key in keys:
+            setattr(self, key, _UNSET)
+
+    def write(self, folder):
+        atomic_write_text(os.path.join(folder, RUN_FILE),
+                          json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, folder):
+        """The record of a run folder, its paths relocated if the folder has moved."""
+        path = os.path.join(folder, RUN_FILE)
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            raise SeqgenError(f"{folder}: not a seqgen run folder (no {RUN_FILE})") from None
+        except (OSError, ValueError) as e:
+            raise SeqgenError(f"{path}: cannot read run record ({e})") from None
+        if not isinstance(data, dict):
+            raise SeqgenError(f"{path}: cannot read run record (not a JSON object)")
+        record = cls.from_json(data)
+        record.relocate(folder)
+        return record
+
+    # -- a moved folder ----------------------------------------------------------------
+    def recorded_folder(self):
+        """The folder the run was in when the record was written (from its snapshot paths)."""
+        for key in ("weights", "solverstate"):
+            value = self.get(key)
+            if isinstance(value, str):
+                return os.path.dirname(value)
+        return None
+
+    def relocate(self, folder):
+        """Paths that no longer exist: the folder's own files are looked for in `folder`,
+        other files at the same place relative to it as before."""
+        old = self.recorded_folder()
+        here = os.path.abspath(folder)
+        if old is None or os.path.normpath(old) == os.path.normpath(here):
+            return
+        for key in ("weights", "solverstate", "resumed_from"):
+            value = self.get(key)
+            if isinstance(value, str) and not os.path.exists(value):
+                moved = os.path.join(here, os.path.basename(value))
+                if os.path.exists(moved):
+                    setattr(self, key, moved)
+        for key in ("net", "solver", "data_abs"):
+            value = self.get(key)
+            if isinstance(value, str) and os.path.isabs(value) and not os.path.exists(value):
+                moved = os.path.normpath(os.path.join(here, os.path.relpath(value, old)))
+                if os.path.exists(moved):
+                    setattr(self, key, moved)
+
+
+@dataclass
+class RunSettings:
+    """The options a run was trained with, as a resume takes them back (None: not
+    recorded). A sidecar keeps them under meta["extra"]["run"]."""
+
+    max_iter: Optional[int] = None
+    data: Optional[str] = None
+    input: Optional[str] = None
+    holdout: Optional[int] = None
+    feedback: Optional[bool] = None
+    fork_compat: Optional[bool] = None
+    fingerprint: Optional[dict] = None
+
+    def to_sidecar(self):
+        return {"max_iter": self.max_iter, "data": self.data, "input": self.input,
+                "holdout": self.holdout, "feedback": self.feedback,
+                "fork_compat": self.fork_compat}
+
+    @classmethod
+    def from_sidecar(cls, meta):
+        run = (meta.get("extra") or {}).get("run") or {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        settings = cls(**{k: v for k, v in run.items() if k in known})
+        settings.fingerprint = meta.get("fingerprint")
+        return settings
+
+    @classmethod
+    def from_record(cls, record):
+        return cls(max_iter=record.get("max_iter"), data=record.get("data_abs",
+                                                                     record.get("data")),
+                   input=record.get("input"), holdout=record.get("holdout_steps"),
+                   feedback=record.get("feedback"), fork_compat=record.get("fork_compat"),
+                   fingerprint=record.get("fingerprint"))

@@ -1,0 +1,174 @@
+"""Sequence data as the fork's lstm_sequence driver feeds it: the built-in sinusoid or a
+user's .csv/.txt/.npy file, walked in chunks of the net's T with the clip marker carrying
+state across chunks, in input mode "previous" (with the feedback schedule) or "zero"; an
+optional held-out tail is tested on."""
+import hashlib
+import os
+import re
+
+import numpy as np
+
+from ..errors import SeqgenError
+from ..net import TEST, Net
+from .data import resolve_source
+from .feedback import FeedbackSchedule
+from .feeder import MODES, SequenceFeeder, input_roles
+from .holdout import HeldOutTest, holdout_plan
+from .plan import DataPlan, register_plan
+
+_LENGTH_DIRECTIVE = re.compile(r"^#\s*seqgen:\s*sequence_length\s+(\d+)\s*$", re.M)
+_KNOWN_LENGTHS = {"lstm_long": 960, "deep_lstm_long": 960}
+#: the fork's driver sets every LSTM's forget-gate bias to this after building the net
+FORK_FORGET_BIAS = 5.0
+
+
+def default_data_spec(net_path):
+    """The built-in sinusoid at the length the net's file asks for (a `# seqgen:
+    sequence_length N` comment, or the fork's own long configurations by name), else 320."""
+    try:
+        with open(net_path, encoding="utf-8", errors="replace") as f:
+            match = _LENGTH_DIRECTIVE.search(f.read())
+    except OSError:
+        match = None
+    if match:
+        return f"sinusoid:{int(match.group(1))}"
+    name = os.path.splitext(os.path.basename(net_path))[0]
+    return f"sinusoid:{_KNOWN_LENGTHS.get(name, 320)}"
+
+
+def on_off(value):
+    """A fingerprint's text for an option: on/off, (none), or the value."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "(none)" if value is None else str(value)
+
+
+@register_plan
+class SequencePlan(DataPlan):
+    """A sequence walked in chunks of T (the fork's driver), see the module docstring."""
+
+    kind = "sequence"
+    order = 100  # takes any spec: tried after the plans for particular kinds of file
+    accepted_options = {"--input": "mode", "--holdout": "holdout"}
+
+    @classmethod
+    def accepts(cls, spec, has_inputs):
+        return spec is not None or bool(has_inputs)
+
+    @classmethod
+    def check_options(cls, options):
+        if options.mode is not None and options.mode not in MODES:
+            raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not "
+                              f"'{options.mode}'")
+
+    def __init__(self, options, net_path, log):
+        super().__init__(options, net_path, log)
+        self.data_spec = options.data or default_data_spec(net_path)
+        self.source, self.sequence = resolve_source(self.data_spec)
+        self.mode = options.mode or "previous"
+        self.schedule = self.tester = None
+        self.held_out = None
+
+    def bind(self, solver):
+        net, param = solver.net, solver.param
+        _, clip, _ = input_roles(net)
+        self.T = T = net.blobs[clip].count
+        train_chunks, held, test_chunks = holdout_plan(
+            param, self.options.holdout, T, len(self.sequence), self.source, self.log)
+        train_part = self.sequence[: train_chunks * T] if held else self.sequence
+        self.feeder = SequenceFeeder(net, train_part, self.mode, self.source)
+        if held:
+            self.held_out = (train_chunks, held, test_chunks)
+        if self.mode == "previous" and self.options.feedback:
+            self.schedule = FeedbackSchedule(self.feeder, self._test_net(solver),
+                                             param.max_iter, seed=param.random_seed)
+        if held:
+            self.tester = HeldOutTest(self._test_net(solver), self.sequence, self.mode, T,
+                                      train_chunks, test_chunks)
+        return self
+
+    def _test_net(self, solver):
+        """A TEST net sharing the training weights (one each for generation and testing:
+        their carried states must not mix)."""
+        net = Net(self.net_path, TEST, options=solver.options)
+        net.share_weights(solver.net)
+        return net
+
+    # -- the solver callback -----------------------------------------------------------
+    def before_forward(self, solver):
+        if self.schedule is not None:
+            self.schedule.update(solver)
+        self.feeder(solver)
+
+    def snapshot_state(self, solver):
+        meta = {"passes": int(self.feeder.passes)}
+        if self.schedule is not None:
+            meta["feedback"] = self.schedule.get_state()
+        return meta, {"inputs": self.feeder.inputs}
+
+    def restore_state(self, solver, meta, arrays):
+        if "passes" in meta:
+            self.feeder.passes = int(meta["passes"])
+        if "inputs" in arrays:
+            inputs = np.asarray(arrays["inputs"], np.float32)
+            if inputs.shape != self.feeder.inputs.shape:
+                raise SeqgenError(f"the snapshot's saved inputs have shape {inputs.shape}, "
+                                  f"the data {self.feeder.inputs.shape}")
+            self.feeder.inputs = inputs
+        if self.schedule is not None and meta.get("feedback"):
+            self.schedule.set_state(meta["feedback"])
+
+    def restore_without_sidecar(self, solver):
+        """A state without a sidecar: the data position follows from the iteration."""
+        self.feeder.passes = solver.iter * max(1, solver.param.iter_size)
+        if self.schedule is not None and solver.iter:
+            self.log("Note: without the sidecar the feedback schedule's inputs are the true "
+                     "sequence until its next refresh")
+
+    # -- what the driver asks ----------------------------------------------------------
+    def spec(self):
+        return self.data_spec
+
+    def held_steps(self):
+        return self.held_out[1] * self.T if self.held_out else None
+
+    def describe(self):
+        what = (f"{self.source} ({len(self.feeder.sequence)} steps in chunks of "
+                f"{self.feeder.T}), input mode '{self.mode}'")
+        if self.held_out:
+            first = self.held_out[0] * self.T
+            what += f"; steps {first}-{first + self.held_steps() - 1} held out for testing"
+        return what
+
+    def identity(self):
+        digest = hashlib.sha256(np.ascontiguousarray(self.sequence, np.float32).tobytes())
+        return digest.hexdigest()[:16]
+
+    def fingerprint_options(self):
+        return {"--input": on_off(self.mode), "--holdout": on_off(self.held_steps()),
+                "feedback (--no-feedback)": on_off(self.schedule is not None)}
+
+    def record(self):
+        return {"input": self.mode, "holdout_steps": self.held_steps()}
+
+    def prepare(self, net, weights_given, resuming):
+        if not weights_given and not resuming:
+            for layer in net.layers:
+                layer.set_forget_bias(FORK_FORGET_BIAS)
+
+    def notes(self):
+        unused = len(self.sequence) - len(self.feeder.sequence) - (self.held_steps() or 0)
+        if unused > 0:
+            return [f"Note: the last {unused} steps of {self.source} do not fill a chunk and "
+                    "are not used"]
+        return []
+
+    def finish_test_due(self, solver):
+        # with a held-out part seqgen always tests the final weights
+        return self.held_out is not None
+
+    def next_hint(self, folder):
+        return f"seqgen generate --steps {len(self.sequence)}"
+
+    def data_inputs(self, net):
+        return [self.feeder.label]  # (the data input may hold the net's predictions)
