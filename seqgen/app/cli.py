@@ -4,6 +4,7 @@ import os
 import signal
 import sys
 
+from .. import __version__
 from ..errors import SeqgenError
 
 
@@ -86,6 +87,8 @@ def build_parser():
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks on errors")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"seqgen {__version__}",
+                        help="print seqgen's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", parents=[common], help="train a net on a sequence (solver or net prototxt)")
