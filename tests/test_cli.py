@@ -305,3 +305,17 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_module_has_main_guard():
     text = (ROOT / "seqgen" / "app" / "cli.py").read_text()
     assert 'if __name__ == "__main__":' in text
+
+
+def test_version_prints_the_package_version_and_exits_0(capsys, tmp_path):
+    import importlib.metadata
+
+    import seqgen
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"seqgen {seqgen.__version__}\n"
+    assert seqgen.__version__ == importlib.metadata.version("seqgen")
+    proc = run_cli(["--version"], tmp_path)
+    assert proc.returncode == 0 and re.fullmatch(r"seqgen \d+\.\d+\.\d+\S*\n", proc.stdout)

@@ -197,3 +197,86 @@ def test_atomic_write_bytes(tmp_path):
     atomic_write_bytes(p, b"\x00\x01")
     assert p.read_bytes() == b"\x00\x01"
     assert _leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------- titles and the loss figure
+
+
+def test_titles():
+    from seqgen.app.plot import generation_title, loss_title
+
+    assert loss_title("lstm_short") == "lstm_short: loss"
+    assert loss_title("lstm_short", diverged=True) == "lstm_short: loss (diverged)"
+    assert loss_title(None) == "loss"
+    assert generation_title("lstm_short", 320, "previous") == (
+        "lstm_short: 320 steps free-running (input mode 'previous')")
+    assert generation_title("n", 500, "zero", prime=40, mse=0.012345, max_abs_error=0.5,
+                            mse_steps=320) == (
+        "n: 500 steps, primed with 40 true steps, then free-running (input mode 'zero')\n"
+        "MSE 0.01235 over the first 320 of 500 steps, max abs error 0.5")
+    assert generation_title("n", 320, "previous", mse=0.25, max_abs_error=1.0,
+                            mse_steps=320).endswith("\nMSE 0.25, max abs error 1")
+    assert generation_title(None, 320, prime=None) == "320 steps generated"
+
+
+def _lines(fig):
+    return {line.get_label(): line for line in fig.axes[0].get_lines()}
+
+
+def test_loss_plot_draws_a_running_mean_over_the_raw_loss(tmp_path):
+    from seqgen.app.plot import loss_window, running_mean
+
+    rng = np.random.default_rng(0)
+    it = np.arange(960)
+    loss = 0.05 + 0.04 * np.sign(np.sin(it * np.pi / 2 + 0.1)) + 0.001 * rng.random(960)
+    fig = plot_loss(it, loss, tmp_path / "loss.png", title="lstm_long: loss")
+    lines = _lines(fig)
+    window = loss_window(960)
+    assert 5 <= window <= 30
+    raw, mean = lines["loss (each iteration)"], lines[f"loss, running mean of {window}"]
+    np.testing.assert_allclose(mean.get_ydata(), running_mean(loss, window))
+    assert raw.get_linewidth() < mean.get_linewidth() and raw.get_alpha() < 0.5
+    assert mean.get_zorder() > raw.get_zorder()
+    # the mean of an alternating loss is nearly flat: no solid band
+    assert np.ptp(mean.get_ydata()[window:]) < 0.25 * np.ptp(loss)
+    assert fig.axes[0].get_title() == "lstm_long: loss"
+    _assert_png(tmp_path / "loss.png")
+
+
+def test_running_mean_is_trailing_and_skips_non_finite_values():
+    from seqgen.app.plot import running_mean
+
+    got = running_mean([1.0, 3.0, np.nan, 5.0, 7.0], 2)
+    np.testing.assert_allclose(got, [1.0, 2.0, 3.0, 5.0, 6.0])
+    assert np.isnan(running_mean([np.nan, np.inf], 3)).all()
+
+
+def test_loss_axis_is_log_only_when_the_values_span_more_than_a_decade(tmp_path):
+    it = np.arange(300)
+    decades = plot_loss(it, 0.5 * np.exp(-it / 40.0) + 1e-4, tmp_path / "a.png")
+    assert decades.axes[0].get_yscale() == "log"
+    narrow = plot_loss(it, 0.2 - 0.1 * it / 300, tmp_path / "b.png")
+    assert narrow.axes[0].get_yscale() == "linear"
+    # a held-out loss far above the train loss makes the span, too
+    with_test = plot_loss(it, 0.2 - 0.1 * it / 300, tmp_path / "c.png",
+                          test_iterations=[299], test_losses=[5.0])
+    assert with_test.axes[0].get_yscale() == "log"
+
+
+def test_a_single_test_point_is_drawn_on_top_and_the_legend_covers_no_data(tmp_path):
+    it = np.arange(960)
+    loss = 0.3 * np.exp(-it / 200.0) * (1.5 + np.sin(it * np.pi / 2))
+    fig = plot_loss(it, loss, tmp_path / "loss.png", test_iterations=[960],
+                    test_losses=[0.2])
+    lines = _lines(fig)
+    test = lines["test loss (held out)"]
+    train = [line for label, line in lines.items() if label.startswith("train loss")]
+    assert len(train) == 2
+    assert test.get_zorder() > max(line.get_zorder() for line in train)
+    assert test.get_marker() == "o" and test.get_markersize() >= 6
+    np.testing.assert_array_equal(test.get_xdata(), [960])
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= ax.get_window_extent(renderer).x1  # beside the axes, not on them
+    assert legend.x1 <= fig.bbox.x1  # and still inside the figure

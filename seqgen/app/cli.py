@@ -59,8 +59,8 @@ def cmd_generate(args):
                                log=_log)
     steps = result["steps"]
     if "mse" in result:
-        over = "" if result["scored_steps"] == steps else \
-            f" over the first {result['scored_steps']} steps (the true sequence's length)"
+        over = "" if result["mse_steps"] == steps else \
+            f" over the first {result['mse_steps']} steps (the true sequence's length)"
         print(f"Generated {steps} steps: MSE {result['mse']:.6g}, "
               f"max abs error {result['max_abs_error']:.4g}{over}")
     else:
@@ -90,7 +90,8 @@ def build_parser():
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks on errors")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("--version", action="version", version=f"seqgen {__version__}")
+    parser.add_argument("--version", action="version", version=f"seqgen {__version__}",
+                        help="print seqgen's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", parents=[common], help="train a net on a sequence (solver or net prototxt)")

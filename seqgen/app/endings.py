@@ -8,6 +8,7 @@ import signal
 from ..errors import SeqgenError, SeqgenRuntimeError
 from ..solver.diagnosis import Diverged
 from ..tasks.folder import snapshot_of
+from .plot import loss_title
 from .replot import plot_run_losses
 from .run_book import finite_or_none
 
@@ -61,7 +62,7 @@ class Ending:
         if self.book.tests:
             record.final_test_loss = finite_or_none(self.book.tests[-1][1])
         record.write(self.folder)
-        self._plot(rows, f"{self.name}: loss")
+        self._plot(rows, loss_title(self.name))
         if stopped:
             model, state = solver.last_snapshot[1:]
             err = Interrupted(f"{signals.name()} at iteration {solver.iter}: snapshot written "
@@ -103,7 +104,7 @@ class Ending:
         else:
             record.unset("weights", "solverstate")
         record.write(self.folder)
-        self._plot(rows, f"{self.name}: loss (diverged)")
+        self._plot(rows, loss_title(self.name, diverged=True))
         message = str(err)
         if err.last_good is not None:
             message += ("\n  after a change, continue from the last good snapshot with: "

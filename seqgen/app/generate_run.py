@@ -2,8 +2,6 @@
 true sequence, and write generated.csv and generated.png."""
 import os
 
-import numpy as np
-
 from ..errors import SeqgenError
 from ..kernels import compile_notice
 from ..net import TEST, Net
@@ -12,7 +10,7 @@ from ..tasks.folder import latest_run, run_of_weights
 from ..tasks.generate import GenerationDiverged, generate
 from ..tasks.record import RunRecord
 from ..tasks.sequence_plan import default_data_spec
-from .plot import plot_generation, write_generated_csv
+from .generation_record import write_generation_figure
 
 
 def _run_and_weights(weights, log):
@@ -42,23 +40,12 @@ def _check_sequence_run(run, folder, data):
                           "those, use seqgen.Net(NET, WEIGHTS, seqgen.TEST).forward(**arrays)")
 
 
-def generation_title(name, steps, mode, prime=0, mse=None, max_abs_error=None, scored=None):
-    """The figure's title: what ran, and the scores it is shown with."""
-    how = (f"primed with {prime} true steps, then free-running" if prime
-           else "free-running")
-    title = f"{name}: {steps} steps {how} (input mode '{mode}')"
-    if mse is not None:
-        over = f" over the first {scored} steps" if scored is not None and scored < steps \
-            else ""
-        title += f"\nMSE {mse:.4g}, max abs error {max_abs_error:.3g}{over}"
-    return title
-
-
 def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mode=None,
                       data=None, log=print):
     """Generate `steps` free-running steps (default: the run's sequence length); writes
-    generated.csv and generated.png. Returns {csv, png, generated, steps, mse,
-    max_abs_error, scored_steps} (the scores when there are true values)."""
+    generated.csv, generated.json and generated.png. Returns write_generation_figure's
+    {csv, json, png, generated, steps, mse_steps, mse, max_abs_error} (the scores when
+    there are true values)."""
     compile_notice(log)
     folder, run, weights = _run_and_weights(weights, log)
     if net is None:
@@ -85,17 +72,6 @@ def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mod
             "weights of an earlier snapshot", e.step, e.values) from None
     out = out or folder or "."
     os.makedirs(out, exist_ok=True)
-    n = min(steps, len(true))
-    result = {"csv": os.path.join(out, "generated.csv"),
-              "png": os.path.join(out, "generated.png"), "generated": generated,
-              "steps": steps, "scored_steps": n}
-    if n:
-        err = generated[:n].astype(np.float64) - true[:n].astype(np.float64)
-        result["mse"] = float(np.mean(err ** 2))
-        result["max_abs_error"] = float(np.abs(err).max())
-    write_generated_csv(result["csv"], generated, true[:n])
     name = os.path.splitext(os.path.basename(net))[0]
-    plot_generation(np.arange(steps), generated, true[:n], prime, path=result["png"],
-                    title=generation_title(name, steps, mode, prime, result.get("mse"),
-                                           result.get("max_abs_error"), n))
-    return result
+    return write_generation_figure(out, name, generated, true, prime, mode, steps,
+                                   weights=weights)

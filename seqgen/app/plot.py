@@ -26,6 +26,11 @@ __all__ = [
     "plot_generation",
     "plot_generated_csv",
     "plot_loss",
+    "loss_title",
+    "generation_title",
+    "running_mean",
+    "loss_window",
+    "wants_log_scale",
     "write_generated_csv",
     "read_generated_csv",
 ]
@@ -56,14 +61,14 @@ def _as_2d(name: str, a) -> np.ndarray:
     raise ValueError(f"plot_generation: {name} must be 1-D or 2-D (steps, dims), got shape {a.shape}")
 
 
-def plot_generation(steps, generated, true=None, prime: int = 0, *, path, title=None) -> None:
+def plot_generation(steps, generated, true=None, prime: int = 0, *, path, title=None):
     """Plot a generated sequence (line) against the true sequence (dots), as the fork's
     plot_result.m does, and save it as a PNG at ``path``.
 
     ``steps``: x values of the generated rows (None: 0, 1, 2, ...).  ``generated``: (L,) or (L, D)
     — one panel per dimension.  ``true``: optional, (T,) or (T, D) with T <= L, drawn at
     ``steps[:T]``.  ``prime``: number of leading steps that were primed with true data; when > 0 a
-    vertical dashed line marks where free-running generation starts.
+    vertical dashed line marks where free-running generation starts.  Returns the Figure.
     """
     gen = _as_2d("generated", generated)
     n, dims = gen.shape
@@ -98,36 +103,136 @@ def plot_generation(steps, generated, true=None, prime: int = 0, *, path, title=
         axes[0].set_title(title)
     fig.tight_layout()
     _save_png(fig, path)
+    return fig
+
+
+def loss_title(name=None, diverged=False) -> str:
+    """The loss figure's title, the same for training and `seqgen plot`: "NAME: loss"."""
+    title = f"{name}: loss" if name else "loss"
+    return title + " (diverged)" if diverged else title
+
+
+def _mse_text(mse, max_abs_error, steps, mse_steps) -> str:
+    """"MSE m, max abs error e", saying which steps it covers when not all of them."""
+    text = f"MSE {mse:.4g}"
+    if mse_steps is not None and steps is not None and mse_steps < steps:
+        text += f" over the first {mse_steps} of {steps} steps"
+    if max_abs_error is not None:
+        text += f", max abs error {max_abs_error:.4g}"
+    return text
+
+
+def generation_title(name, steps, mode=None, prime=0, mse=None, max_abs_error=None,
+                     mse_steps=None) -> str:
+    """The generation figure's title, the same for `seqgen generate` and `seqgen plot`:
+    what ran (primed or not; prime None: not known), then the errors on a second line."""
+    if prime is None:
+        how = f"{steps} steps generated"
+    elif prime > 0:
+        how = f"{steps} steps, primed with {prime} true steps, then free-running"
+    else:
+        how = f"{steps} steps free-running"
+    title = f"{name}: {how}" if name else how
+    if mode:
+        title += f" (input mode '{mode}')"
+    if mse is not None:
+        title += "\n" + _mse_text(mse, max_abs_error, steps, mse_steps)
+    return title
+
+
+LOG_SPAN = 10.0  # a loss axis is logarithmic when its positive values span more than this
+
+
+def wants_log_scale(*values) -> bool:
+    """Whether losses span more than a decade (max/min of the positive finite values),
+    where a linear axis would flatten all but the first iterations."""
+    finite = [v[np.isfinite(v) & (v > 0)] for v in map(_flat, values) if v is not None]
+    positive = np.concatenate(finite) if finite else np.zeros(0)
+    return len(positive) > 1 and positive.max() > LOG_SPAN * positive.min()
+
+
+def _flat(values):
+    return None if values is None else np.asarray(values, np.float64).reshape(-1)
+
+
+def loss_window(count: int) -> int:
+    """Running-mean window for a loss curve of `count` points: about 1.5% of the run, so
+    chunk-to-chunk jitter averages out while the shape of the descent stays."""
+    return max(1, int(round(count * 0.015)))
+
+
+def running_mean(values, window: int) -> np.ndarray:
+    """Trailing mean over the last `window` finite values (fewer at the start, as Caffe's
+    average_loss smoothing); NaN where none of them is finite."""
+    v = _flat(values)
+    ok = np.isfinite(v)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(ok, v, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(ok)])
+    lo = np.maximum(np.arange(1, len(v) + 1) - window, 0)
+    hi = np.arange(1, len(v) + 1)
+    n = counts[hi] - counts[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (sums[hi] - sums[lo]) / np.maximum(n, 1), np.nan)
+
+
+def _drawable(its, vals, log):
+    """Mask of the points an axis can show: finite, and positive on a log axis."""
+    ok = np.isfinite(vals) & np.isfinite(its)
+    return ok & (vals > 0) if log else ok
+
+
+def _draw_train(ax, it, loss, log, label, window):
+    """The raw training loss as a thin light line, with its running mean bold on top."""
+    ok = _drawable(it, loss, log)
+    if not ok.any():
+        return False
+    if window < 2:
+        ax.plot(it[ok], loss[ok], "-", color="tab:blue", linewidth=1.2, label=label, zorder=2)
+        return True
+    ax.plot(it[ok], loss[ok], "-", color="tab:blue", linewidth=0.7, alpha=0.35,
+            label=f"{label} (each iteration)", zorder=1)
+    mean = running_mean(loss, window)
+    ok = _drawable(it, mean, log)
+    ax.plot(it[ok], mean[ok], "-", color="tab:blue", linewidth=2.0,
+            label=f"{label}, running mean of {window}", zorder=2)
+    return True
+
+
+def _draw_test(ax, its, vals, log):
+    """The held-out test loss: large edged markers above the training curves."""
+    ok = _drawable(its, vals, log)
+    if not ok.any():
+        return False
+    ax.plot(its[ok], vals[ok], "o-", color="tab:orange", linewidth=1.5, markersize=7,
+            markeredgecolor="black", markeredgewidth=0.8, label="test loss (held out)",
+            zorder=4)
+    return True
 
 
 def plot_loss(iterations, losses, path, title=None, test_iterations=None,
-              test_losses=None) -> None:
-    """The training loss curve on a log y axis, plus the held-out test loss (markers) when
-    given. Non-positive or non-finite losses cannot be shown on a log axis and are left out;
-    if none remain the axis is linear."""
-    it = np.asarray(iterations, dtype=np.float64).reshape(-1)
-    loss = np.asarray(losses, dtype=np.float64).reshape(-1)
+              test_losses=None, window=None):
+    """The training loss curve (raw and its running mean), plus the held-out test loss
+    (markers, drawn on top) when given; a log y axis when the values span more than a
+    decade (non-positive values are then left out), linear otherwise. The legend sits
+    outside the axes so it covers no data. Saves a PNG at `path`; returns the Figure."""
+    it, loss = _flat(iterations), _flat(losses)
     if len(it) != len(loss):
         raise ValueError(f"plot_loss: {len(it)} iterations but {len(loss)} losses")
-    curves = [(it, loss, "-", "tab:blue", "train loss" if test_iterations is not None else "loss")]
-    if test_iterations is not None and len(test_iterations):
-        curves.append((np.asarray(test_iterations, np.float64).reshape(-1),
-                       np.asarray(test_losses, np.float64).reshape(-1), "o-", "tab:orange",
-                       "test loss (held out)"))
-    fig, (ax,) = _new_figure(1, figsize=(8.0, 4.5))
-    drawn = False
-    for its, vals, style, color, label in curves:
-        ok = np.isfinite(vals) & (vals > 0) & np.isfinite(its)
-        if ok.any():
-            ax.plot(its[ok], vals[ok], style, color=color, linewidth=1, markersize=3,
-                    label=label)
-            drawn = True
+    tests = test_iterations is not None and len(test_iterations)
+    t_it, t_loss = (_flat(test_iterations), _flat(test_losses)) if tests else (None, None)
+    log = wants_log_scale(loss, t_loss)
+    fig, (ax,) = _new_figure(1, figsize=(10.0, 4.5))
+    window = loss_window(len(loss)) if window is None else window
+    drawn = _draw_train(ax, it, loss, log, "train loss" if tests else "loss", window)
+    if tests:
+        drawn = _draw_test(ax, t_it, t_loss, log) or drawn
     if drawn:
-        ax.set_yscale("log")
-        if len(curves) > 1:
-            ax.legend(loc="upper right")
+        ax.set_yscale("log" if log else "linear")
+        if len(ax.get_lines()) > 1:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+                      fontsize="small")
     else:
-        ax.text(0.5, 0.5, "no positive finite loss values", ha="center", va="center",
+        ax.text(0.5, 0.5, "no finite loss values to draw", ha="center", va="center",
                 transform=ax.transAxes)
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
@@ -136,6 +241,7 @@ def plot_loss(iterations, losses, path, title=None, test_iterations=None,
         ax.set_title(title)
     fig.tight_layout()
     _save_png(fig, path)
+    return fig
 
 
 def generated_header(dims: int) -> tuple:
@@ -239,7 +345,9 @@ def read_generated_csv(path) -> dict:
 
 
 def plot_generated_csv(csv_path, png_path, prime: int = 0, title=None) -> dict:
-    """Redraw the generation figure from a saved ``generated.csv``; returns the data read."""
+    """Redraw the generation figure from a saved ``generated.csv``; returns the data read
+    (with the Figure under "figure")."""
     data = read_generated_csv(csv_path)
-    plot_generation(data["step"], data["generated"], data["true"], prime, path=png_path, title=title)
+    data["figure"] = plot_generation(data["step"], data["generated"], data["true"], prime or 0,
+                                     path=png_path, title=title)
     return data

@@ -1,23 +1,29 @@
 """`seqgen plot`: redraw a run's figures from its CSV files, recomputing nothing.
 
 loss.png shows the training loss (loss.csv) and, when the run tested its net
-(test_interval / --holdout), the test loss (test_loss.csv) as a second curve.
+(test_interval / --holdout), the test loss (test_loss.csv) as a second curve; its title comes
+from run.json as training drew it. generated.png takes its title and priming mark from
+generated.json (seqgen.app.generation_record).
 """
 import os
 
 import numpy as np
 
 from ..errors import SeqgenError
-from .plot import plot_generated_csv, plot_loss
+from ..tasks.record import RunRecord
+from .generation_record import replot_generation
+from .plot import loss_title, plot_loss
 from ..tasks.folder import RUN_FILE, latest_run
 from ..tasks.losslog import read_loss_csv
 
 
 def plot_run_losses(iterations, losses, test_iterations, test_losses, path, title=None):
-    """loss.png: the training loss, plus the test loss when there is one."""
-    plot_loss(iterations, losses, path, title=title,
-              test_iterations=None if test_iterations is None or not len(test_iterations)
-              else test_iterations, test_losses=test_losses)
+    """loss.png: the training loss, plus the test loss when there is one; returns the
+    Figure."""
+    no_tests = test_iterations is None or not len(test_iterations)
+    return plot_loss(iterations, losses, path, title=title,
+                     test_iterations=None if no_tests else test_iterations,
+                     test_losses=test_losses)
 
 
 def _plot_folder_losses(folder):
@@ -25,8 +31,20 @@ def _plot_folder_losses(folder):
     test_path = os.path.join(folder, "test_loss.csv")
     test = read_loss_csv(test_path) if os.path.exists(test_path) else np.zeros((0, 2))
     png = os.path.join(folder, "loss.png")
-    plot_run_losses(data[:, 0], data[:, 1], test[:, 0], test[:, 1], png)
+    plot_run_losses(data[:, 0], data[:, 1], test[:, 0], test[:, 1], png,
+                    title=run_loss_title(folder))
     return png
+
+
+def run_loss_title(folder):
+    """loss.png's title as training drew it, from run.json's name and "diverged" key (no
+    name: just "loss")."""
+    try:
+        run = RunRecord.read(folder)
+    except SeqgenError:
+        return loss_title(None)
+    name = run.name if isinstance(run.name, str) else None
+    return loss_title(name, diverged=run.get("diverged") is not None)
 
 
 def replot(target=None):
@@ -40,7 +58,7 @@ def replot(target=None):
         gen = os.path.join(target, "generated.csv")
         loss = os.path.join(target, "loss.csv")
         if os.path.exists(gen):
-            plot_generated_csv(gen, os.path.join(target, "generated.png"))
+            replot_generation(gen, os.path.join(target, "generated.png"))
             written.append(os.path.join(target, "generated.png"))
         if os.path.exists(loss):
             written.append(_plot_folder_losses(target))
@@ -56,5 +74,5 @@ def replot(target=None):
         data = read_loss_csv(target)
         plot_loss(data[:, 0], data[:, 1], png)
     else:
-        plot_generated_csv(target, png)
+        replot_generation(target, png)
     return [png]
