@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from ..errors import SeqgenError
-from .atomic import atomic_open, atomic_write_bytes
+from .atomic import atomic_open
 from ..proto import caffe_pb2
 from ..solver.updates import history_slots
 from .weights import blob_from_proto, blob_shape, blob_to_proto, read_message
@@ -35,10 +35,6 @@ def solverstate_bytes(solver, model_path):
     for h in solver.history:
         blob_to_proto(h, state.history.add())
     return state.SerializeToString()
-
-
-def write_solverstate(solver, path, model_path):
-    atomic_write_bytes(path, solverstate_bytes(solver, model_path))
 
 
 # -- the sidecar ---------------------------------------------------------------------------
@@ -303,9 +299,3 @@ def apply_solverstate(solver, state, model):
         h[...] = blob_from_proto(proto).reshape(h.shape)
     solver.iter = state.iter
     solver.current_step = state.current_step
-
-
-def read_solverstate(solver, path):
-    state, model = load_solverstate(solver, path)
-    apply_solverstate(solver, state, model)
-    return state
