@@ -3,6 +3,7 @@ a-time equivalence, changing T and N, and the compiled generator hook."""
 import numpy as np
 import pytest
 
+from gradcheck import numeric_gradient, relative_error
 from seqgen.blob import Blob
 from seqgen.tasks.generate import generate, stack_plan
 from seqgen.net import TEST, Net
@@ -127,19 +128,9 @@ def test_gradients_match_finite_differences(kind, static, expose, pattern):
             analytic.append(b.diff.copy())
             checked.append(b)
     assert len(checked) == len(rig.layer.blobs) + len(rig.bottom) - 1
-    eps = 1e-6
     for blob, grad in zip(checked, analytic):
-        arr = blob.data
-        num = np.zeros_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + eps
-            fp = loss()
-            arr[idx] = old - eps
-            fm = loss()
-            arr[idx] = old
-            num[idx] = (fp - fm) / (2 * eps)
-        rel = np.abs(num - grad) / np.maximum(np.maximum(np.abs(num), np.abs(grad)), 1e-3)
+        num = numeric_gradient(loss, blob.data, 1e-6)
+        rel = relative_error(num, grad)
         assert rel.max() < 1e-5, f"{blob.shape}: relative error {rel.max():.2e}"
         assert np.abs(num).max() > 1e-3  # every checked gradient is really exercised
 
