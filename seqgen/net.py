@@ -489,8 +489,27 @@ class Net:
         first (latest) and last (earliest) layer to run. Parameter diffs accumulate until
         `clear_param_diffs()` (the solver clears them every iteration).
         """
+        self._backward(start, end, top_diffs)
+        names = list(self.inputs) + [d for d in (diffs or []) if d not in self.inputs]
+        return OrderedDict((name, self._blob(name).diff) for name in names)
+
+    def _backward(self, start=None, end=None, top_diffs=None):
+        """Seed the loss tops' diffs with their loss_weight, then write `top_diffs` (output
+        name -> diff), then run the layers from `start` down to `end` (default: all)."""
         for blob, w in self._loss_tops:
             blob.diff[...] = w
+        if top_diffs:
+            self._set_top_diffs(top_diffs)
+        if start is None and end is None:
+            plan = self._backward_plan
+        else:
+            lo, hi = self._range(end, start)  # backward runs from `start` down to `end`
+            plan = [i for i in self._backward_plan if lo <= i <= hi]
+        for idx in plan:
+            self.layers[idx].backward(self._tops[idx], self._propagate[idx], self._bottoms[idx])
+
+    def _set_top_diffs(self, top_diffs):
+        """Write diffs given for output blobs (reshaped to the blob when the size fits)."""
         for name, value in top_diffs.items():
             if name not in self.outputs:
                 raise SeqgenError(f"backward: '{name}' is not an output of this net "
@@ -503,21 +522,6 @@ class Net:
                                       f"but the blob has shape {blob.shape}")
                 value = value.reshape(blob.shape)
             blob.diff[...] = value
-        if start is None and end is None:
-            plan = self._backward_plan
-        else:
-            lo, hi = self._range(end, start)  # backward runs from `start` down to `end`
-            plan = [i for i in self._backward_plan if lo <= i <= hi]
-        for idx in plan:
-            self.layers[idx].backward(self._tops[idx], self._propagate[idx], self._bottoms[idx])
-        names = list(self.inputs) + [d for d in (diffs or []) if d not in self.inputs]
-        return OrderedDict((name, self._blob(name).diff) for name in names)
-
-    def _backward(self):
-        for blob, w in self._loss_tops:
-            blob.diff[...] = w
-        for idx in self._backward_plan:
-            self.layers[idx].backward(self._tops[idx], self._propagate[idx], self._bottoms[idx])
 
     def forward_backward(self):
         """One forward and backward pass; returns the weighted loss (float)."""

@@ -15,6 +15,28 @@ import numpy as np
 from seqgen.blob import Blob
 
 
+def numeric_gradient(objective, array, eps, indices=None):
+    """Central differences (J(a + eps) - J(a - eps)) / (2 eps) of the scalar `objective()`
+    with respect to entries of `array`, which is changed in place and restored after each;
+    `indices` picks the entries (default: all), the others stay 0."""
+    num = np.zeros(array.shape)
+    for idx in np.ndindex(array.shape) if indices is None else indices:
+        old = array[idx]
+        array[idx] = old + eps
+        fp = objective()
+        array[idx] = old - eps
+        fm = objective()
+        array[idx] = old
+        num[idx] = (fp - fm) / (2 * eps)
+    return num
+
+
+def relative_error(num, ana):
+    """|num - ana| / max(|num|, |ana|, 1e-3) per entry: relative where the gradient is
+    large, absolute (scaled by 1e3) where it is near zero."""
+    return np.abs(num - ana) / np.maximum(np.maximum(np.abs(num), np.abs(ana)), 1e-3)
+
+
 def _to_float64(blob):
     blob.data = np.array(blob.data, np.float64)
     blob.diff = np.array(blob.diff, np.float64)
@@ -89,17 +111,8 @@ def check_layer_gradients(layer_factory, bottom_shapes, bottom_data=None, *, n_t
     for name, ana in analytic.items():
         kind, j = name.split()
         target = values[int(j)] if kind == "bottom" else layer.blobs[int(j)].data
-        num = np.zeros(target.shape)
-        for idx in np.ndindex(target.shape):
-            old = target[idx]
-            target[idx] = old + eps
-            fp = objective()
-            target[idx] = old - eps
-            fm = objective()
-            target[idx] = old
-            num[idx] = (fp - fm) / (2 * eps)
-        rel = np.abs(num - ana) / np.maximum(np.maximum(np.abs(num), np.abs(ana)), 1e-3)
-        err = float(rel.max(initial=0.0))
+        num = numeric_gradient(objective, target, eps)
+        err = float(relative_error(num, ana).max(initial=0.0))
         assert err < tol, (f"{name}: relative error {err:.2e} (tolerance {tol:.0e})\n"
                            f"numeric:\n{num}\nanalytic:\n{ana}")
         worst = max(worst, err)

@@ -20,17 +20,12 @@ from seqgen.errors import SeqgenError
 from seqgen.net import TEST, TRAIN, Net
 from seqgen.proto import caffe_pb2
 from seqgen.io.prototxt import parse_net_text
-from seqgen.registry import LAYERS, layer_class
 from seqgen.io.weights import blob_from_proto, blob_shape, read_net_binary
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 E2E = GOLDEN / "caffe-lstm" / "e2e_short_2000"
 BVLC = GOLDEN / "bvlc"
 DOC = ROOT / "README.md"  # its "Coming from pycaffe" section
-
-layer_class("Input")  # import every layer module, so LAYERS is complete
-needs_bvlc = pytest.mark.skipif("LSTM" not in LAYERS or "RNN" not in LAYERS,
-                                reason="waits for BVLC's LSTM/RNN layers")
 
 
 def net_from(text, phase=TRAIN):
@@ -521,7 +516,6 @@ def test_caffe_written_caffemodel_holds_the_recorded_weights(path):
         assert blob_from_proto(proto).tobytes() == z[name].astype(np.float32).tobytes(), name
 
 
-@needs_bvlc
 @pytest.mark.parametrize("stem", ["layer_b", "layer_c", "layer_e", "layer_g_rnn_static"])
 def test_seqgen_save_of_a_caffe_model_reads_back_identical(stem, tmp_path):
     z = np.load(BVLC / f"{stem}.npz")
@@ -546,7 +540,6 @@ def test_seqgen_save_of_a_caffe_model_reads_back_identical(stem, tmp_path):
     assert (tmp_path / "again.caffemodel").read_bytes() == out.read_bytes()
 
 
-@needs_bvlc
 def test_caffe_model_through_the_pycaffe_api_gives_caffes_numbers():
     z = np.load(BVLC / "layer_b.npz")
     net = Net(BVLC / "layer_b.prototxt", BVLC / "layer_b.caffemodel", TRAIN)
@@ -565,7 +558,6 @@ def bvlc_load_error(weights, prototxt=BVLC / "layer_b.prototxt", text=None):
     return msg
 
 
-@needs_bvlc
 def test_truncated_caffe_file(tmp_path):
     raw = (BVLC / "layer_b.caffemodel").read_bytes()
     for cut in (len(raw) - 1, len(raw) // 2, 7):
@@ -574,7 +566,6 @@ def test_truncated_caffe_file(tmp_path):
         assert "truncated" in bvlc_load_error(path)
 
 
-@needs_bvlc
 def test_files_that_are_not_a_net_parameter(tmp_path):
     assert "text file" in bvlc_load_error(BVLC / "layer_b.prototxt")
     assert "zip" in bvlc_load_error(BVLC / "layer_b.npz")
@@ -585,7 +576,6 @@ def test_files_that_are_not_a_net_parameter(tmp_path):
     assert "HDF5" in bvlc_load_error(path)
 
 
-@needs_bvlc
 def test_caffe_file_into_a_net_of_another_size_names_layer_blob_and_shapes():
     text = (BVLC / "layer_b.prototxt").read_text().replace("num_output: 4", "num_output: 5")
     assert "num_output: 5" in text

@@ -18,6 +18,7 @@ import json
 import numpy as np
 import pytest
 from helpers import GOLDEN, assert_close
+from reference import lstm_forward, rnn_forward
 
 from seqgen.net import TRAIN, Net
 
@@ -31,10 +32,6 @@ def load(case):
 
 
 # -- float64 numpy re-derivation of BVLC's equations --------------------------------------
-def _sig(v):
-    return 1 / (1 + np.exp(-v))
-
-
 def reference(z, meta, top_diffs, caffe_df=False):
     """Tops and all gradients in float64. top_diffs: {top name: diff}. caffe_df=True uses
     Caffe's forget-gate gradient f (1 - f) with the cont-scaled f."""
@@ -50,17 +47,8 @@ def reference(z, meta, top_diffs, caffe_df=False):
     if meta["layer_type"] == "LSTM":
         W_x, b, W_h = P["W_xc"], P["b_c"], P["W_hc"]
         static = 0 if xs is None else xs @ P["W_xc_static"].T
-        hs, cs, cache = [h0], [c0], []
-        for t in range(T):
-            m = cont[t][:, None]
-            G = x[t] @ W_x.T + b + static + (m * hs[-1]) @ W_h.T
-            i, s, o = _sig(G[:, :H]), _sig(G[:, H:2 * H]), _sig(G[:, 2 * H:3 * H])
-            g = np.tanh(G[:, 3 * H:])
-            f = np.where(m == 0, 0.0, m * s)
-            cs.append(f * cs[-1] + i * g)
-            hs.append(o * np.tanh(cs[-1]))
-            cache.append((m, i, s, f, o, g))
-        tops = {"h": np.stack(hs[1:]), "hT": hs[-1][None], "cT": cs[-1][None]}
+        hs, cs, cache = lstm_forward(x, cont, W_x, b, W_h, h0, c0, static)
+        tops = {"h": hs[1:], "hT": hs[-1][None], "cT": cs[-1][None]}
         dh_next = top_diffs.get("hT", np.zeros((1, N, H)))[0].astype(np.float64)
         dc_next = top_diffs.get("cT", np.zeros((1, N, H)))[0].astype(np.float64)
         for t in range(T - 1, -1, -1):
@@ -84,11 +72,8 @@ def reference(z, meta, top_diffs, caffe_df=False):
     else:
         W_x, b, W_hh, W_ho, b_o = P["W_xh"], P["b_h"], P["W_hh"], P["W_ho"], P["b_o"]
         static = 0 if xs is None else xs @ P["W_xh_static"].T
-        hs, os = [h0], []
-        for t in range(T):
-            hs.append(np.tanh(x[t] @ W_x.T + b + static + (cont[t][:, None] * hs[-1]) @ W_hh.T))
-            os.append(np.tanh(hs[-1] @ W_ho.T + b_o))
-        tops = {"o": np.stack(os), "hT": hs[-1][None]}
+        hs, os = rnn_forward(x, cont, W_x, b, W_hh, W_ho, b_o, h0, static)
+        tops = {"o": os, "hT": hs[-1][None]}
         dh_next = top_diffs.get("hT", np.zeros((1, N, H)))[0].astype(np.float64)
         for t in range(T - 1, -1, -1):
             m = cont[t][:, None]

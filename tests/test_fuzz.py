@@ -33,6 +33,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from reference import lstm_forward, rnn_forward
 from seqgen.blob import Blob
 from seqgen.errors import SeqgenError
 from seqgen.layers import base as layer_base
@@ -568,46 +569,6 @@ def test_the_real_caffemodel_loads(lstm_short_net):
 # Recurrent layers through the layer API, against numpy references
 # ---------------------------------------------------------------------------------------
 
-def _sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-def ref_lstm(x, cont, W_x, b, W_h, h0, c0, static=None, W_s=None, fork=False):
-    """h (T, N, H), h_T, c_T; x (T, N, I), cont (T, N). fork: cont is `clip != 0`."""
-    T, N, _ = x.shape
-    H = W_h.shape[1]
-    h, c = h0.astype(np.float64), c0.astype(np.float64)
-    m_all = (cont != 0).astype(np.float64) if fork else cont.astype(np.float64)
-    out = np.zeros((T, N, H))
-    for t in range(T):
-        m = m_all[t][:, None]
-        pre = x[t] @ W_x.T + b + (m * h) @ W_h.T
-        if W_s is not None:
-            pre = pre + static @ W_s.T
-        i, f, o = _sigmoid(pre[:, :H]), _sigmoid(pre[:, H:2 * H]), _sigmoid(pre[:, 2 * H:3 * H])
-        g = np.tanh(pre[:, 3 * H:])
-        f = np.where(m == 0, 0.0, m * f)
-        c = f * c + i * g
-        h = o * np.tanh(c)
-        out[t] = h
-    return out, h, c
-
-
-def ref_rnn(x, cont, W_xh, b_h, W_hh, W_ho, b_o, h0, static=None, W_s=None):
-    T, N, _ = x.shape
-    H = W_hh.shape[0]
-    h = h0.astype(np.float64)
-    out = np.zeros((T, N, H))
-    for t in range(T):
-        m = cont[t].astype(np.float64)[:, None]
-        pre = x[t] @ W_xh.T + b_h + (m * h) @ W_hh.T
-        if W_s is not None:
-            pre = pre + static @ W_s.T
-        h = np.tanh(pre)
-        out[t] = np.tanh(h @ W_ho.T + b_o)
-    return out, h
-
-
 MARKERS = [0.0, 1.0, 1.0, 1.0, 0.5, -1.0, 2.0, np.nan, np.inf, -np.inf, 1e30, -1e-30]
 VALUES = st.floats(-4, 4, width=32) | st.sampled_from([np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0])
 
@@ -721,8 +682,9 @@ def test_fork_lstm_layer(data):
             R = x.shape[0]
             cont = clip.reshape(R // N, N) if with_clip else \
                 np.concatenate([np.zeros((1, N)), np.ones((R // N - 1, N))])
-            want, _, _ = ref_lstm(x.reshape(R // N, N, -1).astype(np.float64), cont, W_x, b,
-                                  W_h, np.zeros((N, H)), np.zeros((N, H)), fork=True)
+            h, _, _ = lstm_forward(x.reshape(R // N, N, -1).astype(np.float64), cont != 0,
+                                   W_x, b, W_h, np.zeros((N, H)), np.zeros((N, H)))
+            want = h[1:]
             np.testing.assert_allclose(top[0].data.reshape(want.shape), want, rtol=1e-4,
                                        atol=1e-5)
         _then_abuse(draw, layer, bottom, top)
@@ -771,17 +733,15 @@ def test_bvlc_recurrent_layers(data, kind):
             first = layer._first_state
             init = [arrays[first + k].reshape(N, H) if expose else np.zeros((N, H))
                     for k in range(len(states))]
+            static = xs @ w[2].T if layer.static else 0
             if kind == "LSTM":
-                W_x, b = w[0], w[1]
-                W_s = w[2] if layer.static else None
-                want, hT, cT = ref_lstm(x, cont, W_x, b, w[-1], *init, static=xs, W_s=W_s)
+                h, _, _ = lstm_forward(x, cont, w[0], w[1], w[-1], *init, static)
+                want = h[1:]
             else:
-                W_s = w[2] if layer.static else None
-                want, hT = ref_rnn(x, cont, w[0], w[1], w[-3], w[-2], w[-1], init[0],
-                                   static=xs, W_s=W_s)
+                h, want = rnn_forward(x, cont, w[0], w[1], w[-3], w[-2], w[-1], init[0], static)
             np.testing.assert_allclose(top[0].data, want, rtol=1e-4, atol=1e-5)
             if expose:
-                np.testing.assert_allclose(top[1].data[0], hT, rtol=1e-4, atol=1e-5)
+                np.testing.assert_allclose(top[1].data[0], h[-1], rtol=1e-4, atol=1e-5)
         _then_abuse(draw, layer, bottom, top)
 
 

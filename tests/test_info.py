@@ -7,10 +7,8 @@ import pytest
 from helpers import GOLDEN, ROOT
 from seqgen.app.cli import main
 from seqgen.app.info import net_info, shape_string
-from seqgen.registry import LAYERS, layer_class
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
-layer_class("Input")
 
 
 def block(text, layer):
@@ -96,7 +94,6 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "ya" bottom: "t" loss_weight:
     assert text.splitlines()[-1] == "Total learnable parameters: 15 in 3 blobs (3 fixed by lr_mult 0)"
 
 
-@pytest.mark.skipif("LSTM" not in LAYERS, reason="waits for BVLC's LSTM layer")
 def test_bvlc_lstm_parameter_names():
     _, lines = block(net_info(str(GOLDEN / "bvlc" / "layer_c.prototxt")), "rec")
     assert lines[:4] == ["rec <- x", "rec <- cont", "rec <- x_static", "rec -> h"]

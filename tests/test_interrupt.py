@@ -1,4 +1,4 @@
-"""Interruptions (issue 6, part 2), in real processes: Ctrl-C (SIGINT) and SIGTERM during
+"""Interrupted training, in real processes: Ctrl-C (SIGINT) and SIGTERM during
 training finish the iteration, write a snapshot into the run folder, print where it is and
 the command that resumes it, and exit 130 / 143; that command continues the run. And
 `kill -9` at random moments never leaves a truncated file under a real name: every file is

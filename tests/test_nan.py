@@ -1,4 +1,4 @@
-"""Numerical trouble (issue 6, part 3): a NaN or inf in the loss, a gradient or the weights
+"""Numerical trouble: a NaN or inf in the loss, a gradient or the weights
 stops training with exit 1 and a message naming the iteration and the first layer/blob
 where it appeared, keeps the last good snapshot (writing the weights before the failing
 update when the run has none), never saves the diverged weights under a snapshot name, and

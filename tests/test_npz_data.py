@@ -19,11 +19,9 @@ from seqgen.app.train import train_sequence
 from seqgen.tasks.feeder import NpzFeeder
 from seqgen.net import TRAIN, Net
 from seqgen.io.prototxt import parse_net_text
-from seqgen.registry import LAYERS, layer_class
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 T, N, I = 8, 2, 3
-layer_class("Input")
 
 BVLC_STYLE = f"""
 name: "bvlc_style"
@@ -253,7 +251,6 @@ def test_fork_net_on_npz(cwd):
     assert (cwd / "RUN" / "lstm_short_iter_4.caffemodel").is_file()
 
 
-@pytest.mark.skipif("LSTM" not in LAYERS, reason="waits for BVLC's LSTM layer")
 def test_bvlc_lstm_net_on_npz(cwd):
     net = write_net(cwd, LSTM_BODY)
     np.savez(cwd / "data.npz", **arrays(4 * T))

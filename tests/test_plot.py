@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from seqgen.errors import SeqgenError
-from seqgen.io.atomic import atomic_open, atomic_write, atomic_write_bytes, write_csv_atomic
+from seqgen.io.atomic import (atomic_open, atomic_write, atomic_write_bytes, format_cell,
+                              format_cells, write_csv_atomic)
 from seqgen.app.plot import (
     plot_generated_csv,
     plot_generation,
@@ -137,6 +138,23 @@ def test_write_csv_atomic_formats_and_pads(tmp_path):
     assert p.read_text().splitlines() == [
         "i,a,b,c", "0,0.1,,0.333333343", "1,0.2,,0.333333343", "2,,,0.333333343"]
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("column", [
+    np.array([1 / 3, np.nan, -np.inf, -0.0, 1e-45], np.float32),
+    np.array([0.1, 1e300, 5e-324, np.inf]), np.array([0.1, 65504], np.float16),
+    np.array([-3, 7], np.int8), np.array([2 ** 64 - 1], np.uint64), np.array([True, False]),
+    np.array([None, np.float32(0.1), 0.1, 3, True, "x"], object), np.array(["a", "bc"])])
+def test_columns_and_single_cells_follow_the_same_rules(column):
+    """A whole column (write_csv_atomic) is written as its values one by one (the loss log)."""
+    assert format_cells(column) == [format_cell(v) for v in column]
+
+
+def test_format_cell_rules():
+    assert [format_cell(v) for v in (None, True, np.bool_(False), 10 ** 30, np.uint8(7))] == \
+        ["", "1", "0", "1" + "0" * 30, "7"]
+    assert [format_cell(v) for v in (np.float32(0.1), 0.1, np.float64(0.1), 1 + 2j, "s")] == \
+        ["0.100000001", "0.1", "0.1", "(1+2j)", "s"]
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

@@ -3,6 +3,7 @@ a-time equivalence, changing T and N, and the compiled generator hook."""
 import numpy as np
 import pytest
 
+from gradcheck import numeric_gradient, relative_error
 from seqgen.blob import Blob
 from seqgen.tasks.generate import generate, stack_plan
 from seqgen.net import TEST, Net
@@ -127,19 +128,9 @@ def test_gradients_match_finite_differences(kind, static, expose, pattern):
             analytic.append(b.diff.copy())
             checked.append(b)
     assert len(checked) == len(rig.layer.blobs) + len(rig.bottom) - 1
-    eps = 1e-6
     for blob, grad in zip(checked, analytic):
-        arr = blob.data
-        num = np.zeros_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + eps
-            fp = loss()
-            arr[idx] = old - eps
-            fm = loss()
-            arr[idx] = old
-            num[idx] = (fp - fm) / (2 * eps)
-        rel = np.abs(num - grad) / np.maximum(np.maximum(np.abs(num), np.abs(grad)), 1e-3)
+        num = numeric_gradient(loss, blob.data, 1e-6)
+        rel = relative_error(num, grad)
         assert rel.max() < 1e-5, f"{blob.shape}: relative error {rel.max():.2e}"
         assert np.abs(num).max() > 1e-3  # every checked gradient is really exercised
 
@@ -312,6 +303,31 @@ def test_lstm_weights_only_for_plain_lstm():
     W_x, W_h, b = plain.lstm_weights()
     assert W_x.shape == (4 * H, I) and W_h.shape == (4 * H, H) and b.shape == (4 * H,)
     assert W_x is plain.blobs[0].data and b is plain.blobs[1].data and W_h is plain.blobs[2].data
-    assert not hasattr(Rig("LSTM", static=True).layer, "lstm_weights")
-    assert not hasattr(Rig("LSTM", expose=True).layer, "lstm_weights")
-    assert not hasattr(Rig("RNN").layer, "lstm_weights")
+    assert Rig("LSTM", static=True).layer.lstm_weights() is None
+    assert Rig("LSTM", expose=True).layer.lstm_weights() is None
+    assert Rig("RNN").layer.lstm_weights() is None
+
+
+def test_rnn_weights_only_for_plain_rnn():
+    plain = Rig("RNN").layer
+    W_xh, b_h, W_hh, W_ho, b_o = plain.rnn_weights()
+    assert [a is blob.data for a, blob in zip((W_xh, b_h, W_hh, W_ho, b_o), plain.blobs)] \
+        == [True] * 5
+    assert Rig("RNN", static=True).layer.rnn_weights() is None
+    assert Rig("RNN", expose=True).layer.rnn_weights() is None
+    assert Rig("LSTM").layer.rnn_weights() is None
+
+
+def test_layers_without_the_generator_hooks_answer_none_and_ignore_forget_bias():
+    """Every layer answers the compiled generator's questions; one without a forget gate
+    leaves set_forget_bias without effect."""
+    lp = caffe_pb2.LayerParameter(name="t", type="TanH")
+    layer = layer_class("TanH")(lp, caffe_pb2.TRAIN)
+    assert (layer.lstm_weights(), layer.rnn_weights(), layer.affine_weights()) == (None,) * 3
+    rnn = Rig("RNN").layer
+    before = [blob.data.copy() for blob in rnn.blobs]
+    assert layer.set_forget_bias(5.0) is False and rnn.set_forget_bias(5.0) is False
+    assert all(np.array_equal(b, blob.data) for b, blob in zip(before, rnn.blobs))
+    lstm = Rig("LSTM").layer
+    assert lstm.set_forget_bias(5.0) is True
+    np.testing.assert_array_equal(lstm.blobs[1].data[H:2 * H], 5.0)

@@ -1,4 +1,4 @@
-"""Resume safety (issue 6, part 5): a run stopped and resumed from its .solverstate ends
+"""Resume safety: a run stopped and resumed from its .solverstate ends
 bit for bit where the same run without the stop ends -- weights, history, loss log -- for
 the shipped lstm_short and lstm_long (3 chunks of 320, the LSTM state carried across
 chunks) in both input modes, including the 'previous' mode's feedback schedule (its

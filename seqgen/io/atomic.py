@@ -29,6 +29,7 @@ __all__ = [
     "atomic_write_text",
     "write_csv_atomic",
     "format_cell",
+    "format_cells",
     "is_temp_name",
     "remove_stale_temps",
     "signals_deferred",
@@ -206,20 +207,64 @@ def atomic_write_text(path, text: str, *, encoding: str = "utf-8", fsync: bool =
         fh.write(text)
 
 
+# The CSV cell rules, stated once for format_cell (one value) and write_csv_atomic (whole
+# columns): a kind of number -> (the Python type its values are converted to, the cells
+# of a list of such values). float32 gets 9 significant digits (round-trips exactly),
+# other floats Python's shortest round-trip repr. A list in, a list out keeps the column
+# path one list comprehension per column, as fast as the rules written out inline.
+_CELL_RULES = {
+    "float32": (float, lambda values: ["%.9g" % v for v in values]),
+    "float": (float, lambda values: [repr(v) for v in values]),
+    "int": (int, lambda values: [str(v) for v in values]),
+    "bool": (bool, lambda values: ["1" if v else "0" for v in values]),
+}
+_KIND_OF_DTYPE = {"f": "float", "i": "int", "u": "int", "b": "bool"}
+
+
+def _dtype_rule(dtype):
+    """The cell rule for values of a numpy dtype; None for non-numbers (written with str)."""
+    kind = "float32" if dtype == np.float32 else _KIND_OF_DTYPE.get(dtype.kind)
+    return _CELL_RULES.get(kind)
+
+
+def _value_rule(v):
+    """The cell rule for one value (a numpy scalar by its dtype; bool before int, as bool
+    is an int); None for anything else."""
+    if isinstance(v, np.generic):
+        return _dtype_rule(v.dtype)
+    for python, kind in ((bool, "bool"), (int, "int"), (float, "float")):
+        if isinstance(v, python):
+            return _CELL_RULES[kind]
+    return None
+
+
+_RULE_OF_TYPE = {}  # type of a value -> its _value_rule (the rule depends on the type only)
+
+
 def format_cell(v) -> str:
     """Text for one CSV cell: ints as integers, float32 with 9 significant digits (round-trips
     exactly), other floats with Python's shortest round-trip repr, None as an empty cell."""
     if v is None:
         return ""
-    if isinstance(v, (bool, np.bool_)):
-        return "1" if v else "0"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, np.float32):
-        return "%.9g" % float(v)
-    if isinstance(v, (float, np.floating)):
-        return repr(float(v))
-    return str(v)
+    try:
+        rule = _RULE_OF_TYPE[type(v)]
+    except KeyError:  # first value of this type: look its rule up once
+        rule = _RULE_OF_TYPE[type(v)] = _value_rule(v)
+    if rule is None:
+        return str(v)
+    python, cells = rule
+    return cells((python(v),))[0]
+
+
+def format_cells(column) -> list:
+    """The cells of a 1-D array, each as format_cell writes it, with the rule chosen once
+    from the dtype (fast for long columns); objects and strings go through format_cell."""
+    rule = _dtype_rule(column.dtype)
+    if rule is None:
+        return [format_cell(v) for v in column.tolist()]
+    python, cells = rule
+    # tolist gives Python numbers; floats go through float64 as format_cell's float() does
+    return cells((column.astype(np.float64) if python is float else column).tolist())
 
 
 def write_csv_atomic(path, header: Sequence[str], columns: Sequence, *, fsync: bool = True) -> None:
@@ -235,22 +280,9 @@ def write_csv_atomic(path, header: Sequence[str], columns: Sequence, *, fsync: b
             raise ValueError(f"write_csv_atomic: header name {name!r} needs quoting")
     cols = [None if c is None else np.asarray(c).reshape(-1) for c in columns]
     nrows = max((len(c) for c in cols if c is not None), default=0)
-    # Per-column formatters chosen once from the dtype (fast for long columns).
     text_cols = []
     for c in cols:
-        if c is None:
-            text_cols.append([""] * nrows)
-            continue
-        if c.dtype == np.float32:
-            cells = ["%.9g" % v for v in c.astype(np.float64).tolist()]
-        elif c.dtype.kind == "f":
-            cells = [repr(v) for v in c.astype(np.float64).tolist()]
-        elif c.dtype.kind in "iu":
-            cells = [str(v) for v in c.tolist()]
-        elif c.dtype.kind == "b":
-            cells = ["1" if v else "0" for v in c.tolist()]
-        else:
-            cells = [format_cell(v) for v in c.tolist()]
+        cells = [] if c is None else format_cells(c)
         text_cols.append(cells + [""] * (nrows - len(cells)))
 
     def write(fh):

@@ -37,10 +37,6 @@ def solverstate_bytes(solver, model_path):
     return state.SerializeToString()
 
 
-def write_solverstate(solver, path, model_path):
-    atomic_write_bytes(path, solverstate_bytes(solver, model_path))
-
-
 # -- the sidecar ---------------------------------------------------------------------------
 
 def sidecar_path(state_path):
@@ -171,9 +167,3 @@ def apply_solverstate(solver, state, model):
         h[...] = blob_from_proto(proto).reshape(h.shape)
     solver.iter = state.iter
     solver.current_step = state.current_step
-
-
-def read_solverstate(solver, path):
-    state, model = load_solverstate(solver, path)
-    apply_solverstate(solver, state, model)
-    return state

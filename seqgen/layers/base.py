@@ -128,9 +128,24 @@ class Layer:
             raise self.error("this layer has no recurrent state")
 
     def set_forget_bias(self, value):
-        """Set an LSTM's forget-gate bias (as the fork's driver does); other layers have
-        none and ignore it. Returns whether this layer has one."""
+        """Set the forget-gate bias to `value` (what the fork's driver does after building a
+        net); returns whether the layer has one. Here: no forget gate, nothing changes."""
         return False
+
+    # The compiled stack generator (tasks/generate.py) asks each layer for its weights in
+    # the kernel's layout; None means this layer cannot run in it.
+    def lstm_weights(self):
+        """(W_x (4H, I), W_h (4H, H), b (4H)) of an LSTM that reads (x, cont); None here."""
+        return None
+
+    def rnn_weights(self):
+        """(W_xh (H, I), b_h, W_hh (H, H), W_ho (H, H), b_o) of an RNN that reads (x, cont);
+        None here."""
+        return None
+
+    def affine_weights(self):
+        """(W (out, in), b) of a layer computing x W^T + b per step; None here."""
+        return None
 
 
 class ElementwiseLayer(Layer):

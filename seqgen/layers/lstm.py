@@ -160,6 +160,7 @@ class LstmLayer(Layer):
     def set_forget_bias(self, value):
         """What the fork's driver does after building the net: b[H:2H] = value."""
         self.blobs[2].data[self.H:2 * self.H] = value
+        return True
 
     def lstm_weights(self):
         """(W_x (4H, I), W_h (4H, H), b (4H)) for compiled generation of LSTM stacks."""

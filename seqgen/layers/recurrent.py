@@ -251,21 +251,16 @@ class LSTMLayer(_Recurrent):
     def set_forget_bias(self, value):
         """b_c[H:2H] = value: the forget-gate bias, as the fork's driver sets it."""
         self.blobs[1].data[self.H:2 * self.H] = value
+        return True
 
-    @property
     def lstm_weights(self):
-        """(W_x (4H, I), W_h (4H, H), b (4H)) for compiled generation of LSTM stacks.
-
-        Only a plain (x, cont) LSTM has them: with a static input or exposed states the
-        attribute does not exist, so `generate.stack_plan` falls back to the step loop."""
+        """(W_x (4H, I), W_h (4H, H), b (4H)) for compiled generation of LSTM stacks; None
+        with a static input or exposed states, which the compiled generator lacks (the
+        step loop runs such nets)."""
         if self.static or self.expose:
-            raise AttributeError("lstm_weights: only for an LSTM without x_static and "
-                                 "without expose_hidden")
-
-        def weights():
-            W_x, b, _, W_h = self._weights()
-            return W_x, W_h, b
-        return weights
+            return None
+        W_x, b, _, W_h = self._weights()
+        return W_x, W_h, b
 
     def _allocate(self, T, N):
         H, G, dt = self.H, 4 * self.H, self.dtype
@@ -361,18 +356,13 @@ class RNNLayer(_Recurrent):
         d = [blob.data for blob in self.blobs]
         return tuple(d) if self.static else (d[0], d[1], None, d[2], d[3], d[4])
 
-    @property
     def rnn_weights(self):
         """(W_xh, b_h, W_hh, W_ho, b_o) for compiled generation of RNN stacks; like
-        LSTMLayer.lstm_weights, only for an RNN without x_static and expose_hidden."""
+        LSTMLayer.lstm_weights, None with x_static or expose_hidden."""
         if self.static or self.expose:
-            raise AttributeError("rnn_weights: only for an RNN without x_static and "
-                                 "without expose_hidden")
-
-        def weights():
-            W_xh, b_h, _, W_hh, W_ho, b_o = self._weights()
-            return W_xh, b_h, W_hh, W_ho, b_o
-        return weights
+            return None
+        W_xh, b_h, _, W_hh, W_ho, b_o = self._weights()
+        return W_xh, b_h, W_hh, W_ho, b_o
 
     def _allocate(self, T, N):
         H, dt = self.H, self.dtype

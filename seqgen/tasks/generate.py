@@ -29,6 +29,16 @@ def output_name(net):
     return outs[0]
 
 
+def _recurrent_weights(layer):
+    """("lstm" or "rnn", the layer's weights in the kernel's layout) for a layer the
+    compiled generator can step; (None, None) for any other."""
+    weights = layer.lstm_weights()
+    if weights is not None:
+        return "lstm", weights
+    weights = layer.rnn_weights()
+    return (None, None) if weights is None else ("rnn", weights)
+
+
 def stack_plan(net, data, clip, out):
     """(kernel, arrays) for the compiled generator when the net is a chain of LSTM layers
     (or of RNN layers) fed by (data, clip) and one affine output layer producing `out`;
@@ -43,16 +53,17 @@ def stack_plan(net, data, clip, out):
         if layer.type == "Split":
             alias.update((t, bottoms[0]) for t in tops)
             continue
-        recurrent = next((k for k in ("lstm_weights", "rnn_weights") if hasattr(layer, k)), None)
+        recurrent, weights = _recurrent_weights(layer)
         if affine is None and recurrent and kind in (None, recurrent) \
                 and bottoms == [current, clip] and len(tops) == 1 \
                 and getattr(layer, "N", 1) == 1:
             kind = recurrent
-            layers.append(getattr(layer, recurrent)())
+            layers.append(weights)
             current = tops[0]
-        elif affine is None and layers and hasattr(layer, "affine_weights") \
-                and bottoms == [current] and tops == [out]:
+        elif affine is None and layers and bottoms == [current] and tops == [out]:
             affine = layer.affine_weights()
+            if affine is None:  # not an affine layer
+                return None
         else:
             return None
     if affine is None:
@@ -61,13 +72,13 @@ def stack_plan(net, data, clip, out):
     flat = lambda arrays: np.concatenate([np.ascontiguousarray(a, np.float32).ravel()
                                           for a in arrays])
     I = np.array([w[0].shape[1] for w in layers], np.int64)
-    if kind == "lstm_weights":  # (W_x (4H, I), W_h (4H, H), b (4H))
+    if kind == "lstm":  # (W_x (4H, I), W_h (4H, H), b (4H))
         H = np.array([w[1].shape[1] for w in layers], np.int64)
         arrays = (I, H, flat(w[0] for w in layers), offsets(4 * H * I),
                   flat(w[1].T for w in layers), offsets(4 * H * H),
                   flat(w[2] for w in layers), offsets(4 * H))
         return lstm_stack_generate, arrays, affine
-    # rnn_weights: (W_xh (H, I), b_h, W_hh (H, H), W_ho (H, H), b_o)
+    # rnn: (W_xh (H, I), b_h, W_hh (H, H), W_ho (H, H), b_o)
     H = np.array([w[2].shape[0] for w in layers], np.int64)
     arrays = (I, H, flat(w[0] for w in layers), offsets(H * I),
               flat(w[2].T for w in layers), offsets(H * H), flat(w[1] for w in layers),
