@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from ..errors import SeqgenError
-from ..io.atomic import atomic_write_text, format_cell
+from ..io.atomic import atomic_write_text, format_cells
 
 LOSS_HEADER = "iteration,loss"
 
@@ -57,7 +57,7 @@ class LossLog:
         self.pending_from = min([start] + carried_its)
 
     def _format(self, its, vals):
-        cells = map(format_cell, np.asarray(vals, self.dtype))  # the CSV writer's cell rules
+        cells = format_cells(np.asarray(vals, self.dtype))  # the CSV writer's cell rules
         return "".join(f"{i},{c}\n" for i, c in zip(np.asarray(its).tolist(), cells))
 
     def wanted(self):
