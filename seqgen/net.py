@@ -20,6 +20,8 @@ import numpy as np
 
 from .blob import Blob
 from .errors import SeqgenError
+from .io.prototxt import _phase_value, filter_net, read_net_located
+from .io.weights import load_weights, save_weights
 from .layers import base as layer_base
 from .proto import caffe_pb2
 from .registry import layer_class
@@ -67,7 +69,6 @@ def _constructor_args(args, weights, phase):
     phase = phase if phase is not None else pos_phase
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise SeqgenError(f"weights must be the path of a .caffemodel file, not {weights!r}")
-    from .io.prototxt import _phase_value
     return weights, _phase_value(TEST if phase is None else phase)
 
 
@@ -135,8 +136,6 @@ class Net:
 
     def __init__(self, net, *args, weights=None, phase=None, options=None, level=0,
                  stages=()):
-        from .io.prototxt import filter_net, read_net_located
-
         weights, phase = _constructor_args(args, weights, phase)
         self.options = dict(options or {})
         self._lines = {}  # layer name -> line in the net file, for messages
@@ -603,10 +602,8 @@ class Net:
     # -- weights files ---------------------------------------------------------------------
     def copy_from(self, path):
         """Load a .caffemodel: layers matched by name, every blob shape checked."""
-        from .io.weights import load_weights
         load_weights(self, os.fspath(path))
 
     def save(self, path):
         """Write the parameters as a .caffemodel (binary NetParameter, as Caffe's)."""
-        from .io.weights import save_weights
         save_weights(self, os.fspath(path))

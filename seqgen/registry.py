@@ -16,7 +16,7 @@ def register(type_name):
 
 
 def layer_class(type_name, layer_name="?"):
-    from . import layers  # noqa: F401  (importing the package registers every layer)
+    from . import layers  # noqa: F401  lazy: importing the package registers every layer
 
     try:
         return LAYERS[type_name]

@@ -67,3 +67,12 @@ def test_a_0_1_0_run_folder_plots(moved_run, capsys):
     assert main(["plot", "runs/short"]) == 0
     assert (run / "loss.png").stat().st_size > 0
     assert (run / "generated.png").stat().st_size > 0
+
+
+def test_a_0_1_0_run_folder_generates(moved_run, capsys):
+    run = moved_run / "runs" / "short"
+    recorded = (run / "generated.csv").read_text()
+    (run / "generated.csv").unlink()
+    assert main(["generate", "--weights", "runs/short/lstm_short_iter_400.caffemodel"]) == 0
+    assert (run / "generated.csv").read_text() == recorded
+    assert "Generated 320 steps: MSE 0.148744" in capsys.readouterr().out

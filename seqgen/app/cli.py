@@ -38,7 +38,7 @@ def _log(message):
 
 
 def cmd_train(args):
-    from .train import TrainOptions, train
+    from .train import TrainOptions, train  # lazy: --help and --version need no numba
 
     # flags not given (None) mean the default, or, with --resume, the snapshot's run's
     options = TrainOptions(iters=args.iters, weights=args.weights, mode=args.input,
@@ -52,7 +52,7 @@ def cmd_train(args):
 
 
 def cmd_generate(args):
-    from .generate_run import generate_from_run
+    from .generate_run import generate_from_run  # lazy: --help and --version need no numba
 
     result = generate_from_run(weights=args.weights, net=args.net, steps=args.steps,
                                prime=args.prime, out=args.out, mode=args.input, data=args.data,
@@ -69,14 +69,14 @@ def cmd_generate(args):
 
 
 def cmd_plot(args):
-    from .replot import replot
+    from .replot import replot  # lazy: --help and --version need no numba
 
     for path in replot(args.target):
         print(f"Wrote {path}")
 
 
 def cmd_info(args):
-    from .info import net_info
+    from .info import net_info  # lazy: --help and --version need no numba
 
     print(net_info(args.net, args.phase))
 

@@ -11,6 +11,7 @@ number of learnable parameters.
 import numpy as np
 
 from ..errors import SeqgenError
+from ..io.prototxt import read_net, read_solver
 from ..net import Net
 from ..proto import caffe_pb2
 
@@ -23,8 +24,6 @@ def shape_string(shape):
 
 def _net_file(path):
     """The net of `path`: the file itself, or the net a solver file names."""
-    from ..io.prototxt import read_net, read_solver
-
     try:
         read_net(path)
         return path

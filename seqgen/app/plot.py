@@ -39,8 +39,8 @@ GENERATED_HEADER = ("step", "true", "generated")
 
 
 def _new_figure(nrows: int = 1, figsize=(10.0, 4.0)):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: 0.3 s to import
+    from matplotlib.figure import Figure  # lazy: only when drawing
 
     fig = Figure(figsize=figsize, dpi=100)
     FigureCanvasAgg(fig)

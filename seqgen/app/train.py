@@ -199,7 +199,7 @@ def train(path, opts, log=print):
         record.solverstate = os.path.abspath(opts.resume)
     os.makedirs(folder, exist_ok=True)  # only now: a run that cannot start leaves nothing
     with RunLock(folder):
-        check_folder_free(folder, opts.resume)  # again, now that no one else can start
+        check_folder_free(folder, opts.resume, locked=True)  # again, now no one else can start
         stale = remove_stale_temps(folder)
         if stale:
             log(f"Removed {len(stale)} temporary file(s) a killed run left in {folder}")

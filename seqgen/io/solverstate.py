@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -77,8 +78,6 @@ def write_sidecar(path, meta, arrays):
 
 def read_sidecar(path):
     """(meta, {key: ndarray}) of a sidecar; SeqgenError naming the file when it is damaged."""
-    import zipfile
-
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"][()]))

@@ -1,13 +1,12 @@
 """Numba kernels: plain jitted functions over numpy arrays, free of framework objects."""
+from .generate import lstm_stack_generate
+from .lstm import lstm_backward, lstm_forward
 
 
 def kernels_cached():
     """True when numba's on-disk cache already holds the main kernels, so nothing needs
     compiling (best effort: reads numba's cache index; unknown internals count as cached)."""
     try:
-        from .generate import lstm_stack_generate
-        from .lstm import lstm_backward, lstm_forward
-
         return all(k._cache._cache_file._load_index()
                    for k in (lstm_forward, lstm_backward, lstm_stack_generate))
     except Exception:  # noqa: BLE001 - numba internals changed: stay quiet rather than wrong

@@ -9,6 +9,7 @@ full relative precision near 0. float64 (used by the finite-difference checks) s
 """
 import math
 
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
@@ -27,7 +28,6 @@ def _bits_to_f32(typingctx, value):
 
 
 def _f32(v):
-    import numpy as np
     return np.float32(v)
 
 
@@ -51,7 +51,6 @@ def _is_f32(x):
 @overload(exp, fastmath=FASTMATH)
 def _exp(x):
     if _is_f32(x):
-        import numpy as np
         lo, hi = np.float32(-87.0), np.float32(88.0)
         log2e, half = np.float32(1.44269504088896341), np.float32(0.5)
         c1, c2 = np.float32(0.693359375), np.float32(-2.12194440e-4)
@@ -74,7 +73,6 @@ def _exp(x):
 @overload(sigmoid, fastmath=FASTMATH)
 def _sigmoid(x):
     if _is_f32(x):
-        import numpy as np
         one = np.float32(1.0)
 
         def impl(x):
@@ -91,7 +89,6 @@ _T = [1.0, -1.0 / 3, 2.0 / 15, -17.0 / 315, 62.0 / 2835, -1382.0 / 155925,
 @overload(tanh, fastmath=FASTMATH)
 def _tanh(x):
     if _is_f32(x):
-        import numpy as np
         t0, t1, t2, t3, t4, t5, t6, t7, t8 = (np.float32(c) for c in _T)
         one, two, small = np.float32(1.0), np.float32(2.0), np.float32(0.55)
 

@@ -9,6 +9,8 @@ value of the sequence (mode "previous": data[t] = sequence[t-1], 0 at t = 0).
 `NpzFeeder` feeds any net from an .npz file whose arrays are named after the net's input
 blobs (`seqgen train --data FILE.npz`); see its docstring for the rules.
 """
+import zipfile
+
 import numpy as np
 
 from ..errors import SeqgenError
@@ -239,8 +241,6 @@ class NpzFeeder:
 
 def _read_npz(path):
     """{name: array} of an .npz file, with errors that name the file."""
-    import zipfile
-
     try:
         with open(path, "rb") as f:
             magic = f.read(4)

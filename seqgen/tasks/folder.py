@@ -79,11 +79,14 @@ def snapshot_of(folder):
     return best
 
 
-def check_folder_free(folder, resume):
-    """Refuse to train into a folder that holds another run: one with a run.json or
-    snapshots, unless `resume` is a snapshot of that very folder."""
+def check_folder_free(folder, resume, locked=False):
+    """Refuse to train into a folder that another process trains in, or that holds
+    another run: one with a run.json or snapshots, unless `resume` is a snapshot of that
+    very folder. `locked`: this process holds the folder's lock already."""
     if not os.path.isdir(folder):
         return
+    if not locked:
+        RunLock(folder).check_free()
     if resume and os.path.samefile(os.path.dirname(os.path.abspath(resume)), folder):
         return
     holds = None
@@ -112,8 +115,8 @@ class RunLock:
         self.path = os.path.join(folder, LOCK_FILE)
         self.fd = None
 
-    def acquire(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    def _lock(self, fd):
+        """flock `fd`, or raise the error naming the process that holds the lock."""
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -121,6 +124,19 @@ class RunLock:
             os.close(fd)
             raise SeqgenError(f"{os.path.dirname(self.path)}: another seqgen is training in "
                               f"this folder ({holder}); wait for it, or choose another --out")
+
+    def check_free(self):
+        """Refuse (naming the process) when a run holds the lock now; takes no lock."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return
+        self._lock(fd)
+        os.close(fd)
+
+    def acquire(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock(fd)
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since "
                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
