@@ -137,26 +137,34 @@ def _check_destination(path: Path) -> None:
         raise SeqgenError(f"{path}: cannot write: it is a folder")
 
 
-def atomic_write(path, writer_fn: Callable[[Path], object], *, fsync: bool = True):
-    """Call ``writer_fn(tmp_path)`` to write the content to a temporary file, then move it to
-    ``path``.  Returns whatever ``writer_fn`` returned.  If ``writer_fn`` raises (or does not
-    create the file), the temporary file is removed and ``path`` is left as it was."""
-    path = Path(path)
-    _check_destination(path)
+@contextlib.contextmanager
+def _temporary(path: Path) -> Iterator[Path]:
+    """A temporary name beside `path` for the block to write and rename into place; it is
+    removed when the block fails, and an OSError becomes WriteFailed naming `path`."""
     tmp = temp_path_for(path)
     try:
-        result = writer_fn(tmp)
-        if not tmp.exists():
-            raise RuntimeError(f"atomic_write: the writer for {path} did not create {tmp}")
-        if fsync:
-            _fsync_file(tmp)
-        os.replace(tmp, path)
+        yield tmp
     except OSError as e:
         _discard(tmp)
         raise WriteFailed(path, e) from None
     except BaseException:
         _discard(tmp)
         raise
+
+
+def atomic_write(path, writer_fn: Callable[[Path], object], *, fsync: bool = True):
+    """Call ``writer_fn(tmp_path)`` to write the content to a temporary file, then move it to
+    ``path``.  Returns whatever ``writer_fn`` returned.  If ``writer_fn`` raises (or does not
+    create the file), the temporary file is removed and ``path`` is left as it was."""
+    path = Path(path)
+    _check_destination(path)
+    with _temporary(path) as tmp:
+        result = writer_fn(tmp)
+        if not tmp.exists():
+            raise RuntimeError(f"atomic_write: the writer for {path} did not create {tmp}")
+        if fsync:
+            _fsync_file(tmp)
+        os.replace(tmp, path)
     return result
 
 
@@ -172,27 +180,17 @@ def atomic_open(path, mode: str = "wb", *, encoding: str | None = None, newline:
     if mode.startswith("x") and path.exists():
         raise FileExistsError(path)
     _check_destination(path)
-    tmp = temp_path_for(path)
-    try:
+    with _temporary(path) as tmp:
         if "b" in mode:
             fh = open(tmp, "wb")
         else:
             fh = open(tmp, "w", encoding=encoding or "utf-8", newline=newline)
-    except OSError as e:
-        raise WriteFailed(path, e) from None
-    try:
         with fh:
             yield fh
             fh.flush()
             if fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except OSError as e:
-        _discard(tmp)
-        raise WriteFailed(path, e) from None
-    except BaseException:
-        _discard(tmp)
-        raise
 
 
 def atomic_write_bytes(path, data: bytes, *, fsync: bool = True) -> None:
