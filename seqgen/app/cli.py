@@ -77,6 +77,14 @@ def cmd_info(args):
     print(net_info(args.net, args.phase))
 
 
+def cmd_export(args):
+    from ..export.commands import export
+
+    for line in export(args.source, net=args.net, fmt=args.format, graph=args.graph,
+                       out=args.out):
+        print(line)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="seqgen",
@@ -147,6 +155,18 @@ def build_parser():
     p.add_argument("target", nargs="?", metavar="RUN_OR_CSV",
                    help="run folder or CSV (default: the latest run)")
     p.set_defaults(func=cmd_plot)
+
+    e = sub.add_parser("export", parents=[common],
+                       help="write a trained net as ONNX (step or sequence graph) or as a "
+                            "PyTorch state dict (safetensors)")
+    e.add_argument("source", metavar="RUN_OR_WEIGHTS", help="run folder or .caffemodel")
+    e.add_argument("--net", help="net prototxt (default: the run's)")
+    e.add_argument("--format", metavar="onnx|torch", help="onnx or torch")
+    e.add_argument("--graph", metavar="step|sequence",
+                   help="ONNX graph: one time step with explicit state (default) or the "
+                        "whole sequence without restarts")
+    e.add_argument("--out", metavar="FILE", help="FILE.onnx or FILE.safetensors")
+    e.set_defaults(func=cmd_export)
     return parser
 
 

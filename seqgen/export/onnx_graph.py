@@ -119,8 +119,9 @@ class GraphContext:
         for blob in plan.predictions(self.net):
             self.add_output(blob, self.value(blob), self.shape(blob))
         # the net's inputs and predictions first, then the states in layer order
-        states = {name: k for k, s in enumerate(self.states) for name in s[:2]}
-        key = lambda v: (v.name in states, states.get(v.name, 0))
+        order = {name: k for k, name in enumerate(self.net.inputs)}
+        order.update((name, len(order) + k) for k, s in enumerate(self.states) for name in s[:2])
+        key = lambda v: order.get(v.name, -1)
         self.inputs.sort(key=key)
         self.outputs.sort(key=key)
         return self

@@ -12,11 +12,10 @@ RECURRENT = (FORK,) + BVLC
 SKIPPED = ("Input", "Silence")  # no computation to export
 
 
-def _static_bottom(layer):
-    """The x_static bottom name of a BVLC recurrent layer, else None."""
-    if layer.type in BVLC and layer.static:
-        return layer.param.bottom[2]
-    return None
+def _untimed_bottoms(layer):
+    """The bottoms of a BVLC recurrent layer without a time axis: x_static and the
+    expose_hidden initial states (everything after x and cont)."""
+    return set(layer.param.bottom[2:]) if layer.type in BVLC else set()
 
 
 def steps(net):
@@ -45,15 +44,16 @@ def _sources(net):
 
 
 def time_inputs(net):
-    """The input blobs with a time axis first: all but those read only as x_static."""
+    """The input blobs with a time axis first: all but those read only as x_static or as
+    an exposed initial state."""
     alias = _sources(net)
     static, other = set(), set()
     for layer in net.layers:
         if layer.type == "Split":
             continue
-        s = _static_bottom(layer)
+        untimed = _untimed_bottoms(layer)
         for b in layer.param.bottom:
-            (static if b == s else other).add(alias.get(b, b))
+            (static if b in untimed else other).add(alias.get(b, b))
     return [name for name in net.inputs if name not in static or name in other]
 
 
