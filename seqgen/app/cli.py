@@ -85,6 +85,13 @@ def cmd_export(args):
         print(line)
 
 
+def cmd_import(args):
+    from ..export.torch_state import import_torch
+
+    for line in import_torch(args.source, args.net, args.out):
+        print(line)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="seqgen",
@@ -167,6 +174,14 @@ def build_parser():
                         "whole sequence without restarts")
     e.add_argument("--out", metavar="FILE", help="FILE.onnx or FILE.safetensors")
     e.set_defaults(func=cmd_export)
+
+    m = sub.add_parser("import", parents=[common],
+                       help="write a .caffemodel from a PyTorch state dict (safetensors) "
+                            "that seqgen export --format torch wrote")
+    m.add_argument("source", metavar="FILE.safetensors")
+    m.add_argument("--net", required=True, help="net prototxt the weights are for")
+    m.add_argument("--out", required=True, metavar="W.caffemodel")
+    m.set_defaults(func=cmd_import)
     return parser
 
 
