@@ -92,6 +92,12 @@ def cmd_import(args):
         print(line)
 
 
+def cmd_draw(args):
+    from .draw import draw_net
+
+    print(f"Wrote {draw_net(args.net, args.out, args.phase)}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="seqgen",
@@ -182,6 +188,14 @@ def build_parser():
     m.add_argument("--net", required=True, help="net prototxt the weights are for")
     m.add_argument("--out", required=True, metavar="W.caffemodel")
     m.set_defaults(func=cmd_import)
+
+    d = sub.add_parser("draw", parents=[common],
+                       help="draw the net: layers as boxes, blobs as labelled edges")
+    d.add_argument("net", metavar="NET", help="net prototxt (or a solver naming one)")
+    d.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"], default="TRAIN",
+                   help="which phase's layers to draw (default: TRAIN)")
+    d.add_argument("--out", required=True, metavar="FILE.png|.svg")
+    d.set_defaults(func=cmd_draw)
     return parser
 
 
