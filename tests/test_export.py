@@ -5,14 +5,14 @@ that stream is zeroed), stacks of the fork's Lstm, BVLC LSTM (with x_static and
 expose_hidden) and RNN, and the stateless layers. Then free-running generation of lstm_short
 through the step graph, and the CLI's messages.
 """
-from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 
 from helpers import ROOT, assert_close
 from seqgen.app.cli import main
-from seqgen.errors import SeqgenError
 from seqgen.export import plan
 from seqgen.export.onnx_export import onnx_model
 from seqgen.io.prototxt import parse_net_text
@@ -20,8 +20,6 @@ from seqgen.net import TEST, Net
 from seqgen.tasks.data import sinusoid
 from seqgen.tasks.generate import generate
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 SHORT_WEIGHTS = ROOT / "tests" / "fixtures" / "main_run" / "runs" / "short" / \
@@ -367,6 +365,7 @@ def test_export_from_a_run_folder(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
+    ([], "give --format (onnx or torch)"),
     (["--format", "onx"], "unknown --format 'onx' (known: onnx, torch)"),
     (["--format", "onnx", "--graph", "steps"], "unknown --graph 'steps' (known: step, sequence)"),
     (["--format", "torch", "--graph", "step"],

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+import safetensors.numpy as st
 
 from helpers import ROOT, assert_close
 from seqgen.app.cli import main
@@ -17,7 +18,6 @@ from seqgen.io.weights import read_net_binary
 from seqgen.net import TEST, Net
 from test_export import BVLC_STATIC, FORK_STACK, build, copy_weights
 
-st = pytest.importorskip("safetensors.numpy")
 
 PROTO = ROOT / "prototxt"
 SHORT_WEIGHTS = ROOT / "tests" / "fixtures" / "main_run" / "runs" / "short" / \

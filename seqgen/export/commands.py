@@ -28,6 +28,8 @@ FORMATS = {"onnx": _onnx, "torch": _torch}
 
 def export(source, net=None, fmt=None, graph=None, out=None):
     """Export the net and weights `source` names; returns the lines to print."""
+    if fmt is None:
+        raise SeqgenError(f"give --format ({' or '.join(FORMATS)})")
     if fmt not in FORMATS:
         raise SeqgenError(f"unknown --format '{fmt}' (known: {', '.join(FORMATS)})")
     if not out:
