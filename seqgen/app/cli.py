@@ -81,6 +81,27 @@ def cmd_info(args):
     print(net_info(args.net, args.phase))
 
 
+def cmd_export(args):
+    from ..export.commands import export
+
+    for line in export(args.source, net=args.net, fmt=args.format, graph=args.graph,
+                       out=args.out):
+        print(line)
+
+
+def cmd_import(args):
+    from ..export.torch_state import import_torch
+
+    for line in import_torch(args.source, args.net, args.out):
+        print(line)
+
+
+def cmd_draw(args):
+    from .draw import draw_net
+
+    print(f"Wrote {draw_net(args.net, args.out, args.phase)}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="seqgen",
@@ -158,6 +179,34 @@ def build_parser():
     p.add_argument("target", nargs="?", metavar="RUN_OR_CSV",
                    help="run folder or CSV (default: the latest run)")
     p.set_defaults(func=cmd_plot)
+
+    e = sub.add_parser("export", parents=[common],
+                       help="write a trained net as ONNX (step or sequence graph) or as a "
+                            "PyTorch state dict (safetensors)")
+    e.add_argument("source", metavar="RUN_OR_WEIGHTS", help="run folder or .caffemodel")
+    e.add_argument("--net", help="net prototxt (default: the run's)")
+    e.add_argument("--format", metavar="onnx|torch", help="onnx or torch")
+    e.add_argument("--graph", metavar="step|sequence",
+                   help="ONNX graph: one time step with explicit state (default) or the "
+                        "whole sequence without restarts")
+    e.add_argument("--out", metavar="FILE", help="FILE.onnx or FILE.safetensors")
+    e.set_defaults(func=cmd_export)
+
+    m = sub.add_parser("import", parents=[common],
+                       help="write a .caffemodel from a PyTorch state dict (safetensors) "
+                            "that seqgen export --format torch wrote")
+    m.add_argument("source", metavar="FILE.safetensors")
+    m.add_argument("--net", required=True, help="net prototxt the weights are for")
+    m.add_argument("--out", required=True, metavar="W.caffemodel")
+    m.set_defaults(func=cmd_import)
+
+    d = sub.add_parser("draw", parents=[common],
+                       help="draw the net: layers as boxes, blobs as labelled edges")
+    d.add_argument("net", metavar="NET", help="net prototxt (or a solver naming one)")
+    d.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"], default="TRAIN",
+                   help="which phase's layers to draw (default: TRAIN)")
+    d.add_argument("--out", required=True, metavar="FILE.png|.svg")
+    d.set_defaults(func=cmd_draw)
     return parser
 
 

@@ -103,4 +103,4 @@ def net_info(path, phase="TRAIN"):
     net = Net(_net_file(path), phase=phase)
     if not isinstance(path, str) or net.source == "<NetParameter>":
         net.source = str(path)
-    return "\n".join(describe(net))
+    return "\n".join(describe(net) + [f"Draw it: seqgen draw {path} --out net.png"])

@@ -1,0 +1,38 @@
+"""What `seqgen export` and `seqgen import` do, behind the CLI: resolve the run or weights,
+pick the format's writer, and say what was written."""
+from ..errors import SeqgenError
+from .source import resolve
+
+
+def _onnx(net, weights, out, graph):
+    from .onnx_export import export_onnx
+
+    model = export_onnx(net, weights, out, graph or "step")
+    names = lambda values: ", ".join(v.name for v in values)
+    return [f"Wrote {out} (ONNX {graph or 'step'} graph, opset "
+            f"{model.opset_import[0].version})",
+            f"  inputs: {names(model.graph.input)}",
+            f"  outputs: {names(model.graph.output)}"]
+
+
+def _torch(net, weights, out, graph):
+    if graph is not None:
+        raise SeqgenError("--graph is for --format onnx; the torch state dict has no graph")
+    from .torch_state import export_torch
+
+    return export_torch(net, weights, out)
+
+
+FORMATS = {"onnx": _onnx, "torch": _torch}
+
+
+def export(source, net=None, fmt=None, graph=None, out=None):
+    """Export the net and weights `source` names; returns the lines to print."""
+    if fmt is None:
+        raise SeqgenError(f"give --format ({' or '.join(FORMATS)})")
+    if fmt not in FORMATS:
+        raise SeqgenError(f"unknown --format '{fmt}' (known: {', '.join(FORMATS)})")
+    if not out:
+        raise SeqgenError("give --out FILE")
+    net, weights = resolve(source, net)
+    return FORMATS[fmt](net, weights, out, graph)
