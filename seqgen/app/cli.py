@@ -82,7 +82,7 @@ def cmd_info(args):
 
 
 def cmd_export(args):
-    from ..export.commands import export
+    from ..export.commands import export  # lazy: --help and --version need no numba
 
     for line in export(args.source, net=args.net, fmt=args.format, graph=args.graph,
                        out=args.out):
@@ -90,14 +90,14 @@ def cmd_export(args):
 
 
 def cmd_import(args):
-    from ..export.torch_state import import_torch
+    from ..export.torch_state import import_torch  # lazy: --help and --version need no numba
 
     for line in import_torch(args.source, args.net, args.out):
         print(line)
 
 
 def cmd_draw(args):
-    from .draw import draw_net
+    from .draw import draw_net  # lazy: --help and --version need no numba
 
     print(f"Wrote {draw_net(args.net, args.out, args.phase)}")
 

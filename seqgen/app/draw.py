@@ -20,7 +20,7 @@ def _box_height(box):
 
 
 def _draw_box(ax, box, y):
-    from matplotlib.patches import FancyBboxPatch
+    from matplotlib.patches import FancyBboxPatch  # lazy: only when drawing
 
     h = _box_height(box)
     if box.kind == "output":
@@ -85,7 +85,7 @@ def _draw_label(ax, box, y, edges, boxes, ys):
 
 def draw(net, path, title=None):
     """Draw a built Net into `path` (.png or .svg)."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: only when drawing
 
     ext = os.path.splitext(str(path))[1].lower()
     if ext not in FORMATS:

@@ -5,7 +5,7 @@ from .source import resolve
 
 
 def _onnx(net, weights, out, graph):
-    from .onnx_export import export_onnx
+    from .onnx_export import export_onnx  # lazy: needs the [onnx] extra
 
     model = export_onnx(net, weights, out, graph or "step")
     names = lambda values: ", ".join(v.name for v in values)
@@ -18,7 +18,7 @@ def _onnx(net, weights, out, graph):
 def _torch(net, weights, out, graph):
     if graph is not None:
         raise SeqgenError("--graph is for --format onnx; the torch state dict has no graph")
-    from .torch_state import export_torch
+    from .torch_state import export_torch  # lazy: needs the [torch] extra
 
     return export_torch(net, weights, out)
 
