@@ -23,8 +23,9 @@ MODES = ["previous", "zero"]
 
 
 def one_run(config, mode, iters, out):
-    from seqgen.app.train import generate_from_run, train_sequence
-    from seqgen.tasks.runs import read_run
+    from seqgen.app.generate_run import generate_from_run
+    from seqgen.app.train import train_sequence
+    from seqgen.tasks.record import RunRecord
 
     folder = os.path.join(out, "runs", f"{config}-{mode}")
     lines = []
@@ -32,14 +33,13 @@ def one_run(config, mode, iters, out):
     train_sequence(os.path.join(PROTOTXT, f"{config}_solver.prototxt"), iters=iters, mode=mode,
                    out=folder, log=lines.append)
     wall = time.perf_counter() - start
-    run = read_run(folder)
-    length = int(run["data"].split(":")[1])
-    gen = generate_from_run(weights=run["weights"], steps=length, log=lines.append)
+    run = RunRecord.read(folder)
+    gen = generate_from_run(weights=run.weights, log=lines.append)  # the whole sequence
     with open(os.path.join(folder, "train.log"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    return {"config": config, "mode": mode, "iterations": run["iterations"],
-            "train_s": round(run["train_seconds"], 1), "wall_s": round(wall, 1),
-            "final_loss": run["final_loss"], "mse": gen["mse"],
+    return {"config": config, "mode": mode, "iterations": run.iterations,
+            "train_s": round(run.train_seconds, 1), "wall_s": round(wall, 1),
+            "final_loss": run.final_loss, "mse": gen["mse"],
             "max_abs_error": gen["max_abs_error"], "csv": gen["csv"]}
 
 
