@@ -168,11 +168,12 @@ def build_parser():
     g.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
     g.set_defaults(func=cmd_generate)
 
-    i = sub.add_parser("info", parents=[common],
+    net_phase = argparse.ArgumentParser(add_help=False)  # NET [--phase] of info and draw
+    net_phase.add_argument("net", metavar="NET", help="net prototxt (or a solver naming one)")
+    net_phase.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"],
+                           default="TRAIN", help="which phase's layers (default: TRAIN)")
+    i = sub.add_parser("info", parents=[common, net_phase],
                        help="print the net's layers, blob shapes and parameters as Caffe logs them")
-    i.add_argument("net", metavar="NET", help="net prototxt (or a solver naming one)")
-    i.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"], default="TRAIN",
-                   help="which phase's layers to build (default: TRAIN)")
     i.set_defaults(func=cmd_info)
 
     p = sub.add_parser("plot", parents=[common], help="redraw the figures of a run or a generated.csv")
@@ -200,11 +201,8 @@ def build_parser():
     m.add_argument("--out", required=True, metavar="W.caffemodel")
     m.set_defaults(func=cmd_import)
 
-    d = sub.add_parser("draw", parents=[common],
+    d = sub.add_parser("draw", parents=[common, net_phase],
                        help="draw the net: layers as boxes, blobs as labelled edges")
-    d.add_argument("net", metavar="NET", help="net prototxt (or a solver naming one)")
-    d.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"], default="TRAIN",
-                   help="which phase's layers to draw (default: TRAIN)")
     d.add_argument("--out", required=True, metavar="FILE.png|.svg")
     d.set_defaults(func=cmd_draw)
     return parser
