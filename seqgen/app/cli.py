@@ -45,27 +45,30 @@ def cmd_train(args):
                            data=args.data, fork_compat=True if args.fork_compat else None,
                            out=args.out, resume=args.resume,
                            feedback=False if args.no_feedback else None, holdout=args.holdout,
-                           seed=args.seed, sigint_effect=args.sigint_effect,
+                           seed=args.seed, split=args.split, val=args.val, test=args.test,
+                           epochs=args.epochs, early_stop=args.early_stop,
+                           sigint_effect=args.sigint_effect,
                            sighup_effect=args.sighup_effect, allow_changes=args.allow_changes)
     trained = train(args.net_or_solver, options, log=_log)
     print(f"Run folder: {trained.folder} (next: {trained.next})")
 
 
 def cmd_generate(args):
-    from .generate_run import generate_from_run  # lazy: --help and --version need no numba
+    from .generate_run import generate_command  # lazy: --help and --version need no numba
 
-    result = generate_from_run(weights=args.weights, net=args.net, steps=args.steps,
-                               prime=args.prime, out=args.out, mode=args.input, data=args.data,
-                               log=_log)
-    steps = result["steps"]
-    if "mse" in result:
-        over = "" if result["mse_steps"] == steps else \
-            f" over the first {result['mse_steps']} steps (the true sequence's length)"
-        print(f"Generated {steps} steps: MSE {result['mse']:.6g}, "
-              f"max abs error {result['max_abs_error']:.4g}{over}")
-    else:
-        print(f"Generated {steps} steps (no true sequence to compare with)")
-    print(f"Wrote {result['csv']} and {result['png']}")
+    for line in generate_command(weights=args.weights, net=args.net, steps=args.steps,
+                                 prime=args.prime, out=args.out, mode=args.input,
+                                 data=args.data, temperature=args.temperature,
+                                 top_k=args.top_k, seed=args.seed, samples=args.samples,
+                                 argmax=args.argmax, log=_log):
+        print(line)
+
+
+def cmd_test(args):
+    from .text_run import test_command  # lazy: --help and --version need no numba
+
+    for line in test_command(args.run, data=args.data, weights=args.weights):
+        print(line)
 
 
 def cmd_plot(args):
@@ -124,8 +127,9 @@ def build_parser():
                         "(the fork's)")
     t.add_argument("--data", metavar="SPEC",
                    help="sinusoid[:LENGTH] or a .csv/.txt/.npy sequence (default: the net's "
-                        "sinusoid), or an .npz with one array per input blob (walked along "
-                        "axis 0 in chunks of the input's length when longer)")
+                        "sinusoid), an .npz with one array per input blob (walked along "
+                        "axis 0 in chunks of the input's length when longer), or text: "
+                        "chars:FILE or words:FILE")
     t.add_argument("--fork-compat", action="store_true",
                    help="reproduce the caffe-lstm fork's dW_h term (batch_size 1 only)")
     t.add_argument("--no-feedback", action="store_true",
@@ -149,6 +153,16 @@ def build_parser():
     t.add_argument("--sighup-effect", choices=effects, default="snapshot",
                    help="on SIGHUP: snapshot and go on (default), stop, or nothing "
                         "(caffe's -sighup_effect)")
+    t.add_argument("--split", metavar="TRAIN,VAL[,TEST]",
+                   help="text: the fractions of the file taken in order for training, "
+                        "validation and test (default 0.9,0.05,0.05)")
+    t.add_argument("--val", metavar="FILE", help="text: a separate validation file")
+    t.add_argument("--test", metavar="FILE", help="text: a separate test file")
+    t.add_argument("--epochs", type=_positive_int, metavar="E",
+                   help="text: train E passes over the training split (sets max_iter)")
+    t.add_argument("--early-stop", type=_positive_int, metavar="K",
+                   help="text: stop when the validation loss has not improved for K tests; "
+                        "the best weights are kept as PREFIX_best.caffemodel")
     t.add_argument("--seed", type=int, metavar="N",
                    help="random seed (the solver's random_seed): repeats a run exactly")
     t.add_argument("--out", metavar="DIR",
@@ -161,12 +175,30 @@ def build_parser():
     g.add_argument("--net", help="net prototxt (default: the run's)")
     g.add_argument("--steps", type=_positive_int,
                    help="how many steps (default: the run's sequence length)")
-    g.add_argument("--prime", type=_count, default=0, metavar="K",
-                   help="feed K true values before running free")
+    g.add_argument("--prime", metavar="K_OR_TEXT",
+                   help="sequence runs: feed K true values before running free; text runs: "
+                        "the text to start from (default: a newline)")
+    g.add_argument("--temperature", type=float, metavar="T",
+                   help="text: sample from softmax(logits / T) (default 1; near 0: argmax)")
+    g.add_argument("--top-k", type=_count, metavar="K",
+                   help="text: sample among the K most likely tokens only (default: all)")
+    g.add_argument("--seed", type=int, metavar="S", help="text: the sampling seed")
+    g.add_argument("--samples", type=_positive_int, metavar="M",
+                   help="text: how many samples (default 1)")
+    g.add_argument("--argmax", action="store_true",
+                   help="text: always take the most likely token")
     g.add_argument("--input", choices=["previous", "zero"], help="default: the run's mode")
     g.add_argument("--data", metavar="SPEC", help="true sequence (default: the run's)")
     g.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
     g.set_defaults(func=cmd_generate)
+
+    q = sub.add_parser("test", parents=[common],
+                       help="score a trained text run on its test split or on another file")
+    q.add_argument("run", metavar="RUN", nargs="?", help="run folder (default: the latest run)")
+    q.add_argument("--data", metavar="chars:FILE|words:FILE",
+                   help="score on this file instead of the run's test split")
+    q.add_argument("--weights", help=".caffemodel (default: the run's last snapshot)")
+    q.set_defaults(func=cmd_test)
 
     net_phase = argparse.ArgumentParser(add_help=False)  # NET [--phase] of info and draw
     net_phase.add_argument("net", metavar="NET", help="net prototxt (or a solver naming one)")

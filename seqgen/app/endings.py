@@ -54,6 +54,9 @@ class Ending:
             # Caffe's Solve tests after the last iteration when it falls on test_interval
             if self.plan.finish_test_due(solver) or solver.test_due():
                 solver.test_all()
+        scores = self.plan.final_scores(solver)
+        if scores:
+            record.scores = scores
         rows = self.book.write_logs(solver.iter + 1)
         record.iterations, record.train_seconds = solver.iter, round(elapsed, 2)
         record.final_loss = finite_or_none(solver.last_loss)

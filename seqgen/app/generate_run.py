@@ -11,6 +11,7 @@ from ..tasks.generate import GenerationDiverged, generate
 from ..tasks.record import RunRecord
 from ..tasks.sequence_plan import default_data_spec
 from .generation_record import write_generation_figure
+from .text_run import sample_from_run
 
 
 def _run_and_weights(weights, log):
@@ -75,3 +76,52 @@ def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mod
     name = os.path.splitext(os.path.basename(net))[0]
     return write_generation_figure(out, name, generated, true, prime, mode, steps,
                                    weights=weights)
+
+
+TEXT_ONLY = ("temperature", "top_k", "seed", "samples", "argmax")
+
+
+def generate_command(weights=None, net=None, steps=None, prime=None, out=None, mode=None,
+                     data=None, temperature=None, top_k=None, seed=None, samples=None,
+                     argmax=False, log=print):
+    """`seqgen generate` for the run the weights belong to: sample text from a text run,
+    or run a sequence net free-running; returns the lines to print."""
+    folder, run, weights = _run_and_weights(weights, log)
+    given = {"temperature": temperature, "top_k": top_k, "seed": seed, "samples": samples,
+             "argmax": argmax or None}
+    if run is not None and run.data_kind == "text":
+        if mode is not None:
+            raise SeqgenError(f"--input {mode} is for sequence runs; {folder} is a text run "
+                              "(it reads its own predictions back as tokens)")
+        texts, path = sample_from_run(
+            folder, run, prime if prime is not None else "\n", steps,
+            1.0 if temperature is None else temperature, top_k or 0, seed, samples or 1,
+            argmax, weights, net, out, log)
+        return [t + "\n" for t in texts] + [f"Wrote {path}"]
+    flags = [f"--{k.replace('_', '-')}" for k in TEXT_ONLY if given[k] is not None]
+    if flags:
+        raise SeqgenError(f"{' '.join(flags)}: for text runs (sampling tokens); this run "
+                          "generates a sequence")
+    try:
+        steps_primed = int(prime) if prime is not None else 0
+    except ValueError:
+        raise SeqgenError(f"--prime {prime!r}: this is a sequence run, whose --prime is a "
+                          "number of true steps to feed first (text runs take a text)") from None
+    if steps_primed < 0:
+        raise SeqgenError(f"--prime must be >= 0, got {steps_primed}")
+    result = generate_from_run(weights=weights, net=net, steps=steps, prime=steps_primed,
+                               out=out, mode=mode, data=data, log=log)
+    return sequence_lines(result)
+
+
+def sequence_lines(result):
+    steps = result["steps"]
+    if "mse" not in result:
+        lines = [f"Generated {steps} steps (no true sequence to compare with)"]
+    else:
+        over = "" if result["mse_steps"] == steps else \
+            f" over the first {result['mse_steps']} steps (the true sequence's length)"
+        lines = [f"Generated {steps} steps: MSE {result['mse']:.6g}, "
+                 f"max abs error {result['max_abs_error']:.4g}{over}"]
+    return lines + [f"Wrote {result['csv']} and {result['png']}"]
+

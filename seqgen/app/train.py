@@ -40,6 +40,11 @@ class TrainOptions:
     feedback: Optional[bool] = None
     holdout: Optional[int] = None
     seed: Optional[int] = None
+    split: Optional[str] = None
+    val: Optional[str] = None
+    test: Optional[str] = None
+    epochs: Optional[int] = None
+    early_stop: Optional[int] = None
     sigint_effect: str = STOP
     sighup_effect: str = SNAPSHOT
     allow_changes: bool = False
@@ -97,6 +102,12 @@ def take_recorded(opts, param, log):
     if opts.fork_compat is None and rec.fork_compat:
         opts.fork_compat = True
         taken.append("--fork-compat")
+    for key, flag in (("split", "--split"), ("val", "--val"), ("test", "--test"),
+                      ("early_stop", "--early-stop")):
+        value = (rec.text or {}).get(key)
+        if getattr(opts, key) is None and value is not None:
+            setattr(opts, key, value)
+            taken.append(f"{flag} {value}")
     if taken:
         log(f"Resuming with the snapshot's run's settings: {' '.join(taken)}")
     if opts.out is None:
@@ -109,7 +120,9 @@ def take_recorded(opts, param, log):
 
 def open_plan(opts, net_path, log, has_inputs):
     plan_opts = PlanOptions(data=opts.data, mode=opts.mode, holdout=opts.holdout,
-                            feedback=opts.feedback is not False)
+                            feedback=opts.feedback is not False, split=opts.split,
+                            val=opts.val, test=opts.test, epochs=opts.epochs,
+                            early_stop=opts.early_stop)
     cls = plan_class(opts.data, has_inputs)
     cls.check_options(plan_opts)
     return cls(plan_opts, net_path, log)
@@ -168,7 +181,7 @@ def build(path, opts, log):
     settings = RunSettings(max_iter=param.max_iter, data=record.get("data_abs", record.data)
                            if opts.data is not None else None, input=record.input,
                            holdout=record.get("holdout_steps"), feedback=record.feedback,
-                           fork_compat=record.fork_compat)
+                           fork_compat=record.fork_compat, text=record.get("text"))
     book = solver.add_callback(RunBook(record, settings, param.max_iter))
     solver.fingerprint_options = {
         "data": plan.identity(), "_data": str(plan.spec() or "its own data layers"),
@@ -200,6 +213,7 @@ def train(path, opts, log=print):
     os.makedirs(folder, exist_ok=True)  # only now: a run that cannot start leaves nothing
     with RunLock(folder):
         check_folder_free(folder, opts.resume, locked=True)  # again, now no one else can start
+        plan.prepare_folder(folder)
         stale = remove_stale_temps(folder)
         if stale:
             log(f"Removed {len(stale)} temporary file(s) a killed run left in {folder}")

@@ -34,6 +34,11 @@ class Layer:
     no_grad_bottoms = ()
     #: False for layers whose forward does nothing (the Net then skips calling it).
     runs_forward = True
+    #: What a net input fed to a bottom holds, by bottom index ("tokens", "cont", "labels"):
+    #: how data plans find which input is which without knowing layer types.
+    bottom_roles = {}
+    #: True for layers whose tops are their bottom under other names (Split).
+    passes_through = False
 
     def __init__(self, param, phase, options=None):
         self.param = param
@@ -134,6 +139,11 @@ class Layer:
 
     # The compiled stack generator (tasks/generate.py) asks each layer for its weights in
     # the kernel's layout; None means this layer cannot run in it.
+    def token_capacity(self):
+        """How many distinct token ids this layer takes (an Embed's input_dim); None for
+        layers that take no token ids."""
+        return None
+
     def lstm_weights(self):
         """(W_x (4H, I), W_h (4H, H), b (4H)) of an LSTM that reads (x, cont); None here."""
         return None

@@ -14,6 +14,7 @@ class EmbedLayer(Layer):
     num_bottoms = 1
     num_tops = 1
     no_grad_bottoms = (0,)
+    bottom_roles = {0: "tokens"}
 
     def setup(self, bottom, top):
         self.check_counts(bottom, top)
@@ -28,6 +29,9 @@ class EmbedLayer(Layer):
         self.blobs = [self.new_param((self.K, self.N), p.weight_filler, "W")]
         if self.bias_term:
             self.blobs.append(self.new_param((self.N,), p.bias_filler, "b"))
+
+    def token_capacity(self):
+        return self.K
 
     def reshape(self, bottom, top):
         top[0].reshape(self.check_size(tuple(bottom[0].shape) + (self.N,),

@@ -62,6 +62,7 @@ class LstmLayer(Layer):
     num_bottoms = (1, 2)
     num_tops = 1
     no_grad_bottoms = (1,)
+    bottom_roles = {1: "cont"}
 
     def setup(self, bottom, top):
         self.check_counts(bottom, top)

@@ -60,6 +60,7 @@ class _Recurrent(Layer):
     """What the LSTM and RNN share: bottoms and tops, parameters, the carried state."""
 
     no_grad_bottoms = (1,)
+    bottom_roles = {1: "cont"}
     #: names of the recurrent states, in exposed bottom/top order
     STATES = ()
     #: name of the main top, for messages

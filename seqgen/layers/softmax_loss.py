@@ -20,6 +20,7 @@ class SoftmaxWithLossLayer(Layer):
     num_bottoms = 2
     num_tops = (1, 2)
     no_grad_bottoms = (1,)
+    bottom_roles = {1: "labels"}
 
     def setup(self, bottom, top):
         self.check_counts(bottom, top)

@@ -13,6 +13,7 @@ from .base import Layer
 class SplitLayer(Layer):
     num_bottoms = 1
     runs_forward = False  # the tops alias the bottom's data
+    passes_through = True
 
     def setup(self, bottom, top):
         self.check_counts(bottom, top)

@@ -29,6 +29,12 @@ class PlanOptions:
     mode: Optional[str] = None
     holdout: Optional[int] = None
     feedback: bool = True
+    split: Optional[str] = None  # text: --split TRAIN,VAL[,TEST]
+    val: Optional[str] = None  # text: --val FILE
+    test: Optional[str] = None  # text: --test FILE
+    epochs: Optional[int] = None  # text: --epochs E
+    early_stop: Optional[int] = None  # text: --early-stop K
+    vocab: object = None  # text: a run's Vocabulary to reuse
 
 
 class DataPlan(Callback):
@@ -99,6 +105,13 @@ class DataPlan(Callback):
     def notes(self):
         """Lines for the log before training starts."""
         return []
+
+    def prepare_folder(self, folder):
+        """Write what the run folder needs besides the driver's files (a vocabulary...)."""
+
+    def final_scores(self, solver):
+        """Scores of the trained net to log and record at the end (a test split...)."""
+        return {}
 
     def notes_on_resume(self):
         """Lines for the log when a run resumes."""

@@ -49,6 +49,8 @@ class RunRecord:
     final_loss: object = _UNSET
     final_test_loss: object = _UNSET
     diverged: object = _UNSET
+    text: object = _UNSET  # text runs: {split, val, test, early_stop, vocabulary, ...}
+    scores: object = _UNSET  # what final_scores gave (a text run's test split)
     extra: dict = field(default_factory=dict)  # keys of later seqgen versions, kept as read
 
     # -- JSON --------------------------------------------------------------------------
@@ -142,11 +144,15 @@ class RunSettings:
     feedback: Optional[bool] = None
     fork_compat: Optional[bool] = None
     fingerprint: Optional[dict] = None
+    text: Optional[dict] = None
 
     def to_sidecar(self):
-        return {"max_iter": self.max_iter, "data": self.data, "input": self.input,
-                "holdout": self.holdout, "feedback": self.feedback,
-                "fork_compat": self.fork_compat}
+        out = {"max_iter": self.max_iter, "data": self.data, "input": self.input,
+               "holdout": self.holdout, "feedback": self.feedback,
+               "fork_compat": self.fork_compat}
+        if self.text is not None:  # (only text runs: older sidecars stay as they were)
+            out["text"] = self.text
+        return out
 
     @classmethod
     def from_sidecar(cls, meta):
@@ -162,4 +168,4 @@ class RunSettings:
                                                                      record.get("data")),
                    input=record.get("input"), holdout=record.get("holdout_steps"),
                    feedback=record.get("feedback"), fork_compat=record.get("fork_compat"),
-                   fingerprint=record.get("fingerprint"))
+                   fingerprint=record.get("fingerprint"), text=record.get("text"))

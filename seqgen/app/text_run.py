@@ -1,0 +1,107 @@
+"""What `seqgen generate` and `seqgen test` do for a text run: sample text from the trained
+language model, and score it on its test split or on another file. The run's vocab.txt
+maps token ids to text."""
+import os
+
+import numpy as np
+
+from ..errors import SeqgenError
+from ..io.atomic import atomic_write_text
+from ..net import TEST, Net
+from ..tasks.folder import latest_run
+from ..tasks.record import RunRecord
+from ..tasks.sample import sample_tokens
+from ..tasks.roles import input_roles
+from ..tasks.text_data import UNK, Vocabulary, is_text_spec, parse_spec
+from ..tasks.text_plan import Corpus, SplitScorer, check_vocabulary
+
+
+def text_kind(record):
+    return parse_spec(record.data)[0]
+
+
+def load_text_run(folder, record, weights=None, net=None):
+    """(TEST net with the run's weights, vocabulary) of a text run, checked together."""
+    vocab = Vocabulary.read(folder)
+    net = Net(net or record.net, weights or record.weights, TEST)
+    roles = input_roles(net)
+    check_vocabulary(net, roles, vocab, os.path.join(folder, "vocab.txt"))
+    return net, vocab
+
+
+def prime_ids(vocab, prime, kind):
+    """The prime's token ids; characters or words not in the vocabulary are named (words
+    become <unk> when the vocabulary has it)."""
+    tokens = list(prime) if kind == "chars" else prime.split()
+    if not tokens:
+        raise SeqgenError("--prime: give some text to start from (e.g. --prime 'The ')")
+    missing = sorted({t for t in tokens if t not in vocab.index})
+    if missing and (kind == "chars" or UNK not in vocab.index):
+        shown = ", ".join(repr(t) for t in missing[:10])
+        raise SeqgenError(f"--prime: {len(missing)} {'character' if kind == 'chars' else 'word'}"
+                          f"(s) not in the run's vocabulary: {shown}")
+    return vocab.ids(tokens, "--prime")
+
+
+def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0, seed=None,
+                    samples=1, argmax=False, weights=None, net=None, out=None, log=print):
+    """Sample `samples` texts of `steps` tokens after `prime`; writes generated.txt in the
+    run folder (or `out`) and returns the texts (each starting with the prime)."""
+    kind = text_kind(record)
+    test, vocab = load_text_run(folder, record, weights, net)
+    ids = prime_ids(vocab, prime, kind)
+    steps = steps or 500
+    rng = np.random.default_rng(seed)
+    texts = []
+    for _ in range(samples):
+        draw_seed = int(rng.integers(2 ** 63))
+        out_ids = sample_tokens(test, ids, steps, temperature=temperature, top_k=top_k,
+                                seed=draw_seed, argmax=argmax)
+        texts.append(vocab.text(list(ids) + list(out_ids), kind))
+    target = out or folder
+    os.makedirs(target, exist_ok=True)
+    path = os.path.join(target, "generated.txt")
+    separator = "\n\n" + "-" * 40 + "\n\n"
+    atomic_write_text(path, separator.join(texts) + "\n")
+    return texts, path
+
+
+def score_run(folder, record, data=None, weights=None, log=print):
+    """Mean loss and perplexity / bits per character of a text run on its test split, or
+    on the file `data` (chars:FILE / words:FILE, scored whole), with the run's vocabulary."""
+    net, vocab = load_text_run(folder, record, weights)
+    text = record.get("text") or {}
+    if data is not None:
+        if not is_text_spec(data):
+            raise SeqgenError(f"--data {data}: a text run is scored on chars:FILE or "
+                              "words:FILE")
+        if parse_spec(data)[0] != text_kind(record):
+            raise SeqgenError(f"--data {data}: the run was trained on {record.data}; score it "
+                              f"on {text_kind(record)}:FILE")
+        corpus = Corpus(data, "1,0,0", vocab=vocab)
+        ids, where = corpus.train, parse_spec(data)[1]
+    else:
+        corpus = Corpus(record.data, text.get("split"), text.get("val"), text.get("test"),
+                        vocab=vocab)
+        ids, where = corpus.test, "the run's test split"
+        if not len(ids):
+            raise SeqgenError(f"{folder}: the run has no test split (it was trained with "
+                              "--split TRAIN,VAL or without --test); give --data FILE")
+    results = SplitScorer(net, corpus, ids, where)()
+    return {"loss": results[0][1], corpus.score_name(): results[-1][1], "tokens": len(ids),
+            "scored_on": where}
+
+
+def test_command(run=None, data=None, weights=None):
+    """`seqgen test`: the lines that report a text run's scores."""
+    folder = run or latest_run()
+    record = RunRecord.read(folder)
+    if record.data_kind != "text":
+        raise SeqgenError(f"{folder}: seqgen test scores text runs; this run was trained on "
+                          f"{record.data or 'its own data layers'} (its test loss is in "
+                          "test_loss.csv)")
+    scores = score_run(folder, record, data, weights)
+    name = "bits_per_character" if "bits_per_character" in scores else "perplexity"
+    return [f"{scores['scored_on']} ({scores['tokens']} tokens): loss = {scores['loss']:.6g}, "
+            f"{name} = {scores[name]:.6g}"]
+

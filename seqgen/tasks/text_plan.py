@@ -1,0 +1,270 @@
+"""Text as char-rnn and TensorFlow's PTB reader batch it: the training tokens cut into N
+contiguous streams (N, T: the net's input shape), each iteration the next T tokens of every
+stream with the next token as label, cont = 1 so the state carries from chunk to chunk and 0
+at the start of each epoch. The validation split is scored at test_interval (default: once
+per epoch) with the TEST net's state carried over the whole split; the test split at the
+end. `--early-stop K` stops when validation has not improved for K tests and keeps the best
+weights as <prefix>_best.caffemodel."""
+import hashlib
+import math
+import os
+import shlex
+
+import numpy as np
+
+from ..errors import SeqgenError
+from ..net import TEST, Net
+from ..solver.solver import STOP
+from .plan import DataPlan, register_plan
+from .roles import input_roles, require_roles
+from .text_data import (Vocabulary, is_text_spec, parse_fractions, parse_spec, read_text,
+                        split_tokens, tokens_of)
+
+DEFAULT_SPLIT = "0.9,0.05,0.05"
+
+
+class Corpus:
+    """The token ids of the train, val and test splits of a text spec, and the vocabulary
+    (built from the training split, or given: a run's vocab.txt)."""
+
+    def __init__(self, spec, split=None, val=None, test=None, vocab=None):
+        self.kind, self.path = parse_spec(spec)
+        tokens = tokens_of(read_text(self.path), self.kind)
+        if val is None and test is None:
+            train, val_tokens, test_tokens = split_tokens(
+                tokens, parse_fractions(split or DEFAULT_SPLIT), self.path)
+        else:
+            train = tokens
+            val_tokens = tokens_of(read_text(val), self.kind) if val else []
+            test_tokens = tokens_of(read_text(test), self.kind) if test else []
+        self.vocab = vocab or Vocabulary.of(train)
+        self.train = self.vocab.ids(train, f"{self.path} (training split)")
+        self.val = self.vocab.ids(val_tokens, f"{val or self.path} (validation split)")
+        self.test = self.vocab.ids(test_tokens, f"{test or self.path} (test split)")
+
+    def score_name(self):
+        return "bits_per_character" if self.kind == "chars" else "perplexity"
+
+    def score(self, loss):
+        """bits per character (chars) or perplexity (words) of a mean loss in nats."""
+        return loss / math.log(2) if self.kind == "chars" else math.exp(min(loss, 700.0))
+
+
+class Streams:
+    """N contiguous streams of token ids walked in chunks of T (inputs, next-token labels,
+    cont 0 only at a stream's start)."""
+
+    def __init__(self, ids, N, T, where):
+        if len(ids) < N * T + 1:
+            raise SeqgenError(f"{where}: {len(ids)} tokens, fewer than one chunk of the net's "
+                              f"N x T + 1 = {N} x {T} + 1 = {N * T + 1}")
+        self.N, self.T = N, T
+        self.length = (len(ids) - 1) // N  # tokens per stream (one more for the labels)
+        starts = np.arange(N) * self.length
+        self.x = np.stack([ids[s:s + self.length] for s in starts], axis=1)
+        self.y = np.stack([ids[s + 1:s + self.length + 1] for s in starts], axis=1)
+        self.chunks = self.length // T
+
+    def write(self, net, roles, k):
+        """Chunk k into the net's token, cont and label inputs."""
+        T = self.T
+        blobs = net.blobs
+        blobs[roles["tokens"]].data[...] = self.x[k * T:(k + 1) * T]
+        cont = blobs[roles["cont"]].data
+        cont[...] = 1.0
+        if k == 0:
+            cont[0] = 0.0
+        if "labels" in roles:
+            blobs[roles["labels"]].data[...] = self.y[k * T:(k + 1) * T]
+
+
+def net_shape(net, roles):
+    """(T, N) of the net's token input."""
+    shape = net.blobs[roles["tokens"]].shape
+    if len(shape) != 2:
+        raise SeqgenError(f"{net.source}: the token input '{roles['tokens']}' has shape "
+                          f"{shape}; a language model's inputs are (T, N)")
+    return shape
+
+
+def check_vocabulary(net, roles, vocab, what):
+    """Refuse a vocabulary larger than an Embed's input_dim or the logits' size."""
+    for name, layer in zip(net.layer_names, net.layers):
+        capacity = layer.token_capacity()
+        if capacity is not None and capacity < len(vocab):
+            raise SeqgenError(f"{what} has {len(vocab)} distinct tokens, but layer '{name}' "
+                              f"({layer.type}) takes {capacity} (embed_param.input_dim)")
+    for name, layer in zip(net.layer_names, net.layers):
+        if roles.get("labels") in layer.param.bottom[1:2] and layer.is_loss:
+            logits = net.blobs[layer.param.bottom[0]].shape[-1]
+            if logits < len(vocab):
+                raise SeqgenError(f"{what} has {len(vocab)} distinct tokens, but layer "
+                                  f"'{name}' ({layer.type}) scores {logits} classes (the "
+                                  "output InnerProduct's num_output)")
+
+
+class SplitScorer:
+    """The TEST net's mean loss over a whole split, its state carried across the chunks."""
+
+    def __init__(self, net, corpus, ids, where):
+        self.net, self.corpus = net, corpus
+        self.roles = input_roles(net)
+        require_roles(net, self.roles, ("tokens", "cont", "labels"), "scoring text")
+        T, N = net_shape(net, self.roles)
+        self.streams = Streams(ids, N, T, where)
+        weights = net.blob_loss_weights
+        self.losses = [o for o in net.outputs if weights.get(o)]
+
+    def __call__(self, solver=None):
+        net = self.net
+        saved = net.get_state()
+        net.reset_state()
+        sums = np.zeros(len(self.losses))
+        try:
+            for k in range(self.streams.chunks):
+                self.streams.write(net, self.roles, k)
+                outputs = net.forward()
+                sums += [float(np.asarray(outputs[o]).ravel()[0]) for o in self.losses]
+        finally:
+            net.set_state(saved)
+        means = sums / max(1, self.streams.chunks)
+        weights = net.blob_loss_weights
+        results = [(o, float(v), weights[o]) for o, v in zip(self.losses, means)]
+        if results:
+            results.append((self.corpus.score_name(), self.corpus.score(results[0][1]), 0.0))
+        return results
+
+
+@register_plan
+class TextPlan(DataPlan):
+    """chars:FILE / words:FILE, see the module docstring."""
+
+    kind = "text"
+
+    @classmethod
+    def accepts(cls, spec, has_inputs):
+        return is_text_spec(spec)
+
+    @classmethod
+    def refusal(cls, flag, value, options):
+        if flag == "--input":
+            return (f"--input {value} is for sequence data; a text run feeds token ids and "
+                    "its labels are the next tokens")
+        return ("--holdout is for sequence data; a text run is validated on its validation "
+                "split (--split or --val)")
+
+    def __init__(self, options, net_path, log):
+        super().__init__(options, net_path, log)
+        self.corpus = Corpus(options.data, options.split, options.val, options.test,
+                             options.vocab)
+        self.early = {"best": None, "best_iter": None, "since": 0}
+        self.tester = None
+
+    def bind(self, solver):
+        net = solver.net
+        self.roles = input_roles(net)
+        require_roles(net, self.roles, ("tokens", "cont", "labels"), "training on text")
+        check_vocabulary(net, self.roles, self.corpus.vocab, self.corpus.path)
+        T, N = net_shape(net, self.roles)
+        self.streams = Streams(self.corpus.train, N, T, f"{self.corpus.path} (training split)")
+        self.passes = 0
+        p = solver.param
+        if self.options.epochs:
+            p.max_iter = self.options.epochs * self.streams.chunks
+        if len(self.corpus.val):
+            self.tester = SplitScorer(self._test_net(solver), self.corpus, self.corpus.val,
+                                      "the validation split")
+            if not p.test_interval:
+                p.test_interval = self.streams.chunks  # once per epoch
+        self.prefix = solver.snapshot_prefix()
+        return self
+
+    def _test_net(self, solver):
+        net = Net(self.net_path, TEST, options=solver.options)
+        net.share_weights(solver.net)
+        return net
+
+    # -- the solver callback -----------------------------------------------------------
+    def before_forward(self, solver):
+        k = self.passes % self.streams.chunks
+        if k == 0:
+            self.log(f"Epoch {self.passes // self.streams.chunks + 1} (iteration "
+                     f"{solver.iter})")
+        self.streams.write(solver.net, self.roles, k)
+        self.passes += 1
+
+    def after_test(self, solver, results):
+        loss = results[0][1] if results else float("nan")
+        if self.early["best"] is None or loss < self.early["best"]:
+            self.early.update(best=loss, best_iter=solver.iter, since=0)
+            if self.options.early_stop:
+                solver.net.save(self.best_path())
+        else:
+            self.early["since"] += 1
+        K = self.options.early_stop
+        if K and self.early["since"] >= K and solver.iter < solver.param.max_iter:
+            self.log(f"Early stop: the validation loss has not improved for {K} tests (best "
+                     f"{self.early['best']:.6g} at iteration {self.early['best_iter']}, kept "
+                     f"as {self.best_path()})")
+            solver.request(STOP)
+
+    def best_path(self):
+        return f"{self.prefix}_best.caffemodel"
+
+    def snapshot_state(self, solver):
+        return {"passes": int(self.passes), "early_stop": dict(self.early)}, {}
+
+    def restore_state(self, solver, meta, arrays):
+        self.passes = int(meta.get("passes", 0))
+        self.early.update(meta.get("early_stop") or {})
+
+    def restore_without_sidecar(self, solver):
+        self.passes = solver.iter * max(1, solver.param.iter_size)
+
+    # -- what the driver asks ----------------------------------------------------------
+    def describe(self):
+        c, s = self.corpus, self.streams
+        return (f"{c.path} ({c.kind}: {len(c.train)} training, {len(c.val)} validation, "
+                f"{len(c.test)} test tokens; vocabulary {len(c.vocab)}; {s.N} streams of "
+                f"{s.length} tokens in chunks of {s.T}, {s.chunks} iterations an epoch)")
+
+    def identity(self):
+        h = hashlib.sha256(np.ascontiguousarray(self.corpus.train).tobytes())
+        h.update("\n".join(self.corpus.vocab.tokens).encode())
+        return h.hexdigest()[:16]
+
+    def record(self):
+        o = self.options
+        return {"text": {"split": o.split if o.val is None and o.test is None
+                         else None, "val": _abs(o.val), "test": _abs(o.test),
+                         "early_stop": o.early_stop, "vocabulary": len(self.corpus.vocab),
+                         "iterations_per_epoch": self.streams.chunks}}
+
+    def prepare_folder(self, folder):
+        self.corpus.vocab.write(folder)
+
+    def finish_test_due(self, solver):
+        return self.tester is not None
+
+    def final_scores(self, solver):
+        """The test split scored with the best (early stopping) or the final weights."""
+        if not len(self.corpus.test):
+            return {}
+        if self.options.early_stop and os.path.exists(self.best_path()):
+            solver.net.copy_from(self.best_path())
+        scorer = SplitScorer(self._test_net(solver), self.corpus, self.corpus.test,
+                             "the test split")
+        results = scorer()
+        loss, score = results[0][1], results[-1][1]
+        self.log(f"Test split: loss = {loss:.6g}, {self.corpus.score_name()} = {score:.6g}")
+        return {"test_split_loss": loss, self.corpus.score_name(): score}
+
+    def next_hint(self, folder):
+        first = self.corpus.vocab.text(self.corpus.train[:4 if self.corpus.kind == "chars"
+                                                          else 2], self.corpus.kind)
+        return (f"seqgen generate --prime {shlex.quote(first)} --steps 500 "
+                "--temperature 0.8")
+
+
+def _abs(path):
+    return os.path.abspath(path) if path else None
