@@ -1,8 +1,9 @@
 """Scores of a finished run, as one dict: what `seqgen sweep` tabulates for every run.
 
 Sequence runs are generated free-running over their whole sequence (generate.csv and
-generated.png are written in the run folder) and scored by MSE and max abs error; every
-run reports its final training loss and last test loss from run.json.
+generated.png are written in the run folder) and scored by MSE and max abs error; text
+runs report their test split's loss and perplexity or bits per character; every run
+reports its final training loss and last test loss from run.json.
 """
 from ..tasks.record import RunRecord
 from .generate_run import generate_from_run
@@ -24,9 +25,14 @@ def _sequence(folder, record, log):
     return {"mse": result.get("mse"), "max_abs_error": result.get("max_abs_error")}
 
 
+def _text(folder, record, log):
+    """The test split's scores training recorded (loss, perplexity or bits per char)."""
+    return dict(record.get("scores") or {})
+
+
 def _none(folder, record, log):
     return {}
 
 
 #: run.json's data_kind -> how runs of that kind are scored
-EVALUATORS = {"sequence": _sequence}
+EVALUATORS = {"sequence": _sequence, "text": _text}
