@@ -8,6 +8,7 @@ import numpy as np
 from ..proto import caffe_pb2
 from ..registry import register
 from .base import Layer
+from .labels import read_labels
 from .softmax import canonical_axis, softmax3
 
 _LP = caffe_pb2.LossParameter
@@ -75,19 +76,8 @@ class SoftmaxWithLossLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         prob = softmax3(x.reshape(self.outer, self.C, self.inner))
-        labels = bottom[1].data.reshape(self.outer, self.inner)
-        with np.errstate(invalid="ignore"):
-            lab = labels.astype(np.int64)  # static_cast<int>: truncates toward zero
-        valid = lab != self.ignore if self.has_ignore else np.ones(lab.shape, bool)
-        bad = valid & ((lab < 0) | (lab >= self.C))
-        if bad.any():
-            flat = int(np.flatnonzero(bad)[0])
-            pos = tuple(int(i) for i in np.unravel_index(flat, bottom[1].shape))
-            raise self.error(f"bottom '{self._name(1)}' holds label "
-                             f"{float(labels.flat[flat]):g} at {pos}; labels must be in "
-                             f"[0, {self.C})" + (f" or equal ignore_label {self.ignore}"
-                                                 if self.has_ignore else ""))
-        lab = np.where(valid, lab, 0)
+        lab, valid = read_labels(self, bottom[1], self.outer, self.inner, self.C,
+                                 self.ignore if self.has_ignore else None)
         picked = np.take_along_axis(prob, lab[:, None, :], axis=1)[:, 0, :]
         loss = -np.log(np.maximum(picked[valid], x.dtype.type(FLT_MIN))).sum(dtype=x.dtype)
         self.count = int(valid.sum())
