@@ -185,3 +185,20 @@ def test_lrcn_style_input_padding_is_refused_with_a_hint():
     with pytest.raises(SeqgenError, match=r"holds -1 at \(1, 0\).*LRCN-style padding: pad "
                                           r"the input stream with 0"):
         net.forward(input_sentence=np.array([[0.0], [-1.0]]))
+
+
+def test_info_shows_a_stage_s_net(lrcn, capsys):
+    def info(*args):
+        code = main(["info", "lstm_language_model.prototxt", *args])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    code, out = info("--phase", "TEST", "--stage", "test-on-val")
+    assert code == 0 and "(TEST phase, stages test-on-val)" in out
+    assert "Creating Layer accuracy (Accuracy)" in out and "embed-drop" not in out
+    code, out = info("--stage", "embed-drop", "--stage", "lstm-drop")
+    assert code == 0 and "Creating Layer embed-drop (Dropout)" in out
+    assert "Creating Layer lstm-drop (Dropout)" in out
+    # the TEST phase without a stage has no data layer, as in Caffe
+    code, out = info("--phase", "TEST")
+    assert code != 0 and "needs bottom 'input_sentence', which no earlier layer produces" in out
