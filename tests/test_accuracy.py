@@ -85,8 +85,8 @@ def test_all_ignored_gives_zero():
 
 
 @pytest.mark.parametrize("params, y, message", [
-    ("", np.zeros(3), r"layer 'acc' \(Accuracy\): bottom 'y' \(3,\) holds 3 labels but 'x' "
-                      r"\(2, 4\) makes 2 predictions"),
+    ("", np.zeros(3), r"layer 'acc' \(Accuracy\): bottom 'y' has 3 labels but 'x' \(2, 4\) "
+                      r"makes 2 predictions"),
     ("accuracy_param { top_k: 5 }", np.zeros(2), r"top_k 5 is more than the 4 classes"),
     ("", np.array([0.0, 4.0]), r"bottom 'y' holds label 4 at \(1,\); labels must be in "
                                r"\[0, 4\)"),

@@ -9,8 +9,7 @@ import numpy as np
 
 from ..registry import register
 from .base import Layer
-from .labels import read_labels
-from .softmax import canonical_axis
+from .labels import read_labels, split_at_class_axis
 
 
 @register("Accuracy")
@@ -27,20 +26,8 @@ class AccuracyLayer(Layer):
         self.ignore = int(p.ignore_label)
 
     def reshape(self, bottom, top):
-        x, label = bottom[0], bottom[1]
-        if x.data.ndim == 0:
-            raise self.error(f"bottom '{self.bottom_name(0)}' is a scalar; it needs a class "
-                             "axis")
-        self.axis = canonical_axis(self, self.param.accuracy_param.axis, x.data.ndim,
-                                   "accuracy_param.axis")
-        shape = x.shape
-        self.outer = int(np.prod(shape[:self.axis]))
-        self.C = shape[self.axis]
-        self.inner = int(np.prod(shape[self.axis + 1:]))
-        if label.count != self.outer * self.inner:
-            raise self.error(f"bottom '{self.bottom_name(1)}' {label.shape} holds "
-                             f"{label.count} labels but '{self.bottom_name(0)}' {shape} makes "
-                             f"{self.outer * self.inner} predictions over axis {self.axis}")
+        self.axis, self.outer, self.C, self.inner = split_at_class_axis(
+            self, bottom[0], bottom[1], self.param.accuracy_param.axis, "accuracy_param.axis")
         if self.top_k > self.C:
             raise self.error(f"accuracy_param.top_k {self.top_k} is more than the "
                              f"{self.C} classes of '{self.bottom_name(0)}' (axis {self.axis})")

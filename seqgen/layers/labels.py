@@ -1,6 +1,25 @@
-"""Class labels as Caffe's SoftmaxWithLoss and Accuracy read them: float values cast to int
-(static_cast, truncating toward zero), positions equal to ignore_label skipped."""
+"""Class labels as Caffe's SoftmaxWithLoss and Accuracy read them: scores split around
+their class axis, one label per prediction, float values cast to int (static_cast,
+truncating toward zero), positions equal to ignore_label skipped."""
 import numpy as np
+
+from .softmax import canonical_axis
+
+
+def split_at_class_axis(layer, scores, labels, axis, what):
+    """(axis, outer, classes, inner) of the scores blob around its class `axis` (`what`
+    names the field in messages); one label per prediction, as Caffe CHECKs."""
+    if scores.data.ndim == 0:
+        raise layer.error(f"bottom '{layer.bottom_name(0)}' is a scalar; it needs a class axis")
+    axis = canonical_axis(layer, axis, scores.data.ndim, what)
+    shape = scores.shape
+    outer, classes = int(np.prod(shape[:axis])), shape[axis]
+    inner = int(np.prod(shape[axis + 1:]))
+    if labels.count != outer * inner:
+        raise layer.error(f"bottom '{layer.bottom_name(1)}' has {labels.count} labels but "
+                          f"'{layer.bottom_name(0)}' {shape} makes {outer * inner} "
+                          f"predictions over axis {axis}")
+    return axis, outer, classes, inner
 
 
 def read_labels(layer, label_blob, outer, inner, classes, ignore=None):

@@ -8,8 +8,8 @@ import numpy as np
 from ..proto import caffe_pb2
 from ..registry import register
 from .base import Layer
-from .labels import read_labels
-from .softmax import canonical_axis, softmax3
+from .labels import read_labels, split_at_class_axis
+from .softmax import softmax3
 
 _LP = caffe_pb2.LossParameter
 FLT_MIN = np.finfo(np.float32).tiny  # Caffe clamps with FLT_MIN even for double nets
@@ -44,19 +44,11 @@ class SoftmaxWithLossLayer(Layer):
         if label.num != x.num:
             raise self.error(f"bottoms '{self._name(0)}' {x.shape} and '{self._name(1)}' "
                              f"{label.shape} differ in their first dimension")
-        self.axis = canonical_axis(self, self.param.softmax_param.axis, x.data.ndim,
-                                   "softmax_param.axis")
-        shape = x.shape
-        self.outer = int(np.prod(shape[:self.axis]))
-        self.C = shape[self.axis]
-        self.inner = int(np.prod(shape[self.axis + 1:]))
-        if label.count != self.outer * self.inner:
-            raise self.error(f"bottom '{self._name(1)}' has {label.count} labels but "
-                             f"'{self._name(0)}' {shape} makes {self.outer * self.inner} "
-                             f"predictions over axis {self.axis}")
+        self.axis, self.outer, self.C, self.inner = split_at_class_axis(
+            self, x, label, self.param.softmax_param.axis, "softmax_param.axis")
         top[0].reshape(())
         if len(top) > 1:
-            top[1].reshape(shape)
+            top[1].reshape(x.shape)
 
     def _normalizer(self, valid_count, dtype):
         """Caffe's get_normalizer, including its max(1, n) guard against all-ignored batches."""
