@@ -219,7 +219,7 @@ class Solver:
             generic = self._net_param() if p.HasField("net_param") or p.net else None
             specs = list_test_nets(p, generic)
             if not specs and generic is not None:
-                specs = [SolverTestNet(0, generic, "net", caffe_pb2.NetState(), 0)]
+                specs = [SolverTestNet(0, generic, caffe_pb2.NetState(), 0)]
             self._test_nets = []
             for spec in specs:
                 net = Net(spec.source, TEST, options=self.options, state=spec.state)

@@ -12,7 +12,6 @@ class SolverTestNet:
     """Test net #index: where its NetParameter comes from, its test_state, its test_iter."""
     index: int
     source: Union[str, caffe_pb2.NetParameter]  # a file name or an inline NetParameter
-    what: str  # as Caffe logs "Creating test net (#i) specified by <what>"
     state: caffe_pb2.NetState
     iters: int
 
@@ -48,13 +47,11 @@ def list_test_nets(p, generic_source):
     """The test nets in Caffe's order: test_net_param, then test_net files, then the
     generic net (`generic_source`: its file name or NetParameter) once per remaining
     test_iter. Call check_test_net_counts first."""
-    sources = [(net, "test_net_param") for net in p.test_net_param]
-    sources += [(name, f"test_net file: {name}") for name in p.test_net]
+    sources = list(p.test_net_param) + list(p.test_net)
     explicit, generic, count = _counts(p)
     if generic:
-        what = "net_param" if p.HasField("net_param") else f"net file: {p.net}"
-        sources += [(generic_source, what)] * (count - explicit)
-    return [SolverTestNet(i, source, what,
+        sources += [generic_source] * (count - explicit)
+    return [SolverTestNet(i, source,
                           p.test_state[i] if len(p.test_state) else caffe_pb2.NetState(),
                           int(p.test_iter[i]))
-            for i, (source, what) in enumerate(sources)]
+            for i, source in enumerate(sources)]
