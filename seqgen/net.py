@@ -20,7 +20,7 @@ import numpy as np
 
 from .blob import Blob
 from .errors import SeqgenError
-from .io.prototxt import _phase_value, filter_net, read_net_located
+from .io.prototxt import _phase_value, filter_net, read_net_located, solver_net_state
 from .io.weights import load_weights, save_weights
 from .layers import base as layer_base
 from .proto import caffe_pb2
@@ -131,11 +131,13 @@ class Net:
     Net(prototxt, weights=None, phase=TEST) and pycaffe's Net(prototxt, phase) and
     Net(prototxt, weights, phase) forms; `prototxt` may also be a NetParameter. `options`
     is handed to every layer (e.g. {"fork_compat": True}); `level` and `stages` select
-    layers as Caffe's NetState does.
+    layers as Caffe's NetState does. `state` (a NetState, as the solver's train_state and
+    test_state) replaces `level` and `stages`: the net is built in the state Caffe's Solver
+    would use (`phase`, the net's own `state` merged over it, then `state`).
     """
 
     def __init__(self, net, *args, weights=None, phase=None, options=None, level=0,
-                 stages=()):
+                 stages=(), state=None):
         weights, phase = _constructor_args(args, weights, phase)
         self.options = dict(options or {})
         self._lines = {}  # layer name -> line in the net file, for messages
@@ -150,6 +152,9 @@ class Net:
         else:
             raise SeqgenError(f"the net must be a .prototxt file name or a NetParameter, "
                               f"not {type(net).__name__}")
+        if state is not None:
+            merged = solver_net_state(param, phase, state)
+            phase, level, stages = merged.phase, merged.level, list(merged.stage)
         self.phase = phase
         try:
             self.param = filter_net(param, phase, level, stages)

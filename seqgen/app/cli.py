@@ -81,7 +81,7 @@ def cmd_plot(args):
 def cmd_info(args):
     from .info import net_info  # lazy: --help and --version need no numba
 
-    print(net_info(args.net, args.phase))
+    print(net_info(args.net, args.phase, args.stage))
 
 
 def cmd_export(args):
@@ -102,7 +102,7 @@ def cmd_import(args):
 def cmd_draw(args):
     from .draw import draw_net  # lazy: --help and --version need no numba
 
-    print(f"Wrote {draw_net(args.net, args.out, args.phase)}")
+    print(f"Wrote {draw_net(args.net, args.out, args.phase, args.stage)}")
 
 
 def build_parser():
@@ -200,10 +200,13 @@ def build_parser():
     q.add_argument("--weights", help=".caffemodel (default: the run's last snapshot)")
     q.set_defaults(func=cmd_test)
 
-    net_phase = argparse.ArgumentParser(add_help=False)  # NET [--phase] of info and draw
+    net_phase = argparse.ArgumentParser(add_help=False)  # NET [--phase] [--stage] of info, draw
     net_phase.add_argument("net", metavar="NET", help="net prototxt (or a solver naming one)")
     net_phase.add_argument("--phase", type=str.upper, choices=["TRAIN", "TEST"],
                            default="TRAIN", help="which phase's layers (default: TRAIN)")
+    net_phase.add_argument("--stage", action="append", default=[], metavar="STAGE",
+                           help="a NetState stage (repeatable), as a solver's train_state / "
+                                "test_state sets it: the layers of that stage's net")
     i = sub.add_parser("info", parents=[common, net_phase],
                        help="print the net's layers, blob shapes and parameters as Caffe logs them")
     i.set_defaults(func=cmd_info)

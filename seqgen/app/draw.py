@@ -115,8 +115,8 @@ def draw(net, path, title=None):
     return path
 
 
-def draw_net(path, out, phase="TRAIN"):
+def draw_net(path, out, phase="TRAIN", stages=()):
     """`seqgen draw NET --out FILE`: build the net (or a solver's net) and draw it."""
-    net = Net(_net_file(path), phase=phase)
+    net = Net(_net_file(path), phase=phase, stages=stages)
     name = f"{net.name} ({phase}) — {os.path.basename(str(path))}"
     return draw(net, out, name)

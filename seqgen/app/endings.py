@@ -49,7 +49,7 @@ class Ending:
             solver.snapshot()
         elif not solver.snapshot_is_current():
             self.log("snapshot_after_train is false: no snapshot of the final weights")
-        if not stopped and solver.tester is not None and not (
+        if not stopped and solver.can_test and not (
                 solver.test_results and solver.test_results[-1][0] == solver.iter):
             # Caffe's Solve tests after the last iteration when it falls on test_interval
             if self.plan.finish_test_due(solver) or solver.test_due():

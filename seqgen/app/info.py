@@ -44,7 +44,9 @@ def _net_file(path):
 def describe(net):
     """The lines of Caffe's Net::Init log for a built Net, plus parameter shapes."""
     phase = caffe_pb2.Phase.Name(net.phase)
-    lines = [f'Net "{net.name}" ({phase} phase) from {net.source}']
+    stages = list(net.param.state.stage)
+    state = f"{phase} phase" + (f", stages {', '.join(stages)}" if stages else "")
+    lines = [f'Net "{net.name}" ({state}) from {net.source}']
     owner_of = {}  # id(parameter blob) -> (layer name, index) of its first use
     fixed = {id(p.blob) for p in net.learnable_params if p.lr_mult == 0}
     memory = 0
@@ -98,9 +100,9 @@ def describe(net):
     return lines
 
 
-def net_info(path, phase="TRAIN"):
-    """The `seqgen info` text for a net (or solver) file in the given phase."""
-    net = Net(_net_file(path), phase=phase)
+def net_info(path, phase="TRAIN", stages=()):
+    """The `seqgen info` text for a net (or solver) file in the given phase and stages."""
+    net = Net(_net_file(path), phase=phase, stages=stages)
     if not isinstance(path, str) or net.source == "<NetParameter>":
         net.source = str(path)
     return "\n".join(describe(net) + [f"Draw it: seqgen draw {path} --out net.png"])

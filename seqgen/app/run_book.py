@@ -56,7 +56,8 @@ class RunBook(Callback):
         self.progress(solver, loss)
 
     def after_test(self, solver, results):
-        self.tests.append((solver.iter, summed_test_loss(results)))
+        if solver.testing_net == 0:  # test_loss.csv has one curve: test net #0's
+            self.tests.append((solver.iter, summed_test_loss(results)))
 
     def after_snapshot(self, solver, model, state):
         self.record.iterations = solver.iter

@@ -445,6 +445,21 @@ def state_meets_rule(state: caffe_pb2.NetState, rule: caffe_pb2.NetStateRule) ->
     return True
 
 
+def solver_net_state(net_param: caffe_pb2.NetParameter, phase,
+                     override: Optional[caffe_pb2.NetState] = None) -> caffe_pb2.NetState:
+    """The NetState Caffe's Solver builds a net in (InitTrainNet / InitTestNets): `phase`,
+    then the net's own `state` merged over it, then the solver's train_state / test_state.
+
+    Protobuf's MergeFrom: a field set later wins and stages add up. So a net file's
+    `state { phase: TEST }` overrides the solver's TRAIN, and its level is kept unless the
+    solver's state sets one -- Caffe's precedence, reproduced on purpose."""
+    state = caffe_pb2.NetState(phase=_phase_value(phase))
+    state.MergeFrom(net_param.state)
+    if override is not None:
+        state.MergeFrom(override)
+    return state
+
+
 def filter_net(
     net_param: caffe_pb2.NetParameter,
     phase,

@@ -3,7 +3,7 @@
 hdf5_data imports h5py only when an HDF5Data layer is built, so importing seqgen never
 needs it."""
 from . import (  # noqa: F401
-    bias, concat, dropout, eltwise, embed, euclidean_loss, flatten, hdf5_data, inner_product,
-    input, lstm, recurrent, reduction, relu, reshape, scale, sigmoid, silence, slice, softmax,
-    softmax_loss, split, tanh,
+    accuracy, bias, concat, dropout, eltwise, embed, euclidean_loss, flatten, hdf5_data,
+    inner_product, input, lstm, recurrent, reduction, relu, reshape, scale, sigmoid, silence,
+    slice, softmax, softmax_loss, split, tanh,
 )

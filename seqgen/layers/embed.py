@@ -9,6 +9,12 @@ from ..registry import register
 from .base import Layer
 
 
+# LRCN's caption scripts pad input_sentence with -1 as well as target_sentence; Caffe's
+# Embed then reads outside its table (undefined behaviour), so seqgen refuses and says why.
+_PADDING_HINT = ("; -1 looks like LRCN-style padding: pad the input stream with 0 (its EOS "
+                 "index) instead, and keep -1 for the ignored targets")
+
+
 @register("Embed")
 class EmbedLayer(Layer):
     num_bottoms = 1
@@ -48,7 +54,7 @@ class EmbedLayer(Layer):
             name = self.param.bottom[0] if len(self.param.bottom) else "0"
             raise self.error(f"bottom '{name}' holds {float(x[pos]):g} at {pos}; "
                              f"embedding indices must be integers in [0, {self.K}) "
-                             "(embed_param.input_dim)")
+                             "(embed_param.input_dim)" + (_PADDING_HINT if x[pos] == -1 else ""))
         return idx
 
     def forward(self, bottom, top):

@@ -8,7 +8,8 @@ import numpy as np
 from ..proto import caffe_pb2
 from ..registry import register
 from .base import Layer
-from .softmax import canonical_axis, softmax3
+from .labels import read_labels, split_at_class_axis
+from .softmax import softmax3
 
 _LP = caffe_pb2.LossParameter
 FLT_MIN = np.finfo(np.float32).tiny  # Caffe clamps with FLT_MIN even for double nets
@@ -44,19 +45,11 @@ class SoftmaxWithLossLayer(Layer):
         if label.num != x.num:
             raise self.error(f"bottoms '{self._name(0)}' {x.shape} and '{self._name(1)}' "
                              f"{label.shape} differ in their first dimension")
-        self.axis = canonical_axis(self, self.param.softmax_param.axis, x.data.ndim,
-                                   "softmax_param.axis")
-        shape = x.shape
-        self.outer = int(np.prod(shape[:self.axis]))
-        self.C = shape[self.axis]
-        self.inner = int(np.prod(shape[self.axis + 1:]))
-        if label.count != self.outer * self.inner:
-            raise self.error(f"bottom '{self._name(1)}' has {label.count} labels but "
-                             f"'{self._name(0)}' {shape} makes {self.outer * self.inner} "
-                             f"predictions over axis {self.axis}")
+        self.axis, self.outer, self.C, self.inner = split_at_class_axis(
+            self, x, label, self.param.softmax_param.axis, "softmax_param.axis")
         top[0].reshape(())
         if len(top) > 1:
-            top[1].reshape(shape)
+            top[1].reshape(x.shape)
 
     def _normalizer(self, valid_count, dtype):
         """Caffe's get_normalizer, including its max(1, n) guard against all-ignored batches."""
@@ -76,19 +69,8 @@ class SoftmaxWithLossLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         prob = softmax3(x.reshape(self.outer, self.C, self.inner))
-        labels = bottom[1].data.reshape(self.outer, self.inner)
-        with np.errstate(invalid="ignore"):
-            lab = labels.astype(np.int64)  # static_cast<int>: truncates toward zero
-        valid = lab != self.ignore if self.has_ignore else np.ones(lab.shape, bool)
-        bad = valid & ((lab < 0) | (lab >= self.C))
-        if bad.any():
-            flat = int(np.flatnonzero(bad)[0])
-            pos = tuple(int(i) for i in np.unravel_index(flat, bottom[1].shape))
-            raise self.error(f"bottom '{self._name(1)}' holds label "
-                             f"{float(labels.flat[flat]):g} at {pos}; labels must be in "
-                             f"[0, {self.C})" + (f" or equal ignore_label {self.ignore}"
-                                                 if self.has_ignore else ""))
-        lab = np.where(valid, lab, 0)
+        lab, valid = read_labels(self, bottom[1], self.outer, self.inner, self.C,
+                                 self.ignore if self.has_ignore else None)
         picked = np.take_along_axis(prob, lab[:, None, :], axis=1)[:, 0, :]
         loss = -np.log(np.maximum(picked[valid], x.dtype.type(FLT_MIN))).sum(dtype=x.dtype)
         self.count = int(valid.sum())

@@ -35,7 +35,8 @@ from . import snapshots
 from .callbacks import Callback, FunctionHooks, overriding
 from .diagnosis import Diverged, NonFinite, divergence_message, remedies, where_nonfinite
 from .fingerprint import net_fingerprint, solver_fingerprint
-from .testing import NetTester
+from .test_nets import SolverTestNet, check_test_net_counts, list_test_nets
+from .testing import NetTester, weighted_loss
 from .schedules import check_policy, learning_rate
 from .updates import UPDATES, check_solver_type, history_slots
 
@@ -63,6 +64,7 @@ def check_solver_param(p, where="solver"):
                               f"(got {getattr(p, field)})")
     if any(n < 0 for n in p.test_iter):
         raise SeqgenError(f"{where}: test_iter must not be negative")
+    check_test_net_counts(p, where)
 
 
 def _legacy_hook(name, doc):
@@ -109,7 +111,9 @@ class Solver:
         self.log = log
         self.out_dir = out_dir
         self.options = options
-        self.net = net if net is not None else Net(self._net_param(), TRAIN, options=options)
+        # Caffe's InitTrainNet: phase TRAIN, the net's own state, then train_state
+        self.net = net if net is not None else Net(self._net_param(), TRAIN, options=options,
+                                                   state=p.train_state)
         if not self.net._loss_tops:
             raise SeqgenError(f"{self.net.source}: the TRAIN net has no loss (no loss layer and "
                               "no loss_weight), so there is nothing to train")
@@ -122,9 +126,12 @@ class Solver:
         self._hooks = FunctionHooks()
         self.callbacks = [self._hooks]
         self._dispatch = {}
-        self.tester = None  # callable(solver) -> [(output name, mean value, loss weight)]
-        self.test_results = []  # [(iter, results)]
-        self._test_net = None
+        # per test net (Caffe's numbering): callable(solver) -> [(output name, mean value,
+        # loss weight)], or None for a net nothing tests
+        self.testers = []
+        self.testing_net = 0  # the test net being tested (for after_test callbacks)
+        self.test_results = []  # [(iter, results)], one entry per test net tested
+        self._test_nets = None
         self.smoothed = deque(maxlen=p.average_loss)
         self.last_loss = float("nan")
         self.last_rate = None
@@ -138,11 +145,11 @@ class Solver:
         self.restored = None  # (iter, model path, state path) that restore() read
         self.restored_extra = None  # (meta, arrays) the callbacks had saved
         self._net_fingerprint = None
-        if p.test_interval and len(p.test_iter) and p.test_iter[0] > 0:
-            test_net = self.test_net()
-            if test_net is not None and not test_net.inputs:
-                # a TEST net that reads its own data (e.g. HDF5Data): Caffe's Test()
-                self.tester = NetTester(test_net, p.test_iter[0])
+        if p.test_interval and any(n > 0 for n in p.test_iter):
+            # a TEST net that reads its own data (e.g. HDF5Data) is tested as Caffe's Test()
+            # does; one with Input blobs waits for a tester from its data (the driver's plan)
+            self.testers = [NetTester(net, n) if n > 0 and not net.inputs else None
+                            for net, n in zip(self.test_nets, p.test_iter)]
 
     def _init_history(self):
         """One flat history buffer per slot; `history` holds Caffe's per-parameter views
@@ -196,28 +203,46 @@ class Solver:
         raise SeqgenError(f"{self.source}: the solver names no net (set `net: \"file\"`)")
 
     def test_net(self):
-        """The TEST-phase net (test_net_param, test_net, or the net filtered for TEST), its
-        weights shared with the training net; built on first use. None if the solver names
-        only a train_net."""
-        if self._test_net is None:
-            p = self.param
-            if len(p.test_net_param):
-                source = p.test_net_param[0]
-            elif len(p.test_net):
-                source = p.test_net[0]
-            elif p.HasField("net_param") or p.net:
-                source = self._net_param()
-            else:
-                return None
-            self._test_net = Net(source, TEST, options=self.options)
-            self._test_net.share_weights(self.net)
-        return self._test_net
+        """Test net #0 (see test_nets), or None if the solver has none."""
+        nets = self.test_nets
+        return nets[0] if nets else None
 
     @property
     def test_nets(self):
-        """pycaffe's solver.test_nets: [the TEST net] (sharing the training weights), or []."""
-        net = self.test_net()
-        return [net] if net is not None else []
+        """pycaffe's solver.test_nets: the TEST nets as Caffe's InitTestNets makes them
+        (test_net_param, test_net, then the net once per remaining test_iter, each in its
+        test_state), their weights shared with the training net; built on first use. A
+        solver with a net but no test_iter gets that net's plain TEST phase (pycaffe would
+        give [], but scripts test by hand with it); one naming only a train_net gets []."""
+        if self._test_nets is None:
+            p = self.param
+            generic = self._net_param() if p.HasField("net_param") or p.net else None
+            specs = list_test_nets(p, generic)
+            if not specs and generic is not None:
+                specs = [SolverTestNet(0, generic, caffe_pb2.NetState(), 0)]
+            self._test_nets = []
+            for spec in specs:
+                net = Net(spec.source, TEST, options=self.options, state=spec.state)
+                net.share_weights(self.net)
+                self._test_nets.append(net)
+        return self._test_nets
+
+    @property
+    def tester(self):
+        """Test net #0's tester (the driver sets it for sequence data), or None."""
+        return self.testers[0] if self.testers else None
+
+    @tester.setter
+    def tester(self, tester):
+        if self.testers:
+            self.testers[0] = tester
+        else:
+            self.testers.append(tester)
+
+    @property
+    def can_test(self):
+        """Whether any test net has a tester."""
+        return any(t is not None for t in self.testers)
 
     # -- the loop --------------------------------------------------------------------------
     @property
@@ -237,7 +262,7 @@ class Solver:
         """Caffe's rule: a tester, test_interval, iter on it (iter 0 only with
         test_initialization)."""
         p = self.param
-        return (self.tester is not None and p.test_interval > 0
+        return (self.can_test and p.test_interval > 0
                 and self.iter % p.test_interval == 0
                 and (self.iter > 0 or p.test_initialization))
 
@@ -340,15 +365,27 @@ class Solver:
         return self.last_snapshot is not None and self.last_snapshot[0] == self.iter
 
     def test_all(self):
-        """Run the tester and log its outputs as Caffe does; returns them."""
-        self.log(f"Iteration {self.iter}, Testing net (#0)")
-        results = self.tester(self)
+        """Caffe's TestAll: test each test net that has a tester, in Caffe's order, logging
+        as Caffe does; returns the results of the first one tested."""
+        tested = [self.test_one(i) for i, tester in enumerate(self.testers)
+                  if tester is not None]
+        return tested[0] if tested else []
+
+    def test_one(self, index):
+        """Caffe's Test(index): run test net #index's tester and log its outputs, numbered
+        per net; after_test callbacks see `solver.testing_net == index`."""
+        self.log(f"Iteration {self.iter}, Testing net (#{index})")
+        results = self.testers[index](self)
+        if self.param.test_compute_loss:
+            self.log(f"Test loss: {weighted_loss(results):.6g}")
         for i, (name, value, weight) in enumerate(results):
             extra = f" (* {weight:g} = {weight * value:.6g} loss)" if weight else ""
             self.log(f"    Test net output #{i}: {name} = {value:.6g}{extra}")
         self.test_results.append((self.iter, results))
+        self.testing_net = index
         for callback in self.dispatch("after_test"):
             callback(self, results)
+        self.testing_net = 0
         return results
 
     def _per_element(self, mults):

@@ -27,3 +27,10 @@ class NetTester:
         means = sums / max(1, self.iters)
         weights = self.net.blob_loss_weights
         return [(n, float(v), float(weights.get(n, 0.0))) for n, v in zip(names, means)]
+
+
+def weighted_loss(results):
+    """Caffe's "Test loss" (with test_compute_loss): the mean test outputs times their loss
+    weights, summed (Caffe sums the net's loss per pass; the same when every loss is an
+    output)."""
+    return sum(value * weight for _, value, weight in results)
