@@ -118,6 +118,13 @@ def build_parser():
                         help="print seqgen's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_train(sub, common)
+    _add_generate(sub, common)
+    _add_others(sub, common)
+    return parser
+
+
+def _add_train(sub, common):
     t = sub.add_parser("train", parents=[common], help="train a net on a sequence (solver or net prototxt)")
     t.add_argument("net_or_solver", metavar="NET_OR_SOLVER")
     t.add_argument("--iters", type=_positive_int, help="override the solver's max_iter")
@@ -170,6 +177,8 @@ def build_parser():
                         "snapshot's run folder)")
     t.set_defaults(func=cmd_train)
 
+
+def _add_generate(sub, common):
     g = sub.add_parser("generate", parents=[common], help="run a trained net free-running and plot it")
     g.add_argument("--weights", help=".caffemodel (default: last snapshot of the latest run)")
     g.add_argument("--net", help="net prototxt (default: the run's)")
@@ -192,6 +201,9 @@ def build_parser():
     g.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
     g.set_defaults(func=cmd_generate)
 
+
+def _add_others(sub, common):
+    """test, info, plot, export, import, draw."""
     q = sub.add_parser("test", parents=[common],
                        help="score a trained text run on its test split or on another file")
     q.add_argument("run", metavar="RUN", nargs="?", help="run folder (default: the latest run)")
@@ -240,7 +252,6 @@ def build_parser():
                        help="draw the net: layers as boxes, blobs as labelled edges")
     d.add_argument("--out", required=True, metavar="FILE.png|.svg")
     d.set_defaults(func=cmd_draw)
-    return parser
 
 
 class Terminated(BaseException):
