@@ -51,13 +51,37 @@ def _add_recurrent(y, n, w, ow, h, l, m):
 
 
 @njit(**JIT)
-def _output(x, H, W_out, b_out, out, i):
+def affine_output(x, H, W_out, b_out, out, i):
     """out[i] = W_out x[:H] + b_out (the affine output layer)."""
     for d in range(W_out.shape[0]):
         s = b_out[d]
         for k in range(H):
             s += W_out[d, k] * x[k]
         out[i, d] = s
+
+
+@njit(**JIT)
+def lstm_stack_step(I, H, wx, ox, wh, oh, b, ob, h, c, g, x, first):
+    """One time step of the LSTM stack: x[:I[0]] in, the top layer's h out in x[:H[-1]];
+    h, c (L, Hmax) hold the state and g (4 Hmax) is scratch. `first` starts from a zero
+    state (no recurrent term, forget gate 0), as cont = 0 does."""
+    zero = x[0] * 0
+    for l in range(I.shape[0]):
+        Il, Hl = I[l], H[l]
+        G = 4 * Hl
+        _project(g, G, b, ob[l], wx, ox[l], x, Il)
+        if not first:
+            _add_recurrent(g, G, wh, oh[l], h, l, Hl)
+        for j in range(3 * Hl):
+            g[j] = sigmoid(g[j])
+        for j in range(3 * Hl, G):
+            g[j] = tanh(g[j])
+        for k in range(Hl):
+            f = zero if first else g[Hl + k]
+            c[l, k] = f * c[l, k] + g[k] * g[3 * Hl + k]
+            h[l, k] = g[2 * Hl + k] * tanh(c[l, k])
+        for k in range(Hl):
+            x[k] = h[l, k]
 
 
 @njit(**JIT)
@@ -70,30 +94,14 @@ def lstm_stack_generate(I, H, wx, ox, wh, oh, b, ob, W_out, b_out, steps, feedba
     """
     L = I.shape[0]
     Hmax = H.max()
-    zero = out[0, 0] * 0
     h = np.zeros((L, Hmax), out.dtype)
     c = np.zeros((L, Hmax), out.dtype)
     g = np.zeros(4 * Hmax, out.dtype)
     x = np.zeros(max(I[0], Hmax), out.dtype)
     for i in range(steps):
         _step_input(x, i, I[0], feedback, true, prime, out)
-        for l in range(L):
-            Il, Hl = I[l], H[l]
-            G = 4 * Hl
-            _project(g, G, b, ob[l], wx, ox[l], x, Il)
-            if i > 0:
-                _add_recurrent(g, G, wh, oh[l], h, l, Hl)
-            for j in range(3 * Hl):
-                g[j] = sigmoid(g[j])
-            for j in range(3 * Hl, G):
-                g[j] = tanh(g[j])
-            for k in range(Hl):
-                f = g[Hl + k] if i > 0 else zero
-                c[l, k] = f * c[l, k] + g[k] * g[3 * Hl + k]
-                h[l, k] = g[2 * Hl + k] * tanh(c[l, k])
-            for k in range(Hl):
-                x[k] = h[l, k]
-        _output(x, H[L - 1], W_out, b_out, out, i)
+        lstm_stack_step(I, H, wx, ox, wh, oh, b, ob, h, c, g, x, i == 0)
+        affine_output(x, H[L - 1], W_out, b_out, out, i)
 
 
 @njit(**JIT)
@@ -121,4 +129,4 @@ def rnn_stack_generate(I, H, wx, ox, wh, oh, b, ob, wo, bo, W_out, b_out, steps,
             _add_recurrent(pre, Hl, wo, oh[l], h, l, Hl)
             for j in range(Hl):
                 x[j] = tanh(pre[j])
-        _output(x, H[L - 1], W_out, b_out, out, i)
+        affine_output(x, H[L - 1], W_out, b_out, out, i)
