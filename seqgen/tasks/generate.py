@@ -71,10 +71,10 @@ def _flat(arrays):
 
 def lstm_arrays(layers):
     """The flat kernel layout (I, H, wx, ox, wh, oh, b, ob) of LSTM layers given by their
-    lstm_weights() (W_x (4H, I), W_h (4H, H), b (4H))."""
+    lstm_weights() (W_x (4H, I), W_h (4H, H), b (4H)); both matrices are stored transposed."""
     I = np.array([w[0].shape[1] for w in layers], np.int64)
     H = np.array([w[1].shape[1] for w in layers], np.int64)
-    return (I, H, _flat(w[0] for w in layers), _offsets(4 * H * I),
+    return (I, H, _flat(w[0].T for w in layers), _offsets(4 * H * I),
             _flat(w[1].T for w in layers), _offsets(4 * H * H),
             _flat(w[2] for w in layers), _offsets(4 * H))
 
