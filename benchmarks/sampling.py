@@ -12,11 +12,12 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the seqgen command does
 
 import argparse
-import platform
 import statistics
 import time
 
 import numpy as np
+
+from bench import platform_name  # the CPU model (this folder is on sys.path)
 
 NET = """input: "x" input_shape {{ dim: 1 dim: 1 }}
 input: "cont" input_shape {{ dim: 1 dim: 1 }}
@@ -30,18 +31,6 @@ layer {{ name: "logits" type: "InnerProduct" bottom: "lstm2" top: "logits"
         inner_product_param {{ num_output: {V} axis: 2 }} }}
 layer {{ name: "prob" type: "Softmax" bottom: "logits" top: "prob" softmax_param {{ axis: 2 }} }}
 """
-
-
-def cpu_name():
-    """The CPU model from /proc/cpuinfo (platform.processor() elsewhere)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def build(V=65, E=65, H=128, seed=0):
@@ -74,7 +63,7 @@ def main():
     ap.add_argument("--stepwise", type=int, default=2000,
                     help="steps for the Net.forward path (0: skip it)")
     args = ap.parse_args()
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs)")
+    print(f"CPU: {platform_name()} ({os.cpu_count()} logical CPUs)")
     net = build()
     chars_per_second(net, 10, True)  # compile or load the cached kernel
     runs = [chars_per_second(net, args.steps, True) for _ in range(args.repeats)]

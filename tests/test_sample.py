@@ -3,9 +3,8 @@ per-step Net path, and the draws against the softmax they come from."""
 import numpy as np
 import pytest
 
+from helpers import random_net
 from seqgen.errors import SeqgenError
-from seqgen.io.prototxt import parse_net_text
-from seqgen.net import TEST, Net
 from seqgen.tasks.sample import next_probabilities, sample_plan, sample_tokens, token_inputs
 
 V, E, T = 11, 5, 8
@@ -49,12 +48,7 @@ PRIME = [3, 1, 4, 1, 5, 9, 2, 6]
 
 
 def make_net(text=TRAIN, seed=0):
-    net = Net(parse_net_text(text), TEST)
-    rng = np.random.default_rng(seed)
-    for layer in net.layers:
-        for blob in layer.blobs:
-            blob.data[...] = rng.normal(0, 0.6, blob.shape)
-    return net
+    return random_net(text, seed, std=0.6)
 
 
 @pytest.fixture(scope="module")
