@@ -10,6 +10,8 @@ in float64, w_j = exp((l_j - max l) / temperature) for the kept j (0 elsewhere),
 c = cumsum(w) in index order, and the token is the first j with c_j > u * c[-1] (the last
 kept j if rounding leaves none); `argmax` takes the first index of the largest logit.
 The draw runs without fastmath so that the sums are the sequential ones numpy computes.
+numba's cache (cache=True) checks only this file's time stamp: after editing the helpers
+imported from generate.py, delete seqgen/kernels/__pycache__/sample.* (or touch this file).
 """
 import math
 
