@@ -1,4 +1,4 @@
-"""Shared test helpers: golden file paths and the float32 comparison rule."""
+"""Shared test helpers: golden file paths, the float32 comparison rule, random nets."""
 from pathlib import Path
 
 import numpy as np
@@ -19,3 +19,16 @@ def assert_close(ours, ref, what="", rtol=RTOL, atol_scale=ATOL_SCALE):
     ours = np.asarray(ours, np.float64).reshape(ref.shape)
     scale = max(1.0, float(np.abs(ref).max(initial=0)))
     np.testing.assert_allclose(ours, ref, rtol=rtol, atol=atol_scale * scale, err_msg=what)
+
+
+def random_net(text, seed=0, std=0.5):
+    """A TEST net built from prototxt text, every parameter drawn from N(0, std) (seeded)."""
+    from seqgen.io.prototxt import parse_net_text  # lazy: most tests never build a net here
+    from seqgen.net import TEST, Net
+
+    net = Net(parse_net_text(text), TEST)
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        for blob in layer.blobs:
+            blob.data[...] = rng.normal(0, std, blob.shape)
+    return net

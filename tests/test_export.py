@@ -11,11 +11,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from helpers import ROOT, assert_close
+from helpers import ROOT, assert_close, random_net
 from seqgen.app.cli import main
 from seqgen.export import plan
 from seqgen.export.onnx_export import onnx_model
-from seqgen.io.prototxt import parse_net_text
 from seqgen.net import TEST, Net
 from seqgen.tasks.data import sinusoid
 from seqgen.tasks.generate import generate
@@ -116,12 +115,7 @@ NETS = {"fork_stack": FORK_STACK, "bvlc_static": BVLC_STATIC, "rnn_stack": RNN_S
 
 def build(text, seed=0):
     """A TEST net with random weights (the same for every seed)."""
-    net = Net(parse_net_text(text), TEST)
-    rng = np.random.default_rng(seed)
-    for layer in net.layers:
-        for blob in layer.blobs:
-            blob.data[...] = rng.normal(0, 0.5, blob.shape)
-    return net
+    return random_net(text, seed)
 
 
 def copy_weights(src, dst):

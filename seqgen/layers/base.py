@@ -157,6 +157,15 @@ class Layer:
         """(W (out, in), b) of a layer computing x W^T + b per step; None here."""
         return None
 
+    def embed_weights(self):
+        """(table (V, E), b (E)) of a layer mapping token ids to rows of a table; None here."""
+        return None
+
+    def is_identity(self):
+        """True when forward copies the bottom to the top unchanged (Dropout at TEST), so
+        the compiled paths may look through the layer; False here."""
+        return False
+
 
 class ElementwiseLayer(Layer):
     """One bottom, one top of the same shape, computed element by element; may run in

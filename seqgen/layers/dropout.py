@@ -21,6 +21,10 @@ class DropoutLayer(ElementwiseLayer):
         self.rng = None  # None: use the shared, seedable generator at each forward
         self.train = self.phase == caffe_pb2.TRAIN
 
+    def is_identity(self):
+        """At TEST the layer copies its bottom (compiled generation looks through it)."""
+        return not self.train
+
     def _scale(self, dtype):
         # Caffe: scale_ = 1. / (1. - threshold_), in double, stored as Dtype
         return dtype.type(1.0 / (1.0 - self.ratio))

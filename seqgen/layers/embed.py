@@ -39,6 +39,12 @@ class EmbedLayer(Layer):
     def token_capacity(self):
         return self.K
 
+    def embed_weights(self):
+        """(table (input_dim, num_output), b) for compiled sampling; b is zeros without
+        bias_term."""
+        b = self.blobs[1].data if self.bias_term else np.zeros(self.N, np.float32)
+        return self.blobs[0].data, b
+
     def reshape(self, bottom, top):
         top[0].reshape(self.check_size(tuple(bottom[0].shape) + (self.N,),
                                        f"top '{self.top_name(0)}'"))

@@ -39,24 +39,55 @@ def _recurrent_weights(layer):
     return (None, None) if weights is None else ("rnn", weights)
 
 
-def stack_plan(net, data, clip, out):
-    """(kernel, arrays) for the compiled generator when the net is a chain of LSTM layers
-    (or of RNN layers) fed by (data, clip) and one affine output layer producing `out`;
-    None for any other net, which then runs step by step through Net.forward."""
-    layers, kind, affine, current = [], None, None, data
-    alias = {}  # top of an automatically inserted Split -> the blob it copies
+def computing_layers(net):
+    """(layer, bottoms, tops) for the layers of a TEST net that compute, in order: Input
+    and Silence left out, and the tops of Splits and identity layers (Dropout at TEST)
+    replaced by the blob they copy in every later layer's bottoms."""
+    alias = {}
     for layer in net.layers:
         bottoms = [alias.get(b, b) for b in layer.param.bottom]
         tops = list(layer.param.top)
         if layer.type in ("Input", "Silence"):
             continue
-        if layer.type == "Split":
+        if layer.type == "Split" or (layer.is_identity() and len(bottoms) == 1):
             alias.update((t, bottoms[0]) for t in tops)
             continue
+        yield layer, bottoms, tops
+
+
+def stackable(layer, bottoms, tops, current, clip):
+    """Whether a recurrent layer continues a compiled stack from blob `current`: it reads
+    (current, clip), has one top and one stream."""
+    return bottoms == [current, clip] and len(tops) == 1 and getattr(layer, "N", 1) == 1
+
+
+def _offsets(sizes):
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
+def _flat(arrays):
+    return np.concatenate([np.ascontiguousarray(a, np.float32).ravel() for a in arrays])
+
+
+def lstm_arrays(layers):
+    """The flat kernel layout (I, H, wx, ox, wh, oh, b, ob) of LSTM layers given by their
+    lstm_weights() (W_x (4H, I), W_h (4H, H), b (4H)); both matrices are stored transposed."""
+    I = np.array([w[0].shape[1] for w in layers], np.int64)
+    H = np.array([w[1].shape[1] for w in layers], np.int64)
+    return (I, H, _flat(w[0].T for w in layers), _offsets(4 * H * I),
+            _flat(w[1].T for w in layers), _offsets(4 * H * H),
+            _flat(w[2] for w in layers), _offsets(4 * H))
+
+
+def stack_plan(net, data, clip, out):
+    """(kernel, arrays) for the compiled generator when the net is a chain of LSTM layers
+    (or of RNN layers) fed by (data, clip) and one affine output layer producing `out`;
+    None for any other net, which then runs step by step through Net.forward."""
+    layers, kind, affine, current = [], None, None, data
+    for layer, bottoms, tops in computing_layers(net):
         recurrent, weights = _recurrent_weights(layer)
         if affine is None and recurrent and kind in (None, recurrent) \
-                and bottoms == [current, clip] and len(tops) == 1 \
-                and getattr(layer, "N", 1) == 1:
+                and stackable(layer, bottoms, tops, current, clip):
             kind = recurrent
             layers.append(weights)
             current = tops[0]
@@ -68,21 +99,14 @@ def stack_plan(net, data, clip, out):
             return None
     if affine is None:
         return None
-    offsets = lambda sizes: np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    flat = lambda arrays: np.concatenate([np.ascontiguousarray(a, np.float32).ravel()
-                                          for a in arrays])
-    I = np.array([w[0].shape[1] for w in layers], np.int64)
-    if kind == "lstm":  # (W_x (4H, I), W_h (4H, H), b (4H))
-        H = np.array([w[1].shape[1] for w in layers], np.int64)
-        arrays = (I, H, flat(w[0] for w in layers), offsets(4 * H * I),
-                  flat(w[1].T for w in layers), offsets(4 * H * H),
-                  flat(w[2] for w in layers), offsets(4 * H))
-        return lstm_stack_generate, arrays, affine
+    if kind == "lstm":
+        return lstm_stack_generate, lstm_arrays(layers), affine
     # rnn: (W_xh (H, I), b_h, W_hh (H, H), W_ho (H, H), b_o)
+    I = np.array([w[0].shape[1] for w in layers], np.int64)
     H = np.array([w[2].shape[0] for w in layers], np.int64)
-    arrays = (I, H, flat(w[0] for w in layers), offsets(H * I),
-              flat(w[2].T for w in layers), offsets(H * H), flat(w[1] for w in layers),
-              offsets(H), flat(w[3].T for w in layers), flat(w[4] for w in layers))
+    arrays = (I, H, _flat(w[0] for w in layers), _offsets(H * I),
+              _flat(w[2].T for w in layers), _offsets(H * H), _flat(w[1] for w in layers),
+              _offsets(H), _flat(w[3].T for w in layers), _flat(w[4] for w in layers))
     return rnn_stack_generate, arrays, affine
 
 

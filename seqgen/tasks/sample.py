@@ -1,54 +1,178 @@
-"""Sampling tokens from a language model one step at a time (placeholder: stepping the net
-with Net.forward; the compiled sampler replaces it)."""
+"""Sampling text from a token language model: Input x (T, N) ids + cont -> Embed -> LSTM
+stack -> InnerProduct logits (-> Softmax / SoftmaxWithLoss / Accuracy, which are ignored).
+
+Such a chain runs in one compiled call (kernels/sample.py). Any other net steps through
+Net.forward one token at a time (inputs reshaped to T = N = 1, cont 0 at the first step,
+then 1) and draws in numpy with the same rule, so both paths give the same ids for a seed:
+the uniforms are drawn up front from numpy's Generator, one per step.
+"""
+import math
+import numbers
+
 import numpy as np
 
 from ..errors import SeqgenError
-from .roles import input_roles
+from ..kernels.sample import lstm_stack_sample
+from .feeder import CLIP_NAMES
+from .generate import computing_layers, lstm_arrays, output_name, stackable
+
+#: layers after the logits that sampling leaves out (it computes its own softmax)
+HEADS = ("Softmax", "SoftmaxWithLoss", "Accuracy")
+
+
+def token_inputs(net):
+    """(token input, cont input, logits blob) of a TEST language-model net: the input the
+    Embed layer reads, the clip/cont input, and the bottom of the softmax (or the single
+    output of a net without one)."""
+    embed = next((layer for layer in net.layers if layer.embed_weights() is not None), None)
+    if embed is None or embed.param.bottom[0] not in net.inputs:
+        raise SeqgenError(f"{net.source}: sampling needs an Embed layer reading token ids "
+                          f"from a net input (inputs: {', '.join(net.inputs) or 'none'})")
+    cont = next((n for n in net.inputs if n in CLIP_NAMES), None)
+    if cont is None:
+        raise SeqgenError(f"{net.source}: sampling needs a 'cont' (or 'clip') input "
+                          f"(inputs: {', '.join(net.inputs)})")
+    heads = [layer for layer in net.layers if layer.type in HEADS[:2]]
+    logits = heads[0].param.bottom[0] if heads else output_name(net)
+    return embed.param.bottom[0], cont, logits
+
+
+def sample_plan(net, tokens, cont):
+    """The compiled sampler's arrays (table, table_b, LSTM stack layout, W_out, b_out) when
+    the net is exactly Embed(tokens) -> LSTM(..., cont)... -> affine -> heads; else None."""
+    embed, layers, affine, current = None, [], None, tokens
+    for layer, bottoms, tops in computing_layers(net):
+        if affine is not None:  # after the logits: only heads reading them
+            if layer.type not in HEADS or bottoms[0] != current:
+                return None
+            continue
+        if embed is None:
+            embed = layer.embed_weights() if bottoms == [tokens] and len(tops) == 1 else None
+            if embed is None:
+                return None
+        elif layer.lstm_weights() is not None and stackable(layer, bottoms, tops, current,
+                                                            cont):
+            layers.append(layer.lstm_weights())
+        elif layers and bottoms == [current] and len(tops) == 1:
+            affine = layer.affine_weights()
+            if affine is None:
+                return None
+        else:
+            return None
+        current = tops[0]
+    if affine is None:
+        return None
+    table, table_b = (np.ascontiguousarray(a, np.float32) for a in embed)
+    stack = lstm_arrays(layers)
+    W_out, b_out = (np.ascontiguousarray(a, np.float32) for a in affine)
+    if not (table.shape[0] == W_out.shape[0] and table.shape[1] == stack[0][0]
+            and W_out.shape[1] == stack[1][-1]):
+        return None
+    return (table, table_b) + stack + (W_out, b_out)
+
+
+def _prime(prime_ids, V):
+    """The prime as int64 ids, checked to be integers in [0, V)."""
+    raw = np.asarray(prime_ids).reshape(-1)
+    if raw.size == 0:
+        raise SeqgenError("the prime must hold at least one token id")
+    if raw.dtype.kind not in "iuf":
+        raise SeqgenError(f"prime ids must be integers, got {raw.dtype} values")
+    ids = raw.astype(np.int64)
+    bad = np.flatnonzero((ids != raw) | (ids < 0) | (ids >= V))
+    if bad.size:
+        raise SeqgenError(f"prime id {raw[bad[0]]} at position {bad[0]} is outside [0, {V}) "
+                          f"(the net's vocabulary)")
+    return ids
+
+
+def _check(steps, temperature, top_k, argmax, V):
+    """Refuse bad sampling arguments with one-line messages."""
+    if not isinstance(steps, numbers.Integral) or steps < 1:
+        raise SeqgenError(f"steps must be a positive integer, got {steps!r}")
+    if not argmax and not (isinstance(temperature, numbers.Real)
+                           and math.isfinite(temperature) and temperature > 0):
+        raise SeqgenError(f"temperature must be a finite number > 0, got {temperature!r} "
+                          "(argmax picks the most likely token)")
+    if not isinstance(top_k, numbers.Integral) or not 0 <= top_k <= V:
+        raise SeqgenError(f"top_k must be an integer in [0, {V}] (0 = all tokens), "
+                          f"got {top_k!r}")
+
+
+def draw_numpy(logits, temperature, top_k, argmax, u):
+    """(token, probabilities) by kernels/sample.py's rule, in numpy."""
+    l = np.asarray(logits, np.float32).reshape(-1)
+    V = l.size
+    if argmax:
+        token = int(np.argmax(l))
+        return token, np.eye(V)[token]
+    keep = l >= np.sort(l)[V - top_k] if 0 < top_k < V else np.ones(V, bool)
+    w = np.where(keep, np.exp((l.astype(np.float64) - np.float64(l.max())) / temperature), 0.0)
+    c = np.cumsum(w)
+    token = int(np.searchsorted(c, u * c[-1], side="right"))
+    if token >= V:
+        token = int(np.flatnonzero(keep)[-1])
+    return token, w / c[-1]
+
+
+def _one_step_inputs(net):
+    """Reshape every input to T = N = 1 (labels too, so loss layers still fit) and zero it."""
+    for name in net.inputs:
+        blob = net.blobs[name]
+        if len(blob.shape) >= 2:
+            blob.reshape((1, 1) + tuple(blob.shape[2:]))
+        blob.data[...] = 0
+    net.reshape()
+
+
+def _stepwise(net, names, prime, uniforms, temperature, top_k, argmax):
+    """The Net.forward path: (ids, probabilities of the first draw)."""
+    tokens, cont, logits = names
+    net.reset_state()
+
+    def step(token, first):
+        net.blobs[tokens].data[...] = token
+        net.blobs[cont].data[...] = 0.0 if first else 1.0
+        net.forward()
+        return net.blobs[logits].data
+
+    for i, token in enumerate(prime):
+        values = step(token, i == 0)
+    out = np.zeros(len(uniforms), np.int64)
+    first = None
+    for i, u in enumerate(uniforms):
+        if i:
+            values = step(out[i - 1], False)
+        out[i], probs = draw_numpy(values, temperature, top_k, argmax, u)
+        first = probs if first is None else first
+    return out, first
+
+
+def _sample(net, prime_ids, steps, temperature, top_k, seed, argmax, compiled):
+    """(ids, probabilities of the first draw) for sample_tokens and next_probabilities."""
+    names = token_inputs(net)
+    _one_step_inputs(net)
+    V = net.blobs[names[2]].count
+    _check(steps, temperature, top_k, argmax, V)
+    prime = _prime(prime_ids, V)
+    temperature = 1.0 if argmax else float(temperature)
+    uniforms = np.random.default_rng(seed).random(steps)
+    plan = sample_plan(net, names[0], names[1]) if compiled else None
+    if plan is None:
+        return _stepwise(net, names, prime, uniforms, temperature, int(top_k), bool(argmax))
+    out, first = np.zeros(steps, np.int64), np.zeros(V, np.float64)
+    lstm_stack_sample(*plan, prime, uniforms, temperature, int(top_k), bool(argmax), out,
+                      first)
+    return out, first
 
 
 def sample_tokens(net, prime_ids, steps, temperature=1.0, top_k=0, seed=None, argmax=False,
                   compiled=True):
-    """Feed `prime_ids` from a zero state, then draw `steps` tokens from
-    softmax(logits / temperature) (top_k: only the k most likely; argmax: the most likely)."""
-    roles = input_roles(net)
-    tokens, cont = roles["tokens"], roles["cont"]
-    if temperature <= 0 and not argmax:
-        raise SeqgenError(f"--temperature must be > 0, got {temperature}")
-    for name in (tokens, cont):
-        net.blobs[name].reshape((1, 1))
-    for name in net.inputs:
-        if name not in (tokens, cont):
-            net.blobs[name].reshape((1, 1))
-    net.reshape()
-    net.reset_state()
-    logits_blob = _logits(net, roles)
-    rng = np.random.default_rng(seed)
-    out = []
-    feed = list(prime_ids)
-    for i in range(len(prime_ids) + steps - 1):
-        net.blobs[tokens].data[...] = feed[i]
-        net.blobs[cont].data[...] = 0.0 if i == 0 else 1.0
-        net.forward()
-        if i < len(prime_ids) - 1:
-            continue
-        z = np.asarray(net.blobs[logits_blob].data, np.float64).ravel()
-        if argmax or temperature < 1e-4:
-            k = int(np.argmax(z))
-        else:
-            z = z / temperature
-            if top_k:
-                z[np.argsort(z)[:-top_k]] = -np.inf
-            p = np.exp(z - z.max())
-            p /= p.sum()
-            k = int(min(np.searchsorted(np.cumsum(p), rng.random(), side="right"), len(p) - 1))
-        out.append(k)
-        feed.append(k)
-    return np.array(out[:steps], np.int64)
+    """`steps` token ids drawn after feeding prime_ids (not included) to a TEST net, from
+    softmax(logits / temperature) over the top_k logits (0: all), or the argmax."""
+    return _sample(net, prime_ids, steps, temperature, top_k, seed, argmax, compiled)[0]
 
 
-def _logits(net, roles):
-    for layer in net.layers:
-        if layer.is_loss and roles.get("labels") in layer.param.bottom[1:2]:
-            return layer.param.bottom[0]
-    raise SeqgenError(f"{net.source}: cannot tell the logits blob (no loss layer reading the "
-                      "labels)")
+def next_probabilities(net, prime_ids, temperature=1.0, top_k=0, compiled=True):
+    """The distribution (V,) float64 that the token after prime_ids is drawn from."""
+    return _sample(net, prime_ids, 1, temperature, top_k, 0, False, compiled)[1]
