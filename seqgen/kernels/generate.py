@@ -14,6 +14,8 @@ from numba import njit
 from .activations import FASTMATH, sigmoid, tanh
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
+# the four-row axpy must add its rows in order (no reassociation), see _add_product
+IN_ORDER = dict(JIT, fastmath=FASTMATH - {"reassoc"})
 
 
 @njit(**JIT)
@@ -47,18 +49,20 @@ def _project(y, n, b, ob, w, ow, x, m):
         y[j] = s
 
 
-@njit(**JIT)
+@njit(**IN_ORDER)
 def _add_product(y, n, w, ow, h, l, m):
     """y[:n] += W h[l, :m], with W^T (m x n, row-major) at w[ow:] (contiguous axpys, four
-    rows of W^T per pass over y: half the loads and stores of y)."""
+    rows of W^T per pass over y: a quarter of the loads and stores of y)."""
     k = 0
     while k + 4 <= m:
         a0, a1, a2, a3 = h[l, k], h[l, k + 1], h[l, k + 2], h[l, k + 3]
         r0 = ow + k * n
         r1, r2, r3 = r0 + n, r0 + 2 * n, r0 + 3 * n
         for j in range(n):
-            y[j] += (w[_U(r0 + j)] * a0 + w[_U(r1 + j)] * a1) \
-                + (w[_U(r2 + j)] * a2 + w[_U(r3 + j)] * a3)
+            # added one row after the other, as four separate axpys would: the same
+            # rounding as the plain loop, so generation stays bit for bit what it was
+            y[j] = y[j] + w[_U(r0 + j)] * a0 + w[_U(r1 + j)] * a1 \
+                + w[_U(r2 + j)] * a2 + w[_U(r3 + j)] * a3
         k += 4
     for k in range(k, m):
         a = h[l, k]
