@@ -89,18 +89,20 @@ def check_folder_free(folder, resume, locked=False):
         RunLock(folder).check_free()
     if resume and os.path.samefile(os.path.dirname(os.path.abspath(resume)), folder):
         return
-    holds = None
+    holds, finished = None, True
     if os.path.exists(os.path.join(folder, RUN_FILE)):
         try:
             record = RunRecord.read(folder)
+            finished = record.get("iterations") is not None
             holds = f"the run {record.name}" + (
-                f" at iteration {record.get('iterations')}" if record.get("iterations")
-                is not None else "")
+                f" at iteration {record.get('iterations')}" if finished else "")
         except SeqgenError:
             holds = "a run (its run.json cannot be read)"
     last = snapshot_of(folder)
     if holds is None and last is None:
         return
+    if last is None and not finished:
+        return  # a run killed before its first snapshot: nothing in it can be resumed
     holds = holds or f"snapshots up to iteration {last[0]}"
     how = f"continue it with --resume {last[1]}, or " if last else ""
     raise SeqgenError(f"{folder}: the folder holds {holds}; {how}choose another --out")
