@@ -42,12 +42,13 @@ def _project(y, n, b, ob, w, ow, x, m):
 
 @njit(**JIT)
 def _add_recurrent(y, n, w, ow, h, l, m):
-    """y[:n] += W h[l, :m], with W^T (m x n, row-major) at w[ow:] (contiguous axpys)."""
+    """y[:n] += W h[l, :m], with W^T (m x n, row-major) at w[ow:] (contiguous axpys).
+    The index is unsigned: numba's wraparound of negative ones kept the axpy scalar."""
     for k in range(m):
         a = h[l, k]
-        base = ow + k * n
+        base = np.uint64(ow + k * n)
         for j in range(n):
-            y[j] += w[base + j] * a
+            y[j] += w[base + np.uint64(j)] * a
 
 
 @njit(**JIT)
