@@ -457,13 +457,15 @@ class Net:
         except KeyError:
             raise SeqgenError(f"no blob named '{name}' in this net") from None
 
-    def _forward(self, start=None, end=None):
-        # Reshape is idempotent for unchanged inputs, so skip it when no input changed shape
-        # (Caffe calls it every time; here it was a third of the Python cost of a step).
-        key = tuple(self.blobs[name].data.shape for name in self.inputs)
-        if key != self._input_shapes:
+    def reshape_if_changed(self):
+        """reshape() when an input changed shape since the last one: reshape is idempotent
+        for unchanged inputs (Caffe calls it every time; here it was a third of the Python
+        cost of a step)."""
+        if tuple(self.blobs[name].data.shape for name in self.inputs) != self._input_shapes:
             self.reshape()
-            self._input_shapes = key
+
+    def _forward(self, start=None, end=None):
+        self.reshape_if_changed()
         if start is None and end is None:
             plan, loss_tops = self._forward_plan, self._loss_tops
         else:
