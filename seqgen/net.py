@@ -279,6 +279,9 @@ class Net:
                               zip(self.layers, self._bottoms, self._tops) if layer.runs_forward]
         self._loss_tops = [pair for pairs in self._loss_weights for pair in pairs]
         self._input_shapes = None
+        # the layers that may carry state (the others keep Layer's `get_state: None`)
+        self._carriers = [(name, layer) for name, layer in zip(self.layer_names, self.layers)
+                          if type(layer).get_state is not layer_base.Layer.get_state]
 
     def _share_params(self, layer, lp, owners):
         """Caffe's AppendParam: a named parameter seen before is the same blob."""
@@ -570,8 +573,7 @@ class Net:
 
     def get_state(self):
         """{layer name: state} for every layer that carries state (copies)."""
-        return {name: s for name, layer in zip(self.layer_names, self.layers)
-                if (s := layer.get_state()) is not None}
+        return {name: s for name, layer in self._carriers if (s := layer.get_state()) is not None}
 
     def set_state(self, states):
         """Restore states from get_state(); layers not named keep theirs."""
