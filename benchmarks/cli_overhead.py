@@ -14,7 +14,10 @@ timer for all three: the driver's start-up (net build, run folder, run.json) and
 (final snapshot, logs, plot) lie outside that call, while everything it runs per iteration
 (the plan's feeding, the RunBook, Progress, the resume-state capture before the first
 snapshot) lies inside. Kernels are compiled (or loaded from numba's cache) by a warm-up run
-of each kind first; numba's compile seconds inside the timed calls are checked to be zero.
+of each kind first; numba's compile seconds inside the timed calls are checked to be zero,
+and the garbage the start-up left is collected before the clock starts. (a) and (b) must end
+at the same loss (the same computation). The CPU-time column (the thread's) is less moved
+by other work on the machine than the wall-clock ones.
 """
 import os
 
@@ -22,6 +25,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the seqgen command does
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import gc  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -45,15 +49,17 @@ LABELS = {"a": "(a) Solver.step", "b": "(b) train, --no-feedback",
 
 @contextlib.contextmanager
 def timed_steps(calls):
-    """Wrap Solver.step: each call appends (seconds, iterations, compile seconds, loss)."""
+    """Wrap Solver.step: each call appends (wall seconds, CPU seconds of the thread,
+    iterations, compile seconds, loss)."""
     original = Solver.step
 
     def step(self, iters):
+        gc.collect()  # the garbage of the start-up, collected here rather than in the loop
         start_iter, compiled = self.iter, compile_seconds()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         loss = original(self, iters)
-        seconds = time.perf_counter() - start
-        calls.append((seconds, self.iter - start_iter, compile_seconds() - compiled, loss))
+        seconds, cpu = time.perf_counter() - start, time.thread_time() - cpu
+        calls.append((seconds, cpu, self.iter - start_iter, compile_seconds() - compiled, loss))
         return loss
 
     Solver.step = step
@@ -83,7 +89,7 @@ def run_train(solver_path, iters, feedback, tmp):
 
 
 def measure(name, iters, repeats, tmp):
-    """{kind: [ms/iteration per repeat]} for one net, kinds interleaved."""
+    """{kind: [(wall, CPU) ms/iteration per repeat]} for one net, kinds interleaved."""
     solver_path = os.path.join(PROTOTXT, f"{name}_solver.prototxt")
     length = int(default_data_spec(os.path.join(PROTOTXT, f"{name}.prototxt")).split(":")[1])
     runs = {"a": lambda n: run_solver(solver_path, length, n),
@@ -98,11 +104,11 @@ def measure(name, iters, repeats, tmp):
             calls = []
             with timed_steps(calls):
                 runs[kind](iters)
-            (seconds, done, compiling, losses[kind]), = calls
+            (seconds, cpu, done, compiling, losses[kind]), = calls
             if done != iters or compiling > 0:
                 raise RuntimeError(f"{name} ({kind}): {done} iterations, {compiling:.3f} s "
                                    "compiling in the timed call")
-            results[kind].append(seconds / done * 1000)
+            results[kind].append((seconds / done * 1000, cpu / done * 1000))
         if losses["a"] != losses["b"]:  # the same computation, or the comparison is moot
             raise RuntimeError(f"{name}: (a) ends at loss {losses['a']!r}, (b) at "
                                f"{losses['b']!r}")
@@ -125,14 +131,17 @@ def cpu_name():
 
 def print_table(table, iters, repeats):
     print(f"CPU: {cpu_name()}; {repeats} interleaved repeats of {iters} iterations")
-    print("\n| net | run | median ms/iter | min ms/iter | median / (a) | min / (a) |")
-    print("|---|---|---|---|---|---|")
+    print("\n| net | run | median ms/iter | min ms/iter | median / (a) | min / (a) "
+          "| CPU-time median / (a) |")
+    print("|---|---|---|---|---|---|---|")
     for name, results in table.items():
-        med_a, min_a = statistics.median(results["a"]), min(results["a"])
+        wall = {k: [w for w, _ in v] for k, v in results.items()}
+        cpu = {k: statistics.median(c for _, c in v) for k, v in results.items()}
+        med_a, min_a = statistics.median(wall["a"]), min(wall["a"])
         for kind in KINDS:
-            med, low = statistics.median(results[kind]), min(results[kind])
+            med, low = statistics.median(wall[kind]), min(wall[kind])
             print(f"| {name} | {LABELS[kind]} | {med:.4f} | {low:.4f} | "
-                  f"{med / med_a:.3f} | {low / min_a:.3f} |")
+                  f"{med / med_a:.3f} | {low / min_a:.3f} | {cpu[kind] / cpu['a']:.3f} |")
 
 
 def main(argv=None):
