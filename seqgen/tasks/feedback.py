@@ -18,7 +18,7 @@ class FeedbackSchedule:
         self.feeder, self.test_net = feeder, test_net
         self.total, self.share, self.ramp, self.refresh = total, share, ramp, refresh
         self.rng = np.random.default_rng(seed)
-        self._rng_state = None  # self.rng's state while it has not drawn since (get_state)
+        self._rng_state = None  # (self.rng, its state) while it has not drawn since
         self.length = len(feeder.sequence)
 
     def update(self, solver):
@@ -41,9 +41,9 @@ class FeedbackSchedule:
         """What a resumed run needs to continue the schedule exactly (JSON-able); the
         feeder's current inputs are saved with the feeder. The generator's state is read
         again only after a draw: it is gathered before every iteration."""
-        if self._rng_state is None:
-            self._rng_state = self.rng.bit_generator.state
-        return {"rng": self._rng_state, "total": self.total,
+        if self._rng_state is None or self._rng_state[0] is not self.rng:
+            self._rng_state = (self.rng, self.rng.bit_generator.state)
+        return {"rng": self._rng_state[1], "total": self.total,
                 "share": self.share, "ramp": self.ramp, "refresh": self.refresh}
 
     def set_state(self, state):
