@@ -1,6 +1,7 @@
 """What `seqgen train` costs per iteration beyond `Solver.step`, on lstm_short and lstm_long.
 
     python benchmarks/cli_overhead.py [--repeats 5] [--iters 2000] [--nets lstm_short,lstm_long]
+                                      [--no-kernels]
 
 Per net, interleaved (a, b, c, a, b, c, ...) so that load on the machine hits all alike:
   (a) solver: `seqgen.get_solver(solver file)` with a SequenceFeeder (sinusoid, input mode
@@ -18,6 +19,9 @@ of each kind first; numba's compile seconds inside the timed calls are checked t
 and the garbage the start-up left is collected before the clock starts. (a) and (b) must end
 at the same loss (the same computation). The CPU-time column (the thread's) is less moved
 by other work on the machine than the wall-clock ones.
+--no-kernels replaces Net.forward_backward by a constant loss: what is left is the loop's
+Python work, so "(b) - (a)" is the driver's overhead alone, resolved below the noise that
+other work on a shared machine puts into the full iterations.
 """
 import os
 
@@ -34,6 +38,7 @@ import seqgen  # noqa: E402
 from seqgen.app.progress import compile_seconds  # noqa: E402
 from seqgen.app.train import train_sequence  # noqa: E402
 from seqgen.io.prototxt import read_solver  # noqa: E402
+from seqgen.net import Net  # noqa: E402
 from seqgen.solver.solver import Solver  # noqa: E402
 from seqgen.tasks.data import sinusoid  # noqa: E402
 from seqgen.tasks.feeder import SequenceFeeder  # noqa: E402
@@ -132,8 +137,8 @@ def cpu_name():
 def print_table(table, iters, repeats):
     print(f"CPU: {cpu_name()}; {repeats} interleaved repeats of {iters} iterations")
     print("\n| net | run | median ms/iter | min ms/iter | median / (a) | min / (a) "
-          "| CPU-time median / (a) |")
-    print("|---|---|---|---|---|---|---|")
+          "| CPU-time median / (a) | median - (a), us |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, results in table.items():
         wall = {k: [w for w, _ in v] for k, v in results.items()}
         cpu = {k: statistics.median(c for _, c in v) for k, v in results.items()}
@@ -141,7 +146,8 @@ def print_table(table, iters, repeats):
         for kind in KINDS:
             med, low = statistics.median(wall[kind]), min(wall[kind])
             print(f"| {name} | {LABELS[kind]} | {med:.4f} | {low:.4f} | "
-                  f"{med / med_a:.3f} | {low / min_a:.3f} | {cpu[kind] / cpu['a']:.3f} |")
+                  f"{med / med_a:.3f} | {low / min_a:.3f} | {cpu[kind] / cpu['a']:.3f} | "
+                  f"{(med - med_a) * 1000:+.1f} |")
 
 
 def main(argv=None):
@@ -149,7 +155,12 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--iters", type=int, default=2000)
     ap.add_argument("--nets", default="lstm_short,lstm_long")
+    ap.add_argument("--no-kernels", action="store_true",
+                    help="time the loop's Python work alone (forward/backward replaced)")
     args = ap.parse_args(argv)
+    if args.no_kernels:
+        print("--no-kernels: Net.forward_backward replaced by a constant loss")
+        Net.forward_backward = lambda net: 0.5
     table = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.nets.split(","):
