@@ -283,6 +283,9 @@ class Net:
                               zip(self.layers, self._bottoms, self._tops) if layer.runs_forward]
         self._loss_tops = [pair for pairs in self._loss_weights for pair in pairs]
         self._input_shapes = None
+        # the layers that may carry state (the others keep Layer's `get_state: None`)
+        self._carriers = [(name, layer) for name, layer in zip(self.layer_names, self.layers)
+                          if type(layer).get_state is not layer_base.Layer.get_state]
 
     def _share_params(self, layer, lp, owners):
         """Caffe's AppendParam: a named parameter seen before is the same blob."""
@@ -461,13 +464,15 @@ class Net:
         except KeyError:
             raise SeqgenError(f"no blob named '{name}' in this net") from None
 
-    def _forward(self, start=None, end=None):
-        # Reshape is idempotent for unchanged inputs, so skip it when no input changed shape
-        # (Caffe calls it every time; here it was a third of the Python cost of a step).
-        key = tuple(self.blobs[name].data.shape for name in self.inputs)
-        if key != self._input_shapes:
+    def reshape_if_changed(self):
+        """reshape() when an input changed shape since the last one: reshape is idempotent
+        for unchanged inputs (Caffe calls it every time; here it was a third of the Python
+        cost of a step)."""
+        if tuple(self.blobs[name].data.shape for name in self.inputs) != self._input_shapes:
             self.reshape()
-            self._input_shapes = key
+
+    def _forward(self, start=None, end=None):
+        self.reshape_if_changed()
         if start is None and end is None:
             plan, loss_tops = self._forward_plan, self._loss_tops
         else:
@@ -572,8 +577,7 @@ class Net:
 
     def get_state(self):
         """{layer name: state} for every layer that carries state (copies)."""
-        return {name: s for name, layer in zip(self.layer_names, self.layers)
-                if (s := layer.get_state()) is not None}
+        return {name: s for name, layer in self._carriers if (s := layer.get_state()) is not None}
 
     def set_state(self, states):
         """Restore states from get_state(); layers not named keep theirs."""

@@ -135,3 +135,24 @@ def test_default_data_spec_directive_and_fallback(tmp_path):
     named = tmp_path / "lstm_long.prototxt"
     named.write_text("name: 'x'\n")
     assert default_data_spec(str(named)) == "sinusoid:960"
+
+
+def test_feedback_schedule_state_follows_its_draws():
+    """The schedule reads its generator's state once between draws (it is gathered every
+    iteration before the first snapshot), and a draw or set_state is seen at once."""
+    from types import SimpleNamespace
+
+    from seqgen.net import TEST
+    from seqgen.tasks.feedback import FeedbackSchedule
+
+    feeder = SequenceFeeder(Net(str(SHORT), TRAIN), sinusoid(320), "previous")
+    schedule = FeedbackSchedule(feeder, Net(str(SHORT), TEST), total=100, seed=3)
+    before = schedule.get_state()
+    assert before["rng"] == schedule.rng.bit_generator.state
+    assert schedule.get_state()["rng"] is before["rng"]  # not read again
+    solver = SimpleNamespace(iter=20, param=SimpleNamespace(iter_size=1))
+    schedule.update(solver)  # a refresh: draws which steps take the predictions
+    after = schedule.get_state()
+    assert after["rng"] == schedule.rng.bit_generator.state != before["rng"]
+    schedule.set_state(before)
+    assert schedule.get_state()["rng"] == before["rng"] == schedule.rng.bit_generator.state

@@ -23,8 +23,9 @@ class Callback:
 
     def snapshot_state(self, solver):
         """(meta, arrays) this callback needs to continue exactly after a resume: small
-        things, gathered before every iteration while the run has no snapshot yet. meta is
-        JSON-able and goes into the sidecar's `extra`; arrays go in as `extra/<key>`."""
+        things, gathered before every iteration while the run has no snapshot yet, and kept
+        as returned (not copied): return new objects, or ones never changed afterwards.
+        meta is JSON-able and goes into the sidecar's `extra`; arrays as `extra/<key>`."""
         return {}, {}
 
     def snapshot_logs(self, solver):

@@ -21,21 +21,33 @@ def resume_state(solver):
     """(meta, arrays): what continuing from this point needs beyond weights and history:
     the state every recurrent layer carries, the shared random generator, and what each
     callback's snapshot_state adds (data position, ...)."""
-    meta = {"iter": solver.iter, "layer_states": [],
-            "fillers_rng": fillers.generator().bit_generator.state}
+    return assemble(capture(solver))
+
+
+def capture(solver):
+    """resume_state()'s parts as gathered, not yet arranged: cheap enough for every
+    iteration before the first snapshot; `assemble` makes (meta, arrays) of them."""
+    return (solver.iter, solver.net.get_state(), fillers.generator().bit_generator.state,
+            [snapshot_state(solver) for snapshot_state in solver.dispatch("snapshot_state")],
+            bool(solver.dispatch("snapshot_logs")))
+
+
+def assemble(captured):
+    """The (meta, arrays) of resume_state() from what `capture` gathered."""
+    it, layer_states, rng, extras, has_logs = captured
+    meta = {"iter": it, "layer_states": [], "fillers_rng": rng}
     arrays = {}
-    for layer, state in solver.net.get_state().items():
+    for layer, state in layer_states.items():
         items = state.items() if isinstance(state, dict) else [("", state)]
         for key, value in items:
             name = f"state/{layer}/{key}"
             arrays[name] = np.asarray(value)  # (get_state returns copies)
             meta["layer_states"].append([layer, key, name])
     extra, extra_arrays = {}, {}
-    for snapshot_state in solver.dispatch("snapshot_state"):
-        more, more_arrays = snapshot_state(solver)
+    for more, more_arrays in extras:
         extra.update(more)
         extra_arrays.update(more_arrays)
-    if extra or extra_arrays or solver.dispatch("snapshot_logs"):
+    if extra or extra_arrays or has_logs:
         meta["extra"] = extra
         arrays.update((f"extra/{key}", value) for key, value in extra_arrays.items())
     return meta, arrays

@@ -289,7 +289,7 @@ class Solver:
             check = self.check_finite
             # while the run has no snapshot to fall back on, keep what a snapshot of the
             # weights before this iteration's update needs (a few small copies)
-            start = snapshots.resume_state(self) if check and self.last_snapshot is None \
+            start = snapshots.capture(self) if check and self.last_snapshot is None \
                 and self.restored is None else None
             if self.test_due():
                 self.test_all()
@@ -340,7 +340,7 @@ class Solver:
         if pre_update and weights_ok and self.last_snapshot is None \
                 and self.restored is None and start is not None:
             self.log(f"Iteration {k}: not finite; snapshotting the weights before its update")
-            self.snapshot(start_state=start)
+            self.snapshot(start_state=snapshots.assemble(start))
             written = True
         last_good = self.last_snapshot or self.restored
         raise Diverged(divergence_message(self, k, what, where, written, last_good),

@@ -18,6 +18,7 @@ class FeedbackSchedule:
         self.feeder, self.test_net = feeder, test_net
         self.total, self.share, self.ramp, self.refresh = total, share, ramp, refresh
         self.rng = np.random.default_rng(seed)
+        self._rng_state = None  # (self.rng, its state) while it has not drawn since
         self.length = len(feeder.sequence)
 
     def update(self, solver):
@@ -32,16 +33,21 @@ class FeedbackSchedule:
         except SeqgenRuntimeError as e:
             raise NonFinite(f"the net's free-running predictions, which the feedback "
                             f"schedule feeds back as inputs, are not finite ({e})") from None
+        self._rng_state = None
         keep_true = self.rng.random(self.length) >= p
         self.feeder.set_inputs(np.where(keep_true[:, None], self.feeder.sequence, own))
 
     def get_state(self):
         """What a resumed run needs to continue the schedule exactly (JSON-able); the
-        feeder's current inputs are saved with the feeder."""
-        return {"rng": self.rng.bit_generator.state, "total": self.total,
+        feeder's current inputs are saved with the feeder. The generator's state is read
+        again only after a draw: it is gathered before every iteration."""
+        if self._rng_state is None or self._rng_state[0] is not self.rng:
+            self._rng_state = (self.rng, self.rng.bit_generator.state)
+        return {"rng": self._rng_state[1], "total": self.total,
                 "share": self.share, "ramp": self.ramp, "refresh": self.refresh}
 
     def set_state(self, state):
         self.total, self.share = state["total"], state["share"]
         self.ramp, self.refresh = state["ramp"], state["refresh"]
         self.rng.bit_generator.state = state["rng"]
+        self._rng_state = None

@@ -126,7 +126,7 @@ def generate(net, steps, mode="previous", true=None, prime=0, compiled=True):
     D = net.blobs[data].count // max(net.blobs[data].num, 1)
     net.blobs[data].reshape((1,) + net.blobs[data].shape[1:])
     net.blobs[clip].reshape((1,) + net.blobs[clip].shape[1:])
-    net.reshape()
+    net.reshape_if_changed()
     true = None if true is None else np.asarray(true, np.float32).reshape(len(true), -1)
     if true is not None and true.shape[1] != D:
         raise SeqgenError(f"the true sequence has {true.shape[1]} column(s) per step, but the "
