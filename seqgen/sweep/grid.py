@@ -105,14 +105,18 @@ _INTS = {FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
          FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64}
 
 
-def _number(text, raw, kind):
-    if isinstance(raw, bool):
-        raise ValueError
-    if isinstance(raw, str):
-        return kind(raw.strip())
-    if kind is int and float(raw) != int(raw):
-        raise ValueError
-    return kind(raw)
+def _number(raw, kind):
+    """`raw` as a float or an int; ValueError saying which was wanted."""
+    want = "a whole number" if kind is int else "a number"
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+            raise ValueError
+        value = kind(raw.strip()) if isinstance(raw, str) else kind(raw)
+        if kind is int and not isinstance(raw, str) and float(raw) != value:
+            raise ValueError
+    except ValueError:
+        raise ValueError(want) from None
+    return value
 
 
 def _enum(field, raw):
@@ -137,14 +141,12 @@ def _string(field, raw):
 
 
 #: protobuf's cpp type -> how a value (CLI text or JSON) becomes a field value
-CONVERTERS = {FieldDescriptor.CPPTYPE_FLOAT: lambda f, r: _number(f, r, float),
-              FieldDescriptor.CPPTYPE_DOUBLE: lambda f, r: _number(f, r, float),
+CONVERTERS = {FieldDescriptor.CPPTYPE_FLOAT: lambda f, r: _number(r, float),
+              FieldDescriptor.CPPTYPE_DOUBLE: lambda f, r: _number(r, float),
               FieldDescriptor.CPPTYPE_BOOL: _bool,
               FieldDescriptor.CPPTYPE_ENUM: _enum,
               FieldDescriptor.CPPTYPE_STRING: _string,
-              **{t: (lambda f, r: _number(f, r, int)) for t in _INTS}}
-_KIND = {FieldDescriptor.CPPTYPE_FLOAT: "a number", FieldDescriptor.CPPTYPE_DOUBLE: "a number",
-         **{t: "a whole number" for t in _INTS}}
+              **{t: (lambda f, r: _number(r, int)) for t in _INTS}}
 
 
 def typed_values(key, raws):
@@ -155,11 +157,9 @@ def typed_values(key, raws):
     for raw in raws:
         try:
             value = CONVERTERS[key.field.cpp_type](key.field, raw)
-        except (ValueError, TypeError) as e:
-            want = str(e) if str(e) and "invalid literal" not in str(e) else \
-                _KIND.get(key.field.cpp_type, "another value")
+        except ValueError as e:
             raise SeqgenError(f"{key.text}: '{raw}' is not a valid value ({key.text} is "
-                              f"{want})") from None
+                              f"{e})") from None
         if value in values:
             raise SeqgenError(f"{key.text}: {raw} is given twice")
         values.append(value)

@@ -8,6 +8,7 @@ from typing import Optional
 
 from ..app.evaluate import evaluate_run
 from ..app.train import TrainOptions, train
+from ..errors import SeqgenError
 from ..io.prototxt import parse_net_text
 from ..tasks.folder import RunLock
 from .engine import dask_client, run_tasks
@@ -57,25 +58,36 @@ def default_out(source):
 def warm_up(specs, log):
     """Compile (or load) the kernels in this process for each distinct kind of net, with a
     2-iteration run and its scoring in a scratch folder: numba's on-disk cache is filled
-    once, before worker processes read it (filling it from several at once is unsafe)."""
+    once, before worker processes read it (filling it from several at once is unsafe).
+    A kind whose runs all fail here is left to its tasks, which report the error."""
     kinds = {}
     for spec in specs:
         net = dict(spec.files)[f"{spec.config}.prototxt"]
         types = tuple(layer.type for layer in parse_net_text(net, spec.name).layer)
-        kinds.setdefault((types, spec.mode, spec.data), spec)
+        kinds.setdefault((types, spec.mode, spec.data), []).append(spec)
     log(f"Warming up the kernels in this process ({len(kinds)} kind(s) of run)")
     with tempfile.TemporaryDirectory(prefix="seqgen-warmup-") as scratch:
-        for i, spec in enumerate(kinds.values()):
-            folder = os.path.join(scratch, str(i))
-            os.makedirs(folder)
-            for name, text in spec.files:
-                with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
-                    f.write(text)
-            lines = []
-            train(os.path.join(folder, os.path.basename(spec.solver)),
-                  TrainOptions(iters=2, mode=spec.mode, data=spec.data,
-                               out=os.path.join(folder, "run")), lines.append)
-            evaluate_run(os.path.join(folder, "run"), lines.append)
+        for i, candidates in enumerate(kinds.values()):
+            for j, spec in enumerate(candidates):
+                if _try_run(spec, os.path.join(scratch, f"{i}-{j}")):
+                    break
+
+
+def _try_run(spec, folder):
+    """Train `spec` for 2 iterations in `folder` and score it; False on a SeqgenError."""
+    os.makedirs(folder)
+    for name, text in spec.files:
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
+            f.write(text)
+    lines = []
+    try:
+        train(os.path.join(folder, os.path.basename(spec.solver)),
+              TrainOptions(iters=2, mode=spec.mode, data=spec.data,
+                           out=os.path.join(folder, "run")), lines.append)
+        evaluate_run(os.path.join(folder, "run"), lines.append)
+    except SeqgenError:
+        return False
+    return True
 
 
 def sweep(source, opts, log=print):
