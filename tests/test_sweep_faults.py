@@ -19,7 +19,7 @@ from helpers import ROOT
 
 SOLVER = str(ROOT / "prototxt" / "lstm_short_solver.prototxt")
 BIN = os.path.dirname(sys.executable)
-ITERS, EVERY = 4000, 100
+ITERS, EVERY = 2000, 200
 
 
 def free_port():
@@ -60,7 +60,7 @@ def training_with_snapshot(out):
     for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
         folder = os.path.join(out, name)
         last = snapshot_of(folder)
-        if last and EVERY * 2 <= last[0] <= ITERS - 10 * EVERY:
+        if last and EVERY <= last[0] <= ITERS - 4 * EVERY:
             pid = holder(folder)
             if pid:
                 return folder, pid, last[0]
@@ -121,7 +121,7 @@ def test_an_interrupted_sweep_started_again_skips_finished_runs_and_resumes_the_
     out = tmp_path / "out"
     command = sweep_command(out, "--workers", "2")
     client = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+                              text=True, start_new_session=True)
     try:
         def one_done_one_mid_way():
             """a finished run and one with a snapshot"""
@@ -129,7 +129,7 @@ def test_an_interrupted_sweep_started_again_skips_finished_runs_and_resumes_the_
             done = list(out.glob("*/scores.json"))
             return mid if mid and done else None
         folder, _, _ = wait_for(one_done_one_mid_way)
-        client.send_signal(signal.SIGINT)
+        os.killpg(client.pid, signal.SIGINT)  # Ctrl-C: the client and its workers
         text = client.communicate(timeout=60)[0]
     finally:
         if client.poll() is None:

@@ -3,6 +3,7 @@ processes, or a running cluster (`--scheduler` / DASK_SCHEDULER_ADDRESS); one ta
 run with its own key, results gathered as they finish with a progress line."""
 import contextlib
 import os
+import signal
 import time
 
 from ..errors import SeqgenError
@@ -41,7 +42,23 @@ def dask_client(workers=None, scheduler=None, log=print):
                           host="127.0.0.1", dashboard_address=None) as cluster, \
                 Client(cluster) as client:
             log(f"Local Dask cluster: {n} single-threaded worker process(es)")
-            yield client
+            try:
+                yield client
+            except KeyboardInterrupt:
+                _kill_workers(client)
+                raise
+
+
+def _kill_workers(client):
+    """Stop this machine's workers at once (SIGKILL): a run in a worker thread cannot be
+    interrupted, and a killed run resumes from its newest snapshot next time."""
+    try:
+        pids = client.run(os.getpid)
+    except Exception:  # noqa: BLE001 - the cluster is going anyway
+        return
+    for pid in pids.values():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _lost(spec, error):

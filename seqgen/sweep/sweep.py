@@ -111,7 +111,8 @@ def sweep(source, opts, log=print):
                 with dask_client(opts.workers, opts.scheduler, log) as client:
                     run_tasks(client, todo, results, len(specs), log)
         except KeyboardInterrupt:
-            log(f"Interrupted: {len(results)} run(s) finished; the others keep their "
+            done = sum(finished(s) is not None for s in specs)
+            log(f"Interrupted: {done} run(s) finished; the others keep their "
                 "snapshots. Run the same command again to continue the sweep.")
             raise
         for path in write_results(out, specs, results) + write_report(out, specs, results):
