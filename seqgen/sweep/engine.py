@@ -111,7 +111,9 @@ def run_tasks(client, specs, results, total, log=print):
             result = results[spec.name] = _result(future, spec)
             done_now += 1
             log(f"{spec.name}: {outcome(result)}")
-        running = sum(len(keys) for keys in client.processing().values())
+        threads = client.nthreads()  # a worker holds more tasks than it runs at once
+        running = sum(min(len(keys), threads.get(w, 1))
+                      for w, keys in client.processing().items())
         log(progress_line(results, total, running, started, done_now))
 
 
