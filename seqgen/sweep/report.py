@@ -31,13 +31,17 @@ def _draw_generations(ax, members):
 
 
 def _draw_losses(ax, members):
+    from ..app.plot import loss_window, running_mean  # lazy: matplotlib only when drawing
+
     for spec in members:
         try:
             data = read_loss_csv(os.path.join(spec.folder, "loss.csv"))
         except SeqgenError:
             continue
         if len(data):
-            ax.plot(data[:, 0], data[:, 1], lw=0.6, alpha=0.8, label=f"seed {spec.seed}")
+            # the running mean, as loss.png draws it: a long sequence's chunks differ a lot
+            ax.plot(data[:, 0], running_mean(data[:, 1], loss_window(len(data))), lw=0.8,
+                    label=f"seed {spec.seed}")
     ax.set_yscale("log")
 
 
