@@ -22,6 +22,10 @@ BIN = os.path.dirname(sys.executable)
 ITERS, EVERY = 2000, 200
 
 
+def default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -120,8 +124,9 @@ def test_an_interrupted_sweep_started_again_skips_finished_runs_and_resumes_the_
         tmp_path):
     out = tmp_path / "out"
     command = sweep_command(out, "--workers", "2")
+    # SIGINT as a shell leaves it (an ignored SIGINT of the test process would be inherited)
     client = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+                              text=True, preexec_fn=default_sigint)
     try:
         def one_done_one_mid_way():
             """a finished run and one with a snapshot"""
