@@ -105,6 +105,49 @@ def cmd_draw(args):
     print(f"Wrote {draw_net(args.net, args.out, args.phase, args.stage)}")
 
 
+def cmd_sweep(args):
+    from ..sweep.sweep import SweepOptions, sweep  # lazy: --help and --version need no numba
+
+    options = SweepOptions(sets=args.set or [], seeds=args.seeds,
+                           modes=args.input.split(",") if args.input else None,
+                           iters=args.iters, data=args.data, out=args.out,
+                           workers=args.workers, scheduler=args.scheduler)
+    swept = sweep(args.source, options, log=_log)
+    bad = sum(r["status"] != "ok" for r in swept.results.values())
+    print(f"Sweep folder: {swept.out} ({len(swept.results) - bad} ok, {bad} not; "
+          f"open {os.path.join(swept.out, 'index.html')})")
+    return 1 if bad else 0
+
+
+def add_sweep_parser(sub, common):
+    """`seqgen sweep`'s arguments."""
+    w = sub.add_parser("sweep", parents=[common],
+                       help="train many runs (a grid of settings x input modes x seeds) on "
+                            "Dask distributed, then tabulate and report them")
+    w.add_argument("source", metavar="SOLVER_OR_SWEEPFILE",
+                   help="a solver or net prototxt, or a .json sweep file listing several")
+    w.add_argument("--set", action="append", metavar="KEY=V1,V2,...",
+                   help="a grid: KEY is a solver field (base_lr) or LAYER.FIELD of the net "
+                        "(lstm1.num_output, in the layer's lstm_param, recurrent_param, "
+                        "inner_product_param, ...); repeat for more keys")
+    w.add_argument("--seeds", type=_positive_int, metavar="K",
+                   help="K runs per combination, with random_seed 1..K (default 1)")
+    w.add_argument("--input", metavar="MODES",
+                   help="input modes, comma-separated: previous,zero (default: previous)")
+    w.add_argument("--iters", type=_positive_int, metavar="N",
+                   help="override every solver's max_iter")
+    w.add_argument("--data", metavar="SPEC", help="data of every run, as seqgen train's --data")
+    w.add_argument("--out", metavar="DIR",
+                   help="sweep folder, one run folder per run (default: sweeps/NAME); the "
+                        "same command continues the sweep in it")
+    w.add_argument("--workers", type=_positive_int, metavar="W",
+                   help="local worker processes, one thread each (default: one per core)")
+    w.add_argument("--scheduler", metavar="ADDR",
+                   help="run on a Dask cluster (tcp://HOST:8786; default: "
+                        "$DASK_SCHEDULER_ADDRESS, else a local cluster)")
+    w.set_defaults(func=cmd_sweep)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="seqgen",
@@ -248,6 +291,8 @@ def _add_others(sub, common):
     m.add_argument("--out", required=True, metavar="W.caffemodel")
     m.set_defaults(func=cmd_import)
 
+    add_sweep_parser(sub, common)
+
     d = sub.add_parser("draw", parents=[common, net_phase],
                        help="draw the net: layers as boxes, blobs as labelled edges")
     d.add_argument("--out", required=True, metavar="FILE.png|.svg")
@@ -271,7 +316,7 @@ def main(argv=None):
     except ValueError:  # not the main thread
         pass
     try:
-        args.func(args)
+        code = args.func(args)
     except SeqgenError as e:
         if args.debug:
             raise
@@ -286,7 +331,7 @@ def main(argv=None):
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 "snapshot": snapshot and go on; "none"), SIGTERM always stops with a snapshot, and a second
 stop signal abandons the iteration at once, without a snapshot."""
 import signal
+import threading
 
 from ..solver.solver import STOP
 
@@ -37,7 +38,10 @@ class StopSignals:
             self.solver.request(action)
 
     def __enter__(self):
-        self.previous = {s: signal.signal(s, self._on_signal) for s in self.effects}
+        # only the main thread may install handlers; a run in a worker thread (a Dask
+        # worker of `seqgen sweep`) is stopped by its process ending, and resumes
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._on_signal) for s in self.effects}
         return self
 
     def __exit__(self, *exc):

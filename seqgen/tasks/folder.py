@@ -113,8 +113,12 @@ class RunLock:
     `.seqgen.lock`, which names the process): a second training is refused, naming it.
     The lock goes with the process, however it ends."""
 
+    #: what the holder of the lock is doing there, for the refusal
+    doing = "training in this folder"
+    file = LOCK_FILE
+
     def __init__(self, folder):
-        self.path = os.path.join(folder, LOCK_FILE)
+        self.path = os.path.join(folder, self.file)
         self.fd = None
 
     def _lock(self, fd):
@@ -124,8 +128,8 @@ class RunLock:
         except OSError:
             holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
             os.close(fd)
-            raise SeqgenError(f"{os.path.dirname(self.path)}: another seqgen is training in "
-                              f"this folder ({holder}); wait for it, or choose another --out")
+            raise SeqgenError(f"{os.path.dirname(self.path)}: another seqgen is {self.doing} "
+                              f"({holder}); wait for it, or choose another --out")
 
     def check_free(self):
         """Refuse (naming the process) when a run holds the lock now; takes no lock."""
