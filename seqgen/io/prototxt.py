@@ -31,6 +31,7 @@ from typing import Iterable, Optional, Tuple, Union
 from google.protobuf import text_format
 
 from ..errors import SeqgenError
+from .reading import read_bytes
 from ..proto import caffe_pb2
 
 __all__ = [
@@ -85,15 +86,7 @@ def _where(name: str, line: Optional[int] = None, col: Optional[int] = None) -> 
 def _read_text(path: PathLike) -> Tuple[str, str]:
     """Return (display name, decoded text) of a text file, or raise SeqgenError."""
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        raise SeqgenError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise SeqgenError(f"{name}: is a directory, not a file") from None
-    except OSError as exc:
-        raise SeqgenError(f"{name}: cannot read file ({exc.strerror or exc})") from None
+    data = read_bytes(name)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

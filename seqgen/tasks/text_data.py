@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import SeqgenError
 from ..io.atomic import atomic_write_text
+from ..io.reading import read_bytes
 
 KINDS = ("chars", "words")
 EOS, UNK = "<eos>", "<unk>"
@@ -32,13 +33,7 @@ def parse_spec(spec):
 
 def read_text(path):
     """The file's text; one-line errors for a missing, non-UTF-8 or empty file."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise SeqgenError(f"{path}: no such file") from None
-    except OSError as e:
-        raise SeqgenError(f"{path}: cannot read ({e.strerror})") from None
+    raw = read_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
