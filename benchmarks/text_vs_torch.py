@@ -71,9 +71,10 @@ def seqgen_run(name, cfg, epochs, folder):
     return [(e, loss, t) for e, (loss, t) in enumerate(stamps)]
 
 
-def read_seqgen_run(folder):
+def read_seqgen_run(folder, loss_weight):
+    """test_loss.csv holds the weighted loss (Caffe's "* loss_weight = ..."): undo it."""
     rows = np.loadtxt(Path(folder) / "test_loss.csv", delimiter=",", skiprows=1, ndmin=2)
-    return [(e, float(loss), float("nan")) for e, (_, loss) in enumerate(rows)]
+    return [(e, float(loss) / loss_weight, float("nan")) for e, (_, loss) in enumerate(rows)]
 
 
 def torch_run(cfg, epochs, seed=1):
@@ -167,7 +168,7 @@ def main():
     except ImportError:
         sys.exit("PyTorch is not installed (pip install torch==2.13.0 takes a CPU build)")
     if args.seqgen_run:
-        ours = read_seqgen_run(args.seqgen_run)
+        ours = read_seqgen_run(args.seqgen_run, cfg["loss_weight"])
     elif args.torch_json and not os.path.exists(args.torch_json):
         ours = None  # PyTorch alone now; seqgen's run is read later with --seqgen-run
     else:
