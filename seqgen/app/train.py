@@ -3,7 +3,6 @@ never loses a run. The driver knows no kind of data: the plan (seqgen.tasks.plan
 the net, tests it and says what identifies the data; the RunBook keeps the logs and the
 record; endings.py says how a session ends.
 """
-import dataclasses
 import os
 import secrets
 from dataclasses import dataclass
@@ -251,10 +250,3 @@ def run_session(solver, book, ending, opts):
         if diverged is not None:
             ending.diverged(diverged, elapsed)
         ending.normal(signals, elapsed)
-
-
-def options_of(args):
-    """TrainOptions from the CLI's parsed arguments (flags not given are None)."""
-    fields = {f.name for f in dataclasses.fields(TrainOptions)}
-    return TrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
-
