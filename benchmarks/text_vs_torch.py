@@ -62,7 +62,8 @@ def seqgen_run(name, cfg, epochs, folder):
             stamps.append((float(line.split("= ")[1].split()[0]), time.perf_counter() - start))
         print(line, flush=True)
 
-    options = dict(data=cfg["data"], out=folder, epochs=epochs, log=log)
+    options = dict(data=cfg["data"], out=folder, epochs=epochs, log=log,
+                   weights=cfg.get("weights"))
     for key in ("split", "val", "test"):
         if cfg[key]:
             options[key] = cfg[key]
@@ -77,8 +78,39 @@ def read_seqgen_run(folder, loss_weight):
     return [(e, float(loss) / loss_weight, float("nan")) for e, (_, loss) in enumerate(rows)]
 
 
-def torch_run(cfg, epochs, seed=1):
-    """The same training in PyTorch; returns [(epoch, validation loss, seconds so far)]."""
+def seqgen_initial_weights(name, folder):
+    """The weights seqgen train starts from (the solver's random_seed fills the net), as
+    a .caffemodel, for both frameworks to start from."""
+    from seqgen.solver import Solver
+
+    solver = Solver(str(ROOT / "prototxt" / f"{name}_solver.prototxt"), log=lambda *a: None)
+    path = os.path.join(folder, "initial.caffemodel")
+    solver.net.save(path)
+    return solver.net
+
+
+def copy_weights(model, net):
+    """seqgen's Embed/LSTM/InnerProduct weights into the PyTorch module. Caffe's LSTM gates
+    are i, f, o, g; PyTorch's i, f, g, o; Caffe's one bias goes to bias_ih (bias_hh = 0)."""
+    import torch
+
+    params = net.params
+    order = lambda a: np.concatenate([np.split(a, 4)[i] for i in (0, 1, 3, 2)])
+    with torch.no_grad():
+        model.embed.weight.copy_(torch.from_numpy(params["embed"][0].data))
+        for k, name in enumerate(n for n in params if n.startswith("lstm")):
+            W_x, b, W_h = (blob.data for blob in params[name])
+            getattr(model.lstm, f"weight_ih_l{k}").copy_(torch.from_numpy(order(W_x)))
+            getattr(model.lstm, f"weight_hh_l{k}").copy_(torch.from_numpy(order(W_h)))
+            getattr(model.lstm, f"bias_ih_l{k}").copy_(torch.from_numpy(order(b)))
+            getattr(model.lstm, f"bias_hh_l{k}").zero_()
+        model.out.weight.copy_(torch.from_numpy(params["predict"][0].data))
+        model.out.bias.copy_(torch.from_numpy(params["predict"][1].data))
+
+
+def torch_run(cfg, epochs, seed=1, start=None):
+    """The same training in PyTorch (from seqgen's Net `start`'s weights when given);
+    returns [(epoch, validation loss, seconds so far)]."""
     import torch
 
     from seqgen.tasks.text_plan import Corpus, Streams
@@ -108,6 +140,8 @@ def torch_run(cfg, epochs, seed=1):
         for name, p in model.lstm.named_parameters():
             if name.startswith("bias_hh"):
                 p.zero_()
+    if start is not None:
+        copy_weights(model, start)
     if cfg["optimizer"] == "rmsprop":
         opt = torch.optim.RMSprop(model.parameters(), lr=cfg["lr"], alpha=0.95, eps=1e-8)
         schedule = None
@@ -158,6 +192,8 @@ def main():
     parser.add_argument("config", choices=sorted(CONFIGS))
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seqgen-run", help="a finished seqgen run folder to read instead")
+    parser.add_argument("--same-init", action="store_true",
+                        help="both start from the same weights (seqgen's, given to PyTorch)")
     parser.add_argument("--torch-json", help="PyTorch's results: read them from this file if it "
                                              "exists, else train and write them there")
     args = parser.parse_args()
@@ -167,6 +203,11 @@ def main():
         import torch  # noqa: F401
     except ImportError:
         sys.exit("PyTorch is not installed (pip install torch==2.13.0 takes a CPU build)")
+    start = None
+    if args.same_init:
+        folder = tempfile.mkdtemp(prefix="seqgen-init-")
+        start = seqgen_initial_weights(args.config, folder)
+        cfg = dict(cfg, weights=os.path.join(folder, "initial.caffemodel"))
     if args.seqgen_run:
         ours = read_seqgen_run(args.seqgen_run, cfg["loss_weight"])
     elif args.torch_json and not os.path.exists(args.torch_json):
@@ -176,7 +217,7 @@ def main():
     if args.torch_json and os.path.exists(args.torch_json):
         theirs = [tuple(r) for r in json.load(open(args.torch_json))]
     else:
-        theirs = torch_run(cfg, epochs)
+        theirs = torch_run(cfg, epochs, start=start)
         if args.torch_json:
             json.dump(theirs, open(args.torch_json, "w"))
     if ours is None:
