@@ -184,6 +184,10 @@ def torch_run(cfg, epochs, seed=1, start=None):
         out.append((epoch + 1, evaluate(val), time.perf_counter() - start))
         print(f"torch epoch {epoch + 1}: validation loss {out[-1][1]:.4f} "
               f"({out[-1][2]:.0f} s)", flush=True)
+    if len(corpus.test):
+        loss = evaluate(Streams(corpus.test, N, T, "test"))
+        print(f"torch test split: loss = {loss:.6g}, perplexity = {math.exp(loss):.6g}, "
+              f"bits_per_character = {loss / math.log(2):.6g}", flush=True)
     return out
 
 
