@@ -291,3 +291,17 @@ def test_a_missing_or_mismatched_vocabulary(trained, capsys):
     vocab.write_text(saved + "".join(f"extra{i}\n" for i in range(10)))
     err = one_line(capsys, "generate", "--prime", "the")
     assert "vocab.txt has" in err and "but layer 'embed' (Embed) takes" in err
+
+
+def test_sampling_finds_inputs_by_what_reads_them_not_by_name():
+    """LRCN names its inputs input_sentence / cont_sentence / target_sentence."""
+    from seqgen.io.prototxt import parse_net_text
+    from seqgen.net import TEST, Net
+    from seqgen.tasks.sample import sample_tokens
+
+    text = lm_net(12)
+    for old, new in (('"data"', '"input_sentence"'), ('"cont"', '"cont_sentence"'),
+                     ('"label"', '"target_sentence"')):
+        text = text.replace(old, new)
+    ids = sample_tokens(Net(parse_net_text(text), TEST), [1, 2, 3], 20, seed=3)
+    assert len(ids) == 20 and ids.min() >= 0 and ids.max() < 12

@@ -11,7 +11,7 @@ from ..net import TEST, Net
 from ..tasks.folder import latest_run
 from ..tasks.record import RunRecord
 from ..tasks.sample import sample_tokens
-from ..tasks.roles import input_roles
+from ..tasks.roles import inputs_by_role
 from ..tasks.text_data import UNK, Vocabulary, is_text_spec, parse_spec
 from ..tasks.text_plan import Corpus, SplitScorer, check_vocabulary
 
@@ -24,7 +24,7 @@ def load_text_run(folder, record, weights=None, net=None):
     """(TEST net with the run's weights, vocabulary) of a text run, checked together."""
     vocab = Vocabulary.read(folder)
     net = Net(net or record.net, weights or record.weights, TEST)
-    roles = input_roles(net)
+    roles = inputs_by_role(net)
     check_vocabulary(net, roles, vocab, os.path.join(folder, "vocab.txt"))
     return net, vocab
 

@@ -3,7 +3,7 @@ layers that read them (their `bottom_roles`), through automatically inserted Spl
 from ..errors import SeqgenError
 
 
-def input_roles(net):
+def inputs_by_role(net):
     """{role: input blob name} for the roles the net's layers give its inputs."""
     source = {name: name for name in net.inputs}  # blob -> the input it carries
     roles = {}

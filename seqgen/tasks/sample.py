@@ -13,8 +13,8 @@ import numpy as np
 
 from ..errors import SeqgenError
 from ..kernels.sample import lstm_stack_sample
-from .feeder import CLIP_NAMES
 from .generate import computing_layers, lstm_arrays, output_name, stackable
+from .roles import inputs_by_role
 
 #: layers after the logits that sampling leaves out (it computes its own softmax)
 HEADS = ("Softmax", "SoftmaxWithLoss", "Accuracy")
@@ -24,17 +24,16 @@ def token_inputs(net):
     """(token input, cont input, logits blob) of a TEST language-model net: the input the
     Embed layer reads, the clip/cont input, and the bottom of the softmax (or the single
     output of a net without one)."""
-    embed = next((layer for layer in net.layers if layer.embed_weights() is not None), None)
-    if embed is None or embed.param.bottom[0] not in net.inputs:
+    roles = inputs_by_role(net)  # found by the layers that read them, whatever their names
+    if "tokens" not in roles:
         raise SeqgenError(f"{net.source}: sampling needs an Embed layer reading token ids "
                           f"from a net input (inputs: {', '.join(net.inputs) or 'none'})")
-    cont = next((n for n in net.inputs if n in CLIP_NAMES), None)
-    if cont is None:
+    if "cont" not in roles:
         raise SeqgenError(f"{net.source}: sampling needs a 'cont' (or 'clip') input "
                           f"(inputs: {', '.join(net.inputs)})")
     heads = [layer for layer in net.layers if layer.type in HEADS[:2]]
     logits = heads[0].param.bottom[0] if heads else output_name(net)
-    return embed.param.bottom[0], cont, logits
+    return roles["tokens"], roles["cont"], logits
 
 
 def sample_plan(net, tokens, cont):

@@ -16,7 +16,7 @@ from ..errors import SeqgenError
 from ..net import TEST, Net
 from ..solver.solver import STOP
 from .plan import DataPlan, register_plan
-from .roles import input_roles, require_roles
+from .roles import inputs_by_role, require_roles
 from .text_data import (Vocabulary, is_text_spec, parse_fractions, parse_spec, read_text,
                         split_tokens, tokens_of)
 
@@ -108,7 +108,7 @@ class SplitScorer:
 
     def __init__(self, net, corpus, ids, where):
         self.net, self.corpus = net, corpus
-        self.roles = input_roles(net)
+        self.roles = inputs_by_role(net)
         require_roles(net, self.roles, ("tokens", "cont", "labels"), "scoring text")
         T, N = net_shape(net, self.roles)
         self.streams = Streams(ids, N, T, where)
@@ -162,7 +162,7 @@ class TextPlan(DataPlan):
 
     def bind(self, solver):
         net = solver.net
-        self.roles = input_roles(net)
+        self.roles = inputs_by_role(net)
         require_roles(net, self.roles, ("tokens", "cont", "labels"), "training on text")
         check_vocabulary(net, self.roles, self.corpus.vocab, self.corpus.path)
         T, N = net_shape(net, self.roles)
