@@ -1,10 +1,13 @@
 """`Embed`: a lookup table, top[..., :] = W[index] (+ b); W is (input_dim, num_output).
 
 Caffe stores the table transposed relative to InnerProduct for locality, and the bottom
-holds indices as float values. No gradient flows to the indices.
+holds indices as float values. No gradient flows to the indices. The lookup, its index
+check and the scatter-add run as compiled kernels (kernels/embed.py) over buffers kept
+between calls.
 """
 import numpy as np
 
+from ..kernels.embed import embed_backward, embed_forward, read_indices
 from ..registry import register
 from .base import Layer
 
@@ -49,30 +52,35 @@ class EmbedLayer(Layer):
         top[0].reshape(self.check_size(tuple(bottom[0].shape) + (self.N,),
                                        f"top '{self.top_name(0)}'"))
 
+    def _buffers(self, count, dtype):
+        """The int64 index buffer, the bias-sum scratch and an empty stand-in for b (kept
+        while the bottom's size and the dtype stay the same)."""
+        if getattr(self, "_idx", None) is None or self._idx.size != count \
+                or self._acc.dtype != dtype:
+            self._idx = np.zeros(count, np.int64)
+            self._acc = np.zeros(self.N, dtype)
+            self._none = np.zeros(0, dtype)
+
     def _indices(self, bottom):
-        """The bottom as int64 indices; Caffe only DCHECKs these, we always check."""
+        """The bottom read into the int64 buffer; Caffe only DCHECKs these, we always check."""
         x = bottom[0].data
-        with np.errstate(invalid="ignore"):
-            idx = x.astype(np.int64)
-            bad = (idx != x) | (idx < 0) | (idx >= self.K)
-        if bad.any():
-            pos = tuple(int(i) for i in np.unravel_index(int(np.flatnonzero(bad)[0]), x.shape))
+        self._buffers(x.size, self.blobs[0].data.dtype)
+        bad = read_indices(x.reshape(-1), self.K, self._idx)
+        if bad >= 0:
+            pos = tuple(int(i) for i in np.unravel_index(bad, x.shape))
             name = self.param.bottom[0] if len(self.param.bottom) else "0"
             raise self.error(f"bottom '{name}' holds {float(x[pos]):g} at {pos}; "
                              f"embedding indices must be integers in [0, {self.K}) "
                              "(embed_param.input_dim)" + (_PADDING_HINT if x[pos] == -1 else ""))
-        return idx
+        return self._idx
 
     def forward(self, bottom, top):
-        self._idx = self._indices(bottom)
-        y = self.blobs[0].data[self._idx]
-        if self.bias_term:
-            y += self.blobs[1].data
-        top[0].data[...] = y
+        idx = self._indices(bottom)
+        b = self.blobs[1].data if self.bias_term else self._none
+        embed_forward(idx, self.blobs[0].data, b, top[0].data.reshape(-1, self.N))
 
     def backward(self, top, propagate_down, bottom):
-        dy = top[0].diff.reshape(-1, self.N)
         # unbuffered scatter-add in index order, like Caffe's loop of axpy calls
-        np.add.at(self.blobs[0].diff, self._idx.ravel(), dy)
-        if self.bias_term:
-            self.blobs[1].diff += dy.sum(axis=0)
+        dy = top[0].diff.reshape(-1, self.N)
+        db = self.blobs[1].diff if self.bias_term else self._none
+        embed_backward(self._idx, dy, self.blobs[0].diff, db, self._acc)

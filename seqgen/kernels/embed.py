@@ -1,0 +1,60 @@
+"""Embedding lookup: index check, row gather (forward) and row scatter-add (backward).
+
+`x` holds the indices as float values, flat; `idx` is the int64 buffer they are read into.
+Rows are (rows, E) C-contiguous; `b` and `db` are empty (size 0) for a layer without bias.
+"""
+import numpy as np
+from numba import njit
+
+from .activations import FASTMATH
+
+JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
+
+
+@njit(**JIT)
+def read_indices(x, K, idx):
+    """idx[i] = int(x[i]); returns the first position whose value is not an integer in
+    [0, K) (NaN and inf included), or -1 when all are."""
+    for i in range(x.size):
+        v = x[i]
+        if not (v >= 0 and v < K):  # also false for NaN
+            return i
+        k = np.int64(v)
+        if k != v:
+            return i
+        idx[i] = k
+    return -1
+
+
+@njit(**JIT)
+def embed_forward(idx, W, b, top):
+    """top[r] = W[idx[r]] (+ b)."""
+    E = W.shape[1]
+    for r in range(idx.size):
+        k = idx[r]
+        if b.size:
+            for j in range(E):
+                top[r, j] = W[k, j] + b[j]
+        else:
+            for j in range(E):
+                top[r, j] = W[k, j]
+
+
+@njit(**JIT)
+def embed_backward(idx, dy, dW, db, acc):
+    """dW[idx[r]] += dy[r] in row order (Caffe's loop of axpys, so repeated indices add up
+    one after the other); with a bias, db += the column sums of dy, summed into `acc`
+    first (row after row, as numpy's sum(axis=0) does) and then added."""
+    E = dy.shape[1]
+    for r in range(idx.size):
+        k = idx[r]
+        for j in range(E):
+            dW[k, j] += dy[r, j]
+    if db.size and idx.size:
+        for j in range(E):
+            acc[j] = dy[0, j]
+        for r in range(1, idx.size):
+            for j in range(E):
+                acc[j] += dy[r, j]
+        for j in range(E):
+            db[j] += acc[j]
