@@ -32,10 +32,14 @@ def read_labels(layer, label_blob, outer, inner, classes, ignore=None):
     valid = lab != ignore if ignore is not None else np.ones(lab.shape, bool)
     bad = valid & ((lab < 0) | (lab >= classes))
     if bad.any():
-        flat = int(np.flatnonzero(bad)[0])
-        pos = tuple(int(i) for i in np.unravel_index(flat, label_blob.shape))
-        raise layer.error(f"bottom '{layer.bottom_name(1)}' holds label "
-                          f"{float(labels.flat[flat]):g} at {pos}; labels must be in "
-                          f"[0, {classes})" + (f" or equal ignore_label {ignore}"
-                                               if ignore is not None else ""))
+        raise label_error(layer, label_blob, int(np.flatnonzero(bad)[0]), classes, ignore)
     return np.where(valid, lab, 0), valid
+
+
+def label_error(layer, label_blob, flat, classes, ignore=None):
+    """The error for the label at flat position `flat` outside [0, classes)."""
+    pos = tuple(int(i) for i in np.unravel_index(flat, label_blob.shape))
+    return layer.error(f"bottom '{layer.bottom_name(1)}' holds label "
+                       f"{float(label_blob.data.flat[flat]):g} at {pos}; labels must be in "
+                       f"[0, {classes})" + (f" or equal ignore_label {ignore}"
+                                            if ignore is not None else ""))

@@ -2,17 +2,19 @@
 
 Fusing softmax and the log loss gives the stable gradient prob - onehot(label). An
 optional second top receives the probabilities. The label bottom takes no gradient.
+Labels, softmax, loss and gradient are compiled kernels (kernels/softmax_loss.py) over
+buffers kept while the shapes stay the same.
 """
 import numpy as np
 
+from ..kernels.softmax_loss import (read_labels, softmax_loss_3d, softmax_loss_backward_3d,
+                                    softmax_loss_backward_rows, softmax_loss_rows)
 from ..proto import caffe_pb2
 from ..registry import register
 from .base import Layer
-from .labels import read_labels, split_at_class_axis
-from .softmax import softmax3
+from .labels import label_error, split_at_class_axis
 
 _LP = caffe_pb2.LossParameter
-FLT_MIN = np.finfo(np.float32).tiny  # Caffe clamps with FLT_MIN even for double nets
 
 
 @register("SoftmaxWithLoss")
@@ -66,29 +68,47 @@ class SoftmaxWithLossLayer(Layer):
             raise self.error(f"unknown loss_param.normalization {m}")
         return max(dtype.type(1), dtype.type(n))
 
+    def _buffers(self, x):
+        """prob (outer, C, inner) in x's dtype, int64 labels (outer, inner) with -1 where
+        ignored, and the 3-D kernel's scratch; kept while shape and dtype stay."""
+        shape = (self.outer, self.C, self.inner)
+        prob = getattr(self, "_prob", None)
+        if prob is None or prob.shape != shape or prob.dtype != x.dtype:
+            self._prob = np.zeros(shape, x.dtype)
+            self._lab = np.zeros((self.outer, self.inner), np.int64)
+            self._scratch = (np.zeros(self.inner, x.dtype), np.zeros(self.inner, np.float64))
+
     def forward(self, bottom, top):
         x = bottom[0].data
-        prob = softmax3(x.reshape(self.outer, self.C, self.inner))
-        lab, valid = read_labels(self, bottom[1], self.outer, self.inner, self.C,
-                                 self.ignore if self.has_ignore else None)
-        picked = np.take_along_axis(prob, lab[:, None, :], axis=1)[:, 0, :]
-        loss = -np.log(np.maximum(picked[valid], x.dtype.type(FLT_MIN))).sum(dtype=x.dtype)
-        self.count = int(valid.sum())
-        top[0].data[...] = loss / self._normalizer(self.count, x.dtype)
+        self._buffers(x)
+        labels = bottom[1].data
+        ignore = self.ignore if self.has_ignore else None
+        self.count, bad = read_labels(labels.reshape(-1), self.C, self.has_ignore, self.ignore,
+                                      self._lab.reshape(-1))
+        if bad >= 0:
+            raise label_error(self, bottom[1], bad, self.C, ignore)
+        if self.inner == 1:  # the class axis is the last one that is not 1: rows x classes
+            loss = softmax_loss_rows(x.reshape(self.outer, self.C), self._lab.reshape(-1),
+                                     self._prob.reshape(self.outer, self.C))
+        else:
+            loss = softmax_loss_3d(x.reshape(self._prob.shape), self._lab, self._prob,
+                                   self._scratch[0], self._scratch[1])
+        # Caffe sums the loss in Dtype; float64 here, then the division in Dtype as Caffe's
+        top[0].data[...] = x.dtype.type(loss) / self._normalizer(self.count, x.dtype)
         if len(top) > 1:
-            top[1].data[...] = prob.reshape(top[1].shape)
-        self._prob, self._lab, self._valid = prob, lab, valid
+            np.copyto(top[1].data, self._prob.reshape(top[1].shape))
 
     def backward(self, top, propagate_down, bottom):
         # propagate_down[1] is never honoured: Caffe cannot backpropagate to labels
         if not propagate_down[0]:
             return
         dt = bottom[0].data.dtype
-        d = self._prob.copy()
-        o, i = np.nonzero(self._valid)
-        d[o, self._lab[o, i], i] -= 1
-        d *= self._valid[:, None, :]  # ignored positions get zero gradient in every class
         # the loss weight arrives as the top diff (the Net writes it there)
         scale = dt.type(top[0].diff.reshape(-1)[0]) / self._normalizer(self.count, dt)
-        d *= scale
-        bottom[0].diff[...] = d.reshape(bottom[0].shape)
+        diff = bottom[0].diff
+        if self.inner == 1:
+            softmax_loss_backward_rows(self._prob.reshape(self.outer, self.C),
+                                       self._lab.reshape(-1), scale,
+                                       diff.reshape(self.outer, self.C))
+        else:
+            softmax_loss_backward_3d(self._prob, self._lab, scale, diff.reshape(self._prob.shape))
