@@ -7,6 +7,7 @@ import numpy as np
 from numba import njit
 
 from .activations import FASTMATH
+from .reduce import add_column_sums
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
@@ -50,11 +51,5 @@ def embed_backward(idx, dy, dW, db, acc):
         k = idx[r]
         for j in range(E):
             dW[k, j] += dy[r, j]
-    if db.size and idx.size:
-        for j in range(E):
-            acc[j] = dy[0, j]
-        for r in range(1, idx.size):
-            for j in range(E):
-                acc[j] += dy[r, j]
-        for j in range(E):
-            db[j] += acc[j]
+    if db.size:
+        add_column_sums(dy, acc, db)

@@ -1,9 +1,17 @@
 """`InnerProduct`: y = x W^T + b over the axes from `axis` on (W is num_output x K, or K x
-num_output with `transpose`)."""
+num_output with `transpose`).
+
+Every product writes into its destination (matmul's out=); the weight gradient is added
+through a scratch of a few hundred KB, block after block, rather than through a temporary
+the size of W.
+"""
 import numpy as np
 
+from ..kernels.reduce import add_column_sums
 from ..registry import register
 from .base import Layer
+
+SCRATCH_VALUES = 1 << 18  # 1 MB of float32: one block of the weight gradient
 
 
 @register("InnerProduct")
@@ -68,14 +76,28 @@ class InnerProductLayer(Layer):
         if self.bias_term:
             y += self.blobs[1].data
 
+    def _scratch(self, dtype):
+        """(block of dW (rows, K), column sums (N_out)) in dtype, kept between calls."""
+        rows = max(1, min(self.N_out, SCRATCH_VALUES // self.K))
+        sc = getattr(self, "_dw_block", None)
+        if sc is None or sc.shape != (rows, self.K) or sc.dtype != dtype:
+            self._dw_block = np.zeros((rows, self.K), dtype)
+            self._db_acc = np.zeros(self.N_out, dtype)
+        return self._dw_block, self._db_acc
+
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.M, self.N_out)
         x = bottom[0].data.reshape(self.M, self.K)
-        if self.transpose:
-            self.blobs[0].diff += x.T @ dy
-        else:
-            self.blobs[0].diff += dy.T @ x
+        block, acc = self._scratch(dy.dtype)
+        # dW^T (num_output, K) += dy^T x, a block of num_output rows at a time
+        dW = self.blobs[0].diff.T if self.transpose else self.blobs[0].diff
+        dyT = dy.T
+        for start in range(0, self.N_out, block.shape[0]):
+            stop = min(self.N_out, start + block.shape[0])
+            part = block[:stop - start]
+            np.matmul(dyT[start:stop], x, out=part)
+            dW[start:stop] += part
         if self.bias_term:
-            self.blobs[1].diff += dy.sum(axis=0)
+            add_column_sums(dy, acc, self.blobs[1].diff)
         if propagate_down[0]:
-            bottom[0].diff.reshape(self.M, self.K)[...] = dy @ self._weight().T
+            np.matmul(dy, self._weight().T, out=bottom[0].diff.reshape(self.M, self.K))
