@@ -9,23 +9,12 @@ the vectorisable exp of `activations` (3e-7 relative); float64 stays exact.
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
-from numba.np.numpy_support import as_dtype
 
 from .activations import FASTMATH, exp
+from .scalars import typed
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 FLT_MIN = np.float32(np.finfo(np.float32).tiny)  # Caffe clamps with FLT_MIN even for double
-
-
-def typed(a, v):
-    """v as a scalar of the array a's dtype (so float32 stays float32 in the kernels)."""
-    return a.dtype.type(v)
-
-
-@overload(typed)
-def _typed(a, v):
-    scalar = as_dtype(a.dtype).type
-    return lambda a, v: scalar(v)
 
 
 def exp_floor(a):

@@ -2,10 +2,13 @@
 survivors by 1 / (1 - ratio) (Caffe's inverted dropout); in TEST, the identity.
 
 The mask comes from seqgen's shared generator (`fillers.generator()`, seeded by the
-solver's random_seed), so a seeded run is repeatable; tests may set `layer.rng`.
+solver's random_seed), so a seeded run is repeatable; tests may set `layer.rng`. The
+draws go into a buffer kept between calls; kernels/dropout.py applies them.
 """
+import numpy as np
 
 from .. import fillers
+from ..kernels.dropout import apply_mask
 from ..proto import caffe_pb2
 from ..registry import register
 from .base import ElementwiseLayer
@@ -35,12 +38,14 @@ class DropoutLayer(ElementwiseLayer):
             if top[0] is not bottom[0]:
                 top[0].data[...] = x
             return
-        # Bernoulli(1 - ratio) keep mask, like caffe_rng_bernoulli(count, 1 - threshold)
+        # Bernoulli(1 - ratio) keep mask, like caffe_rng_bernoulli(count, 1 - threshold):
+        # kept where the uniform draw is >= ratio (the same draws as rng.random(x.shape))
         rng = self.rng if self.rng is not None else fillers.generator()
-        self.mask = rng.random(x.shape) >= self.ratio
-        y = x * self.mask  # x * mask * scale, in Caffe's order
-        y *= self._scale(x.dtype)
-        top[0].data[...] = y
+        if getattr(self, "_u", None) is None or self._u.shape != x.shape:
+            self._u = np.zeros(x.shape, np.float64)
+        rng.random(out=self._u)
+        apply_mask(x.reshape(-1), self._u.reshape(-1), self.ratio, self._scale(x.dtype),
+                   top[0].data.reshape(-1))
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -50,6 +55,5 @@ class DropoutLayer(ElementwiseLayer):
             if top[0] is not bottom[0]:
                 bottom[0].diff[...] = dy
             return
-        d = dy * self.mask
-        d *= self._scale(dy.dtype)
-        bottom[0].diff[...] = d
+        apply_mask(dy.reshape(-1), self._u.reshape(-1), self.ratio, self._scale(dy.dtype),
+                   bottom[0].diff.reshape(-1))
