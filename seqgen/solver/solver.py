@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import fillers
 from ..errors import SeqgenError
+from ..kernels.reduce import all_finite, sum_squares
 from ..io.prototxt import read_solver
 from ..net import TEST, TRAIN, Net
 from ..proto import caffe_pb2
@@ -38,7 +39,7 @@ from .fingerprint import net_fingerprint, solver_fingerprint
 from .test_nets import SolverTestNet, check_test_net_counts, list_test_nets
 from .testing import NetTester, weighted_loss
 from .schedules import check_policy, learning_rate
-from .updates import UPDATES, check_solver_type, history_slots
+from .updates import UPDATES, check_solver_type, history_slots, regularize
 
 # What a signal asks for (Caffe's SolverAction), named as caffe's -sigint_effect flags are.
 STOP, SNAPSHOT, NONE = "stop", "snapshot", "none"
@@ -164,6 +165,7 @@ class Solver:
             for lp in params:
                 self.history.append(flat[offset:offset + lp.blob.count].reshape(lp.blob.shape))
                 offset += lp.blob.count
+        # float32 as Caffe's Dtype; local_rate and local_decay are formed per element
         self._lr_mults = self._per_element([lp.lr_mult for lp in params])
         self._decay_mults = self._per_element([lp.decay_mult for lp in params])
 
@@ -302,7 +304,7 @@ class Solver:
                     except NonFinite as e:
                         self._diverged(str(e), start, where="")
                 one = net.forward_backward()
-                if check and not (math.isfinite(one) and np.isfinite(net.flat_diff).all()):
+                if check and not (math.isfinite(one) and all_finite(net.flat_diff)):
                     what = f"the loss is {one}" if not math.isfinite(one) else \
                         f"the loss is finite ({one:.6g}) but the gradient is not"
                     self._diverged(what, start, loss=one)
@@ -311,7 +313,7 @@ class Solver:
             self.smoothed.append(loss)
             self.last_loss = loss
             self.apply_update()
-            if check and not np.isfinite(net.flat_data).all():
+            if check and not all_finite(net.flat_data):
                 self._diverged(f"the update (learning rate {float(self.last_rate):.6g}) made "
                                "weights non-finite", None, loss=loss, pre_update=False)
             self.iter += 1
@@ -389,10 +391,11 @@ class Solver:
         return results
 
     def _per_element(self, mults):
-        """A multiplier per parameter as a scalar when all agree, else one per element."""
+        """A multiplier per parameter as a float32 scalar when all agree, else one per
+        element (float32)."""
         if len(set(mults)) <= 1:
-            return mults[0] if mults else 1.0
-        return np.concatenate([np.full(lp.blob.count, m, np.float64)
+            return np.float32(mults[0] if mults else 1.0)
+        return np.concatenate([np.full(lp.blob.count, np.float32(m), np.float32)
                                for lp, m in zip(self.net.learnable_params, mults)])
 
     def apply_update(self):
@@ -403,23 +406,16 @@ class Solver:
         self.last_rate = rate
         g, w = net.flat_diff, net.flat_data
         if p.clip_gradients >= 0:
-            norm = np.float32(math.sqrt(float(np.dot(g.astype(np.float64), g))))
+            norm = np.float32(math.sqrt(sum_squares(g)))
             clip = np.float32(p.clip_gradients)
             if norm > clip:
                 g *= clip / norm
         if p.iter_size > 1:
             g *= np.float32(1) / np.float32(p.iter_size)
         if p.weight_decay:
-            # local_decay = weight_decay * decay_mult in float32 (Caffe's Dtype)
-            decay = np.float32(p.weight_decay) * np.asarray(self._decay_mults, np.float32)
-            if p.regularization_type == "L2":
-                g += decay * w
-            else:  # "L1" (check_solver_param refused anything else)
-                g += decay * np.sign(w)
-        # local_rate = rate * lr_mult in float32
-        local_rate = rate * np.asarray(self._lr_mults, np.float32)
-        UPDATES[p.type](p, g, self._flat_history, local_rate, self.iter)
-        w -= g
+            regularize(p, g, w, self._decay_mults)
+        # the rule also subtracts the step from the weights
+        UPDATES[p.type](p, g, w, self._flat_history, rate, self._lr_mults, self.iter)
 
     # -- snapshots -------------------------------------------------------------------------
     def _stem(self):

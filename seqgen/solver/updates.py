@@ -1,88 +1,54 @@
 """Caffe's update rules (ComputeUpdateValue), one function per solver type.
 
-Each takes the SolverParameter, the regularised gradient `g` (float32, modified in place
-to become the step that is subtracted from the weights), the history buffers of its type
-(one flat buffer per history slot, covering every learnable parameter), the local rate
-(rate * lr_mult: a float32 scalar, or one value per element when lr_mult differs between
+Each takes the SolverParameter, the regularised gradient `g` (float32, turned in place into
+the step) and the weights `w` (the step is subtracted from them), the history buffers of its
+type (one flat buffer per history slot, covering every learnable parameter), the rate
+(float32), lr_mult (a float32 scalar, or one value per element when lr_mult differs between
 parameters) and the iteration number (completed updates).
 
-The operations follow Caffe's CPU code step by step in float32 so that the roundings are
-the same: caffe_cpu_axpby(a, x, b, y) is `y *= b; y += a * x`, and the adaptive rules
-form the normalised gradient first and scale it by the rate last.
+The compiled loops of kernels/update.py follow Caffe's CPU code step by step in float32 so
+that the roundings are the same: caffe_cpu_axpby(a, x, b, y) is `y * b + a * x`, and the
+adaptive rules form the normalised gradient first and scale it by the rate last.
 """
 import numpy as np
 
 from ..errors import SeqgenError
+from ..kernels import update as k
 
 f32 = np.float32
 
 
-def sgd(p, g, hist, lr, it):
-    v, = hist
-    v *= f32(p.momentum)
-    v += lr * g
-    g[...] = v
+def sgd(p, g, w, hist, rate, lr_mult, it):
+    k.sgd(g, w, hist[0], rate, lr_mult, f32(p.momentum))
 
 
-def nesterov(p, g, hist, lr, it):
-    v, = hist
-    m = f32(p.momentum)
-    old = v.copy()
-    v *= m
-    v += lr * g
-    # caffe_cpu_axpby(1 + m, V, -m, V_old): V_old *= -m; V_old += (1 + m) * V
-    old *= -m
-    old += (f32(1) + m) * v
-    g[...] = old
+def nesterov(p, g, w, hist, rate, lr_mult, it):
+    k.nesterov(g, w, hist[0], rate, lr_mult, f32(p.momentum))
 
 
-def adagrad(p, g, hist, lr, it):
-    h, = hist
-    h += g * g
-    denom = np.sqrt(h)
-    denom += f32(p.delta)
-    g /= denom
-    g *= lr
+def adagrad(p, g, w, hist, rate, lr_mult, it):
+    k.adagrad(g, w, hist[0], rate, lr_mult, f32(p.delta))
 
 
-def rmsprop(p, g, hist, lr, it):
-    h, = hist
-    d = f32(p.rms_decay)
-    h *= d
-    h += (f32(1) - d) * (g * g)
-    denom = np.sqrt(h)
-    denom += f32(p.delta)
-    g /= denom
-    g *= lr
+def rmsprop(p, g, w, hist, rate, lr_mult, it):
+    k.rmsprop(g, w, hist[0], rate, lr_mult, f32(p.rms_decay), f32(p.delta))
 
 
-def adadelta(p, g, hist, lr, it):
-    h1, h2 = hist
-    rho, delta = f32(p.momentum), f32(p.delta)
-    h1 *= rho
-    h1 += (f32(1) - rho) * (g * g)
-    ratio = h2 + delta
-    ratio /= h1 + delta
-    g *= np.sqrt(ratio)          # the unscaled update u
-    h2 *= rho
-    h2 += (f32(1) - rho) * (g * g)  # squared-update history, before the rate is applied
-    g *= lr
+def adadelta(p, g, w, hist, rate, lr_mult, it):
+    k.adadelta(g, w, hist[0], hist[1], rate, lr_mult, f32(p.momentum), f32(p.delta))
 
 
-def adam(p, g, hist, lr, it):
-    m, v = hist
+def adam(p, g, w, hist, rate, lr_mult, it):
     b1, b2 = f32(p.momentum), f32(p.momentum2)
     t = it + 1
     # Caffe: Dtype correction = sqrt(1 - pow(b2, t)) / (1 - pow(b1, t)), pow in double
     correction = f32(np.sqrt(1.0 - np.float64(b2) ** t) / (1.0 - np.float64(b1) ** t))
-    m *= b1
-    m += (f32(1) - b1) * g
-    v *= b2
-    v += (f32(1) - b2) * (g * g)
-    denom = np.sqrt(v)
-    denom += f32(p.delta)
-    np.divide(m, denom, out=g)
-    g *= lr * correction
+    k.adam(g, w, hist[0], hist[1], rate, lr_mult, correction, b1, b2, f32(p.delta))
+
+
+def regularize(p, g, w, decay_mult):
+    """g += local_decay * w (L2) or * sign(w) (L1), local_decay = weight_decay * decay_mult."""
+    k.regularize(g, w, f32(p.weight_decay), decay_mult, p.regularization_type == "L1")
 
 
 UPDATES = {"SGD": sgd, "Nesterov": nesterov, "AdaGrad": adagrad, "RMSProp": rmsprop,
