@@ -82,7 +82,8 @@ def update_calls(T, N, V, H):
       embed_param {{ num_output: {H} input_dim: {V} bias_term: false
         weight_filler {{ type: "uniform" min: -0.1 max: 0.1 }} }} }}
     layer {{ name: "lstm" type: "LSTM" bottom: "embed" bottom: "cont" top: "lstm"
-      recurrent_param {{ num_output: {H} weight_filler {{ type: "uniform" min: -0.1 max: 0.1 }} }} }}
+      recurrent_param {{ num_output: {H}
+        weight_filler {{ type: "uniform" min: -0.1 max: 0.1 }} }} }}
     layer {{ name: "ip" type: "InnerProduct" bottom: "lstm" top: "predict"
       inner_product_param {{ num_output: {V} axis: 2
         weight_filler {{ type: "uniform" min: -0.1 max: 0.1 }} }} }}

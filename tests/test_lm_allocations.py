@@ -24,7 +24,8 @@ layer {{ name: "input" type: "Input" top: "data" top: "cont" top: "label"
 layer {{ name: "embed" type: "Embed" bottom: "data" top: "embed"
   embed_param {{ num_output: {H} input_dim: {V}
     weight_filler {{ type: "uniform" min: -0.1 max: 0.1 }} }} }}
-layer {{ name: "drop" type: "Dropout" bottom: "embed" top: "embed" dropout_param {{ dropout_ratio: 0.2 }} }}
+layer {{ name: "drop" type: "Dropout" bottom: "embed" top: "embed"
+  dropout_param {{ dropout_ratio: 0.2 }} }}
 layer {{ name: "lstm" type: "LSTM" bottom: "embed" bottom: "cont" top: "lstm"
   recurrent_param {{ num_output: {H} weight_filler {{ type: "uniform" min: -0.1 max: 0.1 }} }} }}
 layer {{ name: "predict" type: "InnerProduct" bottom: "lstm" top: "predict"
