@@ -1,12 +1,12 @@
 """Caffe's update rules (ComputeUpdateValue) and regularisation as compiled loops over the
 packed float32 parameters, one pass each.
 
-Every rule turns the regularised gradient g into the step (left in g, as Caffe leaves it in
-the diff) and does W -= step in the same pass. local_rate = rate * lr_mult and local_decay =
-weight_decay * decay_mult are formed per element; a multiplier is a float32 scalar, or one
-per element when they differ between parameters (`at`). No fastmath: each operation rounds
-as the step-by-step float32 formulas do (caffe_cpu_axpby(a, x, b, y) is y * b + a * x), so
-the weights are bit for bit those of Caffe's CPU code in that order.
+Every rule turns the regularised gradient g into the step in place (Caffe leaves it in the
+diff; the solver subtracts it from the weights). The local rate `lr` and the local decay
+(weight_decay * decay_mult, formed per element) are a float32 scalar, or one value per
+element when the multipliers differ between parameters (`at`). No fastmath: each operation
+rounds as the step-by-step float32 formulas do (caffe_cpu_axpby(a, x, b, y) is y * b + a * x),
+so the weights are bit for bit those of Caffe's CPU code in that order.
 """
 import numpy as np
 from numba import njit, types
@@ -46,86 +46,80 @@ def regularize(g, w, weight_decay, decay_mult, l1):
 
 
 @njit(**JIT)
-def sgd(g, w, v, rate, lr_mult, momentum):
+def sgd(g, v, lr, momentum):
     """V = momentum * V + lr * g; step = V."""
     for i in range(g.size):
-        lr = rate * at(lr_mult, i)
-        s = v[i] * momentum + lr * g[i]
+        rate = at(lr, i)
+        s = v[i] * momentum + rate * g[i]
         v[i] = s
         g[i] = s
-        w[i] -= s
 
 
 @njit(**JIT)
-def nesterov(g, w, v, rate, lr_mult, momentum):
+def nesterov(g, v, lr, momentum):
     """V_old = V; V = momentum * V + lr * g; step = (1 + momentum) * V - momentum * V_old."""
     up, down = f32(1) + momentum, -momentum
     for i in range(g.size):
-        lr = rate * at(lr_mult, i)
+        rate = at(lr, i)
         old = v[i]
-        new = old * momentum + lr * g[i]
+        new = old * momentum + rate * g[i]
         v[i] = new
         s = old * down + up * new
         g[i] = s
-        w[i] -= s
 
 
 @njit(**JIT)
-def adagrad(g, w, h, rate, lr_mult, delta):
+def adagrad(g, h, lr, delta):
     """H += g^2; step = lr * g / (sqrt(H) + delta)."""
     for i in range(g.size):
-        lr = rate * at(lr_mult, i)
+        rate = at(lr, i)
         x = g[i]
         hi = h[i] + x * x
         h[i] = hi
-        s = x / (np.sqrt(hi) + delta) * lr
+        s = x / (np.sqrt(hi) + delta) * rate
         g[i] = s
-        w[i] -= s
 
 
 @njit(**JIT)
-def rmsprop(g, w, h, rate, lr_mult, decay, delta):
+def rmsprop(g, h, lr, decay, delta):
     """H = decay * H + (1 - decay) * g^2; step = lr * g / (sqrt(H) + delta)."""
     rest = f32(1) - decay
     for i in range(g.size):
-        lr = rate * at(lr_mult, i)
+        rate = at(lr, i)
         x = g[i]
         hi = h[i] * decay + rest * (x * x)
         h[i] = hi
-        s = x / (np.sqrt(hi) + delta) * lr
+        s = x / (np.sqrt(hi) + delta) * rate
         g[i] = s
-        w[i] -= s
 
 
 @njit(**JIT)
-def adadelta(g, w, h1, h2, rate, lr_mult, rho, delta):
+def adadelta(g, h1, h2, lr, rho, delta):
     """H1 = rho H1 + (1 - rho) g^2; u = g sqrt((H2 + delta) / (H1 + delta));
     H2 = rho H2 + (1 - rho) u^2 (before the rate); step = lr * u."""
     rest = f32(1) - rho
     for i in range(g.size):
-        lr = rate * at(lr_mult, i)
+        rate = at(lr, i)
         x = g[i]
         a = h1[i] * rho + rest * (x * x)
         h1[i] = a
         u = x * np.sqrt((h2[i] + delta) / (a + delta))
         h2[i] = h2[i] * rho + rest * (u * u)
-        s = u * lr
+        s = u * rate
         g[i] = s
-        w[i] -= s
 
 
 @njit(**JIT)
-def adam(g, w, m, v, rate, lr_mult, correction, beta1, beta2, delta):
+def adam(g, m, v, lr, correction, beta1, beta2, delta):
     """m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; step = (lr * correction) * m /
     (sqrt(v) + delta), correction = sqrt(1 - b2^t) / (1 - b1^t) folded into the rate."""
     rest1, rest2 = f32(1) - beta1, f32(1) - beta2
     for i in range(g.size):
-        lr = rate * at(lr_mult, i)
+        rate = at(lr, i)
         x = g[i]
         mi = m[i] * beta1 + rest1 * x
         m[i] = mi
         vi = v[i] * beta2 + rest2 * (x * x)
         v[i] = vi
-        s = mi / (np.sqrt(vi) + delta) * (lr * correction)
+        s = mi / (np.sqrt(vi) + delta) * (rate * correction)
         g[i] = s
-        w[i] -= s

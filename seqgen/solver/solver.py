@@ -165,9 +165,9 @@ class Solver:
             for lp in params:
                 self.history.append(flat[offset:offset + lp.blob.count].reshape(lp.blob.shape))
                 offset += lp.blob.count
-        # float32 as Caffe's Dtype; local_rate and local_decay are formed per element
         self._lr_mults = self._per_element([lp.lr_mult for lp in params])
         self._decay_mults = self._per_element([lp.decay_mult for lp in params])
+        self._local_rate = np.zeros_like(self._lr_mults) if np.ndim(self._lr_mults) else None
 
     # -- callbacks -------------------------------------------------------------------------
     def add_callback(self, callback):
@@ -414,8 +414,13 @@ class Solver:
             g *= np.float32(1) / np.float32(p.iter_size)
         if p.weight_decay:
             regularize(p, g, w, self._decay_mults)
-        # the rule also subtracts the step from the weights
-        UPDATES[p.type](p, g, w, self._flat_history, rate, self._lr_mults, self.iter)
+        # local_rate = rate * lr_mult in float32, into a kept buffer when one per element
+        if np.ndim(self._lr_mults):
+            local_rate = np.multiply(rate, self._lr_mults, out=self._local_rate)
+        else:
+            local_rate = rate * self._lr_mults
+        UPDATES[p.type](p, g, self._flat_history, local_rate, self.iter)
+        w -= g
 
     # -- snapshots -------------------------------------------------------------------------
     def _stem(self):

@@ -1,9 +1,9 @@
 """Caffe's update rules (ComputeUpdateValue), one function per solver type.
 
-Each takes the SolverParameter, the regularised gradient `g` (float32, turned in place into
-the step) and the weights `w` (the step is subtracted from them), the history buffers of its
-type (one flat buffer per history slot, covering every learnable parameter), the rate
-(float32), lr_mult (a float32 scalar, or one value per element when lr_mult differs between
+Each takes the SolverParameter, the regularised gradient `g` (float32, modified in place
+to become the step that is subtracted from the weights), the history buffers of its type
+(one flat buffer per history slot, covering every learnable parameter), the local rate
+(rate * lr_mult: a float32 scalar, or one value per element when lr_mult differs between
 parameters) and the iteration number (completed updates).
 
 The compiled loops of kernels/update.py follow Caffe's CPU code step by step in float32 so
@@ -18,32 +18,32 @@ from ..kernels import update as k
 f32 = np.float32
 
 
-def sgd(p, g, w, hist, rate, lr_mult, it):
-    k.sgd(g, w, hist[0], rate, lr_mult, f32(p.momentum))
+def sgd(p, g, hist, lr, it):
+    k.sgd(g, hist[0], lr, f32(p.momentum))
 
 
-def nesterov(p, g, w, hist, rate, lr_mult, it):
-    k.nesterov(g, w, hist[0], rate, lr_mult, f32(p.momentum))
+def nesterov(p, g, hist, lr, it):
+    k.nesterov(g, hist[0], lr, f32(p.momentum))
 
 
-def adagrad(p, g, w, hist, rate, lr_mult, it):
-    k.adagrad(g, w, hist[0], rate, lr_mult, f32(p.delta))
+def adagrad(p, g, hist, lr, it):
+    k.adagrad(g, hist[0], lr, f32(p.delta))
 
 
-def rmsprop(p, g, w, hist, rate, lr_mult, it):
-    k.rmsprop(g, w, hist[0], rate, lr_mult, f32(p.rms_decay), f32(p.delta))
+def rmsprop(p, g, hist, lr, it):
+    k.rmsprop(g, hist[0], lr, f32(p.rms_decay), f32(p.delta))
 
 
-def adadelta(p, g, w, hist, rate, lr_mult, it):
-    k.adadelta(g, w, hist[0], hist[1], rate, lr_mult, f32(p.momentum), f32(p.delta))
+def adadelta(p, g, hist, lr, it):
+    k.adadelta(g, hist[0], hist[1], lr, f32(p.momentum), f32(p.delta))
 
 
-def adam(p, g, w, hist, rate, lr_mult, it):
+def adam(p, g, hist, lr, it):
     b1, b2 = f32(p.momentum), f32(p.momentum2)
     t = it + 1
     # Caffe: Dtype correction = sqrt(1 - pow(b2, t)) / (1 - pow(b1, t)), pow in double
     correction = f32(np.sqrt(1.0 - np.float64(b2) ** t) / (1.0 - np.float64(b1) ** t))
-    k.adam(g, w, hist[0], hist[1], rate, lr_mult, correction, b1, b2, f32(p.delta))
+    k.adam(g, hist[0], hist[1], lr, correction, b1, b2, f32(p.delta))
 
 
 def regularize(p, g, w, decay_mult):
