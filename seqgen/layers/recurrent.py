@@ -40,12 +40,15 @@ Where seqgen deliberately differs from BVLC (BVLC commit 9b891540):
   own test data; every gradient that passes through such a step differs accordingly.
 No gradient is computed for cont (BVLC refuses to).
 """
+import os
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
                             lstm_forward_parallel, param_gradients)
+from ..kernels.lstm_gemm import (choose_path, lstm_backward_gemm, lstm_backward_gemm_parallel,
+                                 lstm_forward_gemm, lstm_forward_gemm_parallel)
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
 from .base import Layer
@@ -263,8 +266,12 @@ class LSTMLayer(_Recurrent):
         W_x, b, _, W_h = self._weights()
         return W_x, W_h, b
 
+    #: 'loops' or 'gemm' forces a kernel path (tests, benchmarks); None: by the shapes
+    path_override = os.environ.get("SEQGEN_LSTM_PATH") or None
+
     def _allocate(self, T, N):
         H, G, dt = self.H, 4 * self.H, self.dtype
+        self.path = self.path_override or choose_path(N, H)
         self._h = np.zeros((T + 1, N, H), dt)  # row 0: the initial state
         self._c = np.zeros((T + 1, N, H), dt)
         self._gates = np.zeros((T, N, G), dt)
@@ -273,6 +280,12 @@ class LSTMLayer(_Recurrent):
         self._cont = np.zeros((T, N), dt)
         self._bias = np.zeros((N, G), dt)
         self._dstate = np.zeros((2, N, H), dt)  # gradient on (h, c): final in, initial out
+        if self.path == "gemm":
+            self._hm = np.zeros((T, N, H), dt)  # cont_t h_{t-1}: each step's recurrent input
+            self._rec = np.zeros((N, G), dt)
+            self._drec = np.zeros((N, H), dt)
+            self._dW = [np.zeros(b.shape, dt) for b in self.blobs]  # product scratch
+            self._db = np.zeros(G, dt)
 
     def forward(self, bottom, top):
         _check_shapes(self, bottom, top)
@@ -281,24 +294,46 @@ class LSTMLayer(_Recurrent):
         W_x, b, W_s, W_h = self._weights()
         x = bottom[0].data.reshape(T, N, self.I)
         np.copyto(self._cont, bottom[1].data.reshape(T, N))
-        self._W_xT = np.ascontiguousarray(W_x.T, dt)
         self._W_hT = np.ascontiguousarray(W_h.T, dt)
         self._static_bias(bottom, self._bias, b, W_s)
         self._initial_state(bottom, 0, self._h)
         self._initial_state(bottom, 1, self._c)
-        args = (x, self._W_xT, self._bias, self._W_hT, self._cont, self._h, self._c,
-                self._gates, self._tanh_c)
         parts = self._parts()
-        if parts > 1:
-            lstm_forward_parallel(*args, parts)
+        if self.path == "gemm":
+            np.matmul(x.reshape(T * N, self.I), W_x.T, out=self._gates.reshape(T * N, -1))
+            args = (self._bias, self._W_hT, self._cont, self._h, self._c, self._gates,
+                    self._tanh_c, self._hm, self._rec)
+            kernel, kernel_parallel = lstm_forward_gemm, lstm_forward_gemm_parallel
         else:
-            lstm_forward(*args)
+            self._W_xT = np.ascontiguousarray(W_x.T, dt)
+            args = (x, self._W_xT, self._bias, self._W_hT, self._cont, self._h, self._c,
+                    self._gates, self._tanh_c)
+            kernel, kernel_parallel = lstm_forward, lstm_forward_parallel
+        if parts > 1:
+            kernel_parallel(*args, parts)
+        else:
+            kernel(*args)
         top[0].data[...] = self._h[1:]
         if self.expose:
             top[1].data[0] = self._h[T]
             top[2].data[0] = self._c[T]
         else:
             self._carry = {"h": self._h[T].copy(), "c": self._c[T].copy()}
+
+    def _param_gradients(self, x):
+        """(dW_x, per-stream bias gradient (N, G), dW_h) from dpre: float64 sums on the
+        loop path (the golden runs need them), float32 BLAS products on the GEMM path."""
+        if self.path != "gemm":
+            return param_gradients(self._dpre, x, self._h, self._cont)
+        T, N = self._TN
+        d2 = self._dpre.reshape(T * N, -1)
+        dW_x, dW_h = self._dW[0], self._dW[-1]
+        np.matmul(d2.T, x.reshape(T * N, self.I), out=dW_x)
+        np.matmul(d2.T, self._hm.reshape(T * N, self.H), out=dW_h)
+        if self.static:
+            return dW_x, self._dpre.sum(axis=0), dW_h
+        np.sum(d2, axis=0, out=self._db)
+        return dW_x, self._db[None], dW_h
 
     def backward(self, top, propagate_down, bottom):
         _check_shapes(self, bottom, top, backward=True)
@@ -312,14 +347,21 @@ class LSTMLayer(_Recurrent):
             dc[...] = top[2].diff.reshape(N, H)
         else:
             self._dstate[...] = 0
-        args = (top[0].diff.reshape(T, N, H), self._W_hT, self._cont, self._c, self._gates,
-                self._tanh_c, self._dpre.dtype.type(0), self._dpre, dh, dc)
+        top_diff = top[0].diff.reshape(T, N, H)
+        if self.path == "gemm":
+            args = (top_diff, np.ascontiguousarray(W_h), self._cont, self._c, self._gates,
+                    self._tanh_c, self._dpre, dh, dc, self._drec)
+            kernel, kernel_parallel = lstm_backward_gemm, lstm_backward_gemm_parallel
+        else:
+            args = (top_diff, self._W_hT, self._cont, self._c, self._gates, self._tanh_c,
+                    self._dpre.dtype.type(0), self._dpre, dh, dc)
+            kernel, kernel_parallel = lstm_backward, lstm_backward_parallel
         parts = self._parts()
         if parts > 1:
-            lstm_backward_parallel(*args, parts)
+            kernel_parallel(*args, parts)
         else:
-            lstm_backward(*args)
-        dW_x, dbias, dW_h = param_gradients(self._dpre, x, self._h, self._cont)
+            kernel(*args)
+        dW_x, dbias, dW_h = self._param_gradients(x)
         blobs = self.blobs
         blobs[0].diff += dW_x
         blobs[1].diff += dbias.sum(axis=0)
