@@ -52,7 +52,8 @@ from ..kernels.lstm_gemm import (choose_path, lstm_backward_gemm, lstm_backward_
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
 from .base import Layer
-from .lstm import _check_shapes, _shapes, stream_parts
+from ..threads import stream_parts
+from .lstm import _check_shapes, _shapes
 
 
 def _flat(shape):
@@ -210,10 +211,6 @@ class _Recurrent(Layer):
         else:
             buffer[0] = self._carry[self.STATES[k]]
 
-    def _parts(self):
-        """Stream groups to run on separate threads (as the fork's Lstm layer does)."""
-        return stream_parts(self.N)
-
     def _static_bias(self, bottom, bias, b, W_s):
         """bias (N, out) = b + W_s x_static (the same at every step)."""
         bias[...] = b
@@ -265,6 +262,11 @@ class LSTMLayer(_Recurrent):
             return None
         W_x, b, _, W_h = self._weights()
         return W_x, W_h, b
+
+    def _parts(self):
+        """Stream groups to run on separate threads: the loop kernels split streams (as the
+        fork's Lstm layer does); the GEMM path leaves threads to BLAS."""
+        return 1 if self.path == "gemm" else stream_parts(self.N)
 
     #: 'loops' or 'gemm' forces a kernel path (tests, benchmarks); None: by the shapes
     path_override = os.environ.get("SEQGEN_LSTM_PATH") or None
