@@ -1,14 +1,14 @@
-"""The BVLC LSTM's two kernel paths (axpy loops, GEMM-shaped) against each other and
-against an independent numpy formula, in float64, on one thread and split over streams;
-and the choice between them by shape."""
+"""The BVLC LSTM's two kernel paths (axpy loops, on one thread or split over streams, and
+GEMM-shaped) against each other and against an independent numpy formula, in float64; and
+the choice between them by shape."""
 import numpy as np
 import pytest
 from reference import lstm_forward as reference_forward
 
-from seqgen.kernels.lstm import lstm_backward, lstm_forward, param_gradients
-from seqgen.kernels.lstm_gemm import (choose_path, lstm_backward_gemm,
-                                      lstm_backward_gemm_parallel, lstm_forward_gemm,
-                                      lstm_forward_gemm_parallel)
+from seqgen.kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
+                                 lstm_forward_parallel, param_gradients)
+from seqgen.kernels.lstm_gemm import (choose_path, lstm_backward_gemm, lstm_forward_gemm,
+                                      lstm_param_gradients_gemm)
 
 T, N, I, H = 7, 9, 5, 6
 G = 4 * H
@@ -35,44 +35,46 @@ def buffers(p):
     return h, c, np.zeros((T, N, G), dt), np.zeros((T, N, H), dt), np.zeros((T, N, G), dt)
 
 
-def run_loops(p):
+def run_loops(p, parts=1):
     h, c, gates, tanh_c, dpre = buffers(p)
     bias = np.ascontiguousarray(np.broadcast_to(p["b"], (N, G)))
-    lstm_forward(p["x"], np.ascontiguousarray(p["W_x"].T), bias,
-                 np.ascontiguousarray(p["W_h"].T), p["cont"], h, c, gates, tanh_c)
+    W_hT = np.ascontiguousarray(p["W_h"].T)
+    args = (p["x"], np.ascontiguousarray(p["W_x"].T), bias, W_hT, p["cont"], h, c, gates,
+            tanh_c)
+    lstm_forward_parallel(*args, parts) if parts > 1 else lstm_forward(*args)
     dh, dc = p["dhT"].copy(), p["dcT"].copy()
-    lstm_backward(p["top"], np.ascontiguousarray(p["W_h"].T), p["cont"], c, gates, tanh_c,
-                  p["x"].dtype.type(0), dpre, dh, dc)
+    args = (p["top"], W_hT, p["cont"], c, gates, tanh_c, p["x"].dtype.type(0), dpre, dh, dc)
+    lstm_backward_parallel(*args, parts) if parts > 1 else lstm_backward(*args)
     dW_x, dbias, dW_h = param_gradients(dpre, p["x"], h, p["cont"])
-    return dict(h=h, c=c, dpre=dpre, dh0=dh, dc0=dc, dW_x=dW_x, db=dbias.sum(0), dW_h=dW_h)
+    dx = dpre.reshape(T * N, G) @ p["W_x"]
+    return dict(h=h, c=c, dpre=dpre, dh0=dh, dc0=dc, dW_x=dW_x, db=dbias.sum(0), dW_h=dW_h,
+                dx=dx)
 
 
-def run_gemm(p, parts=1):
+def run_gemm(p):
     h, c, gates, tanh_c, dpre = buffers(p)
     dt = p["x"].dtype
     bias = np.ascontiguousarray(np.broadcast_to(p["b"], (N, G)))
-    hm, rec, drec = np.zeros((T, N, H), dt), np.zeros((N, G), dt), np.zeros((N, H), dt)
-    np.matmul(p["x"].reshape(T * N, I), p["W_x"].T, out=gates.reshape(T * N, G))
-    args = (bias, np.ascontiguousarray(p["W_h"].T), p["cont"], h, c, gates, tanh_c, hm, rec)
-    if parts > 1:
-        lstm_forward_gemm_parallel(*args, parts)
-    else:
-        lstm_forward_gemm(*args)
+    hm, x2 = np.zeros((T, N, H), dt), p["x"].reshape(T * N, I)
+    lstm_forward_gemm(x2, p["W_x"], bias, p["W_h"], p["cont"], h, c, gates, tanh_c, hm)
     dh, dc = p["dhT"].copy(), p["dcT"].copy()
-    args = (p["top"], p["W_h"], p["cont"], c, gates, tanh_c, dpre, dh, dc, drec)
-    if parts > 1:
-        lstm_backward_gemm_parallel(*args, parts)
-    else:
-        lstm_backward_gemm(*args)
-    d2 = dpre.reshape(T * N, G)
-    return dict(h=h, c=c, dpre=dpre, dh0=dh, dc0=dc, dW_x=d2.T @ p["x"].reshape(T * N, I),
-                db=d2.sum(0), dW_h=d2.T @ hm.reshape(T * N, H), hm=hm)
+    lstm_backward_gemm(p["top"], p["W_h"], p["cont"], c, gates, tanh_c, dpre, dh, dc)
+    # the products accumulate onto what the diffs hold
+    start = {k: np.full(shape, 0.25, dt) for k, shape in
+             (("dW_x", (G, I)), ("db", (G,)), ("dW_h", (G, H)))}
+    grads = {k: v.copy() for k, v in start.items()}
+    dx = np.zeros((T * N, I), dt)
+    lstm_param_gradients_gemm(dpre, x2, hm, p["W_x"], grads["dW_x"], grads["db"],
+                              grads["dW_h"], dx, True)
+    out = {k: grads[k] - start[k] for k in grads}
+    return dict(h=h, c=c, dpre=dpre, dh0=dh, dc0=dc, hm=hm, dx=dx, **out)
 
 
 @pytest.mark.parametrize("parts", [1, 2, 3])
 def test_gemm_path_equals_loop_path_in_float64(parts):
     p = problem(np.float64)
-    a, b = run_loops(p), run_gemm(p, parts)
+    a, b = run_loops(p, parts), run_gemm(p)
+    assert a.keys() <= b.keys()
     for key in a:
         np.testing.assert_allclose(b[key], a[key], rtol=1e-12, atol=1e-12, err_msg=key)
 
@@ -89,7 +91,7 @@ def test_gemm_forward_equals_numpy_formula():
 
 def test_float32_paths_agree():
     p = problem(np.float32)
-    a, b = run_loops(p), run_gemm(p, 2)
+    a, b = run_loops(p), run_gemm(p)
     for key in a:
         np.testing.assert_allclose(b[key], a[key], rtol=2e-5, atol=2e-5, err_msg=key)
 

@@ -47,8 +47,8 @@ import numpy as np
 
 from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
                             lstm_forward_parallel, param_gradients)
-from ..kernels.lstm_gemm import (choose_path, lstm_backward_gemm, lstm_backward_gemm_parallel,
-                                 lstm_forward_gemm, lstm_forward_gemm_parallel)
+from ..kernels.lstm_gemm import (choose_path, lstm_backward_gemm, lstm_forward_gemm,
+                                 lstm_param_gradients_gemm)
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
 from .base import Layer
@@ -284,10 +284,7 @@ class LSTMLayer(_Recurrent):
         self._dstate = np.zeros((2, N, H), dt)  # gradient on (h, c): final in, initial out
         if self.path == "gemm":
             self._hm = np.zeros((T, N, H), dt)  # cont_t h_{t-1}: each step's recurrent input
-            self._rec = np.zeros((N, G), dt)
-            self._drec = np.zeros((N, H), dt)
-            self._dW = [np.zeros(b.shape, dt) for b in self.blobs]  # product scratch
-            self._db = np.zeros(G, dt)
+            self._no_dx = np.zeros((0, 0), dt)
 
     def forward(self, bottom, top):
         _check_shapes(self, bottom, top)
@@ -296,25 +293,21 @@ class LSTMLayer(_Recurrent):
         W_x, b, W_s, W_h = self._weights()
         x = bottom[0].data.reshape(T, N, self.I)
         np.copyto(self._cont, bottom[1].data.reshape(T, N))
-        self._W_hT = np.ascontiguousarray(W_h.T, dt)
         self._static_bias(bottom, self._bias, b, W_s)
         self._initial_state(bottom, 0, self._h)
         self._initial_state(bottom, 1, self._c)
-        parts = self._parts()
         if self.path == "gemm":
-            np.matmul(x.reshape(T * N, self.I), W_x.T, out=self._gates.reshape(T * N, -1))
-            args = (self._bias, self._W_hT, self._cont, self._h, self._c, self._gates,
-                    self._tanh_c, self._hm, self._rec)
-            kernel, kernel_parallel = lstm_forward_gemm, lstm_forward_gemm_parallel
+            lstm_forward_gemm(x.reshape(T * N, self.I), W_x, self._bias, W_h, self._cont,
+                              self._h, self._c, self._gates, self._tanh_c, self._hm)
         else:
-            self._W_xT = np.ascontiguousarray(W_x.T, dt)
-            args = (x, self._W_xT, self._bias, self._W_hT, self._cont, self._h, self._c,
-                    self._gates, self._tanh_c)
-            kernel, kernel_parallel = lstm_forward, lstm_forward_parallel
-        if parts > 1:
-            kernel_parallel(*args, parts)
-        else:
-            kernel(*args)
+            self._W_hT = np.ascontiguousarray(W_h.T, dt)
+            args = (x, np.ascontiguousarray(W_x.T, dt), self._bias, self._W_hT, self._cont,
+                    self._h, self._c, self._gates, self._tanh_c)
+            parts = self._parts()
+            if parts > 1:
+                lstm_forward_parallel(*args, parts)
+            else:
+                lstm_forward(*args)
         top[0].data[...] = self._h[1:]
         if self.expose:
             top[1].data[0] = self._h[T]
@@ -322,26 +315,45 @@ class LSTMLayer(_Recurrent):
         else:
             self._carry = {"h": self._h[T].copy(), "c": self._c[T].copy()}
 
-    def _param_gradients(self, x):
-        """(dW_x, per-stream bias gradient (N, G), dW_h) from dpre: float64 sums on the
-        loop path (the golden runs need them), float32 BLAS products on the GEMM path."""
-        if self.path != "gemm":
-            return param_gradients(self._dpre, x, self._h, self._cont)
+    def _backward_loops(self, top_diff, propagate_down, bottom, x, dh, dc):
         T, N = self._TN
-        d2 = self._dpre.reshape(T * N, -1)
-        dW_x, dW_h = self._dW[0], self._dW[-1]
-        np.matmul(d2.T, x.reshape(T * N, self.I), out=dW_x)
-        np.matmul(d2.T, self._hm.reshape(T * N, self.H), out=dW_h)
+        W_x, b, W_s, W_h = self._weights()
+        args = (top_diff, self._W_hT, self._cont, self._c, self._gates, self._tanh_c,
+                self._dpre.dtype.type(0), self._dpre, dh, dc)
+        parts = self._parts()
+        if parts > 1:
+            lstm_backward_parallel(*args, parts)
+        else:
+            lstm_backward(*args)
+        # float64 sums: the golden 2000-iteration runs need them
+        dW_x, dbias, dW_h = param_gradients(self._dpre, x, self._h, self._cont)
+        blobs = self.blobs
+        blobs[0].diff += dW_x
+        blobs[1].diff += dbias.sum(axis=0)
         if self.static:
-            return dW_x, self._dpre.sum(axis=0), dW_h
-        np.sum(d2, axis=0, out=self._db)
-        return dW_x, self._db[None], dW_h
+            self._static_backward(bottom, propagate_down, dbias, W_s, blobs[2].diff)
+        blobs[-1].diff += dW_h
+        if propagate_down[0]:
+            np.matmul(self._dpre.reshape(T * N, -1), W_x, out=bottom[0].diff.reshape(T * N, -1))
+
+    def _backward_gemm(self, top_diff, propagate_down, bottom, x, dh, dc):
+        T, N = self._TN
+        W_x, b, W_s, W_h = self._weights()
+        lstm_backward_gemm(top_diff, W_h, self._cont, self._c, self._gates, self._tanh_c,
+                           self._dpre, dh, dc)
+        blobs = self.blobs
+        dx = bottom[0].diff.reshape(T * N, self.I) if propagate_down[0] else self._no_dx
+        lstm_param_gradients_gemm(self._dpre, x.reshape(T * N, self.I), self._hm, W_x,
+                                  blobs[0].diff, blobs[1].diff, blobs[-1].diff, dx,
+                                  bool(propagate_down[0]))
+        if self.static:
+            self._static_backward(bottom, propagate_down, self._dpre.sum(axis=0), W_s,
+                                  blobs[2].diff)
 
     def backward(self, top, propagate_down, bottom):
         _check_shapes(self, bottom, top, backward=True)
         T, N = self._TN
         H, I = self.H, self.I
-        W_x, b, W_s, W_h = self._weights()
         x = bottom[0].data.reshape(T, N, I)
         dh, dc = self._dstate[0], self._dstate[1]
         if self.expose:  # gradient arriving on h_T, c_T (BVLC ignores it)
@@ -351,27 +363,9 @@ class LSTMLayer(_Recurrent):
             self._dstate[...] = 0
         top_diff = top[0].diff.reshape(T, N, H)
         if self.path == "gemm":
-            args = (top_diff, np.ascontiguousarray(W_h), self._cont, self._c, self._gates,
-                    self._tanh_c, self._dpre, dh, dc, self._drec)
-            kernel, kernel_parallel = lstm_backward_gemm, lstm_backward_gemm_parallel
+            self._backward_gemm(top_diff, propagate_down, bottom, x, dh, dc)
         else:
-            args = (top_diff, self._W_hT, self._cont, self._c, self._gates, self._tanh_c,
-                    self._dpre.dtype.type(0), self._dpre, dh, dc)
-            kernel, kernel_parallel = lstm_backward, lstm_backward_parallel
-        parts = self._parts()
-        if parts > 1:
-            kernel_parallel(*args, parts)
-        else:
-            kernel(*args)
-        dW_x, dbias, dW_h = self._param_gradients(x)
-        blobs = self.blobs
-        blobs[0].diff += dW_x
-        blobs[1].diff += dbias.sum(axis=0)
-        if self.static:
-            self._static_backward(bottom, propagate_down, dbias, W_s, blobs[2].diff)
-        blobs[-1].diff += dW_h
-        if propagate_down[0]:
-            np.matmul(self._dpre.reshape(T * N, 4 * H), W_x, out=bottom[0].diff.reshape(T * N, I))
+            self._backward_loops(top_diff, propagate_down, bottom, x, dh, dc)
         if self.expose:  # dh, dc now hold the gradient on h_0, c_0
             for k, d in enumerate((dh, dc)):
                 if propagate_down[self._first_state + k]:
