@@ -126,9 +126,9 @@ def generate_command_s(repeats):
 
 def streams_ratio(iters, repeats, N=16, H=15, T=320, threads=1):
     """Sequence-steps per second with N streams in one Lstm layer, relative to N = 1."""
-    import seqgen.layers.lstm as lstm_layer
+    import seqgen.threads
 
-    lstm_layer.THREADS = threads  # what SEQGEN_THREADS sets
+    seqgen.threads._threads = threads  # what SEQGEN_THREADS sets
     from seqgen.io.prototxt import parse_net_text
     from seqgen.solver import Solver
     from seqgen.io.prototxt import parse_solver_text

@@ -9,11 +9,11 @@ import os
 
 __version__ = "0.1.0"
 
-# These nets multiply tiny matrices: a second OpenBLAS thread only adds spinning and
-# contention (the fork's notes measured it slower too). Only effective when seqgen is
-# imported before numpy, as in the `seqgen` command; users can override it.
+# BLAS gets seqgen's thread budget (SEQGEN_THREADS, default 1; see seqgen.threads): these
+# nets' small products only spin and contend on a second thread. Only effective when seqgen
+# is imported before numpy, as in the `seqgen` command; threads.set_threads works later.
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+    os.environ.setdefault(_var, os.environ.get("SEQGEN_THREADS") or "1")
 
 from .io import prototxt  # noqa: E402,F401  (seqgen.prototxt.read_net / parse_net_text)
 from .errors import SeqgenError  # noqa: E402

@@ -21,9 +21,17 @@ from helpers import GOLDEN, assert_close
 from reference import lstm_forward, rnn_forward
 
 from seqgen.net import TRAIN, Net
+from seqgen.layers.recurrent import LSTMLayer
 
 DIR = GOLDEN / "bvlc"
 CASES = ["a", "b", "c", "d", "e", "f", "g_rnn_static", "h_lstm_carry", "i_lstm_fraccont"]
+
+
+@pytest.fixture(autouse=True, params=["loops", "gemm"])
+def lstm_path(request, monkeypatch):
+    """Every case runs on both kernel paths of the BVLC LSTM (its shapes would pick one)."""
+    monkeypatch.setattr(LSTMLayer, "path_override", request.param)
+    return request.param
 
 
 def load(case):

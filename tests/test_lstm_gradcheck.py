@@ -119,7 +119,7 @@ def test_state_carries_between_calls_only_with_continuation():
 
 
 def test_streams_split_over_threads_equal_one_thread(monkeypatch):
-    import seqgen.layers.lstm as lstm_module
+    from seqgen import threads
 
     rng = np.random.default_rng(8)
     N16 = 16
@@ -138,11 +138,11 @@ def test_streams_split_over_threads_equal_one_thread(monkeypatch):
         layer.backward(top, [True, False], bottom)
         return [top[0].data.copy(), bottom[0].diff.copy()] + [b.diff.copy() for b in layer.blobs]
 
-    monkeypatch.setattr(lstm_module, "PARALLEL_MIN_STREAMS", 4)
-    monkeypatch.setattr(lstm_module, "THREADS", 2)
+    monkeypatch.setattr(threads, "PARALLEL_MIN_STREAMS", 4)
+    monkeypatch.setattr(threads, "_threads", 2)
     split = run_layer()
-    assert make_layer(N16)._parts() > 1 or lstm_module.numba.get_num_threads() == 1
-    monkeypatch.setattr(lstm_module, "PARALLEL_MIN_STREAMS", 10 ** 9)
+    assert make_layer(N16)._parts() > 1 or threads.numba.get_num_threads() == 1
+    monkeypatch.setattr(threads, "PARALLEL_MIN_STREAMS", 10 ** 9)
     single = run_layer()
     for a, b in zip(split, single):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)

@@ -10,8 +10,16 @@ from seqgen.net import TEST, Net
 from seqgen.io.prototxt import parse_net_text
 from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class
+from seqgen.layers.recurrent import LSTMLayer
 
 T, N, I, H, S = 5, 3, 2, 3, 2
+
+
+@pytest.fixture(autouse=True, params=["loops", "gemm"])
+def lstm_path(request, monkeypatch):
+    """Every case runs on both kernel paths of the BVLC LSTM (its shapes would pick one)."""
+    monkeypatch.setattr(LSTMLayer, "path_override", request.param)
+    return request.param
 STATES = {"LSTM": ("h", "c"), "RNN": ("h",)}
 
 

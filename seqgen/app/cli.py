@@ -156,6 +156,9 @@ def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks on errors")
+    common.add_argument("--threads", type=_count, metavar="N", default=argparse.SUPPRESS,
+                        help="threads for BLAS and the kernels (default 1, or "
+                             "$SEQGEN_THREADS); large text nets gain from 2")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"seqgen {__version__}",
                         help="print seqgen's version and exit")
@@ -315,6 +318,10 @@ def main(argv=None):
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread
         pass
+    if getattr(args, "threads", None):
+        from ..threads import set_threads  # lazy: --help and --version need no numba
+
+        set_threads(args.threads)
     try:
         code = args.func(args)
     except SeqgenError as e:

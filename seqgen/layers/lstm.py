@@ -9,30 +9,13 @@ net is built with options {"fork_compat": True}, which reproduces that dW_h term
 """
 from collections.abc import Mapping
 
-import os
-
-import numba
 import numpy as np
 
 from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
                             lstm_forward_parallel, param_gradients)
 from ..registry import register
+from ..threads import stream_parts
 from .base import Layer
-
-# Streams can be split over threads (SEQGEN_THREADS=2, from 8 streams on). Off by default:
-# on a quiet machine two threads gave 1.5-1.7x the throughput of one for 16 streams, but
-# when anything else ran on the other core they were 2.5-3x slower than one thread
-# (benchmarks/bench.py), and numba's thread pool spins.
-PARALLEL_MIN_STREAMS = 8
-THREADS = max(1, int(os.environ.get("SEQGEN_THREADS", "1") or 1))
-
-
-def stream_parts(N):
-    """How many stream groups to run on separate threads (1: the single-thread kernels)."""
-    if THREADS < 2 or N < PARALLEL_MIN_STREAMS:
-        return 1
-    return max(1, min(THREADS, numba.get_num_threads(), N // (PARALLEL_MIN_STREAMS // 2)))
-
 
 def _shapes(bottom, top):
     return tuple(b.data.shape for b in bottom), tuple(t.data.shape for t in top)

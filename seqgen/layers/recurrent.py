@@ -40,16 +40,20 @@ Where seqgen deliberately differs from BVLC (BVLC commit 9b891540):
   own test data; every gradient that passes through such a step differs accordingly.
 No gradient is computed for cont (BVLC refuses to).
 """
+import os
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
                             lstm_forward_parallel, param_gradients)
+from ..kernels.lstm_gemm import (choose_path, lstm_backward_gemm, lstm_forward_gemm,
+                                 lstm_param_gradients_gemm)
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
 from .base import Layer
-from .lstm import _check_shapes, _shapes, stream_parts
+from ..threads import stream_parts
+from .lstm import _check_shapes, _shapes
 
 
 def _flat(shape):
@@ -207,10 +211,6 @@ class _Recurrent(Layer):
         else:
             buffer[0] = self._carry[self.STATES[k]]
 
-    def _parts(self):
-        """Stream groups to run on separate threads (as the fork's Lstm layer does)."""
-        return stream_parts(self.N)
-
     def _static_bias(self, bottom, bias, b, W_s):
         """bias (N, out) = b + W_s x_static (the same at every step)."""
         bias[...] = b
@@ -263,8 +263,17 @@ class LSTMLayer(_Recurrent):
         W_x, b, _, W_h = self._weights()
         return W_x, W_h, b
 
+    def _parts(self):
+        """Stream groups to run on separate threads: the loop kernels split streams (as the
+        fork's Lstm layer does); the GEMM path leaves threads to BLAS."""
+        return 1 if self.path == "gemm" else stream_parts(self.N)
+
+    #: 'loops' or 'gemm' forces a kernel path (tests, benchmarks); None: by the shapes
+    path_override = os.environ.get("SEQGEN_LSTM_PATH") or None
+
     def _allocate(self, T, N):
         H, G, dt = self.H, 4 * self.H, self.dtype
+        self.path = self.path_override or choose_path(N, H)
         self._h = np.zeros((T + 1, N, H), dt)  # row 0: the initial state
         self._c = np.zeros((T + 1, N, H), dt)
         self._gates = np.zeros((T, N, G), dt)
@@ -273,6 +282,9 @@ class LSTMLayer(_Recurrent):
         self._cont = np.zeros((T, N), dt)
         self._bias = np.zeros((N, G), dt)
         self._dstate = np.zeros((2, N, H), dt)  # gradient on (h, c): final in, initial out
+        if self.path == "gemm":
+            self._hm = np.zeros((T, N, H), dt)  # cont_t h_{t-1}: each step's recurrent input
+            self._no_dx = np.zeros((0, 0), dt)
 
     def forward(self, bottom, top):
         _check_shapes(self, bottom, top)
@@ -281,18 +293,21 @@ class LSTMLayer(_Recurrent):
         W_x, b, W_s, W_h = self._weights()
         x = bottom[0].data.reshape(T, N, self.I)
         np.copyto(self._cont, bottom[1].data.reshape(T, N))
-        self._W_xT = np.ascontiguousarray(W_x.T, dt)
-        self._W_hT = np.ascontiguousarray(W_h.T, dt)
         self._static_bias(bottom, self._bias, b, W_s)
         self._initial_state(bottom, 0, self._h)
         self._initial_state(bottom, 1, self._c)
-        args = (x, self._W_xT, self._bias, self._W_hT, self._cont, self._h, self._c,
-                self._gates, self._tanh_c)
-        parts = self._parts()
-        if parts > 1:
-            lstm_forward_parallel(*args, parts)
+        if self.path == "gemm":
+            lstm_forward_gemm(x.reshape(T * N, self.I), W_x, self._bias, W_h, self._cont,
+                              self._h, self._c, self._gates, self._tanh_c, self._hm)
         else:
-            lstm_forward(*args)
+            self._W_hT = np.ascontiguousarray(W_h.T, dt)
+            args = (x, np.ascontiguousarray(W_x.T, dt), self._bias, self._W_hT, self._cont,
+                    self._h, self._c, self._gates, self._tanh_c)
+            parts = self._parts()
+            if parts > 1:
+                lstm_forward_parallel(*args, parts)
+            else:
+                lstm_forward(*args)
         top[0].data[...] = self._h[1:]
         if self.expose:
             top[1].data[0] = self._h[T]
@@ -300,25 +315,17 @@ class LSTMLayer(_Recurrent):
         else:
             self._carry = {"h": self._h[T].copy(), "c": self._c[T].copy()}
 
-    def backward(self, top, propagate_down, bottom):
-        _check_shapes(self, bottom, top, backward=True)
+    def _backward_loops(self, top_diff, propagate_down, bottom, x, dh, dc):
         T, N = self._TN
-        H, I = self.H, self.I
         W_x, b, W_s, W_h = self._weights()
-        x = bottom[0].data.reshape(T, N, I)
-        dh, dc = self._dstate[0], self._dstate[1]
-        if self.expose:  # gradient arriving on h_T, c_T (BVLC ignores it)
-            dh[...] = top[1].diff.reshape(N, H)
-            dc[...] = top[2].diff.reshape(N, H)
-        else:
-            self._dstate[...] = 0
-        args = (top[0].diff.reshape(T, N, H), self._W_hT, self._cont, self._c, self._gates,
-                self._tanh_c, self._dpre.dtype.type(0), self._dpre, dh, dc)
+        args = (top_diff, self._W_hT, self._cont, self._c, self._gates, self._tanh_c,
+                self._dpre.dtype.type(0), self._dpre, dh, dc)
         parts = self._parts()
         if parts > 1:
             lstm_backward_parallel(*args, parts)
         else:
             lstm_backward(*args)
+        # float64 sums: the golden 2000-iteration runs need them
         dW_x, dbias, dW_h = param_gradients(self._dpre, x, self._h, self._cont)
         blobs = self.blobs
         blobs[0].diff += dW_x
@@ -327,7 +334,38 @@ class LSTMLayer(_Recurrent):
             self._static_backward(bottom, propagate_down, dbias, W_s, blobs[2].diff)
         blobs[-1].diff += dW_h
         if propagate_down[0]:
-            np.matmul(self._dpre.reshape(T * N, 4 * H), W_x, out=bottom[0].diff.reshape(T * N, I))
+            np.matmul(self._dpre.reshape(T * N, -1), W_x, out=bottom[0].diff.reshape(T * N, -1))
+
+    def _backward_gemm(self, top_diff, propagate_down, bottom, x, dh, dc):
+        T, N = self._TN
+        W_x, b, W_s, W_h = self._weights()
+        lstm_backward_gemm(top_diff, W_h, self._cont, self._c, self._gates, self._tanh_c,
+                           self._dpre, dh, dc)
+        blobs = self.blobs
+        dx = bottom[0].diff.reshape(T * N, self.I) if propagate_down[0] else self._no_dx
+        lstm_param_gradients_gemm(self._dpre, x.reshape(T * N, self.I), self._hm, W_x,
+                                  blobs[0].diff, blobs[1].diff, blobs[-1].diff, dx,
+                                  bool(propagate_down[0]))
+        if self.static:
+            self._static_backward(bottom, propagate_down, self._dpre.sum(axis=0), W_s,
+                                  blobs[2].diff)
+
+    def backward(self, top, propagate_down, bottom):
+        _check_shapes(self, bottom, top, backward=True)
+        T, N = self._TN
+        H, I = self.H, self.I
+        x = bottom[0].data.reshape(T, N, I)
+        dh, dc = self._dstate[0], self._dstate[1]
+        if self.expose:  # gradient arriving on h_T, c_T (BVLC ignores it)
+            dh[...] = top[1].diff.reshape(N, H)
+            dc[...] = top[2].diff.reshape(N, H)
+        else:
+            self._dstate[...] = 0
+        top_diff = top[0].diff.reshape(T, N, H)
+        if self.path == "gemm":
+            self._backward_gemm(top_diff, propagate_down, bottom, x, dh, dc)
+        else:
+            self._backward_loops(top_diff, propagate_down, bottom, x, dh, dc)
         if self.expose:  # dh, dc now hold the gradient on h_0, c_0
             for k, d in enumerate((dh, dc)):
                 if propagate_down[self._first_state + k]:

@@ -38,6 +38,12 @@ def dask_client(workers=None, scheduler=None, log=print):
                 yield client
             return
         n = workers or os.cpu_count() or 1
+        # each worker process gets an equal share of the cores (BLAS and numba threads
+        # included), so n workers never oversubscribe; the workers inherit the environment
+        share = str(max(1, (os.cpu_count() or 1) // n))
+        for var in ("SEQGEN_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS"):
+            os.environ[var] = share
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                           host="127.0.0.1", dashboard_address=None) as cluster, \
                 Client(cluster) as client:

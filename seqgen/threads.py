@@ -1,0 +1,37 @@
+"""How many threads seqgen may use: SEQGEN_THREADS or `--threads` (default 1).
+
+One is the default: these are 2-core machines, sweeps run one job per core, and a second
+thread pays only for large products (README "Performance"). With n > 1, BLAS may use n
+threads (OpenBLAS itself keeps small products on one) and the loop kernels split 8 or more
+streams into groups on numba threads; the GEMM kernels leave the threading to BLAS, so the
+two never nest.
+"""
+import os
+
+import numba
+
+PARALLEL_MIN_STREAMS = 8
+_threads = max(1, int(os.environ.get("SEQGEN_THREADS", "1") or 1))
+
+
+def count():
+    """The thread budget (1 unless set)."""
+    return _threads
+
+
+def set_threads(n):
+    """Use up to n threads from now on, in numba's pool and in every BLAS library loaded."""
+    global _threads
+    from threadpoolctl import threadpool_limits  # lazy: only when the budget changes
+
+    _threads = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    threadpool_limits(_threads, user_api="blas")  # stays in force (not used as a context)
+    numba.set_num_threads(_threads)
+    os.environ["SEQGEN_THREADS"] = str(_threads)  # processes started later inherit it
+
+
+def stream_parts(N):
+    """How many stream groups a loop kernel runs on separate threads (1: single-thread)."""
+    if _threads < 2 or N < PARALLEL_MIN_STREAMS:
+        return 1
+    return max(1, min(_threads, numba.get_num_threads(), N // (PARALLEL_MIN_STREAMS // 2)))
