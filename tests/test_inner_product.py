@@ -1,14 +1,14 @@
 """InnerProduct forward and backward against x W^T + b written out in float64 numpy, with
-and without transpose and bias, on axis 1 and 2, the weight gradient in several blocks,
-accumulation onto diffs already there; and kernels/reduce.add_column_sums."""
+and without transpose and bias, on axis 1 and 2, accumulation onto diffs already there (the
+gemm's beta = 1); and kernels/reduce.add_column_sums."""
 import numpy as np
 import pytest
 from google.protobuf import text_format
 
 from gradcheck import check_layer_gradients
 from seqgen.blob import Blob
+from seqgen.kernels.affine import affine_param_gradients
 from seqgen.kernels.reduce import add_column_sums
-from seqgen.layers import inner_product
 from seqgen.net import TRAIN
 from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class
@@ -32,9 +32,7 @@ def factory(t):
 @pytest.mark.parametrize("transpose", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("shape, axis", [((4, 3, 6), 2), ((5, 2, 3), 1)])
-def test_against_the_formula(dtype, transpose, bias, shape, axis, monkeypatch):
-    # a scratch of 2 rows of dW: 11 outputs take six blocks, the last one short
-    monkeypatch.setattr(inner_product, "SCRATCH_VALUES", 2 * int(np.prod(shape[axis:])))
+def test_against_the_formula(dtype, transpose, bias, shape, axis):
     rng = np.random.default_rng(3)
     N_out = 11
     layer = factory(text(N_out, axis, transpose, bias))()
@@ -53,7 +51,7 @@ def test_against_the_formula(dtype, transpose, bias, shape, axis, monkeypatch):
     db0 = layer.blobs[1].diff.astype(np.float64) if bias else None
     X = x.data.astype(np.float64).reshape(M, K)
     tol = TOL[dtype]
-    for call in range(2):  # the second call reuses the scratch and adds on
+    for call in range(2):  # the second call adds on
         layer.forward([x], [top])
         assert top.shape == shape[:axis] + (N_out,)
         np.testing.assert_allclose(top.data.reshape(M, N_out), X @ W.T + b, rtol=tol, atol=tol)
@@ -96,3 +94,22 @@ def test_add_column_sums(dtype, rows):
     want = out0.astype(np.float64) + a.astype(np.float64).sum(axis=0)
     np.testing.assert_allclose(out, want, rtol=TOL[dtype], atol=TOL[dtype])
     np.testing.assert_array_equal(out, out0 + a.sum(axis=0))  # numpy's order, numpy's bits
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_affine_param_gradients_kernel(dtype, transpose, bias):
+    rng = np.random.default_rng(8)
+    M, K, N_out = 13, 6, 300
+    dy, x = rng.normal(size=(M, N_out)).astype(dtype), rng.normal(size=(M, K)).astype(dtype)
+    dW0 = rng.normal(size=(K, N_out) if transpose else (N_out, K)).astype(dtype)
+    db0 = rng.normal(size=N_out).astype(dtype)
+    dW, db = dW0.copy(), db0.copy()
+    affine_param_gradients(dy, x, dW, db if bias else np.zeros(0, dtype), np.zeros(N_out, dtype),
+                           transpose)
+    G = dy.astype(np.float64).T @ x.astype(np.float64)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(dW, dW0 + (G.T if transpose else G), rtol=tol, atol=tol)
+    np.testing.assert_allclose(db, db0 + dy.astype(np.float64).sum(0) if bias else db0,
+                               rtol=tol, atol=tol)

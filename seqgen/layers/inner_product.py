@@ -1,17 +1,14 @@
 """`InnerProduct`: y = x W^T + b over the axes from `axis` on (W is num_output x K, or K x
 num_output with `transpose`).
 
-Every product writes into its destination (matmul's out=); the weight gradient is added
-through a scratch of a few hundred KB, block after block, rather than through a temporary
-the size of W.
+Every product writes into its destination: matmul's out= for y and dx, a gemm with beta = 1
+for the weight gradient (kernels/affine.py), so nothing of W's or y's size is allocated.
 """
 import numpy as np
 
-from ..kernels.reduce import add_column_sums
+from ..kernels.affine import affine_param_gradients
 from ..registry import register
 from .base import Layer
-
-SCRATCH_VALUES = 1 << 18  # 1 MB of float32: one block of the weight gradient
 
 
 @register("InnerProduct")
@@ -77,27 +74,18 @@ class InnerProductLayer(Layer):
             y += self.blobs[1].data
 
     def _scratch(self, dtype):
-        """(block of dW (rows, K), column sums (N_out)) in dtype, kept between calls."""
-        rows = max(1, min(self.N_out, SCRATCH_VALUES // self.K))
-        sc = getattr(self, "_dw_block", None)
-        if sc is None or sc.shape != (rows, self.K) or sc.dtype != dtype:
-            self._dw_block = np.zeros((rows, self.K), dtype)
+        """(column-sum scratch (N_out), empty stand-in for db) in dtype, kept between calls."""
+        acc = getattr(self, "_db_acc", None)
+        if acc is None or acc.shape != (self.N_out,) or acc.dtype != dtype:
             self._db_acc = np.zeros(self.N_out, dtype)
-        return self._dw_block, self._db_acc
+            self._none = np.zeros(0, dtype)
+        return self._db_acc, self._none
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.M, self.N_out)
         x = bottom[0].data.reshape(self.M, self.K)
-        block, acc = self._scratch(dy.dtype)
-        # dW^T (num_output, K) += dy^T x, a block of num_output rows at a time
-        dW = self.blobs[0].diff.T if self.transpose else self.blobs[0].diff
-        dyT = dy.T
-        for start in range(0, self.N_out, block.shape[0]):
-            stop = min(self.N_out, start + block.shape[0])
-            part = block[:stop - start]
-            np.matmul(dyT[start:stop], x, out=part)
-            dW[start:stop] += part
-        if self.bias_term:
-            add_column_sums(dy, acc, self.blobs[1].diff)
+        acc, none = self._scratch(dy.dtype)
+        db = self.blobs[1].diff if self.bias_term else none
+        affine_param_gradients(dy, x, self.blobs[0].diff, db, acc, self.transpose)
         if propagate_down[0]:
             np.matmul(dy, self._weight().T, out=bottom[0].diff.reshape(self.M, self.K))
