@@ -87,13 +87,14 @@ class SoftmaxWithLossLayer(Layer):
                                       self._lab.reshape(-1))
         if bad >= 0:
             raise label_error(self, bottom[1], bad, self.C, ignore)
-        if self.inner == 1:  # the class axis is the last one that is not 1: rows x classes
+        if self.inner == 1:  # nothing but 1s after the class axis: rows x classes
             loss = softmax_loss_rows(x.reshape(self.outer, self.C), self._lab.reshape(-1),
                                      self._prob.reshape(self.outer, self.C))
         else:
             loss = softmax_loss_3d(x.reshape(self._prob.shape), self._lab, self._prob,
                                    self._scratch[0], self._scratch[1])
-        # Caffe sums the loss in Dtype; float64 here, then the division in Dtype as Caffe's
+        # Caffe sums the loss in Dtype, one add after another; the float64 sum is closer to
+        # the exact one than any float32 order. The division is in Dtype, as Caffe's
         top[0].data[...] = x.dtype.type(loss) / self._normalizer(self.count, x.dtype)
         if len(top) > 1:
             np.copyto(top[1].data, self._prob.reshape(top[1].shape))
