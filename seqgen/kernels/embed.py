@@ -1,13 +1,12 @@
 """Embedding lookup: index check, row gather (forward) and row scatter-add (backward).
 
 `x` holds the indices as float values, flat; `idx` is the int64 buffer they are read into.
-Rows are (rows, E) C-contiguous; `b` and `db` are empty (size 0) for a layer without bias.
+Rows are (rows, E) C-contiguous; `b` is empty (size 0) for a layer without bias.
 """
 import numpy as np
 from numba import njit
 
 from .activations import FASTMATH
-from .reduce import add_column_sums
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
@@ -42,14 +41,11 @@ def embed_forward(idx, W, b, top):
 
 
 @njit(**JIT)
-def embed_backward(idx, dy, dW, db, acc):
+def embed_backward(idx, dy, dW):
     """dW[idx[r]] += dy[r] in row order (Caffe's loop of axpys, so repeated indices add up
-    one after the other); with a bias, db += the column sums of dy, summed into `acc`
-    first (row after row, as numpy's sum(axis=0) does) and then added."""
+    one after the other, as np.add.at does)."""
     E = dy.shape[1]
     for r in range(idx.size):
         k = idx[r]
         for j in range(E):
             dW[k, j] += dy[r, j]
-    if db.size:
-        add_column_sums(dy, acc, db)

@@ -53,8 +53,8 @@ class EmbedLayer(Layer):
                                        f"top '{self.top_name(0)}'"))
 
     def _buffers(self, count, dtype):
-        """The int64 index buffer, the bias-sum scratch and an empty stand-in for b (kept
-        while the bottom's size and the dtype stay the same)."""
+        """The int64 index buffer, the bias-gradient scratch and an empty stand-in for b
+        (kept while the bottom's size and the dtype stay the same)."""
         if getattr(self, "_idx", None) is None or self._idx.size != count \
                 or self._acc.dtype != dtype:
             self._idx = np.zeros(count, np.int64)
@@ -82,5 +82,7 @@ class EmbedLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         # unbuffered scatter-add in index order, like Caffe's loop of axpy calls
         dy = top[0].diff.reshape(-1, self.N)
-        db = self.blobs[1].diff if self.bias_term else self._none
-        embed_backward(self._idx, dy, self.blobs[0].diff, db, self._acc)
+        embed_backward(self._idx, dy, self.blobs[0].diff)
+        if self.bias_term:
+            np.sum(dy, axis=0, out=self._acc)  # numpy's order, as dy.sum(axis=0) before
+            self.blobs[1].diff += self._acc
