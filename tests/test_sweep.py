@@ -8,6 +8,7 @@ import pytest
 
 from seqgen.app.cli import main
 from seqgen.errors import SeqgenError
+from seqgen.sweep.engine import THREAD_VARIABLES
 from seqgen.sweep.grid import resolve_key, run_name, typed_values
 from seqgen.sweep.sweep import SweepLock, SweepOptions, sweep
 from seqgen.sweep.sweepfile import read_sweep_file
@@ -77,7 +78,10 @@ def test_a_local_sweep_reports_failed_and_diverged_runs_and_finishes_the_others(
         "solver": SOLVER, "seeds": 1, "input": ["previous"],
         "set": {"base_lr": [1e-4, 10], "lstm1.num_output": [15, 0], "snapshot": 20}}]}))
     lines = []
+    threads = {var: os.environ.get(var) for var in THREAD_VARIABLES}
     swept = sweep(str(path), SweepOptions(out=str(tmp_path / "out"), workers=2), lines.append)
+    # the workers' thread budget does not outlive the cluster (numba would refuse to compile)
+    assert {var: os.environ.get(var) for var in THREAD_VARIABLES} == threads
     status = {name: r["status"] for name, r in swept.results.items()}
     assert status == {
         "lstm_short-previous-base_lr=0.0001-lstm1.num_output=15-snapshot=20-seed1": "ok",

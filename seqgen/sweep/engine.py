@@ -41,11 +41,9 @@ def dask_client(workers=None, scheduler=None, log=print):
         # each worker process gets an equal share of the cores (BLAS and numba threads
         # included), so n workers never oversubscribe; the workers inherit the environment
         share = str(max(1, (os.cpu_count() or 1) // n))
-        for var in ("SEQGEN_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "NUMBA_NUM_THREADS"):
-            os.environ[var] = share
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=None) as cluster, \
+        with _environment({var: share for var in THREAD_VARIABLES}), \
+                LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                             host="127.0.0.1", dashboard_address=None) as cluster, \
                 Client(cluster) as client:
             log(f"Local Dask cluster: {n} single-threaded worker process(es)")
             try:
@@ -53,6 +51,27 @@ def dask_client(workers=None, scheduler=None, log=print):
             except KeyboardInterrupt:
                 _kill_workers(client)
                 raise
+
+
+THREAD_VARIABLES = ("SEQGEN_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _environment(values):
+    """os.environ with `values` while the cluster lives (its workers, restarted ones too,
+    inherit them), then as it was: numba refuses to compile once NUMBA_NUM_THREADS differs
+    from the value its threads were launched with, so a changed one must not outlive it."""
+    saved = {var: os.environ.get(var) for var in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def _kill_workers(client):
