@@ -13,6 +13,7 @@ from numba import njit
 
 from .activations import FASTMATH, sigmoid, tanh
 from .blas import gemm
+from .lstm import step_gradients
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
@@ -74,26 +75,9 @@ def lstm_backward_gemm(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc):
     the final state in and on the initial state out, as in `kernels.lstm.lstm_backward`."""
     T, N, G = dpre.shape
     H = G // 4
-    zero = dpre[0, 0, 0] * 0  # typed constants: a bare int literal promotes float32 to float64
-    one = zero + np.float32(1)
     for t in range(T - 1, -1, -1):
         for n in range(N):
-            m = cont[t, n]
-            # f = m * s, so df/dpre = m s (1 - s) = f (1 - f / m); f is 0 where m is 0
-            inv_m = one / m if m != 0 else zero
-            for k in range(H):
-                gi = gates[t, n, k]
-                gf = gates[t, n, H + k]
-                go = gates[t, n, 2 * H + k]
-                gg = gates[t, n, 3 * H + k]
-                tc = tanh_c[t, n, k]
-                dh = top_diff[t, n, k] + dh_rec[n, k]
-                dct = dc[n, k] + dh * go * (1 - tc * tc)
-                dpre[t, n, k] = dct * gg * gi * (1 - gi)
-                dpre[t, n, H + k] = dct * c[t, n, k] * gf * (1 - gf * inv_m)
-                dpre[t, n, 2 * H + k] = dh * tc * go * (1 - go)
-                dpre[t, n, 3 * H + k] = dct * gi * (1 - gg * gg)
-                dc[n, k] = gf * dct
+            step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H)
         gemm(False, False, 1.0, dpre[t], W_h, 0.0, dh_rec)
         for n in range(N):
             m = cont[t, n]
