@@ -1,0 +1,283 @@
+"""The fork `Lstm` layer's recurrence with every gate block padded to whole vectors.
+
+The equations, gate order (i, f, o, g), cont semantics and float rounding are those of
+`kernels.lstm` (its results bit for bit, float32 and float64); only the memory layout and
+the loop shapes differ, for the small layers the fork's examples use (H = 7, 15), where
+`kernels.lstm` spent much of a step in the scalar remainders of its vector loops (4H = 60
+is seven vectors of 8 and four leftovers, 3H = 45 sigmoids five vectors and five scalars):
+
+- inside the kernels each gate block has Hp = H rounded up to LANES (8) entries, so gates
+  and the cell are rows of Gp = 4 Hp; every loop over them is whole vectors. The padded
+  entries have zero weights and bias, so they stay 0 in h, c and the gate gradients;
+- the recurrent product adds four rows of W_h^T per pass over the gates (in order, no
+  reassociation: the rounding of four separate axpys), a quarter of the loads and stores;
+- one call does a whole forward (weights packed, state and cont read, top written) or a
+  whole backward (top diff read, recurrence, and the operands of the weight gradients
+  written compact: the float32 and float64 gate gradients and [x, h_{t-1}, 1] in float64),
+  so the layer's Python is a few statements and one BLAS product per pass.
+
+Buffers (T steps, N streams, I inputs; rows t*N + n of Caffe's blobs):
+  W_xT (I, Gp), W_hT (H, Gp), bias (N, Gp): packed from W_x (4H, I), W_h (4H, H), b (4H);
+  cont (T, N); h, c (T+1, N, Hp), row 0 the initial state; gates, dpre (T, N, Gp);
+  tanh_c, tdiff (T, N, Hp); dh, dc (N, Hp).
+The kernels are dtype-generic (float32 in the layer, float64 for finite differences).
+"""
+import numpy as np
+from numba import njit, prange
+
+from .activations import FASTMATH, sigmoid, tanh
+
+LANES = 8
+JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
+# the four-row axpy must add its rows in order (no reassociation), as in kernels.generate
+IN_ORDER = dict(JIT, fastmath=FASTMATH - {"reassoc"})
+
+
+# an index the compiler cannot prove non-negative gets numba's wraparound select on every
+# element, which keeps a loop from vectorising; such indexes are made unsigned
+_U = np.uint64
+
+
+def lanes(H):
+    """H rounded up to a whole number of vectors (the padded gate block)."""
+    return -(-int(H) // LANES) * LANES
+
+
+# -- forward -----------------------------------------------------------------------------
+@njit(**JIT)
+def pack_weights(W_x, W_h, b, W_xT, W_hT, bias):
+    """W_xT (I, Gp), W_hT (H, Gp), bias (N, Gp) from W_x (4H, I), W_h (4H, H), b (4H);
+    padded entries are left as they are (zero)."""
+    G, I = W_x.shape
+    H = G // 4
+    Hp = W_xT.shape[1] // 4
+    for q in range(4):
+        for k in range(H):
+            j, jp = q * H + k, q * Hp + k
+            for i in range(I):
+                W_xT[i, jp] = W_x[j, i]
+            for i in range(H):
+                W_hT[i, jp] = W_h[j, i]
+            for n in range(bias.shape[0]):
+                bias[n, jp] = b[j]
+
+
+@njit(**IN_ORDER)
+def _add_recurrent(gates, t, n, W_hT, h, m):
+    """gates[t, n] += W_h h_{t-1} (scaled by m unless m is 1), summed over k in order."""
+    H, Gp = W_hT.shape
+    k = 0
+    while k + 4 <= H:
+        a0, a1, a2, a3 = h[t, n, k], h[t, n, k + 1], h[t, n, k + 2], h[t, n, k + 3]
+        if m != 1:
+            a0, a1, a2, a3 = a0 * m, a1 * m, a2 * m, a3 * m
+        for j in range(Gp):
+            # added one row after the other, as four separate axpys would
+            gates[t, n, j] = gates[t, n, j] + W_hT[k, j] * a0 + W_hT[k + 1, j] * a1 \
+                + W_hT[k + 2, j] * a2 + W_hT[k + 3, j] * a3
+        k += 4
+    for k in range(k, H):
+        a = h[t, n, k]
+        if m != 1:
+            a = a * m
+        for j in range(Gp):
+            gates[t, n, j] += W_hT[k, j] * a
+
+
+@njit(**JIT)
+def _start(clip, has_clip, h0, c0, cont, h, c, n0, n1):
+    """cont (1 where clip is nonzero, the fork tests it as a bool) and the initial state:
+    h0, c0 (N, H) with a clip input, zeros without."""
+    T, N = cont.shape
+    H = h0.shape[1]
+    zero = h[0, 0, 0] * 0
+    one = zero + 1
+    for n in range(n0, n1):
+        for t in range(T):
+            if has_clip:
+                cont[t, n] = one if clip[t * N + n] != 0 else zero
+            else:
+                cont[t, n] = zero if t == 0 else one
+        for k in range(H):
+            h[0, n, k] = h0[n, k] if has_clip else zero
+            c[0, n, k] = c0[n, k] if has_clip else zero
+
+
+@njit(**JIT)
+def _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, top, hT, cT, n0, n1):
+    T, N, Gp = gates.shape
+    Hp = Gp // 4
+    H = top.shape[2]
+    I = x.shape[2]
+    zero = bias[0, 0] * 0  # 0 in the arrays' dtype
+    for t in range(T):  # input projection of every step, off the recurrent path
+        for n in range(n0, n1):
+            for j in range(Gp):
+                gates[t, n, j] = bias[n, j]
+            for i in range(I):
+                a = x[t, n, i]
+                for j in range(Gp):
+                    gates[t, n, j] += W_xT[i, j] * a
+    for t in range(T):
+        for n in range(n0, n1):
+            m = cont[t, n]
+            if m != 0:
+                _add_recurrent(gates, t, n, W_hT, h, m)
+        for n in range(n0, n1):
+            for j in range(3 * Hp):
+                gates[t, n, j] = sigmoid(gates[t, n, j])
+            for j in range(3 * Hp, Gp):
+                gates[t, n, j] = tanh(gates[t, n, j])
+            m = cont[t, n]
+            if m == 0:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe)
+                for k in range(Hp):
+                    gates[t, n, Hp + k] = zero
+            elif m != 1:  # BVLC: f = cont * sigmoid(.)
+                for k in range(Hp):
+                    gates[t, n, Hp + k] *= m
+        for n in range(n0, n1):
+            for k in range(Hp):
+                c[t + 1, n, k] = gates[t, n, Hp + k] * c[t, n, k] + gates[t, n, k] * gates[t, n, 3 * Hp + k]
+            for k in range(Hp):
+                tanh_c[t, n, k] = tanh(c[t + 1, n, k])
+            for k in range(Hp):
+                h[t + 1, n, k] = gates[t, n, 2 * Hp + k] * tanh_c[t, n, k]
+    for t in range(T):
+        for n in range(n0, n1):
+            for k in range(H):
+                top[t, n, k] = h[t + 1, n, k]
+    for n in range(n0, n1):
+        for k in range(H):
+            hT[n, k] = h[T, n, k]
+            cT[n, k] = c[T, n, k]
+
+
+@njit(**JIT)
+def lstm_forward(x, clip, has_clip, h0, c0, W_x, W_h, b, W_xT, W_hT, bias, cont, h, c,
+                 gates, tanh_c, top, hT, cT):
+    """The whole forward of the layer: pack the weights, read cont and the initial state
+    (`_start`), run the recurrence, write h_1..h_T into top (T, N, H) and the final state
+    into hT, cT (N, H), which may be h0, c0 themselves."""
+    N = gates.shape[1]
+    pack_weights(W_x, W_h, b, W_xT, W_hT, bias)
+    _start(clip, has_clip, h0, c0, cont, h, c, 0, N)
+    _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, top, hT, cT, 0, N)
+
+
+@njit(parallel=True, **JIT)
+def lstm_forward_parallel(x, clip, has_clip, h0, c0, W_x, W_h, b, W_xT, W_hT, bias, cont,
+                          h, c, gates, tanh_c, top, hT, cT, parts):
+    """lstm_forward with the streams split into `parts` groups run on separate threads."""
+    N = gates.shape[1]
+    pack_weights(W_x, W_h, b, W_xT, W_hT, bias)
+    for p in prange(parts):
+        n0, n1 = p * N // parts, (p + 1) * N // parts
+        _start(clip, has_clip, h0, c0, cont, h, c, n0, n1)
+        _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, top, hT, cT,
+                         n0, n1)
+
+
+# -- backward ----------------------------------------------------------------------------
+@njit(**JIT)
+def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
+                      tdiff, d64, n0, n1):
+    T, N, Gp = dpre.shape
+    Hp = Gp // 4
+    H = W_hT.shape[0]
+    zero = dpre[0, 0, 0] * 0  # typed constants: a bare int literal promotes float32 to float64
+    one = zero + np.float32(1)  # (as in kernels.lstm, whose roundings these must repeat)
+    for t in range(T):
+        for n in range(n0, n1):
+            for k in range(H):
+                tdiff[t, n, k] = top_diff[t, n, k]
+    for t in range(T - 1, -1, -1):
+        for n in range(n0, n1):
+            m = cont[t, n]
+            # f = m * s, so df/dpre = m s (1 - s) = f (1 - f / m); f is 0 where m is 0
+            inv_m = one / m if m != 0 else zero
+            for k in range(Hp):
+                gi = gates[t, n, k]
+                gf = gates[t, n, Hp + k]
+                go = gates[t, n, 2 * Hp + k]
+                gg = gates[t, n, 3 * Hp + k]
+                tc = tanh_c[t, n, k]
+                dh = tdiff[t, n, k] + dh_rec[n, k]
+                dct = dc[n, k] + dh * go * (1 - tc * tc)
+                dpre[t, n, k] = dct * gg * gi * (1 - gi)
+                dpre[t, n, Hp + k] = dct * c[t, n, k] * gf * (1 - gf * inv_m)
+                dpre[t, n, 2 * Hp + k] = dh * tc * go * (1 - go)
+                dpre[t, n, 3 * Hp + k] = dct * gi * (1 - gg * gg)
+                dc[n, k] = gf * dct  # the cell path uses the unclipped dc (the fork's order)
+            r = t * N + n
+            if threshold > 0:
+                for j in range(Gp):
+                    v = min(max(dpre[t, n, j], -threshold), threshold)
+                    dpre[t, n, j] = v
+                    d64[r, j] = v
+            else:
+                for j in range(Gp):
+                    d64[r, j] = dpre[t, n, j]
+        for n in range(n0, n1):
+            m = cont[t, n]
+            if m != 0:
+                for k in range(H):
+                    s = zero  # float64 (see above): float32 products summed in float64
+                    for j in range(Gp):
+                        s += W_hT[k, j] * dpre[t, n, j]
+                    dh_rec[n, k] = s * m
+            else:
+                for k in range(H):
+                    dh_rec[n, k] = zero
+
+
+@njit(**JIT)
+def _gradient_operands(x, h, cont, fork_dwh, rhs, n0, n1):
+    """rhs (T*N rows, I + H + 1) float64 rows [x_t, h_{t-1} as it entered the step, 1] for
+    streams n0..n1, so that d64^T rhs = [dW_x, dW_h, db] (rows padded as the gates).
+    h_{t-1} is cont * h (nothing at a restart); with fork_dwh the fork's CPU term: h_{t-1}
+    whatever cont says, and h_0 of stream 0 only at t = 0."""
+    T, N, I = x.shape
+    H = rhs.shape[1] - I - 1
+    for t in range(T):
+        for n in range(n0, n1):
+            r = t * N + n
+            for i in range(I):
+                rhs[r, i] = x[t, n, i]
+            if fork_dwh:
+                keep = t > 0 or n == 0
+                for k in range(H):
+                    rhs[r, _U(I + k)] = h[t, n, k] if keep else 0
+            else:
+                m = cont[t, n]
+                for k in range(H):
+                    rhs[r, _U(I + k)] = h[t, n, k] * m  # rounded as the float32 product
+            rhs[r, _U(I + H)] = 1
+
+
+@njit(**JIT)
+def lstm_backward(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
+                  tdiff, x, h, fork_dwh, d64, rhs):
+    """Back-propagate top_diff (T, N, H) into the gate pre-activation gradients dpre
+    (T, N, Gp), clipped to [-threshold, threshold] when threshold > 0 (the fork's
+    clipping_threshold), also as float64 rows d64 (T*N, Gp), and write the other operand
+    of the weight gradients (`_gradient_operands`).
+
+    dh_rec and dc (N, Hp) come in holding the gradient on the final state h_T, c_T (zeros
+    when nothing uses them) and go out holding the gradient on the initial state.
+    """
+    N = dpre.shape[1]
+    _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
+                      tdiff, d64, 0, N)
+    _gradient_operands(x, h, cont, fork_dwh, rhs, 0, N)
+
+
+@njit(parallel=True, **JIT)
+def lstm_backward_parallel(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec,
+                           dc, tdiff, x, h, fork_dwh, d64, rhs, parts):
+    """lstm_backward over `parts` stream groups on separate threads."""
+    N = dpre.shape[1]
+    for p in prange(parts):
+        n0, n1 = p * N // parts, (p + 1) * N // parts
+        _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec,
+                          dc, tdiff, d64, n0, n1)
+        _gradient_operands(x, h, cont, fork_dwh, rhs, n0, n1)
