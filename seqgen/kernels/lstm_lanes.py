@@ -126,22 +126,22 @@ def _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, top, hT, cT
         for n in range(n0, n1):
             for j in range(3 * Hp):
                 gates[t, n, j] = sigmoid(gates[t, n, j])
-            for j in range(3 * Hp, Gp):
-                gates[t, n, j] = tanh(gates[t, n, j])
+            for k in range(Hp):
+                gates[t, n, _U(3 * Hp + k)] = tanh(gates[t, n, _U(3 * Hp + k)])
             m = cont[t, n]
             if m == 0:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe)
                 for k in range(Hp):
-                    gates[t, n, Hp + k] = zero
+                    gates[t, n, _U(Hp + k)] = zero
             elif m != 1:  # BVLC: f = cont * sigmoid(.)
                 for k in range(Hp):
-                    gates[t, n, Hp + k] *= m
+                    gates[t, n, _U(Hp + k)] *= m
         for n in range(n0, n1):
             for k in range(Hp):
-                c[t + 1, n, k] = gates[t, n, Hp + k] * c[t, n, k] + gates[t, n, k] * gates[t, n, 3 * Hp + k]
+                c[t + 1, n, k] = gates[t, n, _U(Hp + k)] * c[t, n, k] + gates[t, n, k] * gates[t, n, _U(3 * Hp + k)]
             for k in range(Hp):
                 tanh_c[t, n, k] = tanh(c[t + 1, n, k])
             for k in range(Hp):
-                h[t + 1, n, k] = gates[t, n, 2 * Hp + k] * tanh_c[t, n, k]
+                h[t + 1, n, k] = gates[t, n, _U(2 * Hp + k)] * tanh_c[t, n, k]
     for t in range(T):
         for n in range(n0, n1):
             for k in range(H):
@@ -197,16 +197,16 @@ def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, d
             inv_m = one / m if m != 0 else zero
             for k in range(Hp):
                 gi = gates[t, n, k]
-                gf = gates[t, n, Hp + k]
-                go = gates[t, n, 2 * Hp + k]
-                gg = gates[t, n, 3 * Hp + k]
+                gf = gates[t, n, _U(Hp + k)]
+                go = gates[t, n, _U(2 * Hp + k)]
+                gg = gates[t, n, _U(3 * Hp + k)]
                 tc = tanh_c[t, n, k]
                 dh = tdiff[t, n, k] + dh_rec[n, k]
                 dct = dc[n, k] + dh * go * (1 - tc * tc)
                 dpre[t, n, k] = dct * gg * gi * (1 - gi)
-                dpre[t, n, Hp + k] = dct * c[t, n, k] * gf * (1 - gf * inv_m)
-                dpre[t, n, 2 * Hp + k] = dh * tc * go * (1 - go)
-                dpre[t, n, 3 * Hp + k] = dct * gi * (1 - gg * gg)
+                dpre[t, n, _U(Hp + k)] = dct * c[t, n, k] * gf * (1 - gf * inv_m)
+                dpre[t, n, _U(2 * Hp + k)] = dh * tc * go * (1 - go)
+                dpre[t, n, _U(3 * Hp + k)] = dct * gi * (1 - gg * gg)
                 dc[n, k] = gf * dct  # the cell path uses the unclipped dc (the fork's order)
             r = t * N + n
             if threshold > 0:
