@@ -281,3 +281,21 @@ def lstm_backward_parallel(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dp
         _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec,
                           dc, tdiff, d64, n0, n1)
         _gradient_operands(x, h, cont, fork_dwh, rhs, n0, n1)
+
+
+@njit(**JIT)
+def add_weight_gradients(dW, dW_x, dW_h, db):
+    """dW_x (4H, I), dW_h (4H, H), db (4H) += the rows of dW (Gp, I + H + 1) = d64^T rhs
+    that are not padding, each sum rounded once to the diff's dtype (as numpy's `+=` of a
+    float64 array into a float32 one)."""
+    G, I = dW_x.shape
+    H = G // 4
+    Hp = dW.shape[0] // 4
+    for q in range(4):
+        for k in range(H):
+            j, jp = q * H + k, q * Hp + k
+            for i in range(I):
+                dW_x[j, i] = dW_x[j, i] + dW[jp, i]
+            for i in range(H):
+                dW_h[j, i] = dW_h[j, i] + dW[jp, _U(I + i)]
+            db[j] = db[j] + dW[jp, _U(I + H)]

@@ -14,8 +14,8 @@ import os
 import numba
 import numpy as np
 
-from ..kernels.lstm_lanes import (lanes, lstm_backward, lstm_backward_parallel, lstm_forward,
-                                  lstm_forward_parallel)
+from ..kernels.lstm_lanes import (add_weight_gradients, lanes, lstm_backward,
+                                  lstm_backward_parallel, lstm_forward, lstm_forward_parallel)
 from ..registry import register
 from .base import Layer
 
@@ -42,10 +42,21 @@ def _check_shapes(layer, bottom, top, backward=False):
     """The jitted kernels do not check bounds: refuse blobs whose shapes changed since
     `reshape` validated them (a caller that skipped reshape), instead of letting a kernel
     read or write past an array's end."""
-    if getattr(layer, "_shapes", None) is None:
+    shapes = getattr(layer, "_shapes", None)
+    if shapes is None:
         raise layer.error("forward/backward before reshape (call setup and reshape first)")
-    if _shapes(bottom, top) != layer._shapes:
-        (want_b, want_t), (got_b, got_t) = layer._shapes, _shapes(bottom, top)
+    want_b, want_t = shapes
+    # (a loop rather than _shapes(): this runs twice an iteration per layer)
+    same = len(bottom) == len(want_b) and len(top) == len(want_t)
+    if same:
+        for blob, shape in zip(bottom, want_b):
+            if blob.data.shape != shape:
+                same = False
+        for blob, shape in zip(top, want_t):
+            if blob.data.shape != shape:
+                same = False
+    if not same:
+        got_b, got_t = _shapes(bottom, top)
         raise layer.error(f"the blobs changed shape since reshape (bottoms {list(want_b)} -> "
                           f"{list(got_b)}, tops {list(want_t)} -> {list(got_t)}); call reshape "
                           "after changing an input's shape")
@@ -70,6 +81,7 @@ class LstmLayer(Layer):
         self.H = int(p.num_output)
         self.N = int(p.batch_size)
         self.threshold = float(p.clipping_threshold)
+        self._threshold = np.float32(self.threshold)
         if self.H <= 0:
             raise self.error("lstm_param.num_output must be > 0")
         if self.N <= 0:
@@ -232,30 +244,26 @@ class LstmLayer(Layer):
         _check_shapes(self, bottom, top, backward=True)
         T, N, H = self._T, self.N, self.H
         x = bottom[0].data.reshape(T, N, -1)
-        I = x.shape[2]
         dh, dc = self._dh, self._dc
         dh.fill(0)  # no gradient arrives on the final state (it only feeds the next call)
         dc.fill(0)
         args = (top[0].diff.reshape(T, N, H), self._W_hT, self._cont, self._cp, self._gp,
-                self._tanh_c, np.float32(self.threshold), self._dpre_p, dh, dc, self._tdiff,
+                self._tanh_c, self._threshold, self._dpre_p, dh, dc, self._tdiff,
                 x, self._hp, self.fork_dwh, self._d64, self._rhs)
         if self._nparts > 1:
             lstm_backward_parallel(*args, self._nparts)
         else:
             lstm_backward(*args)
-        self._add_weight_gradients(I)
+        self._add_weight_gradients()
         if propagate_down[0]:
             np.matmul(self._dpre.reshape(T * N, 4 * H), self.blobs[0].data,
                       out=bottom[0].diff.reshape(T * N, -1))
 
-    def _add_weight_gradients(self, I):
+    def _add_weight_gradients(self):
         """Add [dW_x, dW_h, db] = d64^T [x, h_{t-1}, 1] to the parameter diffs. They need
         no walk over time: one float64 BLAS product (blocked sums, like Caffe's; in float32
         they drift from Caffe's over the 2000-iteration golden run by more than Caffe
         drifts from itself). Its rows are padded as the gates; the padding rows are zero and
         leave the sums of the others as they are."""
-        H = self.H
-        dW = np.matmul(self._d64.T, self._rhs, out=self._dW).reshape(4, -1, I + H + 1)[:, :H]
-        self.blobs[0].diff.reshape(4, H, I)[...] += dW[:, :, :I]
-        self.blobs[1].diff.reshape(4, H, H)[...] += dW[:, :, I:I + H]
-        self.blobs[2].diff.reshape(4, H)[...] += dW[:, :, I + H]
+        dW = np.matmul(self._d64.T, self._rhs, out=self._dW)
+        add_weight_gradients(dW, *(blob.diff for blob in self.blobs))
