@@ -166,6 +166,8 @@ class Solver:
                 offset += lp.blob.count
         self._lr_mults = self._per_element([lp.lr_mult for lp in params])
         self._decay_mults = self._per_element([lp.decay_mult for lp in params])
+        self._zeros = None  # for _all_finite
+        self._local_rate = (None, None, None)  # (rate, lr_mults, rate * lr_mults in float32)
 
     # -- callbacks -------------------------------------------------------------------------
     def add_callback(self, callback):
@@ -302,7 +304,7 @@ class Solver:
                     except NonFinite as e:
                         self._diverged(str(e), start, where="")
                 one = net.forward_backward()
-                if check and not (math.isfinite(one) and np.isfinite(net.flat_diff).all()):
+                if check and not (math.isfinite(one) and self._all_finite(net.flat_diff)):
                     what = f"the loss is {one}" if not math.isfinite(one) else \
                         f"the loss is finite ({one:.6g}) but the gradient is not"
                     self._diverged(what, start, loss=one)
@@ -311,7 +313,7 @@ class Solver:
             self.smoothed.append(loss)
             self.last_loss = loss
             self.apply_update()
-            if check and not np.isfinite(net.flat_data).all():
+            if check and not self._all_finite(net.flat_data):
                 self._diverged(f"the update (learning rate {float(self.last_rate):.6g}) made "
                                "weights non-finite", None, loss=loss, pre_update=False)
             self.iter += 1
@@ -323,6 +325,14 @@ class Solver:
             if STOP in requests or self.stop_requested:
                 self.stop_requested = True
                 break
+
+    def _all_finite(self, flat):
+        """Whether a packed buffer holds no NaN or inf: its dot product with zeros is 0
+        exactly then (0 * inf is NaN), one BLAS call without np.isfinite's temporary."""
+        zeros = self._zeros
+        if zeros is None or zeros.shape != flat.shape or zeros.dtype != flat.dtype:
+            zeros = self._zeros = np.zeros_like(flat)
+        return bool(np.dot(flat, zeros) == 0)
 
     # -- numerical trouble -----------------------------------------------------------------
     def remedies(self):
@@ -416,8 +426,11 @@ class Solver:
                 g += decay * w
             else:  # "L1" (check_solver_param refused anything else)
                 g += decay * np.sign(w)
-        # local_rate = rate * lr_mult in float32
-        local_rate = rate * np.asarray(self._lr_mults, np.float32)
+        # local_rate = rate * lr_mult in float32 (kept while the rate stays the same)
+        last_rate, mults, local_rate = self._local_rate
+        if last_rate != rate or mults is not self._lr_mults:
+            local_rate = rate * np.asarray(self._lr_mults, np.float32)
+            self._local_rate = (rate, self._lr_mults, local_rate)
         UPDATES[p.type](p, g, self._flat_history, local_rate, self.iter)
         w -= g
 
