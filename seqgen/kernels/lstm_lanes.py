@@ -18,8 +18,9 @@ is seven vectors of 8 and four leftovers, 3H = 45 sigmoids five vectors and five
 
 Buffers (T steps, N streams, I inputs; rows t*N + n of Caffe's blobs):
   W_xT (I, Gp), W_hT (H, Gp), bias (N, Gp): packed from W_x (4H, I), W_h (4H, H), b (4H);
-  cont (T, N); h, c (T+1, N, Hp), row 0 the initial state; gates, dpre (T, N, Gp);
-  tanh_c, tdiff (T, N, Hp); dh, dc (N, Hp).
+  cont (T, N); h, c (T+1, N, Hp), row 0 the initial state; gates (T, N, Gp);
+  tanh_c (T, N, Hp); dh, dc (N, Hp); the gate gradients d64 (T*N, Gp) in float64 (for the
+  BLAS product of the weight gradients), one step's in dpre (N, Gp).
 The kernels are dtype-generic (float32 in the layer, float64 for finite differences).
 """
 import numpy as np
@@ -180,17 +181,17 @@ def lstm_forward_parallel(x, clip, has_clip, h0, c0, W_x, W_h, b, W_xT, W_hT, bi
 # -- backward ----------------------------------------------------------------------------
 @njit(**JIT)
 def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
-                      tdiff, d64, n0, n1):
-    T, N, Gp = dpre.shape
+                      d64, n0, n1):
+    T, N, Gp = gates.shape
     Hp = Gp // 4
     H = W_hT.shape[0]
-    zero = dpre[0, 0, 0] * 0  # typed constants: a bare int literal promotes float32 to float64
+    zero = dpre[0, 0] * 0  # typed constants: a bare int literal promotes float32 to float64
     one = zero + np.float32(1)  # (as in kernels.lstm, whose roundings these must repeat)
-    for t in range(T):
-        for n in range(n0, n1):
-            for k in range(H):
-                tdiff[t, n, k] = top_diff[t, n, k]
     for t in range(T - 1, -1, -1):
+        for n in range(n0, n1):
+            # dh = top_diff + dh_rec, kept in dh_rec (its padding stays 0)
+            for k in range(H):
+                dh_rec[n, k] = top_diff[t, n, k] + dh_rec[n, k]
         for n in range(n0, n1):
             m = cont[t, n]
             # f = m * s, so df/dpre = m s (1 - s) = f (1 - f / m); f is 0 where m is 0
@@ -201,29 +202,29 @@ def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, d
                 go = gates[t, n, _U(2 * Hp + k)]
                 gg = gates[t, n, _U(3 * Hp + k)]
                 tc = tanh_c[t, n, k]
-                dh = tdiff[t, n, k] + dh_rec[n, k]
+                dh = dh_rec[n, k]
                 dct = dc[n, k] + dh * go * (1 - tc * tc)
-                dpre[t, n, k] = dct * gg * gi * (1 - gi)
-                dpre[t, n, _U(Hp + k)] = dct * c[t, n, k] * gf * (1 - gf * inv_m)
-                dpre[t, n, _U(2 * Hp + k)] = dh * tc * go * (1 - go)
-                dpre[t, n, _U(3 * Hp + k)] = dct * gi * (1 - gg * gg)
+                dpre[n, k] = dct * gg * gi * (1 - gi)
+                dpre[n, _U(Hp + k)] = dct * c[t, n, k] * gf * (1 - gf * inv_m)
+                dpre[n, _U(2 * Hp + k)] = dh * tc * go * (1 - go)
+                dpre[n, _U(3 * Hp + k)] = dct * gi * (1 - gg * gg)
                 dc[n, k] = gf * dct  # the cell path uses the unclipped dc (the fork's order)
             r = t * N + n
             if threshold > 0:
                 for j in range(Gp):
-                    v = min(max(dpre[t, n, j], -threshold), threshold)
-                    dpre[t, n, j] = v
+                    v = min(max(dpre[n, j], -threshold), threshold)
+                    dpre[n, j] = v
                     d64[r, j] = v
             else:
                 for j in range(Gp):
-                    d64[r, j] = dpre[t, n, j]
+                    d64[r, j] = dpre[n, j]
         for n in range(n0, n1):
             m = cont[t, n]
             if m != 0:
                 for k in range(H):
                     s = zero  # float64 (see above): float32 products summed in float64
                     for j in range(Gp):
-                        s += W_hT[k, j] * dpre[t, n, j]
+                        s += W_hT[k, j] * dpre[n, j]
                     dh_rec[n, k] = s * m
             else:
                 for k in range(H):
@@ -256,30 +257,30 @@ def _gradient_operands(x, h, cont, fork_dwh, rhs, n0, n1):
 
 @njit(**JIT)
 def lstm_backward(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
-                  tdiff, x, h, fork_dwh, d64, rhs):
-    """Back-propagate top_diff (T, N, H) into the gate pre-activation gradients dpre
-    (T, N, Gp), clipped to [-threshold, threshold] when threshold > 0 (the fork's
-    clipping_threshold), also as float64 rows d64 (T*N, Gp), and write the other operand
-    of the weight gradients (`_gradient_operands`).
+                  x, h, fork_dwh, d64, rhs):
+    """Back-propagate top_diff (T, N, H) into the gate pre-activation gradients, clipped
+    to [-threshold, threshold] when threshold > 0 (the fork's clipping_threshold): rows
+    d64 (T*N, Gp) in float64 (float32 values); and write the other operand of the weight
+    gradients (`_gradient_operands`). dpre (N, Gp) is scratch (one step's gradients).
 
     dh_rec and dc (N, Hp) come in holding the gradient on the final state h_T, c_T (zeros
     when nothing uses them) and go out holding the gradient on the initial state.
     """
-    N = dpre.shape[1]
+    N = gates.shape[1]
     _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
-                      tdiff, d64, 0, N)
+                      d64, 0, N)
     _gradient_operands(x, h, cont, fork_dwh, rhs, 0, N)
 
 
 @njit(parallel=True, **JIT)
 def lstm_backward_parallel(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec,
-                           dc, tdiff, x, h, fork_dwh, d64, rhs, parts):
+                           dc, x, h, fork_dwh, d64, rhs, parts):
     """lstm_backward over `parts` stream groups on separate threads."""
-    N = dpre.shape[1]
+    N = gates.shape[1]
     for p in prange(parts):
         n0, n1 = p * N // parts, (p + 1) * N // parts
         _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec,
-                          dc, tdiff, d64, n0, n1)
+                          dc, d64, n0, n1)
         _gradient_operands(x, h, cont, fork_dwh, rhs, n0, n1)
 
 

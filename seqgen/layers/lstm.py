@@ -142,8 +142,7 @@ class LstmLayer(Layer):
         self._cp = np.zeros((T + 1, N, Hp), f32)
         self._gp = np.zeros((T, N, Gp), f32)
         self._tanh_c = np.zeros((T, N, Hp), f32)
-        self._dpre_p = np.zeros((T, N, Gp), f32)
-        self._tdiff = np.zeros((T, N, Hp), f32)
+        self._dpre_step = np.zeros((N, Gp), f32)  # one step's gate gradients (scratch)
         self._cont = np.ones((T, N), f32)
         self._W_xT = np.zeros((I, Gp), f32)
         self._W_hT = np.zeros((H, Gp), f32)
@@ -151,7 +150,7 @@ class LstmLayer(Layer):
         self._dh = np.zeros((N, Hp), f32)
         self._dc = np.zeros((N, Hp), f32)
         self._dpre_c = np.zeros((T, N, G), f32)  # compact, for dx (float32, as Caffe)
-        self._d64 = np.zeros((R, Gp), np.float64)  # the gate gradients in float64
+        self._d64 = np.zeros((R, Gp), np.float64)  # the gate gradients (float32 values)
         self._rhs = np.zeros((R, I + H + 1), np.float64)  # [x_t, h_{t-1}, 1] per row
         self._dW = np.zeros((Gp, I + H + 1), np.float64)
         self._no_clip = np.zeros(1, f32)
@@ -169,7 +168,7 @@ class LstmLayer(Layer):
         """The gate gradients (T, N, 4H) of the last backward, unpadded (a view)."""
         T, N, H = self._T, self.N, self.H
         np.copyto(self._dpre_c.reshape(T, N, 4, H),
-                  self._dpre_p.reshape(T, N, 4, -1)[:, :, :, :H])
+                  self._d64.reshape(T, N, 4, -1)[:, :, :, :H], casting="same_kind")
         return self._dpre_c
 
     @property
@@ -248,8 +247,8 @@ class LstmLayer(Layer):
         dh.fill(0)  # no gradient arrives on the final state (it only feeds the next call)
         dc.fill(0)
         args = (top[0].diff.reshape(T, N, H), self._W_hT, self._cont, self._cp, self._gp,
-                self._tanh_c, self._threshold, self._dpre_p, dh, dc, self._tdiff,
-                x, self._hp, self.fork_dwh, self._d64, self._rhs)
+                self._tanh_c, self._threshold, self._dpre_step, dh, dc, x, self._hp,
+                self.fork_dwh, self._d64, self._rhs)
         if self._nparts > 1:
             lstm_backward_parallel(*args, self._nparts)
         else:
