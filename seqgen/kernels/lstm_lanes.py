@@ -11,16 +11,19 @@ is seven vectors of 8 and four leftovers, 3H = 45 sigmoids five vectors and five
   entries have zero weights and bias, so they stay 0 in h, c and the gate gradients;
 - the recurrent product adds four rows of W_h^T per pass over the gates (in order, no
   reassociation: the rounding of four separate axpys), a quarter of the loads and stores;
+- the weight gradients are summed inside the backward loop, four steps' rows at a time
+  as float64 axpys over the gate block (exact products, float64 sums as kernels.lstm's
+  BLAS product has them, in another order): work off the recurrence's dependency chain,
+  in place of a BLAS product after it and a (T*N, 4H) float64 copy of the gate gradients;
 - one call does a whole forward (weights packed, state and cont read, top written) or a
-  whole backward (top diff read, recurrence, and the operands of the weight gradients
-  written compact: the float32 and float64 gate gradients and [x, h_{t-1}, 1] in float64),
-  so the layer's Python is a few statements and one BLAS product per pass.
+  whole backward (top diff read, recurrence, weight gradients added to the diffs), so the
+  layer's Python is a few statements per pass.
 
 Buffers (T steps, N streams, I inputs; rows t*N + n of Caffe's blobs):
   W_xT (I, Gp), W_hT (H, Gp), bias (N, Gp): packed from W_x (4H, I), W_h (4H, H), b (4H);
   cont (T, N); h, c (T+1, N, Hp), row 0 the initial state; gates (T, N, Gp);
-  tanh_c (T, N, Hp); dh, dc (N, Hp); the gate gradients d64 (T*N, Gp) in float64 (for the
-  BLAS product of the weight gradients), one step's in dpre (N, Gp).
+  tanh_c (T, N, Hp); dh, dc (N, Hp); scratch for the backward: one step's gate gradients
+  dpre (N, Gp), rhs (T*N, I + H + 1), ring (parts, 4, Gp), acc (parts, I + H + 1, Gp).
 The kernels are dtype-generic (float32 in the layer, float64 for finite differences).
 """
 import numpy as np
@@ -181,12 +184,14 @@ def lstm_forward_parallel(x, clip, has_clip, h0, c0, W_x, W_h, b, W_xT, W_hT, bi
 # -- backward ----------------------------------------------------------------------------
 @njit(**JIT)
 def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
-                      d64, n0, n1):
+                      rhs, ring, acc, d32, want_d32, n0, n1):
     T, N, Gp = gates.shape
     Hp = Gp // 4
     H = W_hT.shape[0]
     zero = dpre[0, 0] * 0  # typed constants: a bare int literal promotes float32 to float64
     one = zero + np.float32(1)  # (as in kernels.lstm, whose roundings these must repeat)
+    rows = np.empty(4, np.int64)  # the rows whose gradients are in ring
+    full = 0
     for t in range(T - 1, -1, -1):
         for n in range(n0, n1):
             # dh = top_diff + dh_rec, kept in dh_rec (its padding stays 0)
@@ -210,14 +215,23 @@ def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, d
                 dpre[n, _U(3 * Hp + k)] = dct * gi * (1 - gg * gg)
                 dc[n, k] = gf * dct  # the cell path uses the unclipped dc (the fork's order)
             r = t * N + n
+            rows[full] = r
             if threshold > 0:
                 for j in range(Gp):
                     v = min(max(dpre[n, j], -threshold), threshold)
                     dpre[n, j] = v
-                    d64[r, j] = v
+                    ring[full, j] = v
             else:
                 for j in range(Gp):
-                    d64[r, j] = dpre[n, j]
+                    ring[full, j] = dpre[n, j]
+            if want_d32:
+                for q in range(4):
+                    for k in range(H):
+                        d32[r, _U(q * H + k)] = dpre[n, _U(q * Hp + k)]
+            full += 1
+            if full == 4:  # the weight gradients of the last four rows (off the recurrence)
+                _accumulate(acc, ring, rhs, rows)
+                full = 0
         for n in range(n0, n1):
             m = cont[t, n]
             if m != 0:
@@ -229,14 +243,39 @@ def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, d
             else:
                 for k in range(H):
                     dh_rec[n, k] = zero
+    for i in range(full):
+        _accumulate_row(acc, ring, i, rhs, rows[i])
+
+
+@njit(**IN_ORDER)
+def _accumulate(acc, ring, rhs, rows):
+    """acc (K, Gp) += the products of four rows of rhs (K) and their gate gradients in ring
+    (4, Gp), in float64 (exact products; the sums in the order the rows came)."""
+    K, Gp = acc.shape
+    r0, r1, r2, r3 = rows[0], rows[1], rows[2], rows[3]
+    for k in range(K):
+        a0, a1, a2, a3 = rhs[r0, k], rhs[r1, k], rhs[r2, k], rhs[r3, k]
+        for j in range(Gp):
+            acc[k, j] = acc[k, j] + a0 * ring[0, j] + a1 * ring[1, j] + a2 * ring[2, j] \
+                + a3 * ring[3, j]
+
+
+@njit(**IN_ORDER)
+def _accumulate_row(acc, ring, i, rhs, r):
+    K, Gp = acc.shape
+    for k in range(K):
+        a = rhs[r, k]
+        for j in range(Gp):
+            acc[k, j] += a * ring[i, j]
 
 
 @njit(**JIT)
 def _gradient_operands(x, h, cont, fork_dwh, rhs, n0, n1):
     """rhs (T*N rows, I + H + 1) float64 rows [x_t, h_{t-1} as it entered the step, 1] for
-    streams n0..n1, so that d64^T rhs = [dW_x, dW_h, db] (rows padded as the gates).
-    h_{t-1} is cont * h (nothing at a restart); with fork_dwh the fork's CPU term: h_{t-1}
-    whatever cont says, and h_0 of stream 0 only at t = 0."""
+    streams n0..n1: the weight gradients [dW_x, dW_h, db] are the sums over rows of rhs
+    times the row's gate gradients. h_{t-1} is cont * h (nothing at a restart); with
+    fork_dwh the fork's CPU term: h_{t-1} whatever cont says, and h_0 of stream 0 only at
+    t = 0."""
     T, N, I = x.shape
     H = rhs.shape[1] - I - 1
     for t in range(T):
@@ -256,47 +295,60 @@ def _gradient_operands(x, h, cont, fork_dwh, rhs, n0, n1):
 
 
 @njit(**JIT)
-def lstm_backward(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
-                  x, h, fork_dwh, d64, rhs):
-    """Back-propagate top_diff (T, N, H) into the gate pre-activation gradients, clipped
-    to [-threshold, threshold] when threshold > 0 (the fork's clipping_threshold): rows
-    d64 (T*N, Gp) in float64 (float32 values); and write the other operand of the weight
-    gradients (`_gradient_operands`). dpre (N, Gp) is scratch (one step's gradients).
+def _add_weight_gradients(acc, dW_x, dW_h, db):
+    """dW_x (4H, I), dW_h (4H, H), db (4H) += acc[0] + acc[1] + ... (parts, I + H + 1, Gp),
+    the padding lanes left out, each sum rounded once to the diff's dtype (as numpy's `+=`
+    of a float64 array into a float32 one)."""
+    G, I = dW_x.shape
+    H = G // 4
+    Hp = acc.shape[2] // 4
+    for q in range(4):
+        for k in range(H):
+            j, jp = q * H + k, q * Hp + k
+            for i in range(I + H + 1):
+                v = acc[0, i, jp]
+                for p in range(1, acc.shape[0]):
+                    v += acc[p, i, jp]
+                if i < I:
+                    dW_x[j, i] = dW_x[j, i] + v
+                elif i < I + H:
+                    dW_h[j, _U(i - I)] = dW_h[j, _U(i - I)] + v
+                else:
+                    db[j] = db[j] + v
 
+
+@njit(**JIT)
+def lstm_backward(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc, x, h,
+                  fork_dwh, rhs, ring, acc, dW_x, dW_h, db, d32, want_d32):
+    """Back-propagate top_diff (T, N, H) through the recurrence and add the weight
+    gradients to dW_x (4H, I), dW_h (4H, H), db (4H).
+
+    The gate pre-activation gradients are clipped to [-threshold, threshold] when
+    threshold > 0 (the fork's clipping_threshold); with want_d32 they are written to d32
+    (T*N, 4H) for the input gradient dx = d32 W_x. The weight gradients are summed in
+    float64 as the rows come (four at a time, off the recurrence): rhs (T*N, I + H + 1),
+    ring (parts, 4, Gp) and acc (parts, I + H + 1, Gp) are scratch, as is dpre (N, Gp).
     dh_rec and dc (N, Hp) come in holding the gradient on the final state h_T, c_T (zeros
     when nothing uses them) and go out holding the gradient on the initial state.
     """
     N = gates.shape[1]
-    _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
-                      d64, 0, N)
     _gradient_operands(x, h, cont, fork_dwh, rhs, 0, N)
+    acc[...] = 0
+    _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc, rhs,
+                      ring[0], acc[0], d32, want_d32, 0, N)
+    _add_weight_gradients(acc, dW_x, dW_h, db)
 
 
 @njit(parallel=True, **JIT)
 def lstm_backward_parallel(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec,
-                           dc, x, h, fork_dwh, d64, rhs, parts):
-    """lstm_backward over `parts` stream groups on separate threads."""
+                           dc, x, h, fork_dwh, rhs, ring, acc, dW_x, dW_h, db, d32, want_d32):
+    """lstm_backward over stream groups on separate threads, one per row of ring and acc."""
     N = gates.shape[1]
+    parts = acc.shape[0]
+    acc[...] = 0
     for p in prange(parts):
         n0, n1 = p * N // parts, (p + 1) * N // parts
-        _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec,
-                          dc, d64, n0, n1)
         _gradient_operands(x, h, cont, fork_dwh, rhs, n0, n1)
-
-
-@njit(**JIT)
-def add_weight_gradients(dW, dW_x, dW_h, db):
-    """dW_x (4H, I), dW_h (4H, H), db (4H) += the rows of dW (Gp, I + H + 1) = d64^T rhs
-    that are not padding, each sum rounded once to the diff's dtype (as numpy's `+=` of a
-    float64 array into a float32 one)."""
-    G, I = dW_x.shape
-    H = G // 4
-    Hp = dW.shape[0] // 4
-    for q in range(4):
-        for k in range(H):
-            j, jp = q * H + k, q * Hp + k
-            for i in range(I):
-                dW_x[j, i] = dW_x[j, i] + dW[jp, i]
-            for i in range(H):
-                dW_h[j, i] = dW_h[j, i] + dW[jp, _U(I + i)]
-            db[j] = db[j] + dW[jp, _U(I + H)]
+        _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
+                          rhs, ring[p], acc[p], d32, want_d32, n0, n1)
+    _add_weight_gradients(acc, dW_x, dW_h, db)

@@ -14,8 +14,8 @@ import os
 import numba
 import numpy as np
 
-from ..kernels.lstm_lanes import (add_weight_gradients, lanes, lstm_backward,
-                                  lstm_backward_parallel, lstm_forward, lstm_forward_parallel)
+from ..kernels.lstm_lanes import (lanes, lstm_backward, lstm_backward_parallel, lstm_forward,
+                                  lstm_forward_parallel)
 from ..registry import register
 from .base import Layer
 
@@ -149,27 +149,19 @@ class LstmLayer(Layer):
         self._bias = np.zeros((N, Gp), f32)
         self._dh = np.zeros((N, Hp), f32)
         self._dc = np.zeros((N, Hp), f32)
-        self._dpre_c = np.zeros((T, N, G), f32)  # compact, for dx (float32, as Caffe)
-        self._d64 = np.zeros((R, Gp), np.float64)  # the gate gradients (float32 values)
+        self._dpre = np.zeros((T, N, G), f32)  # compact, for dx (float32, as Caffe)
         self._rhs = np.zeros((R, I + H + 1), np.float64)  # [x_t, h_{t-1}, 1] per row
-        self._dW = np.zeros((Gp, I + H + 1), np.float64)
+        self._nparts = self._parts()
+        self._ring = np.zeros((self._nparts, 4, Gp), np.float64)
+        self._acc = np.zeros((self._nparts, I + H + 1, Gp), np.float64)
         self._no_clip = np.zeros(1, f32)
         self._h_end = np.zeros((N, H), f32)
         self._c_end = np.zeros((N, H), f32)
-        self._nparts = self._parts()
 
     # the unpadded views of the kernels' buffers (for tests and inspection; copies)
     @property
     def _gates(self):
         return self._unpad(self._gp)
-
-    @property
-    def _dpre(self):
-        """The gate gradients (T, N, 4H) of the last backward, unpadded (a view)."""
-        T, N, H = self._T, self.N, self.H
-        np.copyto(self._dpre_c.reshape(T, N, 4, H),
-                  self._d64.reshape(T, N, 4, -1)[:, :, :, :H], casting="same_kind")
-        return self._dpre_c
 
     @property
     def _c(self):
@@ -248,21 +240,13 @@ class LstmLayer(Layer):
         dc.fill(0)
         args = (top[0].diff.reshape(T, N, H), self._W_hT, self._cont, self._cp, self._gp,
                 self._tanh_c, self._threshold, self._dpre_step, dh, dc, x, self._hp,
-                self.fork_dwh, self._d64, self._rhs)
+                self.fork_dwh, self._rhs, self._ring, self._acc,
+                *(blob.diff for blob in self.blobs), self._dpre.reshape(T * N, 4 * H),
+                bool(propagate_down[0]))
         if self._nparts > 1:
-            lstm_backward_parallel(*args, self._nparts)
+            lstm_backward_parallel(*args)
         else:
             lstm_backward(*args)
-        self._add_weight_gradients()
         if propagate_down[0]:
             np.matmul(self._dpre.reshape(T * N, 4 * H), self.blobs[0].data,
                       out=bottom[0].diff.reshape(T * N, -1))
-
-    def _add_weight_gradients(self):
-        """Add [dW_x, dW_h, db] = d64^T [x, h_{t-1}, 1] to the parameter diffs. They need
-        no walk over time: one float64 BLAS product (blocked sums, like Caffe's; in float32
-        they drift from Caffe's over the 2000-iteration golden run by more than Caffe
-        drifts from itself). Its rows are padded as the gates; the padding rows are zero and
-        leave the sums of the others as they are."""
-        dW = np.matmul(self._d64.T, self._rhs, out=self._dW)
-        add_weight_gradients(dW, *(blob.diff for blob in self.blobs))
