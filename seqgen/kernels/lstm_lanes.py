@@ -234,12 +234,35 @@ def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, d
                 full = 0
         for n in range(n0, n1):
             m = cont[t, n]
-            if m != 0:
-                for k in range(H):
-                    s = zero  # float64 (see above): float32 products summed in float64
+            if m != 0:  # dh_rec = m W_h^T dpre, float32 products summed in float64
+                # (kernels.lstm's roundings: its float64 sums come out the same in another
+                # order, as sums of float32 values in float64 almost always do exactly),
+                # four rows of W_h^T per pass over dpre
+                k = 0
+                while k + 4 <= H:
+                    s0, s1, s2, s3 = zero, zero, zero, zero
                     for j in range(Gp):
-                        s += W_hT[k, j] * dpre[n, j]
-                    dh_rec[n, k] = s * m
+                        d = dpre[n, j]
+                        s0 += W_hT[k, j] * d
+                        s1 += W_hT[k + 1, j] * d
+                        s2 += W_hT[k + 2, j] * d
+                        s3 += W_hT[k + 3, j] * d
+                    dh_rec[n, k], dh_rec[n, k + 1] = s0 * m, s1 * m
+                    dh_rec[n, k + 2], dh_rec[n, k + 3] = s2 * m, s3 * m
+                    k += 4
+                while k + 2 <= H:
+                    s0, s1 = zero, zero
+                    for j in range(Gp):
+                        d = dpre[n, j]
+                        s0 += W_hT[k, j] * d
+                        s1 += W_hT[k + 1, j] * d
+                    dh_rec[n, k], dh_rec[n, k + 1] = s0 * m, s1 * m
+                    k += 2
+                if k < H:
+                    s0 = zero
+                    for j in range(Gp):
+                        s0 += W_hT[k, j] * dpre[n, j]
+                    dh_rec[n, k] = s0 * m
             else:
                 for k in range(H):
                     dh_rec[n, k] = zero
