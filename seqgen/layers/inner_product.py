@@ -97,4 +97,8 @@ class InnerProductLayer(Layer):
             np.sum(dy, axis=0, out=col)  # numpy's own order (pairwise along a contiguous axis)
             self.blobs[1].diff += col
         if propagate_down[0]:
-            np.matmul(dy, self._weight().T, out=bottom[0].diff.reshape(self.M, self.K))
+            dx = bottom[0].diff.reshape(self.M, self.K)
+            if self.N_out == 1:  # an outer product: numpy's matmul is slow at it, same values
+                np.multiply(dy, self._weight().T, out=dx)
+            else:
+                np.matmul(dy, self._weight().T, out=dx)

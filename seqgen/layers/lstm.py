@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
-                            lstm_forward_parallel, param_gradients)
+from ..kernels.lstm_lanes import (lanes, lstm_backward, lstm_backward_parallel, lstm_forward,
+                                  lstm_forward_parallel)
 from ..registry import register
 from ..threads import stream_parts
 from .base import Layer
@@ -25,10 +25,21 @@ def _check_shapes(layer, bottom, top, backward=False):
     """The jitted kernels do not check bounds: refuse blobs whose shapes changed since
     `reshape` validated them (a caller that skipped reshape), instead of letting a kernel
     read or write past an array's end."""
-    if getattr(layer, "_shapes", None) is None:
+    shapes = getattr(layer, "_shapes", None)
+    if shapes is None:
         raise layer.error("forward/backward before reshape (call setup and reshape first)")
-    if _shapes(bottom, top) != layer._shapes:
-        (want_b, want_t), (got_b, got_t) = layer._shapes, _shapes(bottom, top)
+    want_b, want_t = shapes
+    # (a loop rather than _shapes(): this runs twice an iteration per layer)
+    same = len(bottom) == len(want_b) and len(top) == len(want_t)
+    if same:
+        for blob, shape in zip(bottom, want_b):
+            if blob.data.shape != shape:
+                same = False
+        for blob, shape in zip(top, want_t):
+            if blob.data.shape != shape:
+                same = False
+    if not same:
+        got_b, got_t = _shapes(bottom, top)
         raise layer.error(f"the blobs changed shape since reshape (bottoms {list(want_b)} -> "
                           f"{list(got_b)}, tops {list(want_t)} -> {list(got_t)}); call reshape "
                           "after changing an input's shape")
@@ -53,6 +64,7 @@ class LstmLayer(Layer):
         self.H = int(p.num_output)
         self.N = int(p.batch_size)
         self.threshold = float(p.clipping_threshold)
+        self._threshold = np.float32(self.threshold)
         if self.H <= 0:
             raise self.error("lstm_param.num_output must be > 0")
         if self.N <= 0:
@@ -99,21 +111,52 @@ class LstmLayer(Layer):
         T = R // N
         self.check_size((T, N, 4 * H), "the gate buffer (T, batch_size, 4 num_output)")
         if getattr(self, "_T", None) != T:
-            self._T = T
-            self._h = np.zeros((T + 1, N, H), np.float32)  # row 0: the initial state
-            self._c = np.zeros((T + 1, N, H), np.float32)
-            self._gates = np.zeros((T, N, 4 * H), np.float32)
-            self._tanh_c = np.zeros((T, N, H), np.float32)
-            self._dpre = np.zeros((T, N, 4 * H), np.float32)
-            self._cont = np.ones((T, N), np.float32)
-            self._cont[0] = 0
-            self._bias = np.zeros((N, 4 * H), np.float32)
-            self._scratch = np.zeros((2, N, H), np.float32)
-            self._nparts = self._parts()
-        # the top is a view of the state buffer's rows 1..T: no copy after forward
+            self._allocate(T, N, H, I)
         top[0].reshape(R, H)
-        top[0].data = self._h[1:].reshape(R, H)
         self._shapes = _shapes(bottom, top)
+
+    def _allocate(self, T, N, H, I):
+        """The kernels' buffers (kernels.lstm_lanes: gate blocks padded to Hp entries)."""
+        Hp = lanes(H)
+        G, Gp, R = 4 * H, 4 * Hp, T * N
+        f32 = np.float32
+        self._T = T
+        self._hp = np.zeros((T + 1, N, Hp), f32)  # row 0: the initial state
+        self._cp = np.zeros((T + 1, N, Hp), f32)
+        self._gp = np.zeros((T, N, Gp), f32)
+        self._tanh_c = np.zeros((T, N, Hp), f32)
+        self._dpre_step = np.zeros((N, Gp), f32)  # one step's gate gradients (scratch)
+        self._cont = np.ones((T, N), f32)
+        self._W_xT = np.zeros((I, Gp), f32)
+        self._W_hT = np.zeros((H, Gp), f32)
+        self._bias = np.zeros((N, Gp), f32)
+        self._dh = np.zeros((N, Hp), f32)
+        self._dc = np.zeros((N, Hp), f32)
+        self._dpre = np.zeros((T, N, G), f32)  # compact, for dx (float32, as Caffe)
+        self._rhs = np.zeros((R, I + H + 1), np.float64)  # [x_t, h_{t-1}, 1] per row
+        self._nparts = self._parts()
+        self._ring = np.zeros((self._nparts, 4, Gp), np.float64)
+        self._acc = np.zeros((self._nparts, I + H + 1, Gp), np.float64)
+        self._no_clip = np.zeros(1, f32)
+        self._h_end = np.zeros((N, H), f32)
+        self._c_end = np.zeros((N, H), f32)
+
+    # the unpadded views of the kernels' buffers (for tests and inspection; copies)
+    @property
+    def _gates(self):
+        return self._unpad(self._gp)
+
+    @property
+    def _c(self):
+        return np.ascontiguousarray(self._cp[:, :, :self.H])
+
+    @property
+    def _h(self):
+        return np.ascontiguousarray(self._hp[:, :, :self.H])
+
+    def _unpad(self, a):
+        H, Hp = self.H, a.shape[-1] // 4
+        return np.concatenate([a[..., q * Hp:q * Hp + H] for q in range(4)], axis=-1)
 
     # -- recurrent state ---------------------------------------------------------------
     def reset_state(self):
@@ -158,42 +201,35 @@ class LstmLayer(Layer):
         _check_shapes(self, bottom, top)
         T, N = self._T, self.N
         W_x, W_h, b = (blob.data for blob in self.blobs)
-        x = bottom[0].data.reshape(T, N, -1)
-        if len(bottom) > 1:
-            # "continues" = nonzero marker (the fork tests it as a bool, not a multiplier)
-            np.not_equal(bottom[1].data.reshape(T, N), 0, out=self._cont)
-            self._h[0], self._c[0] = self.h_T, self.c_T
-        else:
-            self._h[0] = self._c[0] = 0
-        self._W_xT = W_x.T.copy()
-        self._W_hT = W_h.T.copy()
-        self._bias[...] = b
-        args = (x, self._W_xT, self._bias, self._W_hT, self._cont, self._h, self._c,
-                self._gates, self._tanh_c)
-        parts = self._nparts
-        if parts > 1:
-            lstm_forward_parallel(*args, parts)
+        has_clip = len(bottom) > 1
+        args = (bottom[0].data.reshape(T, N, -1),
+                bottom[1].data.reshape(-1) if has_clip else self._no_clip, has_clip,
+                self.h_T, self.c_T, W_x, W_h, b, self._W_xT, self._W_hT, self._bias,
+                self._cont, self._hp, self._cp, self._gp, self._tanh_c,
+                top[0].data.reshape(T, N, self.H), self._h_end, self._c_end)
+        if self._nparts > 1:
+            lstm_forward_parallel(*args, self._nparts)
         else:
             lstm_forward(*args)
-        self.h_T = self._h[T]  # views: row 0 is refilled from them before the next call
-        self.c_T = self._c[T]
+        # the final state (the next call's initial state; get_state copies it)
+        self.h_T, self.c_T = self._h_end, self._c_end
 
     def backward(self, top, propagate_down, bottom):
         _check_shapes(self, bottom, top, backward=True)
         T, N, H = self._T, self.N, self.H
         x = bottom[0].data.reshape(T, N, -1)
-        dh, dc = self._scratch
-        self._scratch.fill(0)  # no gradient arrives on the final state (it only feeds the next call)
-        args = (top[0].diff.reshape(T, N, H), self._W_hT, self._cont, self._c, self._gates,
-                self._tanh_c, np.float32(self.threshold), self._dpre, dh, dc)
+        dh, dc = self._dh, self._dc
+        dh.fill(0)  # no gradient arrives on the final state (it only feeds the next call)
+        dc.fill(0)
+        args = (top[0].diff.reshape(T, N, H), self._W_hT, self._cont, self._cp, self._gp,
+                self._tanh_c, self._threshold, self._dpre_step, dh, dc, x, self._hp,
+                self.fork_dwh, self._rhs, self._ring, self._acc,
+                *(blob.diff for blob in self.blobs), self._dpre.reshape(T * N, 4 * H),
+                bool(propagate_down[0]))
         if self._nparts > 1:
-            lstm_backward_parallel(*args, self._nparts)
+            lstm_backward_parallel(*args)
         else:
             lstm_backward(*args)
-        dW_x, dbias, dW_h = param_gradients(self._dpre, x, self._h, self._cont, self.fork_dwh)
-        self.blobs[0].diff += dW_x
-        self.blobs[1].diff += dW_h
-        self.blobs[2].diff += dbias.sum(axis=0)
         if propagate_down[0]:
             np.matmul(self._dpre.reshape(T * N, 4 * H), self.blobs[0].data,
                       out=bottom[0].diff.reshape(T * N, -1))

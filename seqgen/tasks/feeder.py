@@ -69,6 +69,7 @@ class SequenceFeeder:
         self.sequence = seq[: self.chunks * T]
         self.inputs = shifted(self.sequence) if mode == "previous" else np.zeros_like(self.sequence)
         self.passes = 0
+        self._clips = (self.chunk(0)[1], self.chunk(1)[1])  # (first chunk, any other)
 
     def set_inputs(self, values):
         """Feed `values` (L, D) shifted by one step instead of the true sequence."""
@@ -84,7 +85,10 @@ class SequenceFeeder:
 
     def write(self, k):
         """Write chunk k into the net's input blobs."""
-        data, clip, label = self.chunk(k)
+        T = self.T
+        sl = slice(k * T, (k + 1) * T)
+        # (chunk's arrays without making them: this runs every iteration)
+        data, clip, label = self.inputs[sl], self._clips[k > 0], self.sequence[sl]
         blobs = self.net.blobs
         blobs[self.data].data[...] = data.reshape(blobs[self.data].shape)
         blobs[self.clip].data[...] = clip.reshape(blobs[self.clip].shape)
