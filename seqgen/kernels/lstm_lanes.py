@@ -113,7 +113,7 @@ def _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, top, hT, cT
     Hp = Gp // 4
     H = top.shape[2]
     I = x.shape[2]
-    zero = bias[0, 0] * 0  # 0 in the arrays' dtype
+    fzero = np.float32(0)  # (float32 unifies with either dtype)
     for t in range(T):  # input projection of every step, off the recurrent path
         for n in range(n0, n1):
             for j in range(Gp):
@@ -127,25 +127,24 @@ def _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, top, hT, cT
             m = cont[t, n]
             if m != 0:
                 _add_recurrent(gates, t, n, W_hT, h, m)
-        for n in range(n0, n1):
-            for j in range(3 * Hp):
-                gates[t, n, j] = sigmoid(gates[t, n, j])
-            for k in range(Hp):
-                gates[t, n, _U(3 * Hp + k)] = tanh(gates[t, n, _U(3 * Hp + k)])
+        for n in range(n0, n1):  # the gates, the cell and h, lane by lane in one pass
             m = cont[t, n]
-            if m == 0:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe)
-                for k in range(Hp):
-                    gates[t, n, _U(Hp + k)] = zero
-            elif m != 1:  # BVLC: f = cont * sigmoid(.)
-                for k in range(Hp):
-                    gates[t, n, _U(Hp + k)] *= m
-        for n in range(n0, n1):
             for k in range(Hp):
-                c[t + 1, n, k] = gates[t, n, _U(Hp + k)] * c[t, n, k] + gates[t, n, k] * gates[t, n, _U(3 * Hp + k)]
-            for k in range(Hp):
-                tanh_c[t, n, k] = tanh(c[t + 1, n, k])
-            for k in range(Hp):
-                h[t + 1, n, k] = gates[t, n, _U(2 * Hp + k)] * tanh_c[t, n, k]
+                gi = sigmoid(gates[t, n, k])
+                gf = sigmoid(gates[t, n, _U(Hp + k)])
+                go = sigmoid(gates[t, n, _U(2 * Hp + k)])
+                gg = tanh(gates[t, n, _U(3 * Hp + k)])
+                if m != 1:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe);
+                    gf = fzero if m == 0 else gf * m  # BVLC: f = cont * sigmoid(.)
+                gates[t, n, k] = gi
+                gates[t, n, _U(Hp + k)] = gf
+                gates[t, n, _U(2 * Hp + k)] = go
+                gates[t, n, _U(3 * Hp + k)] = gg
+                ct = gf * c[t, n, k] + gi * gg
+                c[t + 1, n, k] = ct
+                tc = tanh(ct)
+                tanh_c[t, n, k] = tc
+                h[t + 1, n, k] = go * tc
     for t in range(T):
         for n in range(n0, n1):
             for k in range(H):
