@@ -8,7 +8,9 @@ is seven vectors of 8 and four leftovers, 3H = 45 sigmoids five vectors and five
 
 - inside the kernels each gate block has Hp = H rounded up to LANES (8) entries, so gates
   and the cell are rows of Gp = 4 Hp; every loop over them is whole vectors. The padded
-  entries have zero weights and bias, so they stay 0 in h, c and the gate gradients;
+  entries have zero weights and bias, so they stay 0 in h, c and the gate gradients (an
+  infinite input makes them NaN, 0 * inf; then the weight gradient dW_x = sum dpre x is
+  not finite either, in kernels.lstm too, and training stops there);
 - the recurrent product adds four rows of W_h^T per pass over the gates (in order, no
   reassociation: the rounding of four separate axpys), a quarter of the loads and stores;
 - the weight gradients are summed inside the backward loop, four steps' rows at a time
