@@ -33,11 +33,15 @@ CONFIGS = {  # name: (hidden sizes, sequence length, base_lr)
 
 
 def median_ms(fn, iters, repeats):
+    """Median ms per iteration of fn(iters): wall time, or the process's CPU time with
+    SEQGEN_BENCH_CLOCK=cpu (what grid_vs_torch.py --clock cpu sets, also for --fork)."""
+    clock = time.process_time if os.environ.get("SEQGEN_BENCH_CLOCK") == "cpu" else \
+        time.perf_counter
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn(iters)
-        times.append((time.perf_counter() - start) / iters * 1000)
+        times.append((clock() - start) / iters * 1000)
     return statistics.median(times)
 
 

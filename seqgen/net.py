@@ -485,7 +485,10 @@ class Net:
             layer.forward(bottom, top)
         loss = np.float32(0)
         for blob, w in loss_tops:
-            loss += w * blob.data.sum(dtype=np.float32)
+            data = blob.data
+            # (one value, as a loss layer's top: its float32 sum is itself)
+            loss += w * (np.float32(data.reshape(-1)[0]) if data.size == 1
+                         else data.sum(dtype=np.float32))
         return loss
 
     def backward(self, diffs=None, start=None, end=None, **top_diffs):

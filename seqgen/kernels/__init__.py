@@ -1,4 +1,5 @@
 """Numba kernels: plain jitted functions over numpy arrays, free of framework objects."""
+from . import lstm_lanes
 from .generate import lstm_stack_generate
 from .lstm import lstm_backward, lstm_forward
 
@@ -8,7 +9,8 @@ def kernels_cached():
     compiling (best effort: reads numba's cache index; unknown internals count as cached)."""
     try:
         return all(k._cache._cache_file._load_index()
-                   for k in (lstm_forward, lstm_backward, lstm_stack_generate))
+                   for k in (lstm_forward, lstm_backward, lstm_lanes.lstm_forward,
+                             lstm_lanes.lstm_backward, lstm_stack_generate))
     except Exception:  # noqa: BLE001 - numba internals changed: stay quiet rather than wrong
         return True
 

@@ -8,7 +8,9 @@ is seven vectors of 8 and four leftovers, 3H = 45 sigmoids five vectors and five
 
 - inside the kernels each gate block has Hp = H rounded up to LANES (8) entries, so gates
   and the cell are rows of Gp = 4 Hp; every loop over them is whole vectors. The padded
-  entries have zero weights and bias, so they stay 0 in h, c and the gate gradients;
+  entries have zero weights and bias, so they stay 0 in h, c and the gate gradients (an
+  infinite input makes them NaN, 0 * inf; then the weight gradient dW_x = sum dpre x is
+  not finite either, in kernels.lstm too, and training stops there);
 - the recurrent product adds four rows of W_h^T per pass over the gates (in order, no
   reassociation: the rounding of four separate axpys), a quarter of the loads and stores;
 - the weight gradients are summed inside the backward loop, four steps' rows at a time
@@ -113,7 +115,7 @@ def _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, top, hT, cT
     Hp = Gp // 4
     H = top.shape[2]
     I = x.shape[2]
-    zero = bias[0, 0] * 0  # 0 in the arrays' dtype
+    fzero = np.float32(0)  # (float32 unifies with either dtype)
     for t in range(T):  # input projection of every step, off the recurrent path
         for n in range(n0, n1):
             for j in range(Gp):
@@ -127,25 +129,24 @@ def _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, top, hT, cT
             m = cont[t, n]
             if m != 0:
                 _add_recurrent(gates, t, n, W_hT, h, m)
-        for n in range(n0, n1):
-            for j in range(3 * Hp):
-                gates[t, n, j] = sigmoid(gates[t, n, j])
-            for k in range(Hp):
-                gates[t, n, _U(3 * Hp + k)] = tanh(gates[t, n, _U(3 * Hp + k)])
+        for n in range(n0, n1):  # the gates, the cell and h, lane by lane in one pass
             m = cont[t, n]
-            if m == 0:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe)
-                for k in range(Hp):
-                    gates[t, n, _U(Hp + k)] = zero
-            elif m != 1:  # BVLC: f = cont * sigmoid(.)
-                for k in range(Hp):
-                    gates[t, n, _U(Hp + k)] *= m
-        for n in range(n0, n1):
             for k in range(Hp):
-                c[t + 1, n, k] = gates[t, n, _U(Hp + k)] * c[t, n, k] + gates[t, n, k] * gates[t, n, _U(3 * Hp + k)]
-            for k in range(Hp):
-                tanh_c[t, n, k] = tanh(c[t + 1, n, k])
-            for k in range(Hp):
-                h[t + 1, n, k] = gates[t, n, _U(2 * Hp + k)] * tanh_c[t, n, k]
+                gi = sigmoid(gates[t, n, k])
+                gf = sigmoid(gates[t, n, _U(Hp + k)])
+                go = sigmoid(gates[t, n, _U(2 * Hp + k)])
+                gg = tanh(gates[t, n, _U(3 * Hp + k)])
+                if m != 1:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe);
+                    gf = fzero if m == 0 else gf * m  # BVLC: f = cont * sigmoid(.)
+                gates[t, n, k] = gi
+                gates[t, n, _U(Hp + k)] = gf
+                gates[t, n, _U(2 * Hp + k)] = go
+                gates[t, n, _U(3 * Hp + k)] = gg
+                ct = gf * c[t, n, k] + gi * gg
+                c[t + 1, n, k] = ct
+                tc = tanh(ct)
+                tanh_c[t, n, k] = tc
+                h[t + 1, n, k] = go * tc
     for t in range(T):
         for n in range(n0, n1):
             for k in range(H):

@@ -133,6 +133,7 @@ class LstmLayer(Layer):
         self._dh = np.zeros((N, Hp), f32)
         self._dc = np.zeros((N, Hp), f32)
         self._dpre = np.zeros((T, N, G), f32)  # compact, for dx (float32, as Caffe)
+        self._dpre2 = self._dpre.reshape(R, G)
         self._rhs = np.zeros((R, I + H + 1), np.float64)  # [x_t, h_{t-1}, 1] per row
         self._nparts = self._parts()
         self._ring = np.zeros((self._nparts, 4, Gp), np.float64)
@@ -200,12 +201,12 @@ class LstmLayer(Layer):
     def forward(self, bottom, top):
         _check_shapes(self, bottom, top)
         T, N = self._T, self.N
-        W_x, W_h, b = (blob.data for blob in self.blobs)
+        W_x, W_h, b = self.blobs
         has_clip = len(bottom) > 1
         args = (bottom[0].data.reshape(T, N, -1),
                 bottom[1].data.reshape(-1) if has_clip else self._no_clip, has_clip,
-                self.h_T, self.c_T, W_x, W_h, b, self._W_xT, self._W_hT, self._bias,
-                self._cont, self._hp, self._cp, self._gp, self._tanh_c,
+                self.h_T, self.c_T, W_x.data, W_h.data, b.data, self._W_xT, self._W_hT,
+                self._bias, self._cont, self._hp, self._cp, self._gp, self._tanh_c,
                 top[0].data.reshape(T, N, self.H), self._h_end, self._c_end)
         if self._nparts > 1:
             lstm_forward_parallel(*args, self._nparts)
@@ -217,19 +218,18 @@ class LstmLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         _check_shapes(self, bottom, top, backward=True)
         T, N, H = self._T, self.N, self.H
-        x = bottom[0].data.reshape(T, N, -1)
-        dh, dc = self._dh, self._dc
+        W_x, W_h, b = self.blobs
+        dh, dc, d32 = self._dh, self._dc, self._dpre2
         dh.fill(0)  # no gradient arrives on the final state (it only feeds the next call)
         dc.fill(0)
+        dx = bool(propagate_down[0])
         args = (top[0].diff.reshape(T, N, H), self._W_hT, self._cont, self._cp, self._gp,
-                self._tanh_c, self._threshold, self._dpre_step, dh, dc, x, self._hp,
-                self.fork_dwh, self._rhs, self._ring, self._acc,
-                *(blob.diff for blob in self.blobs), self._dpre.reshape(T * N, 4 * H),
-                bool(propagate_down[0]))
+                self._tanh_c, self._threshold, self._dpre_step, dh, dc,
+                bottom[0].data.reshape(T, N, -1), self._hp, self.fork_dwh, self._rhs,
+                self._ring, self._acc, W_x.diff, W_h.diff, b.diff, d32, dx)
         if self._nparts > 1:
             lstm_backward_parallel(*args)
         else:
             lstm_backward(*args)
-        if propagate_down[0]:
-            np.matmul(self._dpre.reshape(T * N, 4 * H), self.blobs[0].data,
-                      out=bottom[0].diff.reshape(T * N, -1))
+        if dx:
+            np.matmul(d32, W_x.data, out=bottom[0].diff.reshape(T * N, -1))
