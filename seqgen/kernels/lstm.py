@@ -29,12 +29,35 @@ from .activations import FASTMATH, sigmoid, tanh
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
 
+@njit(inline="always", **JIT)
+def forget_by_cont(gates, cont, t, n, H):
+    """The activated forget gate of step t, stream n, as cont says: exactly 0 at a restart
+    (c_{t-1} is ignored, Caffe), cont * sigmoid(.) for other values than 1 (BVLC)."""
+    m = cont[t, n]
+    if m == 0:
+        for k in range(H):
+            gates[t, n, H + k] = 0
+    elif m != 1:
+        for k in range(H):
+            gates[t, n, H + k] *= m
+
+
+@njit(inline="always", **JIT)
+def cell_step(gates, c, h, tanh_c, t, n, H):
+    """c_t = f c_{t-1} + i g, tanh(c_t) and h_t = o tanh(c_t) from the activated gates."""
+    for k in range(H):
+        c[t + 1, n, k] = gates[t, n, H + k] * c[t, n, k] + gates[t, n, k] * gates[t, n, 3 * H + k]
+    for k in range(H):
+        tanh_c[t, n, k] = tanh(c[t + 1, n, k])
+    for k in range(H):
+        h[t + 1, n, k] = gates[t, n, 2 * H + k] * tanh_c[t, n, k]
+
+
 @njit(**JIT)
 def _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, n0, n1):
     T, N, G = gates.shape
     H = G // 4
     I = x.shape[2]
-    zero = bias[0, 0] * 0  # 0 in the arrays' dtype
     for t in range(T):  # input projection of every step, off the recurrent path
         for n in range(n0, n1):
             for j in range(G):
@@ -61,20 +84,9 @@ def _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, n0, n1):
                 gates[t, n, j] = sigmoid(gates[t, n, j])
             for j in range(3 * H, G):
                 gates[t, n, j] = tanh(gates[t, n, j])
-            m = cont[t, n]
-            if m == 0:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe)
-                for k in range(H):
-                    gates[t, n, H + k] = zero
-            elif m != 1:  # BVLC: f = cont * sigmoid(.)
-                for k in range(H):
-                    gates[t, n, H + k] *= m
+            forget_by_cont(gates, cont, t, n, H)
         for n in range(n0, n1):
-            for k in range(H):
-                c[t + 1, n, k] = gates[t, n, H + k] * c[t, n, k] + gates[t, n, k] * gates[t, n, 3 * H + k]
-            for k in range(H):
-                tanh_c[t, n, k] = tanh(c[t + 1, n, k])
-            for k in range(H):
-                h[t + 1, n, k] = gates[t, n, 2 * H + k] * tanh_c[t, n, k]
+            cell_step(gates, c, h, tanh_c, t, n, H)
 
 
 @njit(**JIT)

@@ -13,7 +13,7 @@ from numba import njit
 
 from .activations import FASTMATH, sigmoid, tanh
 from .blas import gemm
-from .lstm import step_gradients
+from .lstm import cell_step, forget_by_cont, step_gradients
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
@@ -35,19 +35,8 @@ def _activate(gates, bias, cont, c, h, tanh_c, t, n, H):
         gates[t, n, j] = sigmoid(gates[t, n, j] + bias[n, j])
     for j in range(3 * H, G):
         gates[t, n, j] = tanh(gates[t, n, j] + bias[n, j])
-    m = cont[t, n]
-    if m == 0:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe)
-        for k in range(H):
-            gates[t, n, H + k] = 0
-    elif m != 1:  # BVLC: f = cont * sigmoid(.)
-        for k in range(H):
-            gates[t, n, H + k] *= m
-    for k in range(H):
-        c[t + 1, n, k] = gates[t, n, H + k] * c[t, n, k] + gates[t, n, k] * gates[t, n, 3 * H + k]
-    for k in range(H):
-        tanh_c[t, n, k] = tanh(c[t + 1, n, k])
-    for k in range(H):
-        h[t + 1, n, k] = gates[t, n, 2 * H + k] * tanh_c[t, n, k]
+    forget_by_cont(gates, cont, t, n, H)
+    cell_step(gates, c, h, tanh_c, t, n, H)
 
 
 @njit(**JIT)
