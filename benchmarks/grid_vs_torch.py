@@ -41,7 +41,10 @@ ROOT = os.path.dirname(HERE)
 PTB_SMALL = (20, 20, 200, 2, 10000)
 GRID = [(50, N, H, L, 65) for N in (1, 8, 32, 64) for H in (15, 50, 128, 256, 512)
         for L in (1, 2)] + [PTB_SMALL]
-SCALING = [(50, 8, 128, 1, 65), (50, 32, 128, 2, 65), (50, 64, 256, 2, 65), PTB_SMALL]
+# The two-thread target covers H >= 256, N >= 32; two smaller points show what
+# threading gives (or costs) below it.
+SCALING = [(50, 32, 256, 1, 65), (50, 32, 256, 2, 65), (50, 64, 256, 2, 65), (50, 32, 512, 1, 65),
+           (50, 64, 512, 2, 65), (50, 8, 128, 1, 65), PTB_SMALL]
 THREAD_VARS = ("SEQGEN_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "OMP_NUM_THREADS")
 

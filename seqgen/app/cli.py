@@ -44,7 +44,10 @@ def cmd_train(args):
     options = TrainOptions(iters=args.iters, weights=args.weights, mode=args.input,
                            data=args.data, fork_compat=True if args.fork_compat else None,
                            out=args.out, resume=args.resume,
-                           feedback=False if args.no_feedback else None, holdout=args.holdout,
+                           feedback=False if args.no_feedback else None,
+                           feedback_share=args.feedback_share,
+                           feedback_ramp=args.feedback_ramp,
+                           feedback_refresh=args.feedback_refresh, holdout=args.holdout,
                            seed=args.seed, split=args.split, val=args.val, test=args.test,
                            epochs=args.epochs, early_stop=args.early_stop,
                            sigint_effect=args.sigint_effect,
@@ -187,6 +190,15 @@ def _add_train(sub, common):
                    help="reproduce the caffe-lstm fork's dW_h term (batch_size 1 only)")
     t.add_argument("--no-feedback", action="store_true",
                    help="in 'previous' mode, train by teacher forcing only (no own predictions)")
+    t.add_argument("--feedback-share", type=float, metavar="P",
+                   help="'previous' mode: the share of the inputs that are the net's own "
+                        "predictions once the schedule has ramped up (default 1)")
+    t.add_argument("--feedback-ramp", type=float, metavar="F",
+                   help="the fraction of the run over which that share rises from 0 "
+                        "(default 0.1)")
+    t.add_argument("--feedback-refresh", type=_positive_int, metavar="K",
+                   help="predict the whole sequence free-running every K iterations "
+                        "(default 20)")
     t.add_argument("--resume", metavar="FILE.solverstate",
                    help="continue a snapshotted run exactly (with the run's --iters, --data, "
                         "--input, --holdout unless given again)")

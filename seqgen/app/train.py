@@ -17,6 +17,7 @@ from ..solver.solver import ACTIONS, SNAPSHOT, STOP, Solver, check_solver_param
 from ..tasks.folder import RunLock, check_folder_free, new_run_dir, remember_run
 from ..tasks.plans import PlanOptions, plan_class
 from ..tasks.record import RUN_FILE, RunRecord, RunSettings
+from ..tasks.feedback import FeedbackSettings
 from ..tasks.sequence_plan import on_off
 from .endings import Ending, Interrupted  # noqa: F401  (Interrupted: part of the API)
 from .progress import Progress
@@ -37,6 +38,9 @@ class TrainOptions:
     out: Optional[str] = None
     resume: Optional[str] = None
     feedback: Optional[bool] = None
+    feedback_share: Optional[float] = None
+    feedback_ramp: Optional[float] = None
+    feedback_refresh: Optional[int] = None
     holdout: Optional[int] = None
     seed: Optional[int] = None
     split: Optional[str] = None
@@ -98,6 +102,12 @@ def take_recorded(opts, param, log):
     if opts.feedback is None and rec.feedback is False:
         opts.feedback = False
         taken.append("--no-feedback")
+    for key, value in (rec.feedback_schedule or {}).items():
+        field = f"feedback_{key}"
+        if getattr(opts, field, "-") is None and value is not None:
+            setattr(opts, field, value)
+            if value != getattr(FeedbackSettings(), key):
+                taken.append(f"--{field.replace('_', '-')} {value}")
     if opts.fork_compat is None and rec.fork_compat:
         opts.fork_compat = True
         taken.append("--fork-compat")
@@ -119,7 +129,10 @@ def take_recorded(opts, param, log):
 
 def open_plan(opts, net_path, log, has_inputs):
     plan_opts = PlanOptions(data=opts.data, mode=opts.mode, holdout=opts.holdout,
-                            feedback=opts.feedback is not False, split=opts.split,
+                            feedback=opts.feedback is not False,
+                            feedback_share=opts.feedback_share,
+                            feedback_ramp=opts.feedback_ramp,
+                            feedback_refresh=opts.feedback_refresh, split=opts.split,
                             val=opts.val, test=opts.test, epochs=opts.epochs,
                             early_stop=opts.early_stop)
     cls = plan_class(opts.data, has_inputs)
@@ -180,7 +193,8 @@ def build(path, opts, log):
     settings = RunSettings(max_iter=param.max_iter, data=record.get("data_abs", record.data)
                            if opts.data is not None else None, input=record.input,
                            holdout=record.get("holdout_steps"), feedback=record.feedback,
-                           fork_compat=record.fork_compat, text=record.get("text"))
+                           fork_compat=record.fork_compat, text=record.get("text"),
+                           feedback_schedule=record.get("feedback_schedule"))
     book = solver.add_callback(RunBook(record, settings, param.max_iter))
     solver.fingerprint_options = {
         "data": plan.identity(), "_data": str(plan.spec() or "its own data layers"),

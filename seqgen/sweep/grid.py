@@ -5,7 +5,10 @@ A KEY is a scalar field of the SolverParameter (`base_lr`, `momentum`, `max_iter
 `LAYER.FIELD` for a layer named LAYER: FIELD is looked up in whichever of the layer's
 parameter messages it has set (`lstm_param`, `recurrent_param`, `inner_product_param`, ...),
 and may go deeper (`lstm1.weight_filler.std`) or name the message (`ip1.inner_product_param.
-num_output`). Values are checked against the field's type before anything runs.
+num_output`). A KEY may also be one of `seqgen train`'s options that shape a run
+(TRAIN_OPTION_KEYS: the feedback schedule's feedback_share, feedback_ramp, feedback_refresh;
+sequences in input mode previous only). Values are checked against the field's type (and
+the option's range) before anything runs.
 """
 import itertools
 import re
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from google.protobuf.descriptor import FieldDescriptor
 
 from ..errors import SeqgenError
+from ..tasks.feedback import FeedbackSettings
 
 #: solver fields a sweep owns itself (the seed is --seeds; the files are the run folder's)
 OWN_SOLVER_FIELDS = {"random_seed": "give --seeds instead",
@@ -21,13 +25,29 @@ OWN_SOLVER_FIELDS = {"random_seed": "give --seeds instead",
                      "holds the net", "snapshot_prefix": "snapshots belong to the run folder"}
 
 
+#: train options a KEY may name (TrainOptions field -> its type); a run passes them to train
+TRAIN_OPTION_KEYS = {"feedback_share": float, "feedback_ramp": float, "feedback_refresh": int}
+
+
 @dataclass(frozen=True)
 class Key:
-    """A KEY resolved against a solver and its net: where the field is, and its type."""
+    """A KEY resolved against a solver and its net: where the field is, and its type; or
+    a train option (`option`, with field None)."""
     text: str
     layer: str  # None for a solver field
     path: tuple  # field names from the solver, or from the layer, to the scalar field
     field: FieldDescriptor
+    option: str = None  # a TRAIN_OPTION_KEYS name
+
+    def convert(self, raw):
+        """`raw` (CLI text or JSON) as this KEY's value; ValueError saying what it must be."""
+        if self.option is None:
+            return CONVERTERS[self.field.cpp_type](self.field, raw)
+        value = _number(raw, TRAIN_OPTION_KEYS[self.option])
+        want = FeedbackSettings.problem(self.option.removeprefix("feedback_"), value)
+        if want:
+            raise ValueError(want)
+        return value
 
     def target(self, solver, net):
         """The message holding the field in (copies of) `solver` / `net`."""
@@ -38,6 +58,8 @@ class Key:
         return msg
 
     def apply(self, solver, net, value):
+        if self.option is not None:  # (not in the files: the run gets it as a train option)
+            return
         try:
             setattr(self.target(solver, net), self.path[-1], value)
         except (ValueError, TypeError) as e:  # protobuf's range checks
@@ -87,11 +109,14 @@ def resolve_key(text, solver, net):
         raise SeqgenError(f"'{text}': a KEY is a solver field (base_lr) or LAYER.FIELD "
                           "(lstm1.num_output)")
     if len(names) == 1:
+        if text in TRAIN_OPTION_KEYS:
+            return Key(text, None, (), None, option=text)
         if text in OWN_SOLVER_FIELDS:
             raise SeqgenError(f"{text}: not a sweep KEY ({OWN_SOLVER_FIELDS[text]})")
         if text not in solver.DESCRIPTOR.fields_by_name:
             raise SeqgenError(f"{text}: the solver has no field '{text}' (a KEY is a solver "
-                              "field such as base_lr, or LAYER.FIELD such as lstm1.num_output)")
+                              "field such as base_lr, LAYER.FIELD such as lstm1.num_output, "
+                              f"or one of {', '.join(TRAIN_OPTION_KEYS)})")
         return Key(text, None, (text,), _scalar(text, solver, names))
     layers = [layer for layer in net.layer if layer.name == names[0]]
     if not layers:
@@ -156,7 +181,7 @@ def typed_values(key, raws):
     values = []
     for raw in raws:
         try:
-            value = CONVERTERS[key.field.cpp_type](key.field, raw)
+            value = key.convert(raw)
         except ValueError as e:
             raise SeqgenError(f"{key.text}: '{raw}' is not a valid value ({key.text} is "
                               f"{e})") from None

@@ -28,6 +28,7 @@ class RunSpec:
     files: tuple  # ((file name, text), ...): the net and solver copies
     data: Optional[str]
     max_iter: int
+    options: tuple = ()  # ((TrainOptions field, value), ...): the train-option KEYs
 
 
 def _header(net_path):
@@ -56,6 +57,10 @@ def _entry_runs(entry, out, log):
     for text, raws in entry.grid.items():
         key = resolve_key(text, param, net)
         grid[key] = typed_values(key, raws)
+        if key.option is not None and any(m not in (None, "previous") for m in entry.modes):
+            raise SeqgenError(f"{text}: the feedback schedule is for input mode previous "
+                              f"only; give {solver_name} \"input\": [\"previous\"] (or "
+                              "--input previous)")
     header = _header(net_path)
     for settings in combinations(grid):
         for mode in entry.modes:
@@ -84,7 +89,8 @@ def _spec(entry, out, param, net, config, header, settings, mode, seed):
                    os.path.join(folder, f"{config}_solver.prototxt"),
                    ((f"{config}.prototxt", net_text), (f"{config}_solver.prototxt",
                                                        solver_text)),
-                   _abs_data(entry.data), solver.max_iter)
+                   _abs_data(entry.data), solver.max_iter,
+                   tuple((k.option, v) for k, v in settings if k.option is not None))
 
 
 def plan_runs(entries, out, log=print):

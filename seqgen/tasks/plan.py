@@ -14,6 +14,10 @@ from ..errors import SeqgenError
 from ..solver.callbacks import Callback
 
 PLANS = []
+#: the PlanOptions a kind of data may not take, by flag (a plan's accepted_options)
+OPTION_FLAGS = (("--input", "mode"), ("--holdout", "holdout"),
+                ("--feedback-share", "feedback_share"), ("--feedback-ramp", "feedback_ramp"),
+                ("--feedback-refresh", "feedback_refresh"))
 
 
 def register_plan(cls):
@@ -29,6 +33,9 @@ class PlanOptions:
     mode: Optional[str] = None
     holdout: Optional[int] = None
     feedback: bool = True
+    feedback_share: Optional[float] = None  # sequences: the feedback schedule's settings
+    feedback_ramp: Optional[float] = None
+    feedback_refresh: Optional[int] = None
     split: Optional[str] = None  # text: --split TRAIN,VAL[,TEST]
     val: Optional[str] = None  # text: --val FILE
     test: Optional[str] = None  # text: --test FILE
@@ -63,8 +70,8 @@ class DataPlan(Callback):
     def check_options(cls, options):
         """Refuse options that make no sense for this kind of data (before anything is
         read)."""
-        for flag, field in (("--input", "mode"), ("--holdout", "holdout")):
-            if getattr(options, field) is not None and field not in cls.accepted_options:
+        for flag, field in OPTION_FLAGS:
+            if getattr(options, field) is not None and flag not in cls.accepted_options:
                 raise SeqgenError(cls.refusal(flag, getattr(options, field), options))
 
     @classmethod

@@ -40,6 +40,7 @@ class RunRecord:
     feedback: bool = True
     data_abs: object = _UNSET
     holdout_steps: object = _UNSET
+    feedback_schedule: object = _UNSET  # {share, ramp, refresh} while feedback is on
     resumed_from: object = _UNSET
     iterations: object = _UNSET
     weights: object = _UNSET
@@ -145,13 +146,15 @@ class RunSettings:
     fork_compat: Optional[bool] = None
     fingerprint: Optional[dict] = None
     text: Optional[dict] = None
+    feedback_schedule: Optional[dict] = None
 
     def to_sidecar(self):
         out = {"max_iter": self.max_iter, "data": self.data, "input": self.input,
                "holdout": self.holdout, "feedback": self.feedback,
                "fork_compat": self.fork_compat}
-        if self.text is not None:  # (only text runs: older sidecars stay as they were)
-            out["text"] = self.text
+        for key in ("text", "feedback_schedule"):  # (only where they apply)
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     @classmethod
@@ -168,4 +171,5 @@ class RunSettings:
                                                                      record.get("data")),
                    input=record.get("input"), holdout=record.get("holdout_steps"),
                    feedback=record.get("feedback"), fork_compat=record.get("fork_compat"),
-                   fingerprint=record.get("fingerprint"), text=record.get("text"))
+                   fingerprint=record.get("fingerprint"), text=record.get("text"),
+                   feedback_schedule=record.get("feedback_schedule"))

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import SeqgenError
 from ..net import TEST, Net
 from .data import resolve_source
-from .feedback import FeedbackSchedule
+from .feedback import FeedbackSchedule, FeedbackSettings
 from .feeder import MODES, SequenceFeeder, input_roles
 from .holdout import HeldOutTest, holdout_plan
 from .plan import DataPlan, register_plan
@@ -36,6 +36,12 @@ def default_data_spec(net_path):
     return f"sinusoid:{_KNOWN_LENGTHS.get(name, 320)}"
 
 
+def feedback_settings(options):
+    """The feedback schedule's settings in PlanOptions (defaults where not given)."""
+    return FeedbackSettings.of(options.feedback_share, options.feedback_ramp,
+                               options.feedback_refresh)
+
+
 def on_off(value):
     """A fingerprint's text for an option: on/off, (none), or the value."""
     if isinstance(value, bool):
@@ -49,7 +55,10 @@ class SequencePlan(DataPlan):
 
     kind = "sequence"
     order = 100  # takes any spec: tried after the plans for particular kinds of file
-    accepted_options = {"--input": "mode", "--holdout": "holdout"}
+    accepted_options = {"--input": "mode", "--holdout": "holdout",
+                        "--feedback-share": "feedback_share",
+                        "--feedback-ramp": "feedback_ramp",
+                        "--feedback-refresh": "feedback_refresh"}
 
     @classmethod
     def accepts(cls, spec, has_inputs):
@@ -60,6 +69,15 @@ class SequencePlan(DataPlan):
         if options.mode is not None and options.mode not in MODES:
             raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not "
                               f"'{options.mode}'")
+        feedback_settings(options)  # (its values' ranges)
+        given = [flag for flag, field in cls.accepted_options.items()
+                 if flag.startswith("--feedback-") and getattr(options, field) is not None]
+        if given and (options.mode or "previous") != "previous":
+            raise SeqgenError(f"{given[0]}: the feedback schedule is for input mode "
+                              f"'previous', not '{options.mode}'")
+        if given and not options.feedback:
+            raise SeqgenError(f"{given[0]} sets the feedback schedule, which --no-feedback "
+                              "turns off")
 
     def __init__(self, options, net_path, log):
         super().__init__(options, net_path, log)
@@ -81,7 +99,8 @@ class SequencePlan(DataPlan):
             self.held_out = (train_chunks, held, test_chunks)
         if self.mode == "previous" and self.options.feedback:
             self.schedule = FeedbackSchedule(self.feeder, self._test_net(solver),
-                                             param.max_iter, seed=param.random_seed)
+                                             param.max_iter, feedback_settings(self.options),
+                                             seed=param.random_seed)
         if held:
             self.tester = HeldOutTest(self._test_net(solver), self.sequence, self.mode, T,
                                       train_chunks, test_chunks)
@@ -145,11 +164,20 @@ class SequencePlan(DataPlan):
         return digest.hexdigest()[:16]
 
     def fingerprint_options(self):
-        return {"--input": on_off(self.mode), "--holdout": on_off(self.held_steps()),
-                "feedback (--no-feedback)": on_off(self.schedule is not None)}
+        out = {"--input": on_off(self.mode), "--holdout": on_off(self.held_steps()),
+               "feedback (--no-feedback)": on_off(self.schedule is not None)}
+        settings = feedback_settings(self.options)
+        if self.schedule is not None and not settings.is_default():
+            # (only then: runs with the default schedule keep the fingerprint they had
+            # before the schedule could be set, so their snapshots still resume)
+            out["feedback schedule"] = settings.text()
+        return out
 
     def record(self):
-        return {"input": self.mode, "holdout_steps": self.held_steps()}
+        settings = feedback_settings(self.options)
+        return {"input": self.mode, "holdout_steps": self.held_steps(),
+                "feedback_schedule": settings.to_json() if self.schedule is not None
+                else None}
 
     def prepare(self, net, weights_given, resuming):
         if not weights_given and not resuming:
@@ -157,11 +185,16 @@ class SequencePlan(DataPlan):
                 layer.set_forget_bias(FORK_FORGET_BIAS)
 
     def notes(self):
+        out = []
+        settings = feedback_settings(self.options)
+        if self.schedule is not None and not settings.is_default():
+            out.append(f"Feedback schedule: {settings.text()} (default "
+                       f"{FeedbackSettings().text()})")
         unused = len(self.sequence) - len(self.feeder.sequence) - (self.held_steps() or 0)
         if unused > 0:
-            return [f"Note: the last {unused} steps of {self.source} do not fill a chunk and "
-                    "are not used"]
-        return []
+            out.append(f"Note: the last {unused} steps of {self.source} do not fill a chunk "
+                       "and are not used")
+        return out
 
     def finish_test_due(self, solver):
         # with a held-out part seqgen always tests the final weights
