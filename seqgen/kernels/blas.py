@@ -8,12 +8,17 @@ kernels link to whichever BLAS this process has. numba's own `np.dot` goes throu
 BLAS instead, which measured 1.4-1.6x slower for the per-step products of these nets
 (OpenBLAS 0.3.30 against numpy's 0.3.31, AMD EPYC, one thread), and cannot accumulate
 (beta = 1). Without a usable cblas the products fall back to compiled loops.
+
+`blas_threads()` / `set_blas_threads(n)` read and set that library's thread count from
+compiled code (OpenBLAS's process-wide openblas_get/set_num_threads, bound the same way),
+so a kernel that runs products on several numba threads can keep each of them on one BLAS
+thread and restore the count afterwards. Without OpenBLAS they do nothing (count 0).
 """
 import ctypes
 
 import llvmlite.binding as ll
 import numpy as np
-from numba import carray, cfunc, types
+from numba import carray, cfunc, njit, types
 from numba.extending import overload
 
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
@@ -26,6 +31,7 @@ _SIGNATURES = {
 }
 # 64-bit integers are declared for every build: on x86-64 and arm64 an LP64 library reads
 # the low 32 bits of the same register or 8-byte stack slot, which hold the same value
+_JIT = dict(cache=True, nogil=True)
 _NAMES = ("scipy_cblas_{t}gemm64_", "cblas_{t}gemm64_", "cblas_{t}gemm_64", "cblas_{t}gemm")
 
 
@@ -52,39 +58,91 @@ def _fallback(kind):
     return fallback
 
 
-def _cblas_address(kind):
-    """Address of numpy's cblas_?gemm, or None."""
+def _blas_libraries():
+    """The BLAS libraries threadpoolctl lists, numpy's first: [(ctypes library, info)]."""
     from threadpoolctl import threadpool_info  # lazy: only to find the library once
 
+    libraries = []
     for info in sorted(threadpool_info(), key=lambda i: "numpy" not in i["filepath"]):
         if info.get("user_api") != "blas":
             continue
         try:
-            lib = ctypes.CDLL(info["filepath"])
+            libraries.append((ctypes.CDLL(info["filepath"]), info))
         except OSError:
             continue
+    return libraries
+
+
+def _cblas_address(kind, libraries):
+    """(Address of numpy's cblas_?gemm, its library), or (None, None)."""
+    for lib, info in libraries:
         for name in _NAMES:
             fn = getattr(lib, name.format(t=kind), None)
+            if fn is not None:
+                return ctypes.cast(fn, ctypes.c_void_p).value, (lib, info)
+    return None, None
+
+
+def _openblas_address(lib, name):
+    """Address of OpenBLAS's `name` (openblas_get_num_threads, ...) under any of the
+    prefixes and suffixes its builds use, or None."""
+    for prefix in ("", "scipy_"):
+        for suffix in ("64_", "_64", ""):
+            fn = getattr(lib, prefix + name + suffix, None)
             if fn is not None:
                 return ctypes.cast(fn, ctypes.c_void_p).value
     return None
 
 
+@cfunc(types.int32(), cache=True)
+def _no_threads():
+    return 0
+
+
+@cfunc(types.void(types.int32), cache=True)
+def _set_no_threads(n):
+    pass
+
+
 def _register():
-    """Bind seqgen_sgemm / seqgen_dgemm to numpy's BLAS, or to the fallback; True if BLAS."""
-    found = True
+    """Bind seqgen_sgemm / seqgen_dgemm to numpy's BLAS, or to the fallback, and
+    seqgen_blas_get/set_threads to that library's thread control (OpenBLAS) or to no-ops;
+    (True if BLAS, True if its threads can be set)."""
+    found, library = True, None
+    libraries = _blas_libraries()
     for kind in "sd":
-        address = _cblas_address(kind)
+        address, lib = _cblas_address(kind, libraries)
         if address is None:
             found, address = False, _fallback(kind).address
+        else:
+            library = library or lib
         ll.add_symbol(f"seqgen_{kind}gemm", address)
-    return found
+    get = put = None
+    if library is not None and library[1].get("internal_api") == "openblas":
+        get = _openblas_address(library[0], "openblas_get_num_threads")
+        put = _openblas_address(library[0], "openblas_set_num_threads")
+    controls = get is not None and put is not None
+    ll.add_symbol("seqgen_blas_get_threads", get if controls else _no_threads.address)
+    ll.add_symbol("seqgen_blas_set_threads", put if controls else _set_no_threads.address)
+    return found, controls
 
 
-#: whether the products run on numpy's BLAS (False: the compiled fallback loops)
-USES_BLAS = _register()
+#: whether the products run on numpy's BLAS (False: the compiled fallback loops), and
+#: whether set_blas_threads reaches that library's threads (OpenBLAS)
+USES_BLAS, CONTROLS_THREADS = _register()
 _sgemm = types.ExternalFunction("seqgen_sgemm", _SIGNATURES["s"])
 _dgemm = types.ExternalFunction("seqgen_dgemm", _SIGNATURES["d"])
+# int openblas_get_num_threads(void), void openblas_set_num_threads(int) in every build
+blas_threads = types.ExternalFunction("seqgen_blas_get_threads", types.int32())
+_set_threads = types.ExternalFunction("seqgen_blas_set_threads", types.void(types.int32))
+
+
+@njit(**_JIT)
+def set_blas_threads(n):
+    """Let the BLAS of `gemm` use n threads (process-wide; nopython; no-op without
+    OpenBLAS). `blas_threads()` (nopython too) is the current count, 0 without OpenBLAS."""
+    if n > 0:
+        _set_threads(np.int32(n))
 
 
 def gemm(transA, transB, alpha, A, B, beta, C):
