@@ -3,8 +3,10 @@
 One is the default: these are 2-core machines, sweeps run one job per core, and a second
 thread pays only for large products (README "Performance"). With n > 1, BLAS may use n
 threads (OpenBLAS itself keeps small products on one) and the loop kernels split 8 or more
-streams into groups on numba threads; the GEMM kernels leave the threading to BLAS, so the
-two never nest.
+streams into groups on numba threads (`stream_parts`). The GEMM kernels run their large
+products on BLAS's threads and, when a step is large enough
+(`kernels.lstm_gemm.split_parts`), their recurrence on numba threads over stream groups,
+holding BLAS to one thread for that time; the two never nest.
 """
 import os
 

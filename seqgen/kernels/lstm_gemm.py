@@ -5,14 +5,28 @@ The same equations, gate order (i, f, o, g), buffers and cont semantics as `kern
 projection, dx and every weight gradient are single products over all T*N rows, and the
 recurrent product of a step is one (N, H) x (H, 4H) GEMM accumulated into the gates, which
 are then activated together with the cell over the whole step. `kernels.lstm`'s axpy loops
-win only while a step is too small for a GEMM call to pay (`choose_path`). Threads come
-from BLAS (seqgen.threads): the elementwise passes stay on one.
+win only while a step is too small for a GEMM call to pay (`choose_path`).
+
+Threads (seqgen.threads): the products over all T*N rows are single BLAS calls on BLAS's
+threads. The recurrence of each stream depends on no other stream, so with a budget of
+P > 1 threads and steps large enough (`split_parts`) the N streams are split into P groups
+of contiguous rows (h[t, n0:n1], gates[t, n0:n1], ...) and each numba thread runs its
+group's whole recurrence, forward (its step product, then its gates and cells) and
+backward (its step gradients, then its dh_rec product), with no synchronisation between
+steps; BLAS is held to one thread meanwhile (`blas.set_blas_threads`), so BLAS threads
+times numba threads never exceed the budget. Otherwise the per-step products are left to
+BLAS, which threads such small products poorly, and the elementwise passes stay on one
+thread. Each row's arithmetic is the same either way; only BLAS's tiling of a product's
+rows may reorder its float sums (it does between 1 and 2 BLAS threads already).
 """
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+from .. import threads
 
 from .activations import FASTMATH, sigmoid, tanh
-from .blas import gemm
+from .blas import blas_threads, gemm, set_blas_threads
 from .lstm import cell_step, forget_by_cont, step_gradients
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
@@ -22,9 +36,24 @@ JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 GEMM_MIN_STEP_WORK = 2048
 
 
+#: with a thread budget, the recurrence is split over stream groups only when each group
+#: has at least this many streams and its step product (rows * H * 4H) this many
+#: multiply-adds (benchmarks/lstm_paths.py --threads 2)
+SPLIT_MIN_ROWS = 4
+SPLIT_MIN_PART_WORK = 1 << 20
+
+
 def choose_path(N, H):
     """'gemm' or 'loops' for a layer of N streams and H units (the shapes decide)."""
     return "gemm" if N * H * 4 * H >= GEMM_MIN_STEP_WORK else "loops"
+
+
+def split_parts(N, H):
+    """How many stream groups the GEMM recurrence of N streams and H units runs on
+    separate threads (1: unsplit, BLAS threads the per-step products)."""
+    budget = min(threads.count(), numba.get_num_threads())
+    parts = min(budget, N // SPLIT_MIN_ROWS, N * H * 4 * H // SPLIT_MIN_PART_WORK)
+    return max(1, parts)
 
 
 @njit(inline="always", **JIT)
@@ -40,38 +69,84 @@ def _activate(gates, bias, cont, c, h, tanh_c, t, n, H):
 
 
 @njit(**JIT)
-def lstm_forward_gemm(x2, W_x, bias, W_h, cont, h, c, gates, tanh_c, hm):
-    """Fill h, c (T+1, N, H; row 0 holds the initial state), tanh(c) and the activated
-    gates (T, N, G) from x2 (T*N, I) with Caffe's W_x (G, I), bias (N, G), W_h (G, H); also
-    hm (T, N, H) = cont_t h_{t-1}, the recurrent input of each step (for dW_h)."""
+def _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, n0, n1):
+    """The recurrence of streams n0..n1-1 over every step, once gates holds W_x x_t."""
     T, N, G = gates.shape
     H = G // 4
-    gemm(False, True, 1.0, x2, W_x, 0.0, gates.reshape(T * N, G))
     for t in range(T):
-        for n in range(N):
+        for n in range(n0, n1):
             m = cont[t, n]
             for k in range(H):
                 hm[t, n, k] = h[t, n, k] * m
-        gemm(False, True, 1.0, hm[t], W_h, 1.0, gates[t])
-        for n in range(N):
+        gemm(False, True, 1.0, hm[t, n0:n1], W_h, 1.0, gates[t, n0:n1])
+        for n in range(n0, n1):
             _activate(gates, bias, cont, c, h, tanh_c, t, n, H)
 
 
+@njit(parallel=True, **JIT)
+def _forward_parts(bias, W_h, cont, h, c, gates, tanh_c, hm, parts):
+    N = gates.shape[1]
+    for p in prange(parts):
+        _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, p * N // parts,
+                      (p + 1) * N // parts)
+
+
 @njit(**JIT)
-def lstm_backward_gemm(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc):
-    """Back-propagate top_diff (T, N, H) into the gate pre-activation gradients dpre
-    (T, N, G), with W_h (G, H) as Caffe stores it; dh_rec, dc (N, H) carry the gradient on
-    the final state in and on the initial state out, as in `kernels.lstm.lstm_backward`."""
+def lstm_forward_gemm(x2, W_x, bias, W_h, cont, h, c, gates, tanh_c, hm, parts):
+    """Fill h, c (T+1, N, H; row 0 holds the initial state), tanh(c) and the activated
+    gates (T, N, G) from x2 (T*N, I) with Caffe's W_x (G, I), bias (N, G), W_h (G, H); also
+    hm (T, N, H) = cont_t h_{t-1}, the recurrent input of each step (for dW_h).
+
+    parts > 1 runs the recurrence of that many stream groups on numba threads, each with
+    one BLAS thread (`split_parts`); every row's arithmetic is the same as with parts = 1."""
+    T, N, G = gates.shape
+    gemm(False, True, 1.0, x2, W_x, 0.0, gates.reshape(T * N, G))
+    if parts > 1:
+        threads = blas_threads()
+        set_blas_threads(1)
+        _forward_parts(bias, W_h, cont, h, c, gates, tanh_c, hm, parts)
+        set_blas_threads(threads)
+    else:
+        _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, 0, N)
+
+
+@njit(**JIT)
+def _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, n0, n1):
+    """The backward recurrence of streams n0..n1-1 over every step."""
     T, N, G = dpre.shape
     H = G // 4
     for t in range(T - 1, -1, -1):
-        for n in range(N):
+        for n in range(n0, n1):
             step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H)
-        gemm(False, False, 1.0, dpre[t], W_h, 0.0, dh_rec)
-        for n in range(N):
+        gemm(False, False, 1.0, dpre[t, n0:n1], W_h, 0.0, dh_rec[n0:n1])
+        for n in range(n0, n1):
             m = cont[t, n]
             for k in range(H):
                 dh_rec[n, k] *= m
+
+
+@njit(parallel=True, **JIT)
+def _backward_parts(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, parts):
+    N = dpre.shape[1]
+    for p in prange(parts):
+        _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc,
+                       p * N // parts, (p + 1) * N // parts)
+
+
+@njit(**JIT)
+def lstm_backward_gemm(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, parts):
+    """Back-propagate top_diff (T, N, H) into the gate pre-activation gradients dpre
+    (T, N, G), with W_h (G, H) as Caffe stores it; dh_rec, dc (N, H) carry the gradient on
+    the final state in and on the initial state out, as in `kernels.lstm.lstm_backward`.
+    parts: as in `lstm_forward_gemm`."""
+    if parts > 1:
+        threads = blas_threads()
+        set_blas_threads(1)
+        _backward_parts(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, parts)
+        set_blas_threads(threads)
+    else:
+        _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, 0,
+                       dpre.shape[1])
 
 
 @njit(**JIT)

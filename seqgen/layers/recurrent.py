@@ -48,7 +48,7 @@ import numpy as np
 from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
                             lstm_forward_parallel, param_gradients)
 from ..kernels.lstm_gemm import (choose_path, lstm_backward_gemm, lstm_forward_gemm,
-                                 lstm_param_gradients_gemm)
+                                 lstm_param_gradients_gemm, split_parts)
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
 from .base import Layer
@@ -265,11 +265,16 @@ class LSTMLayer(_Recurrent):
 
     def _parts(self):
         """Stream groups to run on separate threads: the loop kernels split streams (as the
-        fork's Lstm layer does); the GEMM path leaves threads to BLAS."""
-        return 1 if self.path == "gemm" else stream_parts(self.N)
+        fork's Lstm layer does); the GEMM path splits only large enough steps
+        (`kernels.lstm_gemm.split_parts`), otherwise BLAS threads its products."""
+        if self.path == "gemm":
+            return self.split_override or split_parts(self.N, self.H)
+        return stream_parts(self.N)
 
     #: 'loops' or 'gemm' forces a kernel path (tests, benchmarks); None: by the shapes
     path_override = os.environ.get("SEQGEN_LSTM_PATH") or None
+    #: a number of stream groups forced on the GEMM path (benchmarks); None: by the shapes
+    split_override = None
 
     def _allocate(self, T, N):
         H, G, dt = self.H, 4 * self.H, self.dtype
@@ -298,7 +303,8 @@ class LSTMLayer(_Recurrent):
         self._initial_state(bottom, 1, self._c)
         if self.path == "gemm":
             lstm_forward_gemm(x.reshape(T * N, self.I), W_x, self._bias, W_h, self._cont,
-                              self._h, self._c, self._gates, self._tanh_c, self._hm)
+                              self._h, self._c, self._gates, self._tanh_c, self._hm,
+                              self._parts())
         else:
             self._W_hT = np.ascontiguousarray(W_h.T, dt)
             args = (x, np.ascontiguousarray(W_x.T, dt), self._bias, self._W_hT, self._cont,
@@ -340,7 +346,7 @@ class LSTMLayer(_Recurrent):
         T, N = self._TN
         W_x, b, W_s, W_h = self._weights()
         lstm_backward_gemm(top_diff, W_h, self._cont, self._c, self._gates, self._tanh_c,
-                           self._dpre, dh, dc)
+                           self._dpre, dh, dc, self._parts())
         blobs = self.blobs
         dx = bottom[0].diff.reshape(T * N, self.I) if propagate_down[0] else self._no_dx
         lstm_param_gradients_gemm(self._dpre, x.reshape(T * N, self.I), self._hm, W_x,
