@@ -32,6 +32,28 @@ def test_gemm_matches_numpy(dtype, ta, tb):
     np.testing.assert_allclose(C, want, rtol=1e-5 if dtype == np.float32 else 1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("m", [1, 2])
+def test_products_of_few_rows_go_row_by_row_and_match_numpy(dtype, ta, tb, m):
+    # (one gemv per row below GEMV_MAX_ROWS: every way a row of op(A) and op(B) are laid out)
+    assert m <= blas.GEMV_MAX_ROWS
+    A, B, C, want = case(dtype, ta, tb, seed=4, m=m, n=9, k=6)
+    call(ta, tb, 0.5, A, B, 2.0, C)
+    np.testing.assert_allclose(C, want, rtol=1e-5 if dtype == np.float32 else 1e-13)
+    # strided rows of every operand, and beta = 0 reading nothing of C
+    rng = np.random.default_rng(5)
+    big_a = rng.standard_normal((12, 20)).astype(dtype)
+    a = big_a[:6, 3:3 + m] if ta else big_a[:m, 3:9]
+    big_b = rng.standard_normal((12, 20)).astype(dtype)
+    b = big_b[:9, 2:8] if tb else big_b[:6, 2:11]
+    out = np.full((m, 30), np.nan, dtype)
+    call(ta, tb, 1.0, a, b, 0.0, out[:, 10:19])
+    ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
+    np.testing.assert_allclose(out[:, 10:19], ref, rtol=1e-5 if dtype == np.float32 else 1e-13)
+    assert np.isnan(out[:, :10]).all() and np.isnan(out[:, 19:]).all()
+
+
 def test_strided_rows_and_beta_zero_ignores_garbage():
     rng = np.random.default_rng(1)
     X, W = rng.standard_normal((6, 10)), rng.standard_normal((3, 4))
@@ -57,3 +79,17 @@ def test_fallback_loops_match_numpy(kind, dtype, ta, tb):
     fn(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, m, n, k, 0.5,
        ptr(A), A.shape[1], ptr(B), B.shape[1], 2.0, ptr(C), n)
     np.testing.assert_allclose(C, want, rtol=1e-5 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("kind,dtype", [("s", np.float32), ("d", np.float64)])
+@pytest.mark.parametrize("trans", [False, True])
+def test_fallback_gemv_matches_numpy(kind, dtype, trans):
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((4, 7)).astype(dtype)
+    x = rng.standard_normal(3 * (4 if trans else 7)).astype(dtype)  # read at stride 3
+    y = rng.standard_normal(7 if trans else 4).astype(dtype)
+    want = 0.5 * (A.T if trans else A).astype(np.float64) @ x[::3] + 2 * y
+    fn = blas._fallback_gemv(kind).ctypes
+    ptr = lambda a: a.ctypes.data_as(ctypes.POINTER(np.ctypeslib.as_ctypes_type(dtype)))
+    fn(ROW_MAJOR, TRANS if trans else NO_TRANS, 4, 7, 0.5, ptr(A), 7, ptr(x), 3, 2.0, ptr(y), 1)
+    np.testing.assert_allclose(y, want, rtol=1e-5 if dtype == np.float32 else 1e-13)

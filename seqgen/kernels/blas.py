@@ -9,6 +9,12 @@ BLAS instead, which measured 1.4-1.6x slower for the per-step products of these 
 (OpenBLAS 0.3.30 against numpy's 0.3.31, AMD EPYC, one thread), and cannot accumulate
 (beta = 1). Without a usable cblas the products fall back to compiled loops.
 
+A product of one or two rows goes to `cblas_?gemv` a row at a time instead: OpenBLAS's
+sgemm packs all of op(B) on every call, and for the one-stream LSTM step (1 x 512 by
+512 x 2048) that made it 4-5x slower than gemv (480 against 94 us a step; two rows 460
+against 142; from four rows on sgemm wins: `python benchmarks/gemm_rows.py`, AMD EPYC,
+one thread).
+
 `blas_threads()` / `set_blas_threads(n)` read and set that library's thread count from
 compiled code (OpenBLAS's process-wide openblas_get/set_num_threads, bound the same way),
 so a kernel that runs products on several numba threads can keep each of them on one BLAS
@@ -32,7 +38,12 @@ _SIGNATURES = {
 # 64-bit integers are declared for every build: on x86-64 and arm64 an LP64 library reads
 # the low 32 bits of the same register or 8-byte stack slot, which hold the same value
 _JIT = dict(cache=True, nogil=True)
-_NAMES = ("scipy_cblas_{t}gemm64_", "cblas_{t}gemm64_", "cblas_{t}gemm_64", "cblas_{t}gemm")
+_NAMES = ("scipy_cblas_{t}{f}64_", "cblas_{t}{f}64_", "cblas_{t}{f}_64", "cblas_{t}{f}")
+_GEMV_SIGNATURES = {  # order, trans, m, n, alpha, A, lda, x, incx, beta, y, incy
+    kind: types.void(_I32, _I32, _I64, _I64, dt, _P, _I64, _P, _I64, dt, _P, _I64)
+    for kind, dt in (("s", types.float32), ("d", types.float64))}
+#: products of at most this many rows run as one gemv per row (see the module docstring)
+GEMV_MAX_ROWS = 2
 
 
 def _fallback(kind):
@@ -58,6 +69,26 @@ def _fallback(kind):
     return fallback
 
 
+def _fallback_gemv(kind):
+    """A compiled C-ABI gemv (row-major, plain loops) for a numpy without cblas."""
+    dt = types.float32 if kind == "s" else types.float64
+    ptr = types.CPointer(dt)
+    signature = types.void(_I32, _I32, _I64, _I64, dt, ptr, _I64, ptr, _I64, dt, ptr, _I64)
+
+    @cfunc(signature, cache=True)
+    def fallback(order, trans, m, n, alpha, a, lda, x, incx, beta, y, incy):
+        A = carray(a, (m * lda,))
+        rows, cols = (m, n) if trans == NO_TRANS else (n, m)
+        X = carray(x, ((cols - 1) * incx + 1,))
+        Y = carray(y, ((rows - 1) * incy + 1,))
+        for i in range(rows):
+            acc = dt(0)
+            for p in range(cols):
+                acc += (A[i * lda + p] if trans == NO_TRANS else A[p * lda + i]) * X[p * incx]
+            Y[i * incy] = alpha * acc + (beta * Y[i * incy] if beta != 0 else 0)
+    return fallback
+
+
 def _blas_libraries():
     """The BLAS libraries threadpoolctl lists, numpy's first: [(ctypes library, info)]."""
     from threadpoolctl import threadpool_info  # lazy: only to find the library once
@@ -73,11 +104,11 @@ def _blas_libraries():
     return libraries
 
 
-def _cblas_address(kind, libraries):
-    """(Address of numpy's cblas_?gemm, its library), or (None, None)."""
+def _cblas_address(kind, libraries, function="gemm"):
+    """(Address of numpy's cblas_?gemm (or ?gemv), its (library, info)), or (None, None)."""
     for lib, info in libraries:
         for name in _NAMES:
-            fn = getattr(lib, name.format(t=kind), None)
+            fn = getattr(lib, name.format(t=kind, f=function), None)
             if fn is not None:
                 return ctypes.cast(fn, ctypes.c_void_p).value, (lib, info)
     return None, None
@@ -105,18 +136,19 @@ def _set_no_threads(n):
 
 
 def _register():
-    """Bind seqgen_sgemm / seqgen_dgemm to numpy's BLAS, or to the fallback, and
+    """Bind seqgen_?gemm / seqgen_?gemv to numpy's BLAS, or to the fallbacks, and
     seqgen_blas_get/set_threads to that library's thread control (OpenBLAS) or to no-ops;
     (True if BLAS, True if its threads can be set)."""
     found, library = True, None
     libraries = _blas_libraries()
     for kind in "sd":
-        address, lib = _cblas_address(kind, libraries)
-        if address is None:
-            found, address = False, _fallback(kind).address
-        else:
-            library = library or lib
-        ll.add_symbol(f"seqgen_{kind}gemm", address)
+        for function, fallback in (("gemm", _fallback), ("gemv", _fallback_gemv)):
+            address, lib = _cblas_address(kind, libraries, function)
+            if address is None:
+                found, address = False, fallback(kind).address
+            else:
+                library = library or lib
+            ll.add_symbol(f"seqgen_{kind}{function}", address)
     get = put = None
     if library is not None and library[1].get("internal_api") == "openblas":
         get = _openblas_address(library[0], "openblas_get_num_threads")
@@ -132,6 +164,8 @@ def _register():
 USES_BLAS, CONTROLS_THREADS = _register()
 _sgemm = types.ExternalFunction("seqgen_sgemm", _SIGNATURES["s"])
 _dgemm = types.ExternalFunction("seqgen_dgemm", _SIGNATURES["d"])
+_sgemv = types.ExternalFunction("seqgen_sgemv", _GEMV_SIGNATURES["s"])
+_dgemv = types.ExternalFunction("seqgen_dgemv", _GEMV_SIGNATURES["d"])
 # int openblas_get_num_threads(void), void openblas_set_num_threads(int) in every build
 blas_threads = types.ExternalFunction("seqgen_blas_get_threads", types.int32())
 _set_threads = types.ExternalFunction("seqgen_blas_set_threads", types.void(types.int32))
@@ -153,13 +187,26 @@ def gemm(transA, transB, alpha, A, B, beta, C):
 @overload(gemm, jit_options=dict(cache=True))
 def _gemm(transA, transB, alpha, A, B, beta, C):
     call = _sgemm if C.dtype == types.float32 else _dgemm
+    row_call = _sgemv if C.dtype == types.float32 else _dgemv
     dt = C.dtype
 
     def impl(transA, transB, alpha, A, B, beta, C):
         size = C.itemsize
         m, n = C.shape
         k = A.shape[0] if transA else A.shape[1]
+        lda, ldb = A.strides[0] // size, B.strides[0] // size
+        if m <= GEMV_MAX_ROWS:
+            # row i of C = alpha op(B)^T (row i of op(A)) + beta C[i]: op(B) is k x n, so B
+            # itself (n x k when transposed) is multiplied as stored, untransposed, and
+            # B (k x n) as transposed
+            inc = 1 if not transA else lda  # along a row of op(A)
+            for i in range(m):
+                row_call(ROW_MAJOR, NO_TRANS if transB else TRANS, n if transB else k,
+                         k if transB else n, dt(alpha), B.ctypes.data, ldb,
+                         A.ctypes.data + i * (lda * size if not transA else size), inc,
+                         dt(beta), C.ctypes.data + i * C.strides[0], 1)
+            return
         call(ROW_MAJOR, TRANS if transA else NO_TRANS, TRANS if transB else NO_TRANS,
-             m, n, k, dt(alpha), A.ctypes.data, A.strides[0] // size, B.ctypes.data,
-             B.strides[0] // size, dt(beta), C.ctypes.data, C.strides[0] // size)
+             m, n, k, dt(alpha), A.ctypes.data, lda, B.ctypes.data,
+             ldb, dt(beta), C.ctypes.data, C.strides[0] // size)
     return impl

@@ -150,8 +150,11 @@ class TextPlan(DataPlan):
         if flag == "--input":
             return (f"--input {value} is for sequence data; a text run feeds token ids and "
                     "its labels are the next tokens")
-        return ("--holdout is for sequence data; a text run is validated on its validation "
-                "split (--split or --val)")
+        if flag == "--holdout":
+            return ("--holdout is for sequence data; a text run is validated on its "
+                    "validation split (--split or --val)")
+        return (f"{flag} is for sequence data in input mode previous (the feedback "
+                "schedule); a text run feeds the true tokens")
 
     def __init__(self, options, net_path, log):
         super().__init__(options, net_path, log)
