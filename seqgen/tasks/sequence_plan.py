@@ -175,9 +175,11 @@ class SequencePlan(DataPlan):
 
     def record(self):
         settings = feedback_settings(self.options)
+        # (the default schedule is not written: a fixed-seed run's run.json and sidecars
+        # stay byte for byte what seqgen 0.1.0 wrote, tests/test_run_compat.py)
+        custom = self.schedule is not None and not settings.is_default()
         return {"input": self.mode, "holdout_steps": self.held_steps(),
-                "feedback_schedule": settings.to_json() if self.schedule is not None
-                else None}
+                "feedback_schedule": settings.to_json() if custom else None}
 
     def prepare(self, net, weights_given, resuming):
         if not weights_given and not resuming:
