@@ -113,7 +113,7 @@ def test_a_default_run_keeps_the_fingerprint_it_had_before_the_settings(tmp_path
     out = tmp_path / "run"
     assert main(["train", SOLVER, "--iters", "20", "--out", str(out)]) == 0
     record = json.loads((out / "run.json").read_text())
-    assert record["feedback_schedule"] == FeedbackSettings().to_json()
+    assert "feedback_schedule" not in record  # (nor in the sidecar: test_run_compat.py)
     assert "feedback schedule" not in record["fingerprint"]["options"]
 
 
@@ -135,3 +135,36 @@ def test_a_sweep_key_reaches_the_run(tmp_path, capsys):
                  "--out", str(tmp_path / "z")]) == 2
     assert "for input mode previous only" in capsys.readouterr().err
     assert not (tmp_path / "z").exists()
+
+
+def test_a_net_file_carries_its_recipe_and_a_resume_keeps_the_runs_own(tmp_path, capsys):
+    net = tmp_path / "short.prototxt"
+    plain = SHORT.read_text()
+    net.write_text("# seqgen: feedback_refresh 5\n# seqgen: feedback_ramp 0.3\n" + plain)
+    assert main(["train", str(net), "--iters", "20", "--out", str(tmp_path / "a")]) == 0
+    assert "short.prototxt asks for it" in capsys.readouterr().out
+    record = json.loads((tmp_path / "a" / "run.json").read_text())
+    assert record["feedback_schedule"] == {"share": 1.0, "ramp": 0.3, "refresh": 5}
+    # a flag given wins over the file
+    assert main(["train", str(net), "--iters", "20", "--feedback-refresh", "7", "--out",
+                 str(tmp_path / "b")]) == 0
+    record = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert record["feedback_schedule"] == {"share": 1.0, "ramp": 0.3, "refresh": 7}
+    # a run trained before the file had a recipe resumes with the schedule it had
+    net.write_text(plain)
+    assert main(["train", str(net), "--iters", "20", "--out", str(tmp_path / "c")]) == 0
+    net.write_text("# seqgen: feedback_refresh 5\n" + plain)
+    capsys.readouterr()
+    assert main(["train", str(net), "--resume", str(tmp_path / "c" / "short_iter_20.solverstate"),
+                 "--iters", "40"]) == 0
+    assert "Feedback schedule" not in capsys.readouterr().out
+    assert "feedback_schedule" not in json.loads((tmp_path / "c" / "run.json").read_text())
+
+
+def test_a_bad_recipe_line_names_the_file_and_line(tmp_path, capsys):
+    net = tmp_path / "short.prototxt"
+    net.write_text("# a comment\n# seqgen: feedback_refresh 0\n" + SHORT.read_text())
+    assert main(["train", str(net), "--iters", "20", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{net}:2: feedback_refresh must be a positive whole number, not '0'" in err, err
+    assert not (tmp_path / "a").exists()

@@ -132,7 +132,8 @@ def open_plan(opts, net_path, log, has_inputs):
                             feedback=opts.feedback is not False,
                             feedback_share=opts.feedback_share,
                             feedback_ramp=opts.feedback_ramp,
-                            feedback_refresh=opts.feedback_refresh, split=opts.split,
+                            feedback_refresh=opts.feedback_refresh,
+                            resuming=bool(opts.resume), split=opts.split,
                             val=opts.val, test=opts.test, epochs=opts.epochs,
                             early_stop=opts.early_stop)
     cls = plan_class(opts.data, has_inputs)

@@ -36,6 +36,7 @@ class PlanOptions:
     feedback_share: Optional[float] = None  # sequences: the feedback schedule's settings
     feedback_ramp: Optional[float] = None
     feedback_refresh: Optional[int] = None
+    resuming: bool = False  # a resumed run: its recorded settings, not the net file's
     split: Optional[str] = None  # text: --split TRAIN,VAL[,TEST]
     val: Optional[str] = None  # text: --val FILE
     test: Optional[str] = None  # text: --test FILE

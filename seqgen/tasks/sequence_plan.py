@@ -36,10 +36,43 @@ def default_data_spec(net_path):
     return f"sinusoid:{_KNOWN_LENGTHS.get(name, 320)}"
 
 
-def feedback_settings(options):
-    """The feedback schedule's settings in PlanOptions (defaults where not given)."""
-    return FeedbackSettings.of(options.feedback_share, options.feedback_ramp,
-                               options.feedback_refresh)
+_FEEDBACK_DIRECTIVE = re.compile(
+    r"^#\s*seqgen:\s*feedback_(share|ramp|refresh)\s+(\S+)\s*$", re.M)
+
+
+def net_recipe(net_path):
+    """The feedback settings a net file asks for with `# seqgen: feedback_share P`,
+    `feedback_ramp F`, `feedback_refresh K` comment lines ({name: value}); SeqgenError
+    naming the file and line of a bad one."""
+    try:
+        with open(net_path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return {}
+    out = {}
+    for match in _FEEDBACK_DIRECTIVE.finditer(text):
+        name, raw = match.groups()
+        line = text.count("\n", 0, match.start()) + 1
+        try:
+            value = int(raw) if name == "refresh" else float(raw)
+        except ValueError:
+            value = raw
+        want = FeedbackSettings.problem(name, value)
+        if want:
+            raise SeqgenError(f"{net_path}:{line}: feedback_{name} must be {want}, not '{raw}'")
+        out[name] = value
+    return out
+
+
+def feedback_settings(options, net_path=None):
+    """The feedback schedule's settings: the options given, else (for a new run) the net
+    file's recipe, else the defaults. A resumed run gets its recorded settings as options;
+    one that recorded none had the defaults, whatever the net file says now."""
+    recipe = net_recipe(net_path) if net_path and not options.resuming else {}
+    given = {name: getattr(options, f"feedback_{name}") for name in ("share", "ramp",
+                                                                     "refresh")}
+    return FeedbackSettings.of(**{k: v if v is not None else recipe.get(k)
+                                  for k, v in given.items()})
 
 
 def on_off(value):
@@ -84,6 +117,7 @@ class SequencePlan(DataPlan):
         self.data_spec = options.data or default_data_spec(net_path)
         self.source, self.sequence = resolve_source(self.data_spec)
         self.mode = options.mode or "previous"
+        self.feedback = feedback_settings(options, net_path)
         self.schedule = self.tester = None
         self.held_out = None
 
@@ -99,7 +133,7 @@ class SequencePlan(DataPlan):
             self.held_out = (train_chunks, held, test_chunks)
         if self.mode == "previous" and self.options.feedback:
             self.schedule = FeedbackSchedule(self.feeder, self._test_net(solver),
-                                             param.max_iter, feedback_settings(self.options),
+                                             param.max_iter, self.feedback,
                                              seed=param.random_seed)
         if held:
             self.tester = HeldOutTest(self._test_net(solver), self.sequence, self.mode, T,
@@ -166,7 +200,7 @@ class SequencePlan(DataPlan):
     def fingerprint_options(self):
         out = {"--input": on_off(self.mode), "--holdout": on_off(self.held_steps()),
                "feedback (--no-feedback)": on_off(self.schedule is not None)}
-        settings = feedback_settings(self.options)
+        settings = self.feedback
         if self.schedule is not None and not settings.is_default():
             # (only then: runs with the default schedule keep the fingerprint they had
             # before the schedule could be set, so their snapshots still resume)
@@ -174,10 +208,12 @@ class SequencePlan(DataPlan):
         return out
 
     def record(self):
-        settings = feedback_settings(self.options)
+        settings = self.feedback
+        # (the default schedule is not written: a fixed-seed run's run.json and sidecars
+        # stay byte for byte what seqgen 0.1.0 wrote, tests/test_run_compat.py)
+        custom = self.schedule is not None and not settings.is_default()
         return {"input": self.mode, "holdout_steps": self.held_steps(),
-                "feedback_schedule": settings.to_json() if self.schedule is not None
-                else None}
+                "feedback_schedule": settings.to_json() if custom else None}
 
     def prepare(self, net, weights_given, resuming):
         if not weights_given and not resuming:
@@ -186,10 +222,12 @@ class SequencePlan(DataPlan):
 
     def notes(self):
         out = []
-        settings = feedback_settings(self.options)
+        settings = self.feedback
         if self.schedule is not None and not settings.is_default():
+            source = (f"; {os.path.basename(self.net_path)} asks for it"
+                      if settings != feedback_settings(self.options) else "")
             out.append(f"Feedback schedule: {settings.text()} (default "
-                       f"{FeedbackSettings().text()})")
+                       f"{FeedbackSettings().text()}{source})")
         unused = len(self.sequence) - len(self.feeder.sequence) - (self.held_steps() or 0)
         if unused > 0:
             out.append(f"Note: the last {unused} steps of {self.source} do not fill a chunk "
