@@ -157,7 +157,8 @@ def test_split_gemm_carries_state_across_calls():
         n = t_end - t0
         h, c = np.zeros((n + 1, N, H), dt), np.zeros((n + 1, N, H), dt)
         h[0], c[0] = h_prev, c_prev
-        gates, tanh_c, hm = np.zeros((n, N, G), dt), np.zeros((n, N, H), dt), np.zeros((n, N, H), dt)
+        gates, tanh_c, hm = (np.zeros((n, N, G), dt), np.zeros((n, N, H), dt),
+                             np.zeros((n, N, H), dt))
         cont = np.ascontiguousarray(p["cont"][t0:t_end])
         lstm_forward_gemm(np.ascontiguousarray(p["x"][t0:t_end]).reshape(n * N, I), p["W_x"],
                           bias, p["W_h"], cont, h, c, gates, tanh_c, hm, parts)
