@@ -7,6 +7,13 @@ streams into groups on numba threads (`stream_parts`). The GEMM kernels run thei
 products on BLAS's threads and, when a step is large enough
 (`kernels.lstm_gemm.split_parts`), their recurrence on numba threads over stream groups,
 holding BLAS to one thread for that time; the two never nest.
+
+The two thread pools must not busy-wait on each other's cores: OpenBLAS's idle workers are
+stopped before such a region (`kernels.blas.park_blas_threads`), and numba's OpenMP workers
+are asked to sleep as soon as a region ends (OMP_WAIT_POLICY=PASSIVE unless set; libgomp
+otherwise spins for milliseconds, taking a core from the BLAS products that follow). That
+default is set when the budget is above 1 and only takes effect before numba first starts
+its threads (its first parallel kernel).
 """
 import os
 
@@ -14,6 +21,15 @@ import numba
 
 PARALLEL_MIN_STREAMS = 8
 _threads = max(1, int(os.environ.get("SEQGEN_THREADS", "1") or 1))
+
+
+def _quiet_waits():
+    """numba's OpenMP workers sleep between parallel regions (see the module docstring)."""
+    if _threads > 1:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+_quiet_waits()
 
 
 def count():
@@ -27,6 +43,7 @@ def set_threads(n):
     from threadpoolctl import threadpool_limits  # lazy: only when the budget changes
 
     _threads = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
+    _quiet_waits()
     threadpool_limits(_threads, user_api="blas")  # stays in force (not used as a context)
     numba.set_num_threads(_threads)
     os.environ["SEQGEN_THREADS"] = str(_threads)  # processes started later inherit it

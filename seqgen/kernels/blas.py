@@ -18,7 +18,13 @@ one thread).
 `blas_threads()` / `set_blas_threads(n)` read and set that library's thread count from
 compiled code (OpenBLAS's process-wide openblas_get/set_num_threads, bound the same way),
 so a kernel that runs products on several numba threads can keep each of them on one BLAS
-thread and restore the count afterwards. Without OpenBLAS they do nothing (count 0).
+thread and restore the count afterwards. `park_blas_threads()` stops OpenBLAS's worker
+threads (its blas_thread_shutdown_, the pthreads build's fork handler): after every
+threaded product they busy-wait for about 0.1 s (2^28 cycles, OPENBLAS_THREAD_TIMEOUT),
+and on these 2-core machines that took half a core from numba's threads, making a
+stream-split LSTM recurrence slower than the unsplit one; OpenBLAS starts them again at its
+next threaded call (or `set_blas_threads`). Without OpenBLAS on pthreads, parking does
+nothing; without OpenBLAS the thread functions do nothing (count 0).
 """
 import ctypes
 
@@ -135,6 +141,11 @@ def _set_no_threads(n):
     pass
 
 
+@cfunc(types.int32(), cache=True)
+def _park_nothing():
+    return 0
+
+
 def _register():
     """Bind seqgen_?gemm / seqgen_?gemv to numpy's BLAS, or to the fallbacks, and
     seqgen_blas_get/set_threads to that library's thread control (OpenBLAS) or to no-ops;
@@ -156,12 +167,18 @@ def _register():
     controls = get is not None and put is not None
     ll.add_symbol("seqgen_blas_get_threads", get if controls else _no_threads.address)
     ll.add_symbol("seqgen_blas_set_threads", put if controls else _set_no_threads.address)
-    return found, controls
+    park = None
+    if controls and library[1].get("threading_layer") == "pthreads":
+        fn = getattr(library[0], "blas_thread_shutdown_", None)
+        park = None if fn is None else ctypes.cast(fn, ctypes.c_void_p).value
+    ll.add_symbol("seqgen_blas_park", park if park is not None else _park_nothing.address)
+    return found, controls, park is not None
 
 
-#: whether the products run on numpy's BLAS (False: the compiled fallback loops), and
-#: whether set_blas_threads reaches that library's threads (OpenBLAS)
-USES_BLAS, CONTROLS_THREADS = _register()
+#: whether the products run on numpy's BLAS (False: the compiled fallback loops), whether
+#: set_blas_threads reaches that library's threads (OpenBLAS) and whether
+#: park_blas_threads stops its workers (OpenBLAS on pthreads)
+USES_BLAS, CONTROLS_THREADS, PARKS_THREADS = _register()
 _sgemm = types.ExternalFunction("seqgen_sgemm", _SIGNATURES["s"])
 _dgemm = types.ExternalFunction("seqgen_dgemm", _SIGNATURES["d"])
 _sgemv = types.ExternalFunction("seqgen_sgemv", _GEMV_SIGNATURES["s"])
@@ -169,6 +186,7 @@ _dgemv = types.ExternalFunction("seqgen_dgemv", _GEMV_SIGNATURES["d"])
 # int openblas_get_num_threads(void), void openblas_set_num_threads(int) in every build
 blas_threads = types.ExternalFunction("seqgen_blas_get_threads", types.int32())
 _set_threads = types.ExternalFunction("seqgen_blas_set_threads", types.void(types.int32))
+_park = types.ExternalFunction("seqgen_blas_park", types.int32())
 
 
 @njit(**_JIT)
@@ -177,6 +195,14 @@ def set_blas_threads(n):
     OpenBLAS). `blas_threads()` (nopython too) is the current count, 0 without OpenBLAS."""
     if n > 0:
         _set_threads(np.int32(n))
+
+
+@njit(**_JIT)
+def park_blas_threads():
+    """Stop BLAS's idle worker threads until its next threaded call (nopython; see the
+    module docstring). Call with BLAS at one thread, and not while another Python thread
+    is inside a BLAS call."""
+    _park()
 
 
 def gemm(transA, transB, alpha, A, B, beta, C):

@@ -15,10 +15,12 @@ P > 1 threads and steps large enough (`split_parts`) the N streams are split int
 of contiguous rows (h[t, n0:n1], gates[t, n0:n1], ...) and each numba thread runs its
 group's whole recurrence, forward (its step product, then its gates and cells) and
 backward (its step gradients, then its dh_rec product), with no synchronisation between
-steps; BLAS is held to one thread meanwhile (`blas.set_blas_threads`), so BLAS threads
-times numba threads never exceed the budget. Otherwise the per-step products are left to
-BLAS, which threads such small products poorly, and the elementwise passes stay on one
-thread. Each row's arithmetic is the same either way; only BLAS's tiling of a product's
+steps. BLAS is held to one thread meanwhile (`blas.set_blas_threads`), so BLAS threads
+times numba threads never exceed the budget, and its idle workers, which would busy-wait
+on the cores the numba threads need, are stopped (`blas.park_blas_threads`; numba's own
+workers sleep when a region ends, `seqgen.threads`). Otherwise the per-step products are
+left to BLAS, which threads such small products poorly, and the elementwise passes stay on
+one thread. Each row's arithmetic is the same either way; only BLAS's tiling of a product's
 rows may reorder its float sums (it does between 1 and 2 BLAS threads already).
 """
 import numba
@@ -28,7 +30,7 @@ from numba import njit, prange
 from .. import threads
 
 from .activations import FASTMATH, sigmoid, tanh
-from .blas import blas_threads, gemm, set_blas_threads
+from .blas import blas_threads, gemm, park_blas_threads, set_blas_threads
 from .lstm import cell_step, forget_by_cont, step_gradients
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
@@ -106,6 +108,7 @@ def lstm_forward_gemm(x2, W_x, bias, W_h, cont, h, c, gates, tanh_c, hm, parts):
     if parts > 1:
         threads = blas_threads()
         set_blas_threads(1)
+        park_blas_threads()
         _forward_parts(bias, W_h, cont, h, c, gates, tanh_c, hm, parts)
         set_blas_threads(threads)
     else:
@@ -144,6 +147,7 @@ def lstm_backward_gemm(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, 
     if parts > 1:
         threads = blas_threads()
         set_blas_threads(1)
+        park_blas_threads()
         _backward_parts(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, parts)
         set_blas_threads(threads)
     else:
