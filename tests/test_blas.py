@@ -1,6 +1,8 @@
 """kernels.blas.gemm (numpy's BLAS from compiled code) and its compiled fallback, against
-numpy's products: every transpose combination, alpha/beta, strided rows, both dtypes."""
+numpy's products: every transpose combination, alpha/beta, strided rows, both dtypes; the
+BLAS thread control (count, parking the workers) from compiled code."""
 import ctypes
+import os
 
 import numpy as np
 import pytest
@@ -93,3 +95,41 @@ def test_fallback_gemv_matches_numpy(kind, dtype, trans):
     ptr = lambda a: a.ctypes.data_as(ctypes.POINTER(np.ctypeslib.as_ctypes_type(dtype)))
     fn(ROW_MAJOR, TRANS if trans else NO_TRANS, 4, 7, 0.5, ptr(A), 7, ptr(x), 3, 2.0, ptr(y), 1)
     np.testing.assert_allclose(y, want, rtol=1e-5 if dtype == np.float32 else 1e-13)
+
+
+@njit(cache=True)
+def threads_then_park(n):
+    before = blas.blas_threads()
+    blas.set_blas_threads(n)
+    during = blas.blas_threads()
+    blas.set_blas_threads(1)
+    blas.park_blas_threads()
+    parked = blas.blas_threads()
+    blas.set_blas_threads(before)
+    return before, during, parked
+
+
+def test_thread_control_reaches_numpy_blas_and_parking_keeps_it_working():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    assert blas.CONTROLS_THREADS and blas.PARKS_THREADS  # numpy's OpenBLAS wheels here
+
+    def numpy_blas_threads():
+        return [i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "blas" and "numpy" in i["filepath"]]
+
+    rng = np.random.default_rng(3)
+    A, B = rng.standard_normal((300, 200)), rng.standard_normal((200, 250))
+    want = A @ B
+    with threadpool_limits(2, user_api="blas"):
+        assert threads_then_park(2) == (2, 2, 1)
+        assert numpy_blas_threads() == [2]
+        tasks = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 0
+        np.testing.assert_allclose(A @ B, want, rtol=1e-12)  # workers start again
+        blas.set_blas_threads(1)
+        blas.park_blas_threads()
+        if tasks:  # the parked workers are gone until the next threaded product
+            assert len(os.listdir("/proc/self/task")) < tasks
+        blas.set_blas_threads(2)
+        np.testing.assert_allclose(A @ B, want, rtol=1e-12)
+        assert numpy_blas_threads() == [2]

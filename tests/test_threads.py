@@ -1,5 +1,7 @@
 """seqgen.threads: the one thread budget reaches numba and every loaded BLAS, and small nets
 or few streams never split."""
+import os
+
 import numba
 from threadpoolctl import threadpool_info
 
@@ -33,3 +35,16 @@ def test_stream_parts_only_split_many_streams_with_a_budget(monkeypatch):
     monkeypatch.setattr(threads, "_threads", 2)
     assert threads.stream_parts(threads.PARALLEL_MIN_STREAMS - 1) == 1
     assert threads.stream_parts(64) == min(2, numba.get_num_threads())
+
+
+def test_numba_workers_sleep_between_regions_with_a_budget(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(threads, "_threads", 1)
+    threads._quiet_waits()
+    assert "OMP_WAIT_POLICY" not in os.environ  # one thread: nothing to ask
+    monkeypatch.setattr(threads, "_threads", 2)
+    threads._quiet_waits()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice stays
+    threads._quiet_waits()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
