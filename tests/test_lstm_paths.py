@@ -197,7 +197,9 @@ def test_split_parts_by_budget_and_shape(monkeypatch):
     monkeypatch.setattr(threads, "_threads", 2)
     two = min(2, numba.get_num_threads())
     assert split_parts(32, 256) == split_parts(64, 256) == split_parts(33, 512) == two
-    assert split_parts(1, 512) == split_parts(4, 32) == split_parts(8, 15) == 1  # small steps
+    assert split_parts(32, 32) == split_parts(4, 256) == split_parts(3, 128) == two
+    assert split_parts(1, 512) == split_parts(4, 32) == split_parts(2, 64) == 1  # small steps
+    assert split_parts(8, 256) == split_parts(16, 128) == split_parts(5, 512) == 1  # packing
 
 
 def lstm_rig(Tn, Nn, Hn, seed=0):

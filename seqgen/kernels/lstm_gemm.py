@@ -30,7 +30,7 @@ from numba import njit, prange
 from .. import threads
 
 from .activations import FASTMATH, sigmoid, tanh
-from .blas import blas_threads, gemm, park_blas_threads, set_blas_threads
+from .blas import GEMV_MAX_ROWS, blas_threads, gemm, park_blas_threads, set_blas_threads
 from .lstm import cell_step, forget_by_cont, step_gradients
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
@@ -40,11 +40,14 @@ JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 GEMM_MIN_STEP_WORK = 2048
 
 
-#: with a thread budget, the recurrence is split over stream groups only when each group
-#: has at least this many streams and its step product (rows * H * 4H) this many
-#: multiply-adds (benchmarks/lstm_paths.py --threads 2)
-SPLIT_MIN_ROWS = 4
-SPLIT_MIN_PART_WORK = 1 << 20
+#: with a thread budget, the recurrence is split over stream groups only when every group's
+#: step product has at least this many multiply-adds (rows * H * 4H) and either at least
+#: SPLIT_MIN_ROWS rows or at most blas.GEMV_MAX_ROWS (a gemv a row, which packs nothing):
+#: in between, sgemm's packing of all of W_h in every group every step costs more than the
+#: second thread gives (50 x 8, 256: 1.49x split against 1.64x on BLAS's threads; 50 x 32,
+#: 64: 1.42x against 1.14x; `python benchmarks/lstm_paths.py --threads 2`, AMD EPYC)
+SPLIT_MIN_ROWS = 12
+SPLIT_MIN_PART_WORK = 1 << 16
 
 
 def choose_path(N, H):
@@ -55,9 +58,13 @@ def choose_path(N, H):
 def split_parts(N, H):
     """How many stream groups the GEMM recurrence of N streams and H units runs on
     separate threads (1: unsplit, BLAS threads the per-step products)."""
-    budget = min(threads.count(), numba.get_num_threads())
-    parts = min(budget, N // SPLIT_MIN_ROWS, N * H * 4 * H // SPLIT_MIN_PART_WORK)
-    return max(1, parts)
+    parts = min(threads.count(), numba.get_num_threads(), N)
+    if parts < 2:
+        return 1
+    fewest, most = N // parts, -(-N // parts)  # rows of the smallest and largest group
+    if fewest * H * 4 * H < SPLIT_MIN_PART_WORK:
+        return 1
+    return parts if most <= GEMV_MAX_ROWS or fewest >= SPLIT_MIN_ROWS else 1
 
 
 @njit(inline="always", **JIT)
