@@ -102,7 +102,11 @@ def take_recorded(opts, param, log):
     if opts.feedback is None and rec.feedback is False:
         opts.feedback = False
         taken.append("--no-feedback")
-    for key, value in (rec.feedback_schedule or {}).items():
+    # the recorded schedule, unless this session turns it off (--input zero, --no-feedback:
+    # then the fingerprint says what changed)
+    schedule = rec.feedback_schedule if (opts.mode or "previous") == "previous" and \
+        opts.feedback is not False else None
+    for key, value in (schedule or {}).items():
         field = f"feedback_{key}"
         if getattr(opts, field, "-") is None and value is not None:
             setattr(opts, field, value)
