@@ -12,7 +12,7 @@ the option's range) before anything runs.
 """
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from google.protobuf.descriptor import FieldDescriptor
 
@@ -26,7 +26,7 @@ OWN_SOLVER_FIELDS = {"random_seed": "give --seeds instead",
 
 
 #: train options a KEY may name (TrainOptions field -> its type); a run passes them to train
-TRAIN_OPTION_KEYS = {"feedback_share": float, "feedback_ramp": float, "feedback_refresh": int}
+TRAIN_OPTION_KEYS = {f"feedback_{f.name}": f.type for f in fields(FeedbackSettings)}
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,20 @@ _KNOWN_LENGTHS = {"lstm_long": 960, "deep_lstm_long": 960}
 FORK_FORGET_BIAS = 5.0
 
 
+def _net_text(net_path):
+    """The net file's text, where its `# seqgen: ...` lines are read ('' if unreadable:
+    reading the net itself reports that)."""
+    try:
+        with open(net_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def default_data_spec(net_path):
     """The built-in sinusoid at the length the net's file asks for (a `# seqgen:
     sequence_length N` comment, or the fork's own long configurations by name), else 320."""
-    try:
-        with open(net_path, encoding="utf-8", errors="replace") as f:
-            match = _LENGTH_DIRECTIVE.search(f.read())
-    except OSError:
-        match = None
+    match = _LENGTH_DIRECTIVE.search(_net_text(net_path))
     if match:
         return f"sinusoid:{int(match.group(1))}"
     name = os.path.splitext(os.path.basename(net_path))[0]
@@ -44,11 +50,7 @@ def net_recipe(net_path):
     """The feedback settings a net file asks for with `# seqgen: feedback_share P`,
     `feedback_ramp F`, `feedback_refresh K` comment lines ({name: value}); SeqgenError
     naming the file and line of a bad one."""
-    try:
-        with open(net_path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return {}
+    text = _net_text(net_path)
     out = {}
     for match in _FEEDBACK_DIRECTIVE.finditer(text):
         name, raw = match.groups()
