@@ -27,10 +27,13 @@ DIR = GOLDEN / "bvlc"
 CASES = ["a", "b", "c", "d", "e", "f", "g_rnn_static", "h_lstm_carry", "i_lstm_fraccont"]
 
 
-@pytest.fixture(autouse=True, params=["loops", "gemm"])
+@pytest.fixture(autouse=True, params=["loops", "gemm", "panels"])
 def lstm_path(request, monkeypatch):
-    """Every case runs on both kernel paths of the BVLC LSTM (its shapes would pick one)."""
-    monkeypatch.setattr(LSTMLayer, "path_override", request.param)
+    """Every case runs on each kernel path of the BVLC LSTM (its shapes would pick one)."""
+    # "panels": the GEMM path with its step products on W_h packed in panels, which its
+    # shapes here (T < 8) would keep on BLAS
+    monkeypatch.setattr(LSTMLayer, "path_override", request.param.replace("panels", "gemm"))
+    monkeypatch.setattr(LSTMLayer, "panels_override", request.param == "panels" or None)
     return request.param
 
 

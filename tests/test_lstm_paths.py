@@ -12,7 +12,7 @@ from seqgen import threads
 from seqgen.kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
                                  lstm_forward_parallel, param_gradients)
 from seqgen.kernels.lstm_gemm import (choose_path, lstm_backward_gemm, lstm_forward_gemm,
-                                      lstm_param_gradients_gemm, split_parts)
+                                      lstm_param_gradients_gemm, panel_buffer, split_parts)
 
 T, N, I, H = 7, 9, 5, 6
 G = 4 * H
@@ -55,14 +55,17 @@ def run_loops(p, parts=1):
                 dx=dx)
 
 
-def run_gemm(p, parts=1):
+def run_gemm(p, parts=1, panels=False):
+    """The GEMM path; panels: its step products over W_h packed in panels, not BLAS."""
     h, c, gates, tanh_c, dpre = buffers(p)
     dt = p["x"].dtype
     bias = np.ascontiguousarray(np.broadcast_to(p["b"], (N, G)))
     hm, x2 = np.zeros((T, N, H), dt), p["x"].reshape(T * N, I)
-    lstm_forward_gemm(x2, p["W_x"], bias, p["W_h"], p["cont"], h, c, gates, tanh_c, hm, parts)
+    P, Q = panel_buffer(H, dt, False, panels), panel_buffer(H, dt, True, panels)
+    lstm_forward_gemm(x2, p["W_x"], bias, p["W_h"], p["cont"], h, c, gates, tanh_c, hm, P,
+                      parts)
     dh, dc = p["dhT"].copy(), p["dcT"].copy()
-    lstm_backward_gemm(p["top"], p["W_h"], p["cont"], c, gates, tanh_c, dpre, dh, dc, parts)
+    lstm_backward_gemm(p["top"], p["W_h"], p["cont"], c, gates, tanh_c, dpre, dh, dc, Q, parts)
     # the products accumulate onto what the diffs hold
     start = {k: np.full(shape, 0.25, dt) for k, shape in
              (("dW_x", (G, I)), ("db", (G,)), ("dW_h", (G, H)))}
@@ -74,28 +77,31 @@ def run_gemm(p, parts=1):
     return dict(h=h, c=c, dpre=dpre, dh0=dh, dc0=dc, hm=hm, dx=dx, **out)
 
 
+@pytest.mark.parametrize("panels", [False, True])
 @pytest.mark.parametrize("parts", [1, 2, 3])
-def test_gemm_path_equals_loop_path_in_float64(parts):
+def test_gemm_path_equals_loop_path_in_float64(parts, panels):
     p = problem(np.float64)
-    a, b = run_loops(p, parts), run_gemm(p)
+    a, b = run_loops(p, parts), run_gemm(p, panels=panels)
     assert a.keys() <= b.keys()
     for key in a:
         np.testing.assert_allclose(b[key], a[key], rtol=1e-12, atol=1e-12, err_msg=key)
 
 
-def test_gemm_forward_equals_numpy_formula():
+@pytest.mark.parametrize("panels", [False, True])
+def test_gemm_forward_equals_numpy_formula(panels):
     p = problem(np.float64)
     hs, cs, _ = reference_forward(p["x"], p["cont"], p["W_x"], p["b"], p["W_h"], p["h0"],
                                   p["c0"])
-    out = run_gemm(p)
+    out = run_gemm(p, panels=panels)
     np.testing.assert_allclose(out["h"], hs, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out["c"], cs, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out["hm"], p["cont"][:, :, None] * hs[:T], atol=0)
 
 
-def test_float32_paths_agree():
+@pytest.mark.parametrize("panels", [False, True])
+def test_float32_paths_agree(panels):
     p = problem(np.float32)
-    a, b = run_loops(p), run_gemm(p)
+    a, b = run_loops(p), run_gemm(p, panels=panels)
     for key in a:
         np.testing.assert_allclose(b[key], a[key], rtol=2e-5, atol=2e-5, err_msg=key)
 
@@ -110,10 +116,12 @@ def test_shapes_choose_the_path():
 SPLITS = [2, 3, 4, 9]
 
 
+@pytest.mark.parametrize("panels", [False, True])
 @pytest.mark.parametrize("parts", SPLITS)
-def test_split_gemm_path_equals_unsplit_and_loops_in_float64(parts):
+def test_split_gemm_path_equals_unsplit_and_loops_in_float64(parts, panels):
     p = problem(np.float64)
-    whole, split, loops = run_gemm(p), run_gemm(p, parts), run_loops(p)
+    whole, split = run_gemm(p, panels=panels), run_gemm(p, parts, panels)
+    loops = run_loops(p)
     assert split.keys() == whole.keys()
     for key in whole:  # the same arithmetic per row; BLAS may tile rows differently
         np.testing.assert_allclose(split[key], whole[key], rtol=1e-13, atol=1e-13,
@@ -123,12 +131,13 @@ def test_split_gemm_path_equals_unsplit_and_loops_in_float64(parts):
                                    err_msg=key)
 
 
+@pytest.mark.parametrize("panels", [False, True])
 @pytest.mark.parametrize("parts", SPLITS)
-def test_split_gemm_forward_equals_numpy_formula(parts):
+def test_split_gemm_forward_equals_numpy_formula(parts, panels):
     p = problem(np.float64)
     hs, cs, _ = reference_forward(p["x"], p["cont"], p["W_x"], p["b"], p["W_h"], p["h0"],
                                   p["c0"])
-    out = run_gemm(p, parts)
+    out = run_gemm(p, parts, panels)
     np.testing.assert_allclose(out["h"], hs, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out["c"], cs, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out["hm"], p["cont"][:, :, None] * hs[:T], atol=0)
@@ -142,12 +151,25 @@ def test_split_gemm_path_float32_stays_within_reordering(parts):
         np.testing.assert_allclose(split[key], whole[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
-def test_split_gemm_carries_state_across_calls():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("parts", [2, 3, 9])
+def test_split_panel_products_are_bit_identical(parts, dtype):
+    """On panels every element of a step product is the same sum whichever tile (and so
+    whichever stream group) computes it: the split changes no bit, unlike BLAS's tiling."""
+    p = problem(dtype)
+    whole, split = run_gemm(p, panels=True), run_gemm(p, parts, True)
+    for key in ("h", "c", "dpre", "dh0", "dc0"):
+        np.testing.assert_array_equal(split[key], whole[key], err_msg=key)
+
+
+@pytest.mark.parametrize("panels", [False, True])
+def test_split_gemm_carries_state_across_calls(panels):
     """Two forward calls of split GEMM kernels, the second starting from the first's final
     state (as the layer carries it), equal one call over both halves; so do the backward
     calls, the second half's gradient on its initial state going into the first."""
     p = problem(np.float64)
-    whole = run_gemm(p, 1)
+    whole = run_gemm(p, 1, panels)
+    P, Q = panel_buffer(H, np.float64, False, panels), panel_buffer(H, np.float64, True, panels)
     t1 = 3
     dt = p["x"].dtype
     bias = np.ascontiguousarray(np.broadcast_to(p["b"], (N, G)))
@@ -161,7 +183,7 @@ def test_split_gemm_carries_state_across_calls():
                              np.zeros((n, N, H), dt))
         cont = np.ascontiguousarray(p["cont"][t0:t_end])
         lstm_forward_gemm(np.ascontiguousarray(p["x"][t0:t_end]).reshape(n * N, I), p["W_x"],
-                          bias, p["W_h"], cont, h, c, gates, tanh_c, hm, parts)
+                          bias, p["W_h"], cont, h, c, gates, tanh_c, hm, P, parts)
         halves.append((h, c, gates, tanh_c, cont, t0, t_end, parts))
         h_prev, c_prev = h[n], c[n]
     np.testing.assert_allclose(np.concatenate([halves[0][0], halves[1][0][1:]]), whole["h"],
@@ -173,7 +195,7 @@ def test_split_gemm_carries_state_across_calls():
     for h, c, gates, tanh_c, cont, t0, t_end, parts in reversed(halves):
         dpre = np.zeros_like(gates)
         lstm_backward_gemm(np.ascontiguousarray(p["top"][t0:t_end]), p["W_h"], cont, c, gates,
-                           tanh_c, dpre, dh, dc, parts)
+                           tanh_c, dpre, dh, dc, Q, parts)
         dpres.insert(0, dpre)
     np.testing.assert_allclose(np.concatenate(dpres), whole["dpre"], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dh, whole["dh0"], rtol=1e-12, atol=1e-12)
@@ -200,6 +222,10 @@ def test_split_parts_by_budget_and_shape(monkeypatch):
     assert split_parts(32, 32) == split_parts(4, 256) == split_parts(3, 128) == two
     assert split_parts(1, 512) == split_parts(4, 32) == split_parts(2, 64) == 1  # small steps
     assert split_parts(8, 256) == split_parts(16, 128) == split_parts(5, 512) == 1  # packing
+    # ... unless the groups' products run on panels, packed once a call
+    assert split_parts(8, 256, 50) == split_parts(16, 128, 50) == two
+    assert split_parts(5, 512, 8) == two
+    assert split_parts(8, 256, 4) == 1  # too few steps to pay for packing
 
 
 def lstm_rig(Tn, Nn, Hn, seed=0):

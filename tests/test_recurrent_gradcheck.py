@@ -15,10 +15,13 @@ from seqgen.layers.recurrent import LSTMLayer
 T, N, I, H, S = 5, 3, 2, 3, 2
 
 
-@pytest.fixture(autouse=True, params=["loops", "gemm"])
+@pytest.fixture(autouse=True, params=["loops", "gemm", "panels"])
 def lstm_path(request, monkeypatch):
-    """Every case runs on both kernel paths of the BVLC LSTM (its shapes would pick one)."""
-    monkeypatch.setattr(LSTMLayer, "path_override", request.param)
+    """Every case runs on each kernel path of the BVLC LSTM (its shapes would pick one)."""
+    # "panels": the GEMM path with its step products on W_h packed in panels, which its
+    # shapes here (T < 8) would keep on BLAS
+    monkeypatch.setattr(LSTMLayer, "path_override", request.param.replace("panels", "gemm"))
+    monkeypatch.setattr(LSTMLayer, "panels_override", request.param == "panels" or None)
     return request.param
 STATES = {"LSTM": ("h", "c"), "RNN": ("h",)}
 

@@ -4,10 +4,12 @@ The same equations, gate order (i, f, o, g), buffers and cont semantics as `kern
 (see there), computed the way BLAS likes (`kernels.blas.gemm`, numpy's own BLAS): the input
 projection, dx and every weight gradient are single products over all T*N rows, and the
 recurrent product of a step is one (N, H) x (H, 4H) GEMM accumulated into the gates, which
-are then activated together with the cell over the whole step (for one or two streams
-`kernels.blas.gemm` makes that product a gemv per row, 3-5x faster at H = 512 than an
-sgemm that packs W_h every step). `kernels.lstm`'s axpy loops win only while a step is too
-small for a BLAS call to pay (`choose_path`).
+are then activated together with the cell over the whole step. OpenBLAS's sgemm packs
+W_h again on every such call, so for a few rows a step (`uses_panels`) W_h is packed once
+per call into 16-column panels and each step runs `kernels.panels.panel_gemm` over them
+(2-3x faster than sgemm with 2-8 rows, 1.2-1.6x with 32); for one stream `kernels.blas.gemm`
+makes the product a gemv. `kernels.lstm`'s axpy loops win only while a step is too small
+for a BLAS call to pay (`choose_path`).
 
 Threads (seqgen.threads): the products over all T*N rows are single BLAS calls on BLAS's
 threads. The recurrence of each stream depends on no other stream, so with a budget of
@@ -32,6 +34,7 @@ from .. import threads
 from .activations import FASTMATH, sigmoid, tanh
 from .blas import GEMV_MAX_ROWS, blas_threads, gemm, park_blas_threads, set_blas_threads
 from .lstm import cell_step, forget_by_cont, step_gradients
+from .panels import pack_panels, panel_count, panel_gemm
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
@@ -42,12 +45,36 @@ GEMM_MIN_STEP_WORK = 2048
 
 #: with a thread budget, the recurrence is split over stream groups only when every group's
 #: step product has at least this many multiply-adds (rows * H * 4H) and either at least
-#: SPLIT_MIN_ROWS rows or at most blas.GEMV_MAX_ROWS (a gemv a row, which packs nothing):
-#: in between, sgemm's packing of all of W_h in every group every step costs more than the
+#: SPLIT_MIN_ROWS rows, at most blas.GEMV_MAX_ROWS (a gemv a row, which packs nothing) or
+#: products on panels (`uses_panels`, packed once a call): otherwise sgemm's packing of all of W_h in every group every step costs more than the
 #: second thread gives (50 x 8, 256: 1.49x split against 1.64x on BLAS's threads; 50 x 32,
 #: 64: 1.42x against 1.14x; `python benchmarks/lstm_paths.py --threads 2`, AMD EPYC)
 SPLIT_MIN_ROWS = 12
 SPLIT_MIN_PART_WORK = 1 << 16
+
+
+#: the per-step products run on panels (`uses_panels`) for groups of 2 .. PANEL_MAX_ROWS
+#: rows, forward and backward (from 64 rows forward sgemm is as fast: 0.92-0.97x; backward
+#: panels still won 1.02-1.18x there), over at least PANEL_MIN_STEPS steps, which pay for
+#: packing W_h (about 1.3-5 one-row products); one row stays on gemv, which matched the
+#: panels at H = 512 (`python benchmarks/gemm_rows.py [--backward]`, AMD EPYC, one thread)
+PANEL_MAX_ROWS = {False: 32, True: 64}
+PANEL_MIN_STEPS = 8
+
+
+def uses_panels(T, rows, backward=False):
+    """Whether T steps of `rows`-row recurrent products (the largest stream group) run on
+    a W_h packed into panels, forward (or backward)."""
+    return T >= PANEL_MIN_STEPS and 2 <= rows <= PANEL_MAX_ROWS[backward]
+
+
+def panel_buffer(H, dtype, backward=False, use=True):
+    """The buffer `lstm_forward_gemm` (or `lstm_backward_gemm`) packs W_h into, or an empty
+    one (use False), which keeps the products on BLAS."""
+    if not use:
+        return np.zeros((0, 0, 16), dtype)
+    columns, depth = (H, 4 * H) if backward else (4 * H, H)
+    return np.zeros((panel_count(columns), depth, 16), dtype)
 
 
 def choose_path(N, H):
@@ -55,16 +82,17 @@ def choose_path(N, H):
     return "gemm" if N * H * 4 * H >= GEMM_MIN_STEP_WORK else "loops"
 
 
-def split_parts(N, H):
-    """How many stream groups the GEMM recurrence of N streams and H units runs on
-    separate threads (1: unsplit, BLAS threads the per-step products)."""
+def split_parts(N, H, T=0):
+    """How many stream groups the GEMM recurrence of N streams and H units, over T steps a
+    call, runs on separate threads (1: unsplit, BLAS threads the per-step products)."""
     parts = min(threads.count(), numba.get_num_threads(), N)
     if parts < 2:
         return 1
     fewest, most = N // parts, -(-N // parts)  # rows of the smallest and largest group
     if fewest * H * 4 * H < SPLIT_MIN_PART_WORK:
         return 1
-    return parts if most <= GEMV_MAX_ROWS or fewest >= SPLIT_MIN_ROWS else 1
+    fits = most <= GEMV_MAX_ROWS or fewest >= SPLIT_MIN_ROWS or uses_panels(T, most)
+    return parts if fits else 1
 
 
 @njit(inline="always", **JIT)
@@ -80,8 +108,9 @@ def _activate(gates, bias, cont, c, h, tanh_c, t, n, H):
 
 
 @njit(**JIT)
-def _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, n0, n1):
-    """The recurrence of streams n0..n1-1 over every step, once gates holds W_x x_t."""
+def _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1):
+    """The recurrence of streams n0..n1-1 over every step, once gates holds W_x x_t; the
+    step products over W_h packed in P (panels) unless P is empty."""
     T, N, G = gates.shape
     H = G // 4
     for t in range(T):
@@ -89,48 +118,58 @@ def _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, n0, n1):
             m = cont[t, n]
             for k in range(H):
                 hm[t, n, k] = h[t, n, k] * m
-        gemm(False, True, 1.0, hm[t, n0:n1], W_h, 1.0, gates[t, n0:n1])
+        if P.shape[0]:
+            panel_gemm(hm[t, n0:n1], P, 1.0, gates[t, n0:n1])
+        else:
+            gemm(False, True, 1.0, hm[t, n0:n1], W_h, 1.0, gates[t, n0:n1])
         for n in range(n0, n1):
             _activate(gates, bias, cont, c, h, tanh_c, t, n, H)
 
 
 @njit(parallel=True, **JIT)
-def _forward_parts(bias, W_h, cont, h, c, gates, tanh_c, hm, parts):
+def _forward_parts(bias, W_h, cont, h, c, gates, tanh_c, hm, P, parts):
     N = gates.shape[1]
     for p in prange(parts):
-        _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, p * N // parts,
+        _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, p * N // parts,
                       (p + 1) * N // parts)
 
 
 @njit(**JIT)
-def lstm_forward_gemm(x2, W_x, bias, W_h, cont, h, c, gates, tanh_c, hm, parts):
+def lstm_forward_gemm(x2, W_x, bias, W_h, cont, h, c, gates, tanh_c, hm, P, parts):
     """Fill h, c (T+1, N, H; row 0 holds the initial state), tanh(c) and the activated
     gates (T, N, G) from x2 (T*N, I) with Caffe's W_x (G, I), bias (N, G), W_h (G, H); also
-    hm (T, N, H) = cont_t h_{t-1}, the recurrent input of each step (for dW_h).
+    hm (T, N, H) = cont_t h_{t-1}, the recurrent input of each step (for dW_h). P: W_h^T
+    is packed there for the step products when it is not empty (`panel_buffer`).
 
     parts > 1 runs the recurrence of that many stream groups on numba threads, each with
     one BLAS thread (`split_parts`); every row's arithmetic is the same as with parts = 1."""
     T, N, G = gates.shape
     gemm(False, True, 1.0, x2, W_x, 0.0, gates.reshape(T * N, G))
+    if P.shape[0]:
+        pack_panels(W_h, True, P)
     if parts > 1:
         threads = blas_threads()
         set_blas_threads(1)
         park_blas_threads()
-        _forward_parts(bias, W_h, cont, h, c, gates, tanh_c, hm, parts)
+        _forward_parts(bias, W_h, cont, h, c, gates, tanh_c, hm, P, parts)
         set_blas_threads(threads)
     else:
-        _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, 0, N)
+        _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, 0, N)
 
 
 @njit(**JIT)
-def _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, n0, n1):
-    """The backward recurrence of streams n0..n1-1 over every step."""
+def _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1):
+    """The backward recurrence of streams n0..n1-1 over every step (the dh products over
+    W_h packed in Q unless Q is empty)."""
     T, N, G = dpre.shape
     H = G // 4
     for t in range(T - 1, -1, -1):
         for n in range(n0, n1):
             step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H)
-        gemm(False, False, 1.0, dpre[t, n0:n1], W_h, 0.0, dh_rec[n0:n1])
+        if Q.shape[0]:
+            panel_gemm(dpre[t, n0:n1], Q, 0.0, dh_rec[n0:n1])
+        else:
+            gemm(False, False, 1.0, dpre[t, n0:n1], W_h, 0.0, dh_rec[n0:n1])
         for n in range(n0, n1):
             m = cont[t, n]
             for k in range(H):
@@ -138,27 +177,30 @@ def _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, n0, 
 
 
 @njit(parallel=True, **JIT)
-def _backward_parts(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, parts):
+def _backward_parts(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, parts):
     N = dpre.shape[1]
     for p in prange(parts):
-        _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc,
+        _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q,
                        p * N // parts, (p + 1) * N // parts)
 
 
 @njit(**JIT)
-def lstm_backward_gemm(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, parts):
+def lstm_backward_gemm(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, parts):
     """Back-propagate top_diff (T, N, H) into the gate pre-activation gradients dpre
     (T, N, G), with W_h (G, H) as Caffe stores it; dh_rec, dc (N, H) carry the gradient on
     the final state in and on the initial state out, as in `kernels.lstm.lstm_backward`.
-    parts: as in `lstm_forward_gemm`."""
+    Q: W_h is packed there for the dh products when it is not empty (`panel_buffer`, with
+    backward=True); parts: as in `lstm_forward_gemm`."""
+    if Q.shape[0]:
+        pack_panels(W_h, False, Q)
     if parts > 1:
         threads = blas_threads()
         set_blas_threads(1)
         park_blas_threads()
-        _backward_parts(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, parts)
+        _backward_parts(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, parts)
         set_blas_threads(threads)
     else:
-        _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, 0,
+        _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, 0,
                        dpre.shape[1])
 
 

@@ -48,7 +48,8 @@ import numpy as np
 from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
                             lstm_forward_parallel, param_gradients)
 from ..kernels.lstm_gemm import (choose_path, lstm_backward_gemm, lstm_forward_gemm,
-                                 lstm_param_gradients_gemm, split_parts)
+                                 lstm_param_gradients_gemm, panel_buffer, split_parts,
+                                 uses_panels)
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
 from .base import Layer
@@ -268,13 +269,27 @@ class LSTMLayer(_Recurrent):
         fork's Lstm layer does); the GEMM path splits only large enough steps
         (`kernels.lstm_gemm.split_parts`), otherwise BLAS threads its products."""
         if self.path == "gemm":
-            return self.split_override or split_parts(self.N, self.H)
+            return self.split_override or split_parts(self.N, self.H, self._TN[0])
         return stream_parts(self.N)
 
     #: 'loops' or 'gemm' forces a kernel path (tests, benchmarks); None: by the shapes
     path_override = os.environ.get("SEQGEN_LSTM_PATH") or None
     #: a number of stream groups forced on the GEMM path (benchmarks); None: by the shapes
     split_override = None
+    #: True or False forces the GEMM path's step products onto W_h packed in panels or onto
+    #: BLAS (tests, benchmarks); None: by the shapes (`kernels.lstm_gemm.uses_panels`)
+    panels_override = None
+
+    def _panels(self, parts, backward):
+        """The buffer the GEMM path packs W_h into for its step products (empty: BLAS),
+        allocated once per shape."""
+        T, N = self._TN
+        use = self.panels_override
+        if use is None:
+            use = uses_panels(T, -(-N // parts), backward)  # the largest group's rows
+        if (backward, use) not in self._panel_buffers:
+            self._panel_buffers[backward, use] = panel_buffer(self.H, self.dtype, backward, use)
+        return self._panel_buffers[backward, use]
 
     def _allocate(self, T, N):
         H, G, dt = self.H, 4 * self.H, self.dtype
@@ -290,6 +305,7 @@ class LSTMLayer(_Recurrent):
         if self.path == "gemm":
             self._hm = np.zeros((T, N, H), dt)  # cont_t h_{t-1}: each step's recurrent input
             self._no_dx = np.zeros((0, 0), dt)
+            self._panel_buffers = {}
 
     def forward(self, bottom, top):
         _check_shapes(self, bottom, top)
@@ -302,9 +318,10 @@ class LSTMLayer(_Recurrent):
         self._initial_state(bottom, 0, self._h)
         self._initial_state(bottom, 1, self._c)
         if self.path == "gemm":
+            parts = self._parts()
             lstm_forward_gemm(x.reshape(T * N, self.I), W_x, self._bias, W_h, self._cont,
                               self._h, self._c, self._gates, self._tanh_c, self._hm,
-                              self._parts())
+                              self._panels(parts, False), parts)
         else:
             self._W_hT = np.ascontiguousarray(W_h.T, dt)
             args = (x, np.ascontiguousarray(W_x.T, dt), self._bias, self._W_hT, self._cont,
@@ -345,8 +362,9 @@ class LSTMLayer(_Recurrent):
     def _backward_gemm(self, top_diff, propagate_down, bottom, x, dh, dc):
         T, N = self._TN
         W_x, b, W_s, W_h = self._weights()
+        parts = self._parts()
         lstm_backward_gemm(top_diff, W_h, self._cont, self._c, self._gates, self._tanh_c,
-                           self._dpre, dh, dc, self._parts())
+                           self._dpre, dh, dc, self._panels(parts, True), parts)
         blobs = self.blobs
         dx = bottom[0].diff.reshape(T * N, self.I) if propagate_down[0] else self._no_dx
         lstm_param_gradients_gemm(self._dpre, x.reshape(T * N, self.I), self._hm, W_x,
