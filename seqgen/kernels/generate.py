@@ -98,8 +98,8 @@ def lstm_stack_step(I, H, wx, ox, wh, oh, b, ob, h, c, g, x, first):
             _add_product(g, G, wh, oh[l], h, l, Hl)
         for j in range(3 * Hl):
             g[j] = sigmoid(g[j])
-        for j in range(3 * Hl, G):
-            g[j] = tanh(g[j])
+        for k in range(Hl):  # a loop from 0: LLVM left range(3H, G) scalar, 5x slower
+            g[3 * Hl + k] = tanh(g[3 * Hl + k])
         for k in range(Hl):
             f = zero if first else g[Hl + k]
             c[l, k] = f * c[l, k] + g[k] * g[3 * Hl + k]

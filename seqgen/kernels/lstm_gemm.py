@@ -98,11 +98,10 @@ def split_parts(N, H, T=0):
 @njit(inline="always", **JIT)
 def _activate(gates, bias, cont, c, h, tanh_c, t, n, H):
     """Step t of stream n once gates[t, n] holds W_x x_t + W_h h_{t-1}: gates, cell, h."""
-    G = 4 * H
     for j in range(3 * H):
         gates[t, n, j] = sigmoid(gates[t, n, j] + bias[n, j])
-    for j in range(3 * H, G):
-        gates[t, n, j] = tanh(gates[t, n, j] + bias[n, j])
+    for k in range(H):  # a loop from 0: LLVM left range(3H, G) scalar, 5x slower
+        gates[t, n, 3 * H + k] = tanh(gates[t, n, 3 * H + k] + bias[n, 3 * H + k])
     forget_by_cont(gates, cont, t, n, H)
     cell_step(gates, c, h, tanh_c, t, n, H)
 
