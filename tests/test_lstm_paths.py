@@ -228,14 +228,14 @@ def test_split_parts_by_budget_and_shape(monkeypatch):
     assert split_parts(8, 256, 4) == 1  # too few steps to pay for packing
 
 
-def lstm_rig(Tn, Nn, Hn, seed=0):
+def lstm_rig(Tn, Nn, Hn, seed=0, dtype=np.float32):
     from seqgen.blob import Blob
     from seqgen.layers.recurrent import LSTMLayer
     from seqgen.proto import caffe_pb2
 
     lp = caffe_pb2.LayerParameter(name="lstm", type="LSTM", bottom=["x", "cont"], top=["h"])
     lp.recurrent_param.num_output = Hn
-    bottom, top = [Blob((Tn, Nn, Hn)), Blob((Tn, Nn))], [Blob((0,))]
+    bottom, top = [Blob((Tn, Nn, Hn), dtype), Blob((Tn, Nn), dtype)], [Blob((0,), dtype)]
     layer = LSTMLayer(lp, caffe_pb2.TRAIN)
     layer.setup(bottom, top)
     layer.reshape(bottom, top)
@@ -287,3 +287,44 @@ def test_layer_splits_large_steps_only_with_a_budget(monkeypatch):
         for one, two in zip(results[1, Nn], results[2, Nn]):
             for a, b in zip(one, two):
                 np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_layer_puts_few_row_steps_on_panels(monkeypatch):
+    """The layer packs W_h into panels for 2-32 rows a step (64 backward) over 8 or more
+    steps, and keeps one row, long groups and short calls on BLAS; either way its outputs
+    and gradients are the same, over two calls that carry the state (float64)."""
+    from seqgen.layers import recurrent
+
+    used = []
+    for name in ("lstm_forward_gemm", "lstm_backward_gemm"):
+        kernel = getattr(recurrent, name)
+        monkeypatch.setattr(recurrent, name,
+                            lambda *a, k=kernel, n=name: (used.append((n, a[-2].size > 0)),
+                                                          k(*a))[1])
+    monkeypatch.setattr(threads, "_threads", 1)
+    for Tn, Nn, want in ((10, 8, (True, True)), (10, 48, (False, True)), (4, 8, (False, False)),
+                         (10, 1, (False, False)), (10, 2, (True, True))):
+        outs = {}
+        for forced in (None, False):
+            monkeypatch.setattr(recurrent.LSTMLayer, "panels_override", forced)
+            used.clear()
+            layer, bottom, top, rng = lstm_rig(Tn, Nn, 24, dtype=np.float64)
+            assert layer.path == "gemm" and layer.dtype == np.float64
+            got = []
+            for call in range(2):
+                bottom[0].data[...] = rng.standard_normal(bottom[0].shape)
+                bottom[1].data[...] = 1
+                bottom[1].data[call, Nn // 2:] = 0
+                top[0].diff[...] = rng.standard_normal(top[0].shape)
+                for blob in layer.blobs:
+                    blob.diff[...] = 0
+                layer.forward(bottom, top)
+                layer.backward(top, [True, False], bottom)
+                got += [top[0].data.copy(), bottom[0].diff.copy()] + [b.diff.copy()
+                                                                       for b in layer.blobs]
+            if forced is None:
+                assert used == [("lstm_forward_gemm", want[0]),
+                                ("lstm_backward_gemm", want[1])] * 2, (Tn, Nn)
+            outs[forced] = got
+        for a, b in zip(outs[None], outs[False]):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

@@ -2,14 +2,16 @@
 
 An LSTM step's recurrent product has one row per stream, against a weight of 4H x H that
 stays the same for the whole sequence. OpenBLAS's sgemm packs op(B) again on every call,
-and with 3-64 rows that packing is a large part of each step. Here the weight is packed
-once per forward (or backward) call into panels P[b, k, 0:16] = op(B)[k, 16b:16b+16]
+and with a few rows that packing is most of each step. Here the weight is packed once per
+forward (or backward) call into panels P[b, k, 0:16] = op(B)[k, 16b:16b+16]
 (`pack_panels`), and each step runs a 4-row by 16-column tile whose 64 accumulators stay in
-registers (eight AVX2 vectors) while it walks one contiguous panel (`panel_gemm`).
+registers (eight AVX2 vectors) while it walks one contiguous panel (`panel_gemm`); a
+group's last 1-3 rows run the same tile with its last row repeated.
 
-Measured against sgemm on the same product (one thread, AMD EPYC, AVX2; `python
-benchmarks/gemm_rows.py --panels`): 2.6x faster with 8 rows at H = 512, 1.5x with 16,
-1.2x with 32, even at 64; a one- or two-row product stays on gemv (`kernels.blas`).
+Against sgemm on the step product (M x H by H x 4H, one thread, AMD EPYC with
+AVX2; `python benchmarks/gemm_rows.py`, 2026-12-01): at H = 512, 3.4x faster with 2 rows,
+2.7x with 8, 1.8x with 16, 1.2x with 32 and 0.97x with 64; the backward product
+(M x 4H by 4H x H) 1.2x with 32 and 64. Packing costs about five one-row products.
 
 Each element of C is the sum over k in order of A[i, k] op(B)[k, j], then added to
 beta C[i, j]: the same arithmetic whichever tile computes it, so splitting the rows
