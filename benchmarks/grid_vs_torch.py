@@ -28,13 +28,13 @@ import contextlib
 import importlib.util
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
+
+from bench import median_ms  # noqa: E402  (beside this script)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -68,20 +68,6 @@ def parse_points(text):
 
 def label(point):
     return "{} × {}, {}, {}, {}".format(*point)
-
-
-def median_ms(step, iters, repeats):
-    """Median over `repeats` of the ms per iteration of step(iters): wall time, or with
-    SEQGEN_BENCH_CLOCK=cpu the process's CPU time (one-thread runs on a loaded machine: the
-    time slices other jobs take are not counted)."""
-    clock = time.process_time if os.environ.get("SEQGEN_BENCH_CLOCK") == "cpu" else \
-        time.perf_counter
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        step(iters)
-        times.append((clock() - start) / iters * 1000)
-    return statistics.median(times)
 
 
 def write_solver(folder, point):
