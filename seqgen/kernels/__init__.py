@@ -1,7 +1,13 @@
 """Numba kernels: plain jitted functions over numpy arrays, free of framework objects."""
-from . import lstm_lanes
-from .generate import lstm_stack_generate
-from .lstm import lstm_backward, lstm_forward
+from pathlib import Path
+
+from .cache_guard import drop_stale_cache
+
+drop_stale_cache(Path(__file__).parent)  # before any kernel loads from numba's cache
+
+from . import lstm_lanes  # noqa: E402
+from .generate import lstm_stack_generate  # noqa: E402
+from .lstm import lstm_backward, lstm_forward  # noqa: E402
 
 
 def kernels_cached():
