@@ -7,7 +7,7 @@ recurrent product of a step is one (N, H) x (H, 4H) GEMM accumulated into the ga
 are then activated together with the cell over the whole step. OpenBLAS's sgemm packs
 W_h again on every such call, so for a few rows a step (`uses_panels`) W_h is packed once
 per call into 16-column panels and each step runs `kernels.panels.panel_gemm` over them
-(2-3x faster than sgemm with 2-8 rows, 1.2-1.6x with 32); for one stream `kernels.blas.gemm`
+(2.4-6x faster than sgemm with 2-8 rows, 1.2-1.6x with 32); for one stream `kernels.blas.gemm`
 makes the product a gemv. `kernels.lstm`'s axpy loops win only while a step is too small
 for a BLAS call to pay (`choose_path`).
 
@@ -46,9 +46,10 @@ GEMM_MIN_STEP_WORK = 2048
 #: with a thread budget, the recurrence is split over stream groups only when every group's
 #: step product has at least this many multiply-adds (rows * H * 4H) and either at least
 #: SPLIT_MIN_ROWS rows, at most blas.GEMV_MAX_ROWS (a gemv a row, which packs nothing) or
-#: products on panels (`uses_panels`, packed once a call): otherwise sgemm's packing of all of W_h in every group every step costs more than the
-#: second thread gives (50 x 8, 256: 1.49x split against 1.64x on BLAS's threads; 50 x 32,
-#: 64: 1.42x against 1.14x; `python benchmarks/lstm_paths.py --threads 2`, AMD EPYC)
+#: products on panels (`uses_panels`, packed once a call): otherwise sgemm's packing of all
+#: of W_h in every group every step costs more than the second thread gives (before the
+#: panels: 50 x 8, 256: 1.49x split against 1.64x on BLAS's threads; 50 x 32, 64: 1.42x
+#: against 1.14x; `python benchmarks/lstm_paths.py --threads 2`, AMD EPYC)
 SPLIT_MIN_ROWS = 12
 SPLIT_MIN_PART_WORK = 1 << 16
 
