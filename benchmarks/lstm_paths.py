@@ -111,7 +111,7 @@ def split_table(args):
                 threads.set_threads(n)
         one, unsplit, split = (float(np.median(times[k])) for k in ("one", "unsplit", "split"))
         print(f"| {T} × {N}, {H} | {one:.3f} | {unsplit:.3f} | {split:.3f} | "
-              f"{one / unsplit:.2f}x | {one / split:.2f}x | {split_parts(N, H)} |", flush=True)
+              f"{one / unsplit:.2f}x | {one / split:.2f}x | {split_parts(N, H, T)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -205,6 +205,16 @@ def park_blas_threads():
     _park()
 
 
+@njit(**_JIT)
+def hold_one_blas_thread():
+    """Before a region that runs products on several numba threads: BLAS to one thread,
+    its idle workers parked; returns the count to give back with `set_blas_threads`."""
+    held = blas_threads()
+    set_blas_threads(1)
+    park_blas_threads()
+    return held
+
+
 def gemm(transA, transB, alpha, A, B, beta, C):
     """C = alpha op(A) op(B) + beta C (op = transpose when trans is True); nopython only."""
     raise NotImplementedError("gemm is called from compiled code")

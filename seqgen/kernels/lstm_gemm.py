@@ -17,7 +17,7 @@ P > 1 threads and steps large enough (`split_parts`) the N streams are split int
 of contiguous rows (h[t, n0:n1], gates[t, n0:n1], ...) and each numba thread runs its
 group's whole recurrence, forward (its step product, then its gates and cells) and
 backward (its step gradients, then its dh_rec product), with no synchronisation between
-steps. BLAS is held to one thread meanwhile (`blas.set_blas_threads`), so BLAS threads
+steps. BLAS is held to one thread meanwhile (`blas.hold_one_blas_thread`), so BLAS threads
 times numba threads never exceed the budget, and its idle workers, which would busy-wait
 on the cores the numba threads need, are stopped (`blas.park_blas_threads`; numba's own
 workers sleep when a region ends, `seqgen.threads`). Otherwise the per-step products are
@@ -32,9 +32,9 @@ from numba import njit, prange
 from .. import threads
 
 from .activations import FASTMATH, sigmoid, tanh
-from .blas import GEMV_MAX_ROWS, blas_threads, gemm, park_blas_threads, set_blas_threads
+from .blas import GEMV_MAX_ROWS, gemm, hold_one_blas_thread, set_blas_threads
 from .lstm import cell_step, forget_by_cont, step_gradients
-from .panels import pack_panels, panel_count, panel_gemm
+from .panels import WIDTH, pack_panels, panel_count, panel_gemm
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
@@ -73,9 +73,9 @@ def panel_buffer(H, dtype, backward=False, use=True):
     """The buffer `lstm_forward_gemm` (or `lstm_backward_gemm`) packs W_h into, or an empty
     one (use False), which keeps the products on BLAS."""
     if not use:
-        return np.zeros((0, 0, 16), dtype)
+        return np.zeros((0, 0, WIDTH), dtype)
     columns, depth = (H, 4 * H) if backward else (4 * H, H)
-    return np.zeros((panel_count(columns), depth, 16), dtype)
+    return np.zeros((panel_count(columns), depth, WIDTH), dtype)
 
 
 def choose_path(N, H):
@@ -148,11 +148,9 @@ def lstm_forward_gemm(x2, W_x, bias, W_h, cont, h, c, gates, tanh_c, hm, P, part
     if P.shape[0]:
         pack_panels(W_h, True, P)
     if parts > 1:
-        threads = blas_threads()
-        set_blas_threads(1)
-        park_blas_threads()
+        held = hold_one_blas_thread()
         _forward_parts(bias, W_h, cont, h, c, gates, tanh_c, hm, P, parts)
-        set_blas_threads(threads)
+        set_blas_threads(held)
     else:
         _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, 0, N)
 
@@ -194,11 +192,9 @@ def lstm_backward_gemm(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, 
     if Q.shape[0]:
         pack_panels(W_h, False, Q)
     if parts > 1:
-        threads = blas_threads()
-        set_blas_threads(1)
-        park_blas_threads()
+        held = hold_one_blas_thread()
         _backward_parts(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, parts)
-        set_blas_threads(threads)
+        set_blas_threads(held)
     else:
         _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, 0,
                        dpre.shape[1])
