@@ -124,8 +124,9 @@ def test_thread_control_reaches_numpy_blas_and_parking_keeps_it_working():
     with threadpool_limits(2, user_api="blas"):
         assert threads_then_park(2) == (2, 2, 1)
         assert numpy_blas_threads() == [2]
-        tasks = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 0
         np.testing.assert_allclose(A @ B, want, rtol=1e-12)  # workers start again
+        # counted once they run: after set_blas_threads(2) alone they may not have started
+        tasks = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 0
         blas.set_blas_threads(1)
         blas.park_blas_threads()
         if tasks:  # the parked workers are gone until the next threaded product
