@@ -24,8 +24,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-from seqgen.kernels.blas import (NO_TRANS, ROW_MAJOR, TRANS, _blas_libraries,  # noqa: E402
-                                 _cblas_address)
+from seqgen.kernels.blas import NO_TRANS, ROW_MAJOR, TRANS, _blas_libraries, _cblas_address  # noqa: E402
 from seqgen.kernels.panels import pack_panels, panel_count, panel_gemm  # noqa: E402
 
 

@@ -33,7 +33,6 @@ import sys
 import tempfile
 
 import numpy as np
-
 from bench import median_ms  # noqa: E402  (beside this script)
 
 HERE = os.path.dirname(os.path.abspath(__file__))

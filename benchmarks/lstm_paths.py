@@ -24,8 +24,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from seqgen.blob import Blob  # noqa: E402
 from seqgen import threads  # noqa: E402
+from seqgen.blob import Blob  # noqa: E402
 from seqgen.kernels.lstm_gemm import choose_path, split_parts  # noqa: E402
 from seqgen.layers.recurrent import LSTMLayer  # noqa: E402
 from seqgen.proto import caffe_pb2  # noqa: E402

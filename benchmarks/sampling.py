@@ -16,7 +16,6 @@ import statistics
 import time
 
 import numpy as np
-
 from bench import platform_name  # the CPU model (this folder is on sys.path)
 
 NET = """input: "x" input_shape {{ dim: 1 dim: 1 }}

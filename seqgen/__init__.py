@@ -15,8 +15,8 @@ __version__ = "0.1.0"
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, os.environ.get("SEQGEN_THREADS") or "1")
 
-from .io import prototxt  # noqa: E402,F401  (seqgen.prototxt.read_net / parse_net_text)
 from .errors import SeqgenError  # noqa: E402
+from .io import prototxt  # noqa: E402,F401  (seqgen.prototxt.read_net / parse_net_text)
 from .net import TEST, TRAIN, Net  # noqa: E402
 from .solver import Solver  # noqa: E402
 

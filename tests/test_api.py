@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import GOLDEN, ROOT
 
 import seqgen
-from helpers import GOLDEN, ROOT
 from seqgen.errors import SeqgenError
-from seqgen.net import TEST, TRAIN, Net
-from seqgen.proto import caffe_pb2
 from seqgen.io.prototxt import parse_net_text
 from seqgen.io.weights import blob_from_proto, blob_shape, read_net_binary
+from seqgen.net import TEST, TRAIN, Net
+from seqgen.proto import caffe_pb2
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 E2E = GOLDEN / "caffe-lstm" / "e2e_short_2000"

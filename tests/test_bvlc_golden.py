@@ -20,8 +20,8 @@ import pytest
 from helpers import GOLDEN, assert_close
 from reference import lstm_forward, rnn_forward
 
-from seqgen.net import TRAIN, Net
 from seqgen.layers.recurrent import LSTMLayer
+from seqgen.net import TRAIN, Net
 
 DIR = GOLDEN / "bvlc"
 CASES = ["a", "b", "c", "d", "e", "f", "g_rnn_static", "h_lstm_carry", "i_lstm_fraccont"]

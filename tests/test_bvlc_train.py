@@ -1,10 +1,10 @@
 """A net with BVLC Caffe's LSTM layer trains and generates through the same commands."""
 import numpy as np
-
 from helpers import ROOT
+
 from seqgen.app.cli import main
-from seqgen.net import TEST, Net
 from seqgen.app.plot import read_generated_csv
+from seqgen.net import TEST, Net
 
 
 def test_bvlc_lstm_trains_generates_and_gets_the_forget_bias(tmp_path, monkeypatch):

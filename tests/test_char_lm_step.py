@@ -32,8 +32,8 @@ import math
 
 import numpy as np
 import pytest
-
 from helpers import ROOT
+
 from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.solver import Solver
 from seqgen.solver import solver as solver_module

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from seqgen.app.cli import main
-from seqgen.net import TRAIN, Net
 from seqgen.io.prototxt import parse_net_text
+from seqgen.net import TRAIN, Net
 
 ROOT = Path(__file__).parents[1]
 PROTO = ROOT / "prototxt"

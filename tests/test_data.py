@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqgen.errors import SeqgenError
 from seqgen.tasks.data import (
     _sinf,
     load_sequence,
@@ -14,7 +15,6 @@ from seqgen.tasks.data import (
     sinusoid,
     sinusoid_constants,
 )
-from seqgen.errors import SeqgenError
 
 E2E = Path(__file__).parent / "golden" / "caffe-lstm" / "e2e_short_2000"
 

@@ -1,8 +1,8 @@
 """`seqgen draw`: every shipped net draws in both phases, and the diagram's graph has what
 the picture promises (folded in-place layers, cont edges, H, parameter counts, shapes)."""
 import pytest
-
 from helpers import ROOT
+
 from seqgen.app.cli import main
 from seqgen.app.netgraph import build_graph, source_label
 from seqgen.io.prototxt import parse_net_text

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from seqgen.app.cli import main
 from seqgen.net import TEST, TRAIN, Net
@@ -15,8 +16,6 @@ from seqgen.sweep.sweepfile import entries_of
 from seqgen.tasks.data import sinusoid
 from seqgen.tasks.feedback import FeedbackSchedule, FeedbackSettings
 from seqgen.tasks.feeder import SequenceFeeder, shifted
-
-from helpers import ROOT
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 SOLVER = str(ROOT / "prototxt" / "lstm_short_solver.prototxt")

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqgen.tasks.data import sinusoid
 from seqgen.errors import SeqgenError
-from seqgen.tasks.sequence_plan import default_data_spec
-from seqgen.tasks.feeder import SequenceFeeder
 from seqgen.net import TRAIN, Net
+from seqgen.tasks.data import sinusoid
+from seqgen.tasks.feeder import SequenceFeeder
+from seqgen.tasks.sequence_plan import default_data_spec
 
 ROOT = Path(__file__).parents[1]
 LONG = ROOT / "prototxt" / "lstm_long.prototxt"

@@ -32,16 +32,16 @@ from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-
 from reference import lstm_forward, rnn_forward
+
 from seqgen.blob import Blob
 from seqgen.errors import SeqgenError
+from seqgen.io.prototxt import parse_net_text, parse_solver_text
+from seqgen.io.weights import load_weights, net_to_proto
 from seqgen.layers import base as layer_base
 from seqgen.net import TEST, TRAIN, Net
 from seqgen.proto import caffe_pb2
-from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.registry import LAYERS, layer_class
-from seqgen.io.weights import load_weights, net_to_proto
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow in fuzzed values
 

@@ -1,12 +1,12 @@
 """Free-running generation: the compiled stack generator against the per-step Net path."""
 import numpy as np
 import pytest
-
 from helpers import ROOT
-from seqgen.tasks.data import sinusoid
+
 from seqgen.errors import SeqgenError, SeqgenRuntimeError
-from seqgen.tasks.generate import generate, stack_plan
 from seqgen.net import TEST, Net
+from seqgen.tasks.data import sinusoid
+from seqgen.tasks.generate import generate, stack_plan
 
 
 def random_net(name, seed=0):

@@ -9,8 +9,11 @@ import pytest
 
 from seqgen.app import generation_record, replot
 from seqgen.app.cli import main
-from seqgen.app.generation_record import (read_generation_record, replot_generation,
-                                          write_generation_figure)
+from seqgen.app.generation_record import (
+    read_generation_record,
+    replot_generation,
+    write_generation_figure,
+)
 from seqgen.app.plot import write_generated_csv
 from seqgen.errors import SeqgenError
 

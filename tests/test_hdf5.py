@@ -10,10 +10,10 @@ import pytest
 
 from seqgen import fillers
 from seqgen.app.cli import main
-from seqgen.errors import SeqgenError
 from seqgen.app.info import net_info
-from seqgen.net import TRAIN, Net
+from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text
+from seqgen.net import TRAIN, Net
 
 N, I = 2, 3
 

@@ -3,8 +3,8 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import GOLDEN, ROOT
+
 from seqgen.app.cli import main
 from seqgen.app.info import net_info, shape_string
 

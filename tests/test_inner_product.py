@@ -4,8 +4,8 @@ the bits of the plain numpy expressions the layer used before (a 0.1.0 run depen
 import numpy as np
 import pytest
 from google.protobuf import text_format
-
 from gradcheck import check_layer_gradients
+
 from seqgen.blob import Blob
 from seqgen.net import TRAIN
 from seqgen.proto import caffe_pb2

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 
 import seqgen
-from seqgen.io.atomic import is_temp_name
-from seqgen.proto import caffe_pb2
 from seqgen.app.replot import read_loss_csv
+from seqgen.io.atomic import is_temp_name
 from seqgen.io.solverstate import read_sidecar, sha256_file, sidecar_path
+from seqgen.proto import caffe_pb2
 
 ROOT = Path(__file__).parents[1]
 PARAMS = {"lstm1": [(60, 1), (60, 15), (60,)], "ip1": [(1, 15), (1,)]}

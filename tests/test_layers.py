@@ -4,15 +4,15 @@ out here, in-place use, phases, and the errors users see."""
 import numpy as np
 import pytest
 from google.protobuf import text_format
-
 from gradcheck import check_layer_gradients, numeric_gradient
 from reference import sigmoid
+
 from seqgen import fillers
 from seqgen.blob import Blob
 from seqgen.errors import SeqgenError
+from seqgen.io.prototxt import parse_net_text
 from seqgen.net import TEST, TRAIN, Net
 from seqgen.proto import caffe_pb2
-from seqgen.io.prototxt import parse_net_text
 from seqgen.registry import layer_class
 
 

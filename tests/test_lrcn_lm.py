@@ -8,8 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from helpers import ROOT
+
 from seqgen.app.cli import main
 from seqgen.net import TEST, TRAIN, Net
 from seqgen.proto import caffe_pb2

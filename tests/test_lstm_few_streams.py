@@ -6,8 +6,11 @@ import pytest
 
 from seqgen.kernels import blas
 from seqgen.kernels.lstm import lstm_backward, lstm_forward
-from seqgen.kernels.lstm_gemm import (lstm_backward_gemm, lstm_forward_gemm,
-                                      lstm_param_gradients_gemm)
+from seqgen.kernels.lstm_gemm import (
+    lstm_backward_gemm,
+    lstm_forward_gemm,
+    lstm_param_gradients_gemm,
+)
 
 T, I, H = 6, 4, 5
 G = 4 * H

@@ -1,8 +1,8 @@
 """The fork's `Lstm` layer against recordings of real Caffe (tests/golden/caffe-lstm)."""
 import numpy as np
 import pytest
-
 from helpers import GOLDEN, assert_close
+
 from seqgen.blob import Blob
 from seqgen.errors import SeqgenError
 from seqgen.layers.lstm import LstmLayer

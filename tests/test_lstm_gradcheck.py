@@ -1,8 +1,8 @@
 """The Lstm kernels against finite differences (float64) and against themselves stepwise."""
 import numpy as np
 import pytest
-
 from gradcheck import numeric_gradient, relative_error
+
 from seqgen.blob import Blob
 from seqgen.kernels.lstm import lstm_backward, lstm_forward, param_gradients
 from seqgen.layers.lstm import LstmLayer

@@ -9,10 +9,21 @@ from reference import lstm_forward as reference_forward
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from seqgen import threads
-from seqgen.kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
-                                 lstm_forward_parallel, param_gradients)
-from seqgen.kernels.lstm_gemm import (choose_path, lstm_backward_gemm, lstm_forward_gemm,
-                                      lstm_param_gradients_gemm, panel_buffer, split_parts)
+from seqgen.kernels.lstm import (
+    lstm_backward,
+    lstm_backward_parallel,
+    lstm_forward,
+    lstm_forward_parallel,
+    param_gradients,
+)
+from seqgen.kernels.lstm_gemm import (
+    choose_path,
+    lstm_backward_gemm,
+    lstm_forward_gemm,
+    lstm_param_gradients_gemm,
+    panel_buffer,
+    split_parts,
+)
 
 T, N, I, H = 7, 9, 5, 6
 G = 4 * H

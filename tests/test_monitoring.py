@@ -9,16 +9,16 @@ import signal
 import numpy as np
 import pytest
 
-import seqgen.app.train as experiment
 import seqgen.app.replot as replot
+import seqgen.app.train as experiment
 from seqgen.app.cli import main
-from seqgen.tasks.data import resolve_source
-from seqgen.errors import SeqgenError
-from seqgen.app.train import train_sequence
-from seqgen.tasks.holdout import HeldOutTest
-from seqgen.net import TEST, Net
 from seqgen.app.progress import Progress
+from seqgen.app.train import train_sequence
+from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text
+from seqgen.net import TEST, Net
+from seqgen.tasks.data import resolve_source
+from seqgen.tasks.holdout import HeldOutTest
 
 T = 20
 NET = f"""

@@ -15,10 +15,10 @@ import pytest
 import seqgen
 import seqgen.tasks.feedback as feedback
 from seqgen.app.cli import main
-from seqgen.tasks.feeder import SequenceFeeder
-from seqgen.tasks.generate import GenerationDiverged
 from seqgen.net import Net as NetClass
 from seqgen.proto import caffe_pb2
+from seqgen.tasks.feeder import SequenceFeeder
+from seqgen.tasks.generate import GenerationDiverged
 
 ROOT = Path(__file__).parents[1]
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import ROOT
+
 from seqgen.app.cli import main
-from seqgen.errors import SeqgenError
 from seqgen.app.train import train_sequence
-from seqgen.tasks.feeder import NpzFeeder
-from seqgen.net import TRAIN, Net
+from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text
+from seqgen.net import TRAIN, Net
+from seqgen.tasks.feeder import NpzFeeder
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 T, N, I = 8, 2, 3

@@ -2,15 +2,21 @@
 import numpy as np
 import pytest
 
-from seqgen.errors import SeqgenError
-from seqgen.io.atomic import (atomic_open, atomic_write, atomic_write_bytes, format_cell,
-                              format_cells, write_csv_atomic)
 from seqgen.app.plot import (
     plot_generated_csv,
     plot_generation,
     plot_loss,
     read_generated_csv,
     write_generated_csv,
+)
+from seqgen.errors import SeqgenError
+from seqgen.io.atomic import (
+    atomic_open,
+    atomic_write,
+    atomic_write_bytes,
+    format_cell,
+    format_cells,
+    write_csv_atomic,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

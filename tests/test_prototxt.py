@@ -5,7 +5,6 @@ import os
 import pytest
 
 from seqgen.errors import SeqgenError
-from seqgen.proto import caffe_pb2
 from seqgen.io.prototxt import (
     filter_net,
     parse_net_text,
@@ -14,6 +13,7 @@ from seqgen.io.prototxt import (
     read_solver,
     state_meets_rule,
 )
+from seqgen.proto import caffe_pb2
 
 LSTM_NET = """\
 name: "LSTM"

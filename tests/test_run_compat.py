@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from run_digest import file_digest, run_json_digest, sidecar_digest
 
 from seqgen.app.cli import main
-from run_digest import file_digest, run_json_digest, sidecar_digest
 
 ROOT = Path(__file__).parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -2,8 +2,8 @@
 per-step Net path, and the draws against the softmax they come from."""
 import numpy as np
 import pytest
-
 from helpers import random_net
+
 from seqgen.errors import SeqgenError
 from seqgen.tasks.sample import next_probabilities, sample_plan, sample_tokens, token_inputs
 
@@ -32,8 +32,8 @@ TRAIN = (f"""layer {{ name: "in" type: "Input" top: "x" top: "cont" top: "label"
         top: "loss" softmax_param { axis: 2 } }
 """)
 # the deploy net: a Softmax output, no labels
-DEPLOY = (f"""input: "x" input_shape {{ dim: 1 dim: 1 }}
-input: "cont" input_shape {{ dim: 1 dim: 1 }}
+DEPLOY = ("""input: "x" input_shape { dim: 1 dim: 1 }
+input: "cont" input_shape { dim: 1 dim: 1 }
 """ + EMBED + LSTM.format(name="lstm1", bottom="embed", H=7)
           + LSTM.format(name="lstm2", bottom="lstm1", H=6) + IP
           + """layer { name: "prob" type: "Softmax" bottom: "logits" top: "prob"

@@ -5,8 +5,8 @@ import pytest
 
 from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_solver_text
-from seqgen.solver.schedules import learning_rate
 from seqgen.solver import Solver
+from seqgen.solver.schedules import learning_rate
 
 TINY_NET = """
 name: "t"

@@ -7,9 +7,13 @@ import pytest
 from google.protobuf import text_format
 
 from seqgen.blob import Blob
-from seqgen.kernels.softmax_loss import (read_labels, softmax_loss_3d,
-                                         softmax_loss_backward_3d, softmax_loss_backward_rows,
-                                         softmax_loss_rows)
+from seqgen.kernels.softmax_loss import (
+    read_labels,
+    softmax_loss_3d,
+    softmax_loss_backward_3d,
+    softmax_loss_backward_rows,
+    softmax_loss_rows,
+)
 from seqgen.net import TRAIN
 from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class

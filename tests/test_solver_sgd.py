@@ -1,11 +1,11 @@
 """Caffe's SGD with momentum, lr_mult and decay_mult, against a plain numpy reference."""
 import numpy as np
-
 from helpers import ROOT
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
+
 from seqgen.io.prototxt import parse_solver_text, read_net
 from seqgen.solver import Solver
+from seqgen.tasks.data import sinusoid
+from seqgen.tasks.feeder import SequenceFeeder
 
 
 def make_solver(weight_decay):

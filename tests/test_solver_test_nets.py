@@ -1,12 +1,11 @@
 """The solver's test nets as Caffe's InitTestNets / TestAll make them: one per test_iter
 (test_net_param, test_net, then the net), each in its test_state; the training net in
 train_state; the net file's own state merged under them; Caffe's count CHECKs."""
-import numpy as np
 import pytest
 
 from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text, parse_solver_text, solver_net_state
-from seqgen.net import TEST, TRAIN, Net
+from seqgen.net import TEST, TRAIN
 from seqgen.proto import caffe_pb2
 from seqgen.solver.callbacks import Callback
 from seqgen.solver.solver import Solver

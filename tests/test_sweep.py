@@ -5,16 +5,15 @@ import json
 import os
 
 import pytest
+from helpers import ROOT
 
 from seqgen.app.cli import main
 from seqgen.errors import SeqgenError
+from seqgen.io.prototxt import read_net, read_solver
 from seqgen.sweep.engine import THREAD_VARIABLES
 from seqgen.sweep.grid import resolve_key, run_name, typed_values
 from seqgen.sweep.sweep import SweepLock, SweepOptions, sweep
 from seqgen.sweep.sweepfile import read_sweep_file
-from seqgen.io.prototxt import read_net, read_solver
-
-from helpers import ROOT
 
 SOLVER = str(ROOT / "prototxt" / "lstm_short_solver.prototxt")
 

@@ -11,11 +11,10 @@ import sys
 import time
 
 import numpy as np
+from helpers import ROOT
 
 from seqgen.tasks.folder import LOCK_FILE, snapshot_of
 from seqgen.tasks.losslog import read_loss_csv
-
-from helpers import ROOT
 
 SOLVER = str(ROOT / "prototxt" / "lstm_short_solver.prototxt")
 BIN = os.path.dirname(sys.executable)

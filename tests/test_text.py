@@ -2,7 +2,6 @@
 contiguous streams, validation with bits per character / perplexity, the test split,
 early stopping, exact resume, `seqgen test`, sampling, and the one-line errors for bad
 input. Small corpora and nets are made in each test."""
-import json
 import math
 import shutil
 from pathlib import Path

@@ -10,14 +10,13 @@ import json
 import numpy as np
 import pytest
 import safetensors.numpy as st
-
 from helpers import ROOT, assert_close
+from test_export import BVLC_STATIC, FORK_STACK, build, copy_weights
+
 from seqgen.app.cli import main
 from seqgen.export import plan
 from seqgen.io.weights import read_net_binary
 from seqgen.net import TEST, Net
-from test_export import BVLC_STATIC, FORK_STACK, build, copy_weights
-
 
 PROTO = ROOT / "prototxt"
 SHORT_WEIGHTS = ROOT / "tests" / "fixtures" / "main_run" / "runs" / "short" / \

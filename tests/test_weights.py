@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from seqgen.errors import SeqgenError
+from seqgen.io.prototxt import parse_net_text
 from seqgen.net import TRAIN, Net
 from seqgen.proto import caffe_pb2
-from seqgen.io.prototxt import parse_net_text
 
 ROOT = Path(__file__).parents[1]
 NET = ROOT / "prototxt" / "lstm_short.prototxt"

@@ -278,7 +278,7 @@ def read_generated_csv(path) -> dict:
     if not path.is_file():
         raise SeqgenError(f"{path}: file not found")
     try:
-        with open(path, "r", encoding="utf-8-sig", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
             lines = fh.read().splitlines()
     except UnicodeDecodeError:
         raise SeqgenError(f"{path}: not a UTF-8 text file") from None

@@ -10,11 +10,11 @@ import os
 import numpy as np
 
 from ..errors import SeqgenError
+from ..tasks.folder import RUN_FILE, latest_run
+from ..tasks.losslog import read_loss_csv
 from ..tasks.record import RunRecord
 from .generation_record import replot_generation
 from .plot import loss_title, plot_loss
-from ..tasks.folder import RUN_FILE, latest_run
-from ..tasks.losslog import read_loss_csv
 
 
 def plot_run_losses(iterations, losses, test_iterations, test_losses, path, title=None):

@@ -5,7 +5,6 @@ import os
 from ..errors import SeqgenError
 from ..io.prototxt import parse_solver_text, read_net, read_solver
 
-
 # The fork's examples/lstm_sequence solver settings, used when a net comes without a solver.
 FORK_SOLVER = """
 base_lr: 0.0001

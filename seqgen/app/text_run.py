@@ -10,8 +10,8 @@ from ..io.atomic import atomic_write_text
 from ..net import TEST, Net
 from ..tasks.folder import latest_run
 from ..tasks.record import RunRecord
-from ..tasks.sample import sample_tokens
 from ..tasks.roles import inputs_by_role
+from ..tasks.sample import sample_tokens
 from ..tasks.text_data import UNK, Vocabulary, is_text_spec, parse_spec
 from ..tasks.text_plan import Corpus, SplitScorer, check_vocabulary
 

@@ -6,7 +6,6 @@ record; endings.py says how a session ends.
 import os
 import secrets
 from dataclasses import dataclass
-from typing import Optional
 
 from ..errors import SeqgenError
 from ..io.atomic import WriteFailed, remove_stale_temps
@@ -14,10 +13,10 @@ from ..io.solverstate import read_sidecar, sidecar_path
 from ..kernels import compile_notice
 from ..solver.diagnosis import Diverged
 from ..solver.solver import ACTIONS, SNAPSHOT, STOP, Solver, check_solver_param
+from ..tasks.feedback import FeedbackSettings
 from ..tasks.folder import RunLock, check_folder_free, new_run_dir, remember_run
 from ..tasks.plans import PlanOptions, plan_class
 from ..tasks.record import RUN_FILE, RunRecord, RunSettings
-from ..tasks.feedback import FeedbackSettings
 from ..tasks.sequence_plan import on_off
 from .endings import Ending, Interrupted  # noqa: F401  (Interrupted: part of the API)
 from .progress import Progress
@@ -30,24 +29,24 @@ from .solver_file import resolve_solver
 class TrainOptions:
     """`seqgen train`'s options; None means the default, or with `resume` the snapshot's
     run's setting."""
-    iters: Optional[int] = None
-    weights: Optional[str] = None
-    mode: Optional[str] = None
-    data: Optional[str] = None
-    fork_compat: Optional[bool] = None
-    out: Optional[str] = None
-    resume: Optional[str] = None
-    feedback: Optional[bool] = None
-    feedback_share: Optional[float] = None
-    feedback_ramp: Optional[float] = None
-    feedback_refresh: Optional[int] = None
-    holdout: Optional[int] = None
-    seed: Optional[int] = None
-    split: Optional[str] = None
-    val: Optional[str] = None
-    test: Optional[str] = None
-    epochs: Optional[int] = None
-    early_stop: Optional[int] = None
+    iters: int | None = None
+    weights: str | None = None
+    mode: str | None = None
+    data: str | None = None
+    fork_compat: bool | None = None
+    out: str | None = None
+    resume: str | None = None
+    feedback: bool | None = None
+    feedback_share: float | None = None
+    feedback_ramp: float | None = None
+    feedback_refresh: int | None = None
+    holdout: int | None = None
+    seed: int | None = None
+    split: str | None = None
+    val: str | None = None
+    test: str | None = None
+    epochs: int | None = None
+    early_stop: int | None = None
     sigint_effect: str = STOP
     sighup_effect: str = SNAPSHOT
     allow_changes: bool = False

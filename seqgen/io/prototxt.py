@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Iterable, Optional, Tuple, Union
+from collections.abc import Iterable
+from typing import Union
 
 from google.protobuf import text_format
 
 from ..errors import SeqgenError
-from .reading import read_bytes
 from ..proto import caffe_pb2
+from .reading import read_bytes
 
 __all__ = [
     "read_net",
@@ -75,7 +76,7 @@ _SOLVER_FIELDS = frozenset(caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name)
 # ---------------------------------------------------------------------------------------
 
 
-def _where(name: str, line: Optional[int] = None, col: Optional[int] = None) -> str:
+def _where(name: str, line: int | None = None, col: int | None = None) -> str:
     if line is None:
         return f"{name}: "
     if col is None:
@@ -83,7 +84,7 @@ def _where(name: str, line: Optional[int] = None, col: Optional[int] = None) -> 
     return f"{name}:{line}:{col}: "
 
 
-def _read_text(path: PathLike) -> Tuple[str, str]:
+def _read_text(path: PathLike) -> tuple[str, str]:
     """Return (display name, decoded text) of a text file, or raise SeqgenError."""
     name = os.fspath(path)
     data = read_bytes(name)
@@ -101,7 +102,7 @@ def _read_text(path: PathLike) -> Tuple[str, str]:
     return name, text
 
 
-def _drop_quoted_line(what: str, text: str, line: Optional[int]) -> str:
+def _drop_quoted_line(what: str, text: str, line: int | None) -> str:
     """Remove the copy of the whole source line protobuf puts in front of some messages
     ("'  dim: \"two\" }': Couldn't parse integer: \"two\""); file:line:col already says where."""
     if not what.startswith("'"):
@@ -117,7 +118,7 @@ def _drop_quoted_line(what: str, text: str, line: Optional[int]) -> str:
     return what
 
 
-def _find_token(text: str, word: str) -> Optional[Tuple[int, int]]:
+def _find_token(text: str, word: str) -> tuple[int, int] | None:
     """1-based (line, col) of the first identifier `word` outside strings and comments."""
     pattern = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
     for lineno, line in enumerate(text.splitlines(), start=1):
@@ -356,7 +357,7 @@ def _resolve(path: str, base_dir: str) -> str:
 
 
 def parse_solver_text(
-    text: str, name: str = "<string>", base_dir: Optional[PathLike] = None
+    text: str, name: str = "<string>", base_dir: PathLike | None = None
 ) -> caffe_pb2.SolverParameter:
     """Parse a text-format SolverParameter.
 
@@ -439,7 +440,7 @@ def state_meets_rule(state: caffe_pb2.NetState, rule: caffe_pb2.NetStateRule) ->
 
 
 def solver_net_state(net_param: caffe_pb2.NetParameter, phase,
-                     override: Optional[caffe_pb2.NetState] = None) -> caffe_pb2.NetState:
+                     override: caffe_pb2.NetState | None = None) -> caffe_pb2.NetState:
     """The NetState Caffe's Solver builds a net in (InitTrainNet / InitTestNets): `phase`,
     then the net's own `state` merged over it, then the solver's train_state / test_state.
 
@@ -456,7 +457,7 @@ def solver_net_state(net_param: caffe_pb2.NetParameter, phase,
 def filter_net(
     net_param: caffe_pb2.NetParameter,
     phase,
-    level: Optional[int] = None,
+    level: int | None = None,
     stages: Iterable[str] = (),
 ) -> caffe_pb2.NetParameter:
     """Copy of `net_param` keeping only the layers selected for the given state.

@@ -19,8 +19,8 @@ import zipfile
 import numpy as np
 
 from ..errors import SeqgenError
-from .atomic import atomic_write_bytes
 from ..proto import caffe_pb2
+from .atomic import atomic_write_bytes
 from .weights import blob_from_proto, blob_shape, blob_to_proto, read_message
 
 SIDECAR_SUFFIX = ".seqgen.npz"

@@ -10,8 +10,8 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..errors import SeqgenError
-from .atomic import atomic_write_bytes
 from ..proto import caffe_pb2
+from .atomic import atomic_write_bytes
 
 
 def blob_to_proto(array, proto=None):

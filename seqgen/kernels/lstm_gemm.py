@@ -30,7 +30,6 @@ import numpy as np
 from numba import njit, prange
 
 from .. import threads
-
 from .activations import FASTMATH, sigmoid, tanh
 from .blas import GEMV_MAX_ROWS, gemm, hold_one_blas_thread, set_blas_threads
 from .lstm import cell_step, forget_by_cont, step_gradients

@@ -11,7 +11,6 @@ from ..kernels.embed import embed_backward, embed_forward, read_indices
 from ..registry import register
 from .base import Layer
 
-
 # LRCN's caption scripts pad input_sentence with -1 as well as target_sentence; Caffe's
 # Embed then reads outside its table (undefined behaviour), so seqgen refuses and says why.
 _PADDING_HINT = ("; -1 looks like LRCN-style padding: pad the input stream with 0 (its EOS "

@@ -11,11 +11,17 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..kernels.lstm_lanes import (lanes, lstm_backward, lstm_backward_parallel, lstm_forward,
-                                  lstm_forward_parallel)
+from ..kernels.lstm_lanes import (
+    lanes,
+    lstm_backward,
+    lstm_backward_parallel,
+    lstm_forward,
+    lstm_forward_parallel,
+)
 from ..registry import register
 from ..threads import stream_parts
 from .base import Layer
+
 
 def _shapes(bottom, top):
     return tuple(b.data.shape for b in bottom), tuple(t.data.shape for t in top)

@@ -45,15 +45,26 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..kernels.lstm import (lstm_backward, lstm_backward_parallel, lstm_forward,
-                            lstm_forward_parallel, param_gradients)
-from ..kernels.lstm_gemm import (choose_path, lstm_backward_gemm, lstm_forward_gemm,
-                                 lstm_param_gradients_gemm, panel_buffer, split_parts,
-                                 uses_panels)
+from ..kernels.lstm import (
+    lstm_backward,
+    lstm_backward_parallel,
+    lstm_forward,
+    lstm_forward_parallel,
+    param_gradients,
+)
+from ..kernels.lstm_gemm import (
+    choose_path,
+    lstm_backward_gemm,
+    lstm_forward_gemm,
+    lstm_param_gradients_gemm,
+    panel_buffer,
+    split_parts,
+    uses_panels,
+)
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
-from .base import Layer
 from ..threads import stream_parts
+from .base import Layer
 from .lstm import _check_shapes, _shapes
 
 

@@ -7,8 +7,13 @@ buffers kept while the shapes stay the same.
 """
 import numpy as np
 
-from ..kernels.softmax_loss import (read_labels, softmax_loss_3d, softmax_loss_backward_3d,
-                                    softmax_loss_backward_rows, softmax_loss_rows)
+from ..kernels.softmax_loss import (
+    read_labels,
+    softmax_loss_3d,
+    softmax_loss_backward_3d,
+    softmax_loss_backward_rows,
+    softmax_loss_rows,
+)
 from ..proto import caffe_pb2
 from ..registry import register
 from .base import Layer

@@ -11,8 +11,16 @@ import numpy as np
 from .. import fillers
 from ..errors import SeqgenError
 from ..io.atomic import atomic_files, signals_deferred
-from ..io.solverstate import (apply_solverstate, load_solverstate, read_sidecar, sha256_bytes,
-                              sha256_file, sidecar_bytes, sidecar_path, solverstate_bytes)
+from ..io.solverstate import (
+    apply_solverstate,
+    load_solverstate,
+    read_sidecar,
+    sha256_bytes,
+    sha256_file,
+    sidecar_bytes,
+    sidecar_path,
+    solverstate_bytes,
+)
 from ..io.weights import net_to_proto
 from .fingerprint import check_fingerprint
 

@@ -28,17 +28,17 @@ import numpy as np
 
 from .. import fillers
 from ..errors import SeqgenError
-from ..kernels.reduce import all_finite, sum_squares
 from ..io.prototxt import read_solver
+from ..kernels.reduce import all_finite, sum_squares
 from ..net import TEST, TRAIN, Net
 from ..proto import caffe_pb2
 from . import snapshots
 from .callbacks import Callback, FunctionHooks, overriding
 from .diagnosis import Diverged, NonFinite, divergence_message, remedies, where_nonfinite
 from .fingerprint import net_fingerprint, solver_fingerprint
+from .schedules import check_policy, learning_rate
 from .test_nets import SolverTestNet, check_test_net_counts, list_test_nets
 from .testing import NetTester, weighted_loss
-from .schedules import check_policy, learning_rate
 from .updates import UPDATES, check_solver_type, history_slots, regularize
 
 # What a signal asks for (Caffe's SolverAction), named as caffe's -sigint_effect flags are.

@@ -1,7 +1,6 @@
 """Caffe's InitTestNets: which TEST nets a solver has, in Caffe's numbering, each with the
 NetState it is built in and its own test_iter; and Caffe's CHECKs on their counts."""
 from dataclasses import dataclass
-from typing import Union
 
 from ..errors import SeqgenError
 from ..proto import caffe_pb2
@@ -11,7 +10,7 @@ from ..proto import caffe_pb2
 class SolverTestNet:
     """Test net #index: where its NetParameter comes from, its test_state, its test_iter."""
     index: int
-    source: Union[str, caffe_pb2.NetParameter]  # a file name or an inline NetParameter
+    source: str | caffe_pb2.NetParameter  # a file name or an inline NetParameter
     state: caffe_pb2.NetState
     iters: int
 

@@ -3,15 +3,14 @@ input mode and seed, a RunSpec naming its run folder and holding the texts of th
 net and solver copies the folder gets (so that it describes itself and resumes alone)."""
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 from google.protobuf import text_format
 
+from ..app.solver_file import resolve_solver
 from ..errors import SeqgenError
 from ..io.atomic import atomic_write_text
 from ..io.prototxt import read_net
 from ..solver.solver import check_solver_param
-from ..app.solver_file import resolve_solver
 from .grid import combinations, resolve_key, run_name, typed_values
 
 
@@ -20,13 +19,13 @@ class RunSpec:
     """One run of a sweep: what the Dask task needs, all of it picklable."""
     name: str
     config: str
-    mode: Optional[str]
+    mode: str | None
     seed: int
     settings: tuple  # ((KEY, value), ...)
     folder: str  # absolute
     solver: str  # the solver copy in `folder`
     files: tuple  # ((file name, text), ...): the net and solver copies
-    data: Optional[str]
+    data: str | None
     max_iter: int
     options: tuple = ()  # ((TrainOptions field, value), ...): the train-option KEYs
 

@@ -4,7 +4,6 @@ the results table, the summary and the report."""
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ..app.evaluate import evaluate_run
 from ..app.train import TrainOptions, train
@@ -32,13 +31,13 @@ class SweepLock(RunLock):
 class SweepOptions:
     """`seqgen sweep`'s options; None means the sweep file's value, or the default."""
     sets: list = field(default_factory=list)  # ["KEY=V1,V2", ...]
-    seeds: Optional[int] = None
-    modes: Optional[list] = None
-    iters: Optional[int] = None
-    data: Optional[str] = None
-    out: Optional[str] = None
-    workers: Optional[int] = None
-    scheduler: Optional[str] = None
+    seeds: int | None = None
+    modes: list | None = None
+    iters: int | None = None
+    data: str | None = None
+    out: str | None = None
+    workers: int | None = None
+    scheduler: str | None = None
 
 
 @dataclass

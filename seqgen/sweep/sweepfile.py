@@ -12,7 +12,6 @@ solver's entry gives its own; paths are relative to the sweep file; "comment" is
 import json
 import os
 from dataclasses import dataclass, field, replace
-from typing import Optional
 
 from ..errors import SeqgenError
 
@@ -27,8 +26,8 @@ class Entry:
     grid: dict = field(default_factory=dict)
     seeds: int = 1
     modes: tuple = (None,)  # None: train's default input mode (not in the run's name)
-    data: Optional[str] = None
-    iters: Optional[int] = None
+    data: str | None = None
+    iters: int | None = None
 
 
 def _positive(where, name, value):

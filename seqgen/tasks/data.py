@@ -234,7 +234,7 @@ def _separator_hint(cell: str, kind: str) -> str:
 def _read_text_rows(path: Path, kind: str):
     """Parse a .csv/.txt file into a float64 array plus the 1-based line number of every row."""
     try:
-        with open(path, "r", encoding="utf-8-sig", newline=None) as fh:
+        with open(path, encoding="utf-8-sig", newline=None) as fh:
             text = fh.read()
     except UnicodeDecodeError:
         raise SeqgenError(f"{path}: not a UTF-8 text file") from None

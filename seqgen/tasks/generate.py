@@ -7,8 +7,8 @@ later one continues it — the fork's test loop.
 import numpy as np
 
 from ..errors import SeqgenError, SeqgenRuntimeError
-from .feeder import MODES, input_roles
 from ..kernels.generate import lstm_stack_generate, rnn_stack_generate
+from .feeder import MODES, input_roles
 
 
 class GenerationDiverged(SeqgenRuntimeError):

@@ -8,7 +8,6 @@ then gives the solver its feeding callback, its tester, and says what identifies
 what run.json and a snapshot must keep, and what to run next.
 """
 from dataclasses import dataclass
-from typing import Optional
 
 from ..errors import SeqgenError
 from ..solver.callbacks import Callback
@@ -29,19 +28,19 @@ def register_plan(cls):
 @dataclass
 class PlanOptions:
     """The training options a plan may read (None: not given)."""
-    data: Optional[str] = None
-    mode: Optional[str] = None
-    holdout: Optional[int] = None
+    data: str | None = None
+    mode: str | None = None
+    holdout: int | None = None
     feedback: bool = True
-    feedback_share: Optional[float] = None  # sequences: the feedback schedule's settings
-    feedback_ramp: Optional[float] = None
-    feedback_refresh: Optional[int] = None
+    feedback_share: float | None = None  # sequences: the feedback schedule's settings
+    feedback_ramp: float | None = None
+    feedback_refresh: int | None = None
     resuming: bool = False  # a resumed run: its recorded settings, not the net file's
-    split: Optional[str] = None  # text: --split TRAIN,VAL[,TEST]
-    val: Optional[str] = None  # text: --val FILE
-    test: Optional[str] = None  # text: --test FILE
-    epochs: Optional[int] = None  # text: --epochs E
-    early_stop: Optional[int] = None  # text: --early-stop K
+    split: str | None = None  # text: --split TRAIN,VAL[,TEST]
+    val: str | None = None  # text: --val FILE
+    test: str | None = None  # text: --test FILE
+    epochs: int | None = None  # text: --epochs E
+    early_stop: int | None = None  # text: --early-stop K
     vocab: object = None  # text: a run's Vocabulary to reuse
 
 

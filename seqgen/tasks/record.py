@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ..errors import SeqgenError
 from ..io.atomic import atomic_write_text
@@ -30,9 +29,9 @@ class RunRecord:
 
     net: str = None
     name: str = None
-    data: Optional[str] = None
+    data: str | None = None
     data_kind: str = "sequence"
-    input: Optional[str] = None
+    input: str | None = None
     fork_compat: bool = False
     solver: str = None
     max_iter: int = None
@@ -138,15 +137,15 @@ class RunSettings:
     """The options a run was trained with, as a resume takes them back (None: not
     recorded). A sidecar keeps them under meta["extra"]["run"]."""
 
-    max_iter: Optional[int] = None
-    data: Optional[str] = None
-    input: Optional[str] = None
-    holdout: Optional[int] = None
-    feedback: Optional[bool] = None
-    fork_compat: Optional[bool] = None
-    fingerprint: Optional[dict] = None
-    text: Optional[dict] = None
-    feedback_schedule: Optional[dict] = None
+    max_iter: int | None = None
+    data: str | None = None
+    input: str | None = None
+    holdout: int | None = None
+    feedback: bool | None = None
+    fork_compat: bool | None = None
+    fingerprint: dict | None = None
+    text: dict | None = None
+    feedback_schedule: dict | None = None
 
     def to_sidecar(self):
         out = {"max_iter": self.max_iter, "data": self.data, "input": self.input,

@@ -17,8 +17,15 @@ from ..net import TEST, Net
 from ..solver.solver import STOP
 from .plan import DataPlan, register_plan
 from .roles import inputs_by_role, require_roles
-from .text_data import (Vocabulary, is_text_spec, parse_fractions, parse_spec, read_text,
-                        split_tokens, tokens_of)
+from .text_data import (
+    Vocabulary,
+    is_text_spec,
+    parse_fractions,
+    parse_spec,
+    read_text,
+    split_tokens,
+    tokens_of,
+)
 
 DEFAULT_SPLIT = "0.9,0.05,0.05"
 

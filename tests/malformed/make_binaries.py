@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from seqgen import fillers
+from seqgen.io.prototxt import parse_net_text
 from seqgen.net import TRAIN, Net
 from seqgen.proto import caffe_pb2
-from seqgen.io.prototxt import parse_net_text
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
