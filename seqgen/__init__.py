@@ -7,7 +7,7 @@ shows them side by side with pycaffe.
 """
 import os
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # BLAS gets seqgen's thread budget (SEQGEN_THREADS, default 1; see seqgen.threads): these
 # nets' small products only spin and contend on a second thread. Only effective when seqgen
