@@ -14,9 +14,9 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 
 import seqgen.layers.lstm as lstm_layer  # noqa: E402
+from seqgen.data.feeder import SequenceFeeder  # noqa: E402
+from seqgen.data.sources import sinusoid  # noqa: E402
 from seqgen.solver import Solver  # noqa: E402
-from seqgen.tasks.data import sinusoid  # noqa: E402
-from seqgen.tasks.feeder import SequenceFeeder  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -153,9 +153,9 @@ def torch_ms(point, iters, repeats, threads):
 def memory_mb(iters):
     """VmRSS (MB) of lstm_short training after iters // 20 and after iters iterations, and
     the peak (VmHWM)."""
+    from seqgen.data.feeder import SequenceFeeder
+    from seqgen.data.sources import sinusoid
     from seqgen.solver import Solver
-    from seqgen.tasks.data import sinusoid
-    from seqgen.tasks.feeder import SequenceFeeder
 
     def rss(field="VmRSS"):
         with open("/proc/self/status") as f:

@@ -45,7 +45,7 @@ def build(V=65, E=65, H=128, seed=0):
 
 
 def chars_per_second(net, steps, compiled):
-    from seqgen.tasks.sample import sample_tokens
+    from seqgen.generation.sample import sample_tokens
 
     """(chars per wall second, chars per CPU second of this process) for one call."""
     wall, cpu = time.perf_counter(), time.process_time()

@@ -222,8 +222,8 @@ def torch_run(cfg, solver, epochs, seed=1, start=None):
     far)]."""
     import torch
 
+    from seqgen.data.text import Corpus, Streams
     from seqgen.io.prototxt import read_solver
-    from seqgen.tasks.text_plan import Corpus, Streams
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)

@@ -34,10 +34,10 @@ def check(tmp):
     import onnxruntime as ort
 
     from seqgen.app.cli import main as seqgen
+    from seqgen.data.sources import sinusoid
+    from seqgen.generation.generate import generate
     from seqgen.io.weights import read_net_binary
     from seqgen.net import TEST, Net
-    from seqgen.tasks.data import sinusoid
-    from seqgen.tasks.generate import generate
 
     path = lambda name: os.path.join(tmp, name)
     for graph in ("step", "sequence"):

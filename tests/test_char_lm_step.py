@@ -34,10 +34,10 @@ import numpy as np
 import pytest
 from helpers import ROOT
 
+from seqgen.data.text import Streams
 from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.solver import Solver
 from seqgen.solver import solver as solver_module
-from seqgen.tasks.text_plan import Streams
 
 V, E, H, T, N = 11, 8, 8, 6, 3
 ITERS = 5

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from helpers import GOLDEN, ROOT
 
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.data.sources import sinusoid
 from seqgen.solver import Solver
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
 
 # Caffe itself drifts by up to 2e-5 relative between its one- and two-thread BLAS runs over
 # these 2000 iterations (fork) and 2e-6 (corrected): float32 rounding differences grow along
@@ -45,8 +45,8 @@ def test_2000_iterations_match_caffe(case):
 
 def test_generated_sequence_of_recorded_weights():
     """The fork's test loop (zero input, one step at a time) from the recorded final weights."""
+    from seqgen.generation.generate import generate
     from seqgen.net import TEST, Net
-    from seqgen.tasks.generate import generate
 
     folder = CASES["fork"][0]
     net = Net(ROOT / "prototxt" / "lstm_short.prototxt", folder / "iter2000.caffemodel", TEST)

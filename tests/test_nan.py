@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 import seqgen
-import seqgen.tasks.feedback as feedback
+import seqgen.data.feedback as feedback
 from seqgen.app.cli import main
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.generation.generate import GenerationDiverged
 from seqgen.net import Net as NetClass
 from seqgen.proto import caffe_pb2
-from seqgen.tasks.feeder import SequenceFeeder
-from seqgen.tasks.generate import GenerationDiverged
 
 ROOT = Path(__file__).parents[1]
 

@@ -1,4 +1,4 @@
-"""`seqgen train --data FILE.npz`: NpzFeeder (seqgen/tasks/feeder.py) and its use by the
+"""`seqgen train --data FILE.npz`: NpzFeeder (seqgen/data/feeder.py) and its use by the
 experiment and the CLI.
 
 The BVLC-style net here has inputs x (T, N, I), cont (T, N) and label (T, N, 1); an
@@ -15,10 +15,10 @@ from helpers import ROOT
 
 from seqgen.app.cli import main
 from seqgen.app.train import train_sequence
+from seqgen.data.feeder import NpzFeeder
 from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text
 from seqgen.net import TRAIN, Net
-from seqgen.tasks.feeder import NpzFeeder
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 T, N, I = 8, 2, 3

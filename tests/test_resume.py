@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from seqgen.app.cli import main
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.data.sources import sinusoid
 from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.solver import Solver
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
 
 ROOT = Path(__file__).parents[1]
 T = 20

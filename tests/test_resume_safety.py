@@ -210,7 +210,7 @@ def test_changed_options_and_data_are_refused(cwd, capsys, stopped_run):
                   "--data", "other.csv")
     assert "data sinusoid:960 -> other.csv" in err
     # the same values under another name are the same data
-    from seqgen.tasks.data import sinusoid
+    from seqgen.data.sources import sinusoid
     np.savetxt(cwd / "same.csv", sinusoid(960), fmt="%.9g")
     code, _, err = run(capsys, "train", solver.name, "--resume", state, "--out", "RUN2",
                        "--data", "same.csv")

@@ -17,7 +17,7 @@ import pytest
 import seqgen.solver.snapshots as snapshots
 from seqgen.app.cli import main
 from seqgen.io.atomic import WriteFailed
-from seqgen.tasks.record import RunRecord
+from seqgen.runs.record import RunRecord
 
 ROOT = Path(__file__).parents[1]
 PROTO = ROOT / "prototxt"

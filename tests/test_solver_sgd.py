@@ -2,10 +2,10 @@
 import numpy as np
 from helpers import ROOT
 
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.data.sources import sinusoid
 from seqgen.io.prototxt import parse_solver_text, read_net
 from seqgen.solver import Solver
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
 
 
 def make_solver(weight_decay):

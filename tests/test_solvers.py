@@ -26,11 +26,11 @@ import math
 import numpy as np
 import pytest
 
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.data.sources import sinusoid
 from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.net import TRAIN, Net
 from seqgen.solver import Solver
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
 
 F = np.float32
 T = 20

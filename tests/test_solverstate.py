@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.data.sources import sinusoid
 from seqgen.errors import SeqgenError
 from seqgen.proto import caffe_pb2
 from seqgen.solver import Solver
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
 
 ROOT = Path(__file__).parents[1]
 SOLVER = ROOT / "prototxt" / "lstm_short_solver.prototxt"

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import seqgen.tasks.text_plan as text_plan
+import seqgen.data.text as text_plan
 from seqgen.app.cli import main
-from seqgen.tasks.record import RunRecord
-from seqgen.tasks.text_data import Vocabulary, tokens_of
-from seqgen.tasks.text_plan import Streams
+from seqgen.data.text import Streams
+from seqgen.data.tokens import Vocabulary, tokens_of
+from seqgen.runs.record import RunRecord
 
 CORPUS = ("the quick brown fox jumps over the lazy dog.\n"
           "a stitch in time saves nine; the early bird catches the worm.\n") * 40
@@ -294,9 +294,9 @@ def test_a_missing_or_mismatched_vocabulary(trained, capsys):
 
 def test_sampling_finds_inputs_by_what_reads_them_not_by_name():
     """LRCN names its inputs input_sentence / cont_sentence / target_sentence."""
+    from seqgen.generation.sample import sample_tokens
     from seqgen.io.prototxt import parse_net_text
     from seqgen.net import TEST, Net
-    from seqgen.tasks.sample import sample_tokens
 
     text = lm_net(12)
     for old, new in (('"data"', '"input_sentence"'), ('"cont"', '"cont_sentence"'),

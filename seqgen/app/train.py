@@ -1,5 +1,5 @@
 """What `seqgen train` does: train a net on the data a plan feeds, in a run folder that
-never loses a run. The driver knows no kind of data: the plan (seqgen.tasks.plans) feeds
+never loses a run. The driver knows no kind of data: the plan (seqgen.data) feeds
 the net, tests it and says what identifies the data; the RunBook keeps the logs and the
 record; endings.py says how a session ends.
 """
@@ -7,17 +7,17 @@ import os
 import secrets
 from dataclasses import dataclass
 
+from ..data import PlanOptions, plan_class
+from ..data.feedback import FeedbackSettings
+from ..data.sequence import on_off
 from ..errors import SeqgenError
 from ..io.atomic import WriteFailed, remove_stale_temps
 from ..io.solverstate import read_sidecar, sidecar_path
 from ..kernels import compile_notice
+from ..runs.folder import RunLock, check_folder_free, new_run_dir, remember_run
+from ..runs.record import RUN_FILE, RunRecord, RunSettings
 from ..solver.diagnosis import Diverged
 from ..solver.solver import ACTIONS, SNAPSHOT, STOP, Solver, check_solver_param
-from ..tasks.feedback import FeedbackSettings
-from ..tasks.folder import RunLock, check_folder_free, new_run_dir, remember_run
-from ..tasks.plans import PlanOptions, plan_class
-from ..tasks.record import RUN_FILE, RunRecord, RunSettings
-from ..tasks.sequence_plan import on_off
 from .endings import Ending, Interrupted  # noqa: F401  (Interrupted: part of the API)
 from .progress import Progress
 from .run_book import RunBook

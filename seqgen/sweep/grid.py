@@ -16,8 +16,8 @@ from dataclasses import dataclass, fields
 
 from google.protobuf.descriptor import FieldDescriptor
 
+from ..data.feedback import FeedbackSettings
 from ..errors import SeqgenError
-from ..tasks.feedback import FeedbackSettings
 
 #: solver fields a sweep owns itself (the seed is --seeds; the files are the run folder's)
 OWN_SOLVER_FIELDS = {"random_seed": "give --seeds instead",
@@ -81,7 +81,7 @@ def _scalar(text, msg, names):
             msg = getattr(msg, name)
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
             raise SeqgenError(f"{text}: '{name}' is a message; name one of its fields "
-                              f"({', '.join(sorted(msg.DESCRIPTOR.fields_by_name[name].message_type.fields_by_name))})")
+                              f"({', '.join(sorted(field.message_type.fields_by_name))})")
     return field
 
 

@@ -10,11 +10,11 @@ import numpy as np
 
 from ..errors import SeqgenError
 from ..net import TEST, Net
-from .data import resolve_source
 from .feedback import FeedbackSchedule, FeedbackSettings
 from .feeder import MODES, SequenceFeeder, input_roles
 from .holdout import HeldOutTest, holdout_plan
-from .plan import DataPlan, register_plan
+from .plans import DataPlan, register_plan
+from .sources import resolve_source
 
 _LENGTH_DIRECTIVE = re.compile(r"^#\s*seqgen:\s*sequence_length\s+(\d+)\s*$", re.M)
 _KNOWN_LENGTHS = {"lstm_long": 960, "deep_lstm_long": 960}

@@ -30,7 +30,8 @@ def input_roles(net):
                           f"training needs one (inputs: {', '.join(names) or 'none'})")
     if len(rest) != 1:
         raise SeqgenError(f"{net.source}: expected exactly one data input besides "
-                          f"'{clip}'{' and label' if label else ''}, found: {', '.join(rest) or 'none'}")
+                          f"'{clip}'{' and label' if label else ''}, found: "
+                          f"{', '.join(rest) or 'none'}")
     return rest[0], clip, label
 
 
@@ -67,7 +68,8 @@ class SequenceFeeder:
         self.T = T
         self.chunks = len(seq) // T
         self.sequence = seq[: self.chunks * T]
-        self.inputs = shifted(self.sequence) if mode == "previous" else np.zeros_like(self.sequence)
+        self.inputs = (shifted(self.sequence) if mode == "previous"
+                       else np.zeros_like(self.sequence))
         self.passes = 0
         self._clips = (self.chunk(0)[1], self.chunk(1)[1])  # (first chunk, any other)
 

@@ -15,9 +15,9 @@ import numpy as np
 from ..errors import SeqgenError
 from ..net import TEST, Net
 from ..solver.solver import STOP
-from .plan import DataPlan, register_plan
+from .plans import DataPlan, register_plan
 from .roles import inputs_by_role, require_roles
-from .text_data import (
+from .tokens import (
     Vocabulary,
     is_text_spec,
     parse_fractions,
