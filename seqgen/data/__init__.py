@@ -3,4 +3,12 @@ importing their modules here), the sources they read, the feeders that write the
 inputs, the feedback schedule and held-out testing. Import `plan_class` from here so that
 the registry is complete."""
 from . import arrays, own, sequence, text  # noqa: F401  (they register)
-from .plans import DataPlan, PlanOptions, plan_class  # noqa: F401
+from .plans import (  # noqa: F401
+    DataPlan,
+    Option,
+    PlanOptions,
+    on_off,
+    plan_class,
+    plan_options,
+    resume_order,
+)

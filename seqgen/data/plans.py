@@ -7,16 +7,63 @@ data before any net is built; `bind` ties the plan to the TRAIN net the Solver b
 then gives the solver its feeding callback, its tester, and says what identifies the data,
 what run.json and a snapshot must keep, and what to run next.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from ..errors import SeqgenError
 from ..solver.callbacks import Callback
 
 PLANS = []
-#: the PlanOptions a kind of data may not take, by flag (a plan's accepted_options)
-OPTION_FLAGS = (("--input", "mode"), ("--holdout", "holdout"),
-                ("--feedback-share", "feedback_share"), ("--feedback-ramp", "feedback_ramp"),
-                ("--feedback-refresh", "feedback_refresh"))
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of `seqgen train` that a kind of data takes, declared once on its plan
+    class: the command line, the plan, run.json and a resume, and a sweep read it here."""
+
+    field: str  # the PlanOptions (and TrainOptions) field
+    flag: str
+    help: str
+    type: type = str  # of the value: str, float or int (a positive whole number)
+    metavar: str | None = None
+    choices: tuple | None = None
+    #: a flag without a value that turns something off (the field is then False, else None)
+    switch: bool = False
+    #: where a snapshot's run keeps it (a RunSettings field, or FIELD.KEY inside a dict
+    #: field), for a resume to take it back; None: not taken back
+    recorded: str | None = None
+    #: the value a resume takes back without saying so (a run's default)
+    default: object = None
+    #: whether a resume takes it back, given the options so far (None: always)
+    resumes_if: Callable | None = None
+    #: a resume says it where its FIELD.KEY comes in the recorded dict, among the options so
+    #: marked (as seqgen 0.1.0 said the feedback schedule), not where it is declared
+    in_recorded_order: bool = False
+    #: whether the other kinds of data refuse it when it is given
+    refused: bool = True
+    #: whether a sweep KEY may name it (then `problem` checks its values)
+    sweep: bool = False
+    #: value -> what it must be, or None when it is good (for sweep KEYs)
+    problem: Callable | None = None
+
+    def recorded_value(self, settings):
+        """Its value in a run's RunSettings (None: not recorded)."""
+        if self.recorded is None:
+            return None
+        name, _, key = self.recorded.partition(".")
+        value = getattr(settings, name, None)
+        return (value or {}).get(key) if key else value
+
+    def recorded_place(self, settings):
+        """Where its key comes in the recorded dict (after all keys when not there)."""
+        name, _, key = self.recorded.partition(".")
+        keys = list(getattr(settings, name, None) or {})
+        return keys.index(key) if key in keys else len(keys)
+
+    def said(self, value):
+        """How the option appears on a command line with `value`."""
+        return self.flag if self.switch else f"{self.flag} {value}"
 
 
 def register_plan(cls):
@@ -25,23 +72,40 @@ def register_plan(cls):
     return cls
 
 
-@dataclass
-class PlanOptions:
-    """The training options a plan may read (None: not given)."""
-    data: str | None = None
-    mode: str | None = None
-    holdout: int | None = None
-    feedback: bool = True
-    feedback_share: float | None = None  # sequences: the feedback schedule's settings
-    feedback_ramp: float | None = None
-    feedback_refresh: int | None = None
-    resuming: bool = False  # a resumed run: its recorded settings, not the net file's
-    split: str | None = None  # text: --split TRAIN,VAL[,TEST]
-    val: str | None = None  # text: --val FILE
-    test: str | None = None  # text: --test FILE
-    epochs: int | None = None  # text: --epochs E
-    early_stop: int | None = None  # text: --early-stop K
-    vocab: object = None  # text: a run's Vocabulary to reuse
+def plan_options():
+    """Every registered plan's options, in the order the plans registered."""
+    return tuple(option for cls in PLANS for option in cls.options)
+
+
+def resume_order(settings):
+    """The options in the order a resume takes them back and says so: as declared, except
+    those `in_recorded_order`, which take their places in the order `settings` lists them."""
+    options = list(plan_options())
+    places = [i for i, o in enumerate(options) if o.in_recorded_order]
+    moved = sorted((options[i] for i in places), key=lambda o: o.recorded_place(settings))
+    for i, option in zip(places, moved):
+        options[i] = option
+    return options
+
+
+class PlanOptions(SimpleNamespace):
+    """The training options a plan may read: the data spec, whether a run resumes (then
+    its recorded settings count, not the net file's), a vocabulary to reuse (a text run's),
+    and every plan's declared options (None: not given)."""
+
+    def __init__(self, data=None, resuming=False, vocab=None, **given):
+        values = {option.field: None for option in plan_options()}
+        unknown = set(given) - set(values)
+        if unknown:
+            raise TypeError(f"no data option {', '.join(sorted(unknown))}")
+        super().__init__(data=data, resuming=resuming, vocab=vocab, **{**values, **given})
+
+
+def on_off(value):
+    """A fingerprint's text for an option: on/off, (none), or the value."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "(none)" if value is None else str(value)
 
 
 class DataPlan(Callback):
@@ -52,8 +116,8 @@ class DataPlan(Callback):
 
     #: run.json's "data_kind"
     kind = "none"
-    #: the options this kind of data takes besides the spec (flag -> PlanOptions field)
-    accepted_options = {}
+    #: the options this kind of data takes besides the spec (Options)
+    options = ()
     #: plans are tried in this order (lower first): the catch-all sequence plan goes last
     order = 10
     #: the solver's tester (callable(solver) -> results), or None: Solver's own (a TEST net
@@ -70,9 +134,10 @@ class DataPlan(Callback):
     def check_options(cls, options):
         """Refuse options that make no sense for this kind of data (before anything is
         read)."""
-        for flag, field in OPTION_FLAGS:
-            if getattr(options, field) is not None and flag not in cls.accepted_options:
-                raise SeqgenError(cls.refusal(flag, getattr(options, field), options))
+        for option in plan_options():
+            value = getattr(options, option.field)
+            if option.refused and value is not None and option not in cls.options:
+                raise SeqgenError(cls.refusal(option.flag, value, options))
 
     @classmethod
     def refusal(cls, flag, value, options):
@@ -99,8 +164,9 @@ class DataPlan(Callback):
         return str(self.spec())
 
     def fingerprint_options(self):
-        """The options that define a run of this data beyond the net and the solver."""
-        return {}
+        """The options that define a run of this data beyond the net and the solver (the
+        keys every run's fingerprint has had since 0.1.0, as a run without them sets them)."""
+        return {"--input": "(none)", "--holdout": "(none)", "feedback (--no-feedback)": "off"}
 
     def record(self):
         """run.json fields this plan sets (input, holdout_steps, ...)."""

@@ -12,11 +12,11 @@ the option's range) before anything runs.
 """
 import itertools
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from ..data.feedback import FeedbackSettings
+from ..data import plan_options
 from ..errors import SeqgenError
 
 #: solver fields a sweep owns itself (the seed is --seeds; the files are the run folder's)
@@ -25,8 +25,9 @@ OWN_SOLVER_FIELDS = {"random_seed": "give --seeds instead",
                      "holds the net", "snapshot_prefix": "snapshots belong to the run folder"}
 
 
-#: train options a KEY may name (TrainOptions field -> its type); a run passes them to train
-TRAIN_OPTION_KEYS = {f"feedback_{f.name}": f.type for f in fields(FeedbackSettings)}
+#: train options a KEY may name (TrainOptions field -> its Option, as the data plans declare
+#: them); a run passes them to train
+TRAIN_OPTION_KEYS = {o.field: o for o in plan_options() if o.sweep}
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,9 @@ class Key:
         """`raw` (CLI text or JSON) as this KEY's value; ValueError saying what it must be."""
         if self.option is None:
             return CONVERTERS[self.field.cpp_type](self.field, raw)
-        value = _number(raw, TRAIN_OPTION_KEYS[self.option])
-        want = FeedbackSettings.problem(self.option.removeprefix("feedback_"), value)
+        option = TRAIN_OPTION_KEYS[self.option]
+        value = _number(raw, option.type)
+        want = option.problem(value) if option.problem else None
         if want:
             raise ValueError(want)
         return value
