@@ -51,7 +51,7 @@ def seqgen_training(name, iters, repeats):
     from seqgen.solver import Solver
 
     solver = Solver(os.path.join(PROTOTXT, f"{name}_solver.prototxt"), log=lambda *a: None)
-    solver.before_forward = SequenceFeeder(solver.net, sinusoid(CONFIGS[name][1]), "previous")
+    solver.add_callback(SequenceFeeder(solver.net, sinusoid(CONFIGS[name][1]), "previous"))
     solver.step(200)  # warm-up: compile or load kernels, touch every buffer
     return median_ms(solver.step, iters, repeats)
 
@@ -174,7 +174,7 @@ def memory_growth(iters):
 
     solver = Solver(os.path.join(PROTOTXT, "lstm_short_solver.prototxt"), log=lambda *a: None,
                     out_dir=tempfile.mkdtemp())  # its snapshots go there, not into the cwd
-    solver.before_forward = SequenceFeeder(solver.net, sinusoid(320), "previous")
+    solver.add_callback(SequenceFeeder(solver.net, sinusoid(320), "previous"))
     solver.step(1000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     solver.step(iters)

@@ -36,7 +36,7 @@ def main():
     args = ap.parse_args()
     solver = Solver(os.path.join(ROOT, "prototxt", "lstm_short_solver.prototxt"),
                     log=lambda *a: None)
-    solver.before_forward = SequenceFeeder(solver.net, sinusoid(320), "previous")
+    solver.add_callback(SequenceFeeder(solver.net, sinusoid(320), "previous"))
     solver.step(300)  # warm-up
     times = {}
     for name in ("lstm_forward", "lstm_backward"):

@@ -82,7 +82,7 @@ def run_solver(solver_path, length, iters):
     solver = seqgen.get_solver(param, source=solver_path, log=lambda *a: None)
     for layer in solver.net.layers:
         layer.set_forget_bias(FORK_FORGET_BIAS)
-    solver.before_forward = SequenceFeeder(solver.net, sinusoid(length), "previous")
+    solver.add_callback(SequenceFeeder(solver.net, sinusoid(length), "previous"))
     solver.step(iters)
 
 

@@ -164,7 +164,7 @@ def memory_mb(iters):
     with tempfile.TemporaryDirectory() as tmp:  # the solver's snapshots go there
         solver = Solver(os.path.join(ROOT, "prototxt", "lstm_short_solver.prototxt"),
                         log=lambda *a: None, out_dir=tmp)
-        solver.before_forward = SequenceFeeder(solver.net, sinusoid(320), "previous")
+        solver.add_callback(SequenceFeeder(solver.net, sinusoid(320), "previous"))
         first = max(1, iters // 20)
         solver.step(first)
         early = rss()

@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers import ROOT, Hooks
 
 from seqgen.data.text import Streams
 from seqgen.io.prototxt import parse_net_text, parse_solver_text
@@ -113,7 +113,7 @@ def run_seqgen(monkeypatch, iters=ITERS):
         net.blobs["cont"].data[...] = cont
         net.blobs["label"].data[...] = y
 
-    solver.before_forward = feed
+    solver.add_callback(Hooks(before_forward=feed))
     record, current = [], {}
     apply_update = solver.apply_update
 
@@ -137,7 +137,7 @@ def run_seqgen(monkeypatch, iters=ITERS):
                            scale=current["clipped_norm"] / current["norm"],
                            weights=[p.blob.data.astype(np.float64) for p in params]))
 
-    solver.after_iteration = after
+    solver.add_callback(Hooks(after_iteration=after))
     solver.step(iters)
     return initial, record
 

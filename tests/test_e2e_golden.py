@@ -1,7 +1,7 @@
 """2000 iterations of lstm_short from the recorded initial weights, against real Caffe."""
 import numpy as np
 import pytest
-from helpers import GOLDEN, ROOT
+from helpers import GOLDEN, ROOT, Hooks
 
 from seqgen.data.feeder import SequenceFeeder
 from seqgen.data.sources import sinusoid
@@ -25,9 +25,9 @@ def test_2000_iterations_match_caffe(case):
     solver = Solver(ROOT / "prototxt" / "lstm_short_solver.prototxt",
                     options={"fork_compat": fork}, log=lambda *a: None)
     solver.net.copy_from(folder / "initial.caffemodel")
-    solver.before_forward = SequenceFeeder(solver.net, sinusoid(320), "zero")
+    solver.add_callback(SequenceFeeder(solver.net, sinusoid(320), "zero"))
     losses = []
-    solver.after_iteration = lambda s, loss: losses.append(loss)
+    solver.add_callback(Hooks(after_iteration=lambda s, loss: losses.append(loss)))
     solver.step(2000)
     ref = np.loadtxt(folder / "losses.txt")
     assert np.array_equal(ref[:, 0], np.arange(2000))

@@ -21,7 +21,7 @@ def make_solver(out_dir, weights=INITIAL):
     solver = Solver(str(SOLVER), out_dir=str(out_dir), log=lambda *a: None)
     if weights is not None:
         solver.net.copy_from(str(weights))
-    solver.before_forward = SequenceFeeder(solver.net, SEQUENCE, "zero", "sinusoid:320")
+    solver.add_callback(SequenceFeeder(solver.net, SEQUENCE, "zero", "sinusoid:320"))
     return solver
 
 
