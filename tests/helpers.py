@@ -1,8 +1,10 @@
 """Shared test helpers: golden file paths, the float32 comparison rule, random nets."""
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from seqgen.app.cli import main
 from seqgen.solver.callbacks import Callback
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -21,6 +23,22 @@ def assert_close(ours, ref, what="", rtol=RTOL, atol_scale=ATOL_SCALE):
     ours = np.asarray(ours, np.float64).reshape(ref.shape)
     scale = max(1.0, float(np.abs(ref).max(initial=0)))
     np.testing.assert_allclose(ours, ref, rtol=rtol, atol=atol_scale * scale, err_msg=what)
+
+
+def run(capsys, *argv):
+    """`seqgen ARGV...` in this process: (exit code, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def solver_file(folder, net, settings, extra="", name=None):
+    """A solver file for the shipped net NET, copied next to it: `net`, the `settings`
+    lines, `snapshot_prefix: "NET"`, then `extra`; named NET_solver.prototxt by default."""
+    shutil.copy(ROOT / "prototxt" / f"{net}.prototxt", folder / f"{net}.prototxt")
+    path = folder / (name or f"{net}_solver.prototxt")
+    path.write_text(f'net: "{net}.prototxt"\n{settings}snapshot_prefix: "{net}"\n{extra}')
+    return path
 
 
 class Hooks(Callback):

@@ -49,10 +49,10 @@ snapshot_prefix: "mon"
 
 
 @pytest.fixture
-def cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "mon.prototxt").write_text(NET)
-    return tmp_path
+def cwd(cwd):
+    """conftest's working directory, with the net in it."""
+    (cwd / "mon.prototxt").write_text(NET)
+    return cwd
 
 
 def write_solver(folder, extra="", name="mon_solver.prototxt"):

@@ -25,8 +25,10 @@ T, N, I = 8, 2, 3
 
 BVLC_STYLE = f"""
 name: "bvlc_style"
-layer {{ name: "in_x" type: "Input" top: "x" input_param {{ shape {{ dim: {T} dim: {N} dim: {I} }} }} }}
-layer {{ name: "in_cont" type: "Input" top: "cont" input_param {{ shape {{ dim: {T} dim: {N} }} }} }}
+layer {{ name: "in_x" type: "Input" top: "x"
+  input_param {{ shape {{ dim: {T} dim: {N} dim: {I} }} }} }}
+layer {{ name: "in_cont" type: "Input" top: "cont"
+  input_param {{ shape {{ dim: {T} dim: {N} }} }} }}
 layer {{ name: "in_label" type: "Input" top: "label"
         input_param {{ shape {{ dim: {T} dim: {N} dim: 1 }} }} }}
 @BODY@
@@ -182,12 +184,6 @@ def test_files_that_are_not_npz(tmp_path):
 
 
 # -- training ----------------------------------------------------------------------------------
-
-@pytest.fixture
-def cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
 
 def write_net(folder, body=IP_BODY):
     (folder / "bvlc_style.prototxt").write_text(BVLC_STYLE.replace("@BODY@", body))
