@@ -21,7 +21,8 @@ from bench import platform_name  # the CPU model (this folder is on sys.path)
 NET = """input: "x" input_shape {{ dim: 1 dim: 1 }}
 input: "cont" input_shape {{ dim: 1 dim: 1 }}
 layer {{ name: "embed" type: "Embed" bottom: "x" top: "embed"
-        embed_param {{ input_dim: {V} num_output: {E} weight_filler {{ type: "gaussian" std: 1 }} }} }}
+        embed_param {{ input_dim: {V} num_output: {E}
+                       weight_filler {{ type: "gaussian" std: 1 }} }} }}
 layer {{ name: "lstm1" type: "LSTM" bottom: "embed" bottom: "cont" top: "lstm1"
         recurrent_param {{ num_output: {H} }} }}
 layer {{ name: "lstm2" type: "LSTM" bottom: "lstm1" bottom: "cont" top: "lstm2"

@@ -48,7 +48,8 @@ def check(tmp):
     true = sinusoid(320).reshape(-1, 1)
     ours = generate(net, 320, "previous")
     step = ort.InferenceSession(path("step.onnx"), providers=["CPUExecutionProvider"])
-    x, h, c = np.zeros((1, 1), np.float32), np.zeros((1, H), np.float32), np.zeros((1, H), np.float32)
+    x = np.zeros((1, 1), np.float32)
+    h, c = np.zeros((1, H), np.float32), np.zeros((1, H), np.float32)
     onnx_out = np.zeros((320, 1), np.float32)
     for i in range(320):
         x, h, c = step.run(None, {"data": x, "lstm1.h": h, "lstm1.c": c})

@@ -301,7 +301,7 @@ def run_torch(initial, iters=ITERS, freeze=True):
         p.blob.data[...] = w
     model = bench.torch_lm(V, E, H, 2, 0.5)
     if not freeze:  # the benchmark before this check: bias_hh trainable
-        for name, p in model.lstm.named_parameters():
+        for _name, p in model.lstm.named_parameters():
             p.requires_grad_(True)
     bench.copy_weights(model, solver.net)
     opt = bench.torch_optimizer(model, solver.param)
@@ -320,7 +320,8 @@ def run_torch(initial, iters=ITERS, freeze=True):
                 if not grad:
                     b = b + get(f"lstm.bias_hh_l{k}", False)  # the effective bias
                 blobs += [bench.caffe_order(get(f"lstm.weight_ih_l{k}", grad)),
-                          bench.caffe_order(b), bench.caffe_order(get(f"lstm.weight_hh_l{k}", grad))]
+                          bench.caffe_order(b),
+                          bench.caffe_order(get(f"lstm.weight_hh_l{k}", grad))]
             blobs += [get("out.weight", grad), get("out.bias", grad)]
             out.append(blobs)
         return out

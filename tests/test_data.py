@@ -1,4 +1,5 @@
-"""seqgen.data.sources: the caffe-lstm sinusoid (bit-exact against the fork) and users' sequence files."""
+"""seqgen.data.sources: the caffe-lstm sinusoid (bit-exact against the fork) and users'
+sequence files."""
 import ctypes
 import ctypes.util
 import os
