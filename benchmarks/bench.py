@@ -46,12 +46,12 @@ def median_ms(fn, iters, repeats):
 
 
 def seqgen_training(name, iters, repeats):
+    from seqgen.data.feeder import SequenceFeeder
+    from seqgen.data.sources import sinusoid
     from seqgen.solver import Solver
-    from seqgen.tasks.data import sinusoid
-    from seqgen.tasks.feeder import SequenceFeeder
 
     solver = Solver(os.path.join(PROTOTXT, f"{name}_solver.prototxt"), log=lambda *a: None)
-    solver.before_forward = SequenceFeeder(solver.net, sinusoid(CONFIGS[name][1]), "previous")
+    solver.add_callback(SequenceFeeder(solver.net, sinusoid(CONFIGS[name][1]), "previous"))
     solver.step(200)  # warm-up: compile or load kernels, touch every buffer
     return median_ms(solver.step, iters, repeats)
 
@@ -70,7 +70,7 @@ def _torch_training(name, iters, repeats):
     torch.set_num_threads(1)
     hidden, length, lr = CONFIGS[name]
     T = 320
-    from seqgen.tasks.data import sinusoid
+    from seqgen.data.sources import sinusoid
 
     seq = torch.tensor(sinusoid(length)).reshape(length, 1, 1)
     prev = torch.zeros_like(seq)
@@ -98,8 +98,8 @@ def _torch_training(name, iters, repeats):
 
 
 def generation_ms(repeats):
+    from seqgen.generation.generate import generate
     from seqgen.net import TEST, Net
-    from seqgen.tasks.generate import generate
 
     net = Net(os.path.join(PROTOTXT, "lstm_short.prototxt"), TEST)
     generate(net, 320)
@@ -168,13 +168,13 @@ def streams_ratio(iters, repeats, N=16, H=15, T=320, threads=1):
 
 def memory_growth(iters):
     """Peak RSS (MB) after a short and after a long lstm_short run in one process."""
+    from seqgen.data.feeder import SequenceFeeder
+    from seqgen.data.sources import sinusoid
     from seqgen.solver import Solver
-    from seqgen.tasks.data import sinusoid
-    from seqgen.tasks.feeder import SequenceFeeder
 
     solver = Solver(os.path.join(PROTOTXT, "lstm_short_solver.prototxt"), log=lambda *a: None,
                     out_dir=tempfile.mkdtemp())  # its snapshots go there, not into the cwd
-    solver.before_forward = SequenceFeeder(solver.net, sinusoid(320), "previous")
+    solver.add_callback(SequenceFeeder(solver.net, sinusoid(320), "previous"))
     solver.step(1000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     solver.step(iters)

@@ -3,8 +3,8 @@
     python benchmarks/breakdown.py [--iters 5000]
 
 Wraps the Lstm kernels (the backward one includes the weight gradients), the
-forward/backward pass and the solver update with timers (the wrappers add about a microsecond each) and prints the
-per-iteration average of each.
+forward/backward pass and the solver update with timers (the wrappers add about a
+microsecond each) and prints the per-iteration average of each.
 """
 import os
 
@@ -14,9 +14,9 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 
 import seqgen.layers.lstm as lstm_layer  # noqa: E402
+from seqgen.data.feeder import SequenceFeeder  # noqa: E402
+from seqgen.data.sources import sinusoid  # noqa: E402
 from seqgen.solver import Solver  # noqa: E402
-from seqgen.tasks.data import sinusoid  # noqa: E402
-from seqgen.tasks.feeder import SequenceFeeder  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,7 +36,7 @@ def main():
     args = ap.parse_args()
     solver = Solver(os.path.join(ROOT, "prototxt", "lstm_short_solver.prototxt"),
                     log=lambda *a: None)
-    solver.before_forward = SequenceFeeder(solver.net, sinusoid(320), "previous")
+    solver.add_callback(SequenceFeeder(solver.net, sinusoid(320), "previous"))
     solver.step(300)  # warm-up
     times = {}
     for name in ("lstm_forward", "lstm_backward"):

@@ -37,12 +37,12 @@ import time  # noqa: E402
 import seqgen  # noqa: E402
 from seqgen.app.progress import compile_seconds  # noqa: E402
 from seqgen.app.train import train_sequence  # noqa: E402
+from seqgen.data.feeder import SequenceFeeder  # noqa: E402
+from seqgen.data.sequence import FORK_FORGET_BIAS, default_data_spec  # noqa: E402
+from seqgen.data.sources import sinusoid  # noqa: E402
 from seqgen.io.prototxt import read_solver  # noqa: E402
 from seqgen.net import Net  # noqa: E402
 from seqgen.solver.solver import Solver  # noqa: E402
-from seqgen.tasks.data import sinusoid  # noqa: E402
-from seqgen.tasks.feeder import SequenceFeeder  # noqa: E402
-from seqgen.tasks.sequence_plan import FORK_FORGET_BIAS, default_data_spec  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROTOTXT = os.path.join(ROOT, "prototxt")
@@ -82,7 +82,7 @@ def run_solver(solver_path, length, iters):
     solver = seqgen.get_solver(param, source=solver_path, log=lambda *a: None)
     for layer in solver.net.layers:
         layer.set_forget_bias(FORK_FORGET_BIAS)
-    solver.before_forward = SequenceFeeder(solver.net, sinusoid(length), "previous")
+    solver.add_callback(SequenceFeeder(solver.net, sinusoid(length), "previous"))
     solver.step(iters)
 
 

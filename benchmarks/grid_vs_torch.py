@@ -153,9 +153,9 @@ def torch_ms(point, iters, repeats, threads):
 def memory_mb(iters):
     """VmRSS (MB) of lstm_short training after iters // 20 and after iters iterations, and
     the peak (VmHWM)."""
+    from seqgen.data.feeder import SequenceFeeder
+    from seqgen.data.sources import sinusoid
     from seqgen.solver import Solver
-    from seqgen.tasks.data import sinusoid
-    from seqgen.tasks.feeder import SequenceFeeder
 
     def rss(field="VmRSS"):
         with open("/proc/self/status") as f:
@@ -164,7 +164,7 @@ def memory_mb(iters):
     with tempfile.TemporaryDirectory() as tmp:  # the solver's snapshots go there
         solver = Solver(os.path.join(ROOT, "prototxt", "lstm_short_solver.prototxt"),
                         log=lambda *a: None, out_dir=tmp)
-        solver.before_forward = SequenceFeeder(solver.net, sinusoid(320), "previous")
+        solver.add_callback(SequenceFeeder(solver.net, sinusoid(320), "previous"))
         first = max(1, iters // 20)
         solver.step(first)
         early = rss()

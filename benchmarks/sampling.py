@@ -21,7 +21,8 @@ from bench import platform_name  # the CPU model (this folder is on sys.path)
 NET = """input: "x" input_shape {{ dim: 1 dim: 1 }}
 input: "cont" input_shape {{ dim: 1 dim: 1 }}
 layer {{ name: "embed" type: "Embed" bottom: "x" top: "embed"
-        embed_param {{ input_dim: {V} num_output: {E} weight_filler {{ type: "gaussian" std: 1 }} }} }}
+        embed_param {{ input_dim: {V} num_output: {E}
+                       weight_filler {{ type: "gaussian" std: 1 }} }} }}
 layer {{ name: "lstm1" type: "LSTM" bottom: "embed" bottom: "cont" top: "lstm1"
         recurrent_param {{ num_output: {H} }} }}
 layer {{ name: "lstm2" type: "LSTM" bottom: "lstm1" bottom: "cont" top: "lstm2"
@@ -45,7 +46,7 @@ def build(V=65, E=65, H=128, seed=0):
 
 
 def chars_per_second(net, steps, compiled):
-    from seqgen.tasks.sample import sample_tokens
+    from seqgen.generation.sample import sample_tokens
 
     """(chars per wall second, chars per CPU second of this process) for one call."""
     wall, cpu = time.perf_counter(), time.process_time()

@@ -194,7 +194,8 @@ def torch_forward_backward(model, opt, x, y, state, loss_weight):
         state = tuple(s.detach() for s in state)
     logits, state = model(torch.from_numpy(np.asarray(x, np.int64)), state)
     loss = loss_weight * torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), torch.from_numpy(np.asarray(y, np.int64)).reshape(-1))
+        logits.reshape(-1, logits.shape[-1]),
+        torch.from_numpy(np.asarray(y, np.int64)).reshape(-1))
     opt.zero_grad()
     loss.backward()
     return float(loss.detach()), state
@@ -222,8 +223,8 @@ def torch_run(cfg, solver, epochs, seed=1, start=None):
     far)]."""
     import torch
 
+    from seqgen.data.text import Corpus, Streams
     from seqgen.io.prototxt import read_solver
-    from seqgen.tasks.text_plan import Corpus, Streams
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)

@@ -34,10 +34,10 @@ def check(tmp):
     import onnxruntime as ort
 
     from seqgen.app.cli import main as seqgen
+    from seqgen.data.sources import sinusoid
+    from seqgen.generation.generate import generate
     from seqgen.io.weights import read_net_binary
     from seqgen.net import TEST, Net
-    from seqgen.tasks.data import sinusoid
-    from seqgen.tasks.generate import generate
 
     path = lambda name: os.path.join(tmp, name)
     for graph in ("step", "sequence"):
@@ -48,7 +48,8 @@ def check(tmp):
     true = sinusoid(320).reshape(-1, 1)
     ours = generate(net, 320, "previous")
     step = ort.InferenceSession(path("step.onnx"), providers=["CPUExecutionProvider"])
-    x, h, c = np.zeros((1, 1), np.float32), np.zeros((1, H), np.float32), np.zeros((1, H), np.float32)
+    x = np.zeros((1, 1), np.float32)
+    h, c = np.zeros((1, H), np.float32), np.zeros((1, H), np.float32)
     onnx_out = np.zeros((320, 1), np.float32)
     for i in range(320):
         x, h, c = step.run(None, {"data": x, "lstm1.h": h, "lstm1.c": c})

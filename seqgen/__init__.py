@@ -5,6 +5,7 @@ The names a pycaffe user reaches for: `seqgen.Net(prototxt, weights=None, phase=
 `seqgen.TRAIN` / `seqgen.TEST`, `seqgen.get_solver(path)`. README.md's "Coming from pycaffe"
 shows them side by side with pycaffe.
 """
+import importlib
 import os
 
 __version__ = "0.2.0"
@@ -16,15 +17,33 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, os.environ.get("SEQGEN_THREADS") or "1")
 
 from .errors import SeqgenError  # noqa: E402
-from .io import prototxt  # noqa: E402,F401  (seqgen.prototxt.read_net / parse_net_text)
-from .net import TEST, TRAIN, Net  # noqa: E402
-from .solver import Solver  # noqa: E402
+
+#: the names seqgen gives, imported from their modules on first use (PEP 562): the `seqgen`
+#: command imports this package first, and `seqgen --version` or `--help` need no net (and
+#: so no numba)
+_LAZY = {"Net": ".net", "TRAIN": ".net", "TEST": ".net", "Solver": ".solver",
+         "prototxt": ".io.prototxt"}  # (seqgen.prototxt.read_net / parse_net_text)
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'seqgen' has no attribute '{name}'")
+    module = importlib.import_module(_LAZY[name], __name__)
+    value = module if name == "prototxt" else getattr(module, name)
+    globals()[name] = value  # (found directly from now on)
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def get_solver(path, **kwargs):
     """A Solver for a solver prototxt (pycaffe's caffe.get_solver): `solver.net`,
     `solver.step(n)`, `solver.solve()`, `solver.snapshot()`, `solver.restore(path)`,
     `solver.iter`."""
+    from .solver import Solver  # lazy: importing seqgen needs no net (see _LAZY)
+
     return Solver(path, **kwargs)
 
 

@@ -1,7 +1,11 @@
 """Shared test helpers: golden file paths, the float32 comparison rule, random nets."""
+import shutil
 from pathlib import Path
 
 import numpy as np
+
+from seqgen.app.cli import main
+from seqgen.solver.callbacks import Callback
 
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = Path(__file__).parents[1]
@@ -19,6 +23,37 @@ def assert_close(ours, ref, what="", rtol=RTOL, atol_scale=ATOL_SCALE):
     ours = np.asarray(ours, np.float64).reshape(ref.shape)
     scale = max(1.0, float(np.abs(ref).max(initial=0)))
     np.testing.assert_allclose(ours, ref, rtol=rtol, atol=atol_scale * scale, err_msg=what)
+
+
+def run(capsys, *argv):
+    """`seqgen ARGV...` in this process: (exit code, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def solver_file(folder, net, settings, extra="", name=None):
+    """A solver file for the shipped net NET, copied next to it: `net`, the `settings`
+    lines, `snapshot_prefix: "NET"`, then `extra`; named NET_solver.prototxt by default."""
+    shutil.copy(ROOT / "prototxt" / f"{net}.prototxt", folder / f"{net}.prototxt")
+    path = folder / (name or f"{net}_solver.prototxt")
+    path.write_text(f'net: "{net}.prototxt"\n{settings}snapshot_prefix: "{net}"\n{extra}')
+    return path
+
+
+class Hooks(Callback):
+    """A solver callback made of functions: Hooks(before_forward=f, after_iteration=g)."""
+
+    def __init__(self, before_forward=None, after_iteration=None):
+        self.functions = {"before_forward": before_forward, "after_iteration": after_iteration}
+
+    def before_forward(self, solver):
+        if self.functions["before_forward"] is not None:
+            self.functions["before_forward"](solver)
+
+    def after_iteration(self, solver, loss):
+        if self.functions["after_iteration"] is not None:
+            self.functions["after_iteration"](solver, loss)
 
 
 def random_net(text, seed=0, std=0.5):

@@ -32,12 +32,12 @@ import math
 
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers import ROOT, Hooks
 
+from seqgen.data.text import Streams
 from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.solver import Solver
 from seqgen.solver import solver as solver_module
-from seqgen.tasks.text_plan import Streams
 
 V, E, H, T, N = 11, 8, 8, 6, 3
 ITERS = 5
@@ -113,7 +113,7 @@ def run_seqgen(monkeypatch, iters=ITERS):
         net.blobs["cont"].data[...] = cont
         net.blobs["label"].data[...] = y
 
-    solver.before_forward = feed
+    solver.add_callback(Hooks(before_forward=feed))
     record, current = [], {}
     apply_update = solver.apply_update
 
@@ -137,7 +137,7 @@ def run_seqgen(monkeypatch, iters=ITERS):
                            scale=current["clipped_norm"] / current["norm"],
                            weights=[p.blob.data.astype(np.float64) for p in params]))
 
-    solver.after_iteration = after
+    solver.add_callback(Hooks(after_iteration=after))
     solver.step(iters)
     return initial, record
 
@@ -301,7 +301,7 @@ def run_torch(initial, iters=ITERS, freeze=True):
         p.blob.data[...] = w
     model = bench.torch_lm(V, E, H, 2, 0.5)
     if not freeze:  # the benchmark before this check: bias_hh trainable
-        for name, p in model.lstm.named_parameters():
+        for _name, p in model.lstm.named_parameters():
             p.requires_grad_(True)
     bench.copy_weights(model, solver.net)
     opt = bench.torch_optimizer(model, solver.param)
@@ -320,7 +320,8 @@ def run_torch(initial, iters=ITERS, freeze=True):
                 if not grad:
                     b = b + get(f"lstm.bias_hh_l{k}", False)  # the effective bias
                 blobs += [bench.caffe_order(get(f"lstm.weight_ih_l{k}", grad)),
-                          bench.caffe_order(b), bench.caffe_order(get(f"lstm.weight_hh_l{k}", grad))]
+                          bench.caffe_order(b),
+                          bench.caffe_order(get(f"lstm.weight_hh_l{k}", grad))]
             blobs += [get("out.weight", grad), get("out.bias", grad)]
             out.append(blobs)
         return out

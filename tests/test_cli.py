@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run as run_main
 
 from seqgen.app.cli import main
 from seqgen.io.prototxt import parse_net_text
@@ -25,18 +26,6 @@ SOLVER = PROTO / "lstm_short_solver.prototxt"
 NET = PROTO / "lstm_short.prototxt"
 E2E = Path(__file__).parent / "golden" / "caffe-lstm" / "e2e_short_2000"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def run_main(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def read_csv(path):

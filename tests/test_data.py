@@ -1,4 +1,5 @@
-"""seqgen.tasks.data: the caffe-lstm sinusoid (bit-exact against the fork) and users' sequence files."""
+"""seqgen.data.sources: the caffe-lstm sinusoid (bit-exact against the fork) and users'
+sequence files."""
 import ctypes
 import ctypes.util
 import os
@@ -7,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqgen.errors import SeqgenError
-from seqgen.tasks.data import (
+from seqgen.data.sources import (
     _sinf,
     load_sequence,
     resolve_source,
     sinusoid,
     sinusoid_constants,
 )
+from seqgen.errors import SeqgenError
 
 E2E = Path(__file__).parent / "golden" / "caffe-lstm" / "e2e_short_2000"
 

@@ -1,11 +1,11 @@
 """2000 iterations of lstm_short from the recorded initial weights, against real Caffe."""
 import numpy as np
 import pytest
-from helpers import GOLDEN, ROOT
+from helpers import GOLDEN, ROOT, Hooks
 
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.data.sources import sinusoid
 from seqgen.solver import Solver
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
 
 # Caffe itself drifts by up to 2e-5 relative between its one- and two-thread BLAS runs over
 # these 2000 iterations (fork) and 2e-6 (corrected): float32 rounding differences grow along
@@ -25,9 +25,9 @@ def test_2000_iterations_match_caffe(case):
     solver = Solver(ROOT / "prototxt" / "lstm_short_solver.prototxt",
                     options={"fork_compat": fork}, log=lambda *a: None)
     solver.net.copy_from(folder / "initial.caffemodel")
-    solver.before_forward = SequenceFeeder(solver.net, sinusoid(320), "zero")
+    solver.add_callback(SequenceFeeder(solver.net, sinusoid(320), "zero"))
     losses = []
-    solver.after_iteration = lambda s, loss: losses.append(loss)
+    solver.add_callback(Hooks(after_iteration=lambda s, loss: losses.append(loss)))
     solver.step(2000)
     ref = np.loadtxt(folder / "losses.txt")
     assert np.array_equal(ref[:, 0], np.arange(2000))
@@ -45,8 +45,8 @@ def test_2000_iterations_match_caffe(case):
 
 def test_generated_sequence_of_recorded_weights():
     """The fork's test loop (zero input, one step at a time) from the recorded final weights."""
+    from seqgen.generation.generate import generate
     from seqgen.net import TEST, Net
-    from seqgen.tasks.generate import generate
 
     folder = CASES["fork"][0]
     net = Net(ROOT / "prototxt" / "lstm_short.prototxt", folder / "iter2000.caffemodel", TEST)

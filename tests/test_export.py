@@ -13,11 +13,11 @@ import pytest
 from helpers import ROOT, assert_close, random_net
 
 from seqgen.app.cli import main
+from seqgen.data.sources import sinusoid
 from seqgen.export import plan
 from seqgen.export.onnx_export import onnx_model
+from seqgen.generation.generate import generate
 from seqgen.net import TEST, Net
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.generate import generate
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 SHORT_WEIGHTS = ROOT / "tests" / "fixtures" / "main_run" / "runs" / "short" / \

@@ -9,13 +9,13 @@ import pytest
 from helpers import ROOT
 
 from seqgen.app.cli import main
+from seqgen.data.feedback import FeedbackSchedule, FeedbackSettings
+from seqgen.data.feeder import SequenceFeeder, shifted
+from seqgen.data.sources import sinusoid
 from seqgen.net import TEST, TRAIN, Net
-from seqgen.sweep.plan import plan_runs
+from seqgen.sweep.run_specs import plan_runs
 from seqgen.sweep.runner import run_one
 from seqgen.sweep.sweepfile import entries_of
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feedback import FeedbackSchedule, FeedbackSettings
-from seqgen.tasks.feeder import SequenceFeeder, shifted
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 SOLVER = str(ROOT / "prototxt" / "lstm_short_solver.prototxt")

@@ -1,15 +1,15 @@
 """SequenceFeeder: chunks, clip markers and data inputs as the fork's lstm_sequence driver
-feeds them (seqgen/tasks/feeder.py), checked on the 960-step sequence and lstm_long (T = 320)."""
+feeds them (seqgen/data/feeder.py), checked on the 960-step sequence and lstm_long (T = 320)."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.data.sequence import default_data_spec
+from seqgen.data.sources import sinusoid
 from seqgen.errors import SeqgenError
 from seqgen.net import TRAIN, Net
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
-from seqgen.tasks.sequence_plan import default_data_spec
 
 ROOT = Path(__file__).parents[1]
 LONG = ROOT / "prototxt" / "lstm_long.prototxt"
@@ -142,8 +142,8 @@ def test_feedback_schedule_state_follows_its_draws():
     iteration before the first snapshot), and a draw or set_state is seen at once."""
     from types import SimpleNamespace
 
+    from seqgen.data.feedback import FeedbackSchedule
     from seqgen.net import TEST
-    from seqgen.tasks.feedback import FeedbackSchedule
 
     feeder = SequenceFeeder(Net(str(SHORT), TRAIN), sinusoid(320), "previous")
     schedule = FeedbackSchedule(feeder, Net(str(SHORT), TEST), total=100, seed=3)

@@ -753,7 +753,7 @@ def test_compiled_generation_matches_stepping(data):
     """The jitted generator of LSTM stacks gets its sizes from the layers: random stacks
     give the same predictions as stepping the Net one forward at a time (or both raise
     SeqgenError when the output diverges)."""
-    from seqgen.tasks.generate import generate
+    from seqgen.generation.generate import generate
 
     draw = data.draw
     D = draw(st.integers(1, 3))

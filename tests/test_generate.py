@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from helpers import ROOT
 
+from seqgen.data.sources import sinusoid
 from seqgen.errors import SeqgenError, SeqgenRuntimeError
+from seqgen.generation.generate import generate, stack_plan
 from seqgen.net import TEST, Net
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.generate import generate, stack_plan
 
 
 def random_net(name, seed=0):

@@ -14,11 +14,11 @@ import seqgen.app.train as experiment
 from seqgen.app.cli import main
 from seqgen.app.progress import Progress
 from seqgen.app.train import train_sequence
+from seqgen.data.holdout import HeldOutTest
+from seqgen.data.sources import resolve_source
 from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text
 from seqgen.net import TEST, Net
-from seqgen.tasks.data import resolve_source
-from seqgen.tasks.holdout import HeldOutTest
 
 T = 20
 NET = f"""
@@ -49,10 +49,10 @@ snapshot_prefix: "mon"
 
 
 @pytest.fixture
-def cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "mon.prototxt").write_text(NET)
-    return tmp_path
+def cwd(cwd):
+    """conftest's working directory, with the net in it."""
+    (cwd / "mon.prototxt").write_text(NET)
+    return cwd
 
 
 def write_solver(folder, extra="", name="mon_solver.prototxt"):

@@ -10,37 +10,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
+from helpers import run, solver_file
 
 import seqgen
-import seqgen.tasks.feedback as feedback
-from seqgen.app.cli import main
+import seqgen.data.feedback as feedback
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.generation.generate import GenerationDiverged
 from seqgen.net import Net as NetClass
 from seqgen.proto import caffe_pb2
-from seqgen.tasks.feeder import SequenceFeeder
-from seqgen.tasks.generate import GenerationDiverged
 
 ROOT = Path(__file__).parents[1]
 
 
 def write_solver(folder, extra, name="d_solver.prototxt", net="lstm_short"):
-    shutil.copy(ROOT / "prototxt" / f"{net}.prototxt", folder / f"{net}.prototxt")
-    path = folder / name
-    path.write_text(f'net: "{net}.prototxt"\nmomentum: 0.95\ndisplay: 0\nrandom_seed: 7\n'
-                    f'snapshot_prefix: "{net}"\n{extra}')
-    return path
-
-
-@pytest.fixture
-def cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return solver_file(folder, net, "momentum: 0.95\ndisplay: 0\nrandom_seed: 7\n", extra,
+                       name)
 
 
 def snapshots(folder):

@@ -1,4 +1,4 @@
-"""`seqgen train --data FILE.npz`: NpzFeeder (seqgen/tasks/feeder.py) and its use by the
+"""`seqgen train --data FILE.npz`: NpzFeeder (seqgen/data/feeder.py) and its use by the
 experiment and the CLI.
 
 The BVLC-style net here has inputs x (T, N, I), cont (T, N) and label (T, N, 1); an
@@ -15,18 +15,20 @@ from helpers import ROOT
 
 from seqgen.app.cli import main
 from seqgen.app.train import train_sequence
+from seqgen.data.feeder import NpzFeeder
 from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text
 from seqgen.net import TRAIN, Net
-from seqgen.tasks.feeder import NpzFeeder
 
 SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 T, N, I = 8, 2, 3
 
 BVLC_STYLE = f"""
 name: "bvlc_style"
-layer {{ name: "in_x" type: "Input" top: "x" input_param {{ shape {{ dim: {T} dim: {N} dim: {I} }} }} }}
-layer {{ name: "in_cont" type: "Input" top: "cont" input_param {{ shape {{ dim: {T} dim: {N} }} }} }}
+layer {{ name: "in_x" type: "Input" top: "x"
+  input_param {{ shape {{ dim: {T} dim: {N} dim: {I} }} }} }}
+layer {{ name: "in_cont" type: "Input" top: "cont"
+  input_param {{ shape {{ dim: {T} dim: {N} }} }} }}
 layer {{ name: "in_label" type: "Input" top: "label"
         input_param {{ shape {{ dim: {T} dim: {N} dim: 1 }} }} }}
 @BODY@
@@ -182,12 +184,6 @@ def test_files_that_are_not_npz(tmp_path):
 
 
 # -- training ----------------------------------------------------------------------------------
-
-@pytest.fixture
-def cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
 
 def write_net(folder, body=IP_BODY):
     (folder / "bvlc_style.prototxt").write_text(BVLC_STYLE.replace("@BODY@", body))

@@ -5,12 +5,12 @@ import pytest
 from gradcheck import numeric_gradient, relative_error
 
 from seqgen.blob import Blob
+from seqgen.generation.generate import generate, stack_plan
 from seqgen.io.prototxt import parse_net_text
 from seqgen.layers.recurrent import LSTMLayer
 from seqgen.net import TEST, Net
 from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class
-from seqgen.tasks.generate import generate, stack_plan
 
 T, N, I, H, S = 5, 3, 2, 3, 2
 

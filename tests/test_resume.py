@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from seqgen.app.cli import main
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.data.sources import sinusoid
 from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.solver import Solver
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
 
 ROOT = Path(__file__).parents[1]
 T = 20
@@ -56,7 +56,7 @@ def make_solver(text, out_dir, seed=1, net=NET):
     sp = parse_solver_text(f"{text} random_seed: {seed}")
     sp.net_param.CopyFrom(parse_net_text(net, "tiny"))
     solver = Solver(sp, out_dir=str(out_dir), log=lambda *a: None)
-    solver.before_forward = SequenceFeeder(solver.net, SEQ, "previous")
+    solver.add_callback(SequenceFeeder(solver.net, SEQ, "previous"))
     return solver
 
 
@@ -76,7 +76,7 @@ def split_run(text, tmp_path):
     resumed = make_solver(text, tmp_path / "resumed", seed=99)
     assert not all(np.array_equal(a, b) for a, b in zip(weights(resumed), weights(first)))
     resumed.restore(state)
-    resumed.before_forward.passes = resumed.iter * resumed.param.iter_size
+    resumed.callbacks[0].passes = resumed.iter * resumed.param.iter_size  # (the feeder)
     return first, resumed, state
 
 
@@ -200,7 +200,7 @@ def test_solverstate_is_what_caffe_reads(case, tmp_path):
     # Caffe's order: one blob per learnable parameter; AdaDelta/Adam: all first-slot
     # blobs, then all second-slot blobs
     assert [s for s, _ in state["history"]] == SHAPES * slots
-    for (shape, data), h in zip(state["history"], solver.history):
+    for (_shape, data), h in zip(state["history"], solver.history):
         assert data.tobytes() == h.astype("<f4").tobytes()
     if case == "Adam":
         # after one update from zero history m = (1 - b1) g and v = (1 - b2) g^2: the first

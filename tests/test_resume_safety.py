@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run, solver_file
 
 import seqgen.app.train as experiment
-from seqgen.app.cli import main
 from seqgen.app.progress import Progress
 
 ROOT = Path(__file__).parents[1]
@@ -26,12 +26,8 @@ STOP = 25  # where the interrupted run stops: 25 % 3 == 1, inside lstm_long's pa
 
 def write_solver(folder, net, extra="", name=None):
     """A solver for one of the shipped nets, copied next to it, with a fixed seed."""
-    shutil.copy(ROOT / "prototxt" / f"{net}.prototxt", folder / f"{net}.prototxt")
-    path = folder / (name or f"{net}_solver.prototxt")
-    path.write_text(f'net: "{net}.prototxt"\nbase_lr: 0.0001\nmomentum: 0.95\n'
-                    f'lr_policy: "fixed"\ndisplay: 0\nmax_iter: {N}\nrandom_seed: 7\n'
-                    f'snapshot_prefix: "{net}"\n{extra}')
-    return path
+    return solver_file(folder, net, 'base_lr: 0.0001\nmomentum: 0.95\nlr_policy: "fixed"\n'
+                       f'display: 0\nmax_iter: {N}\nrandom_seed: 7\n', extra, name)
 
 
 def stop_at(monkeypatch, iteration, sig=signal.SIGINT):
@@ -44,12 +40,6 @@ def stop_at(monkeypatch, iteration, sig=signal.SIGINT):
                 os.kill(os.getpid(), sig)
 
     monkeypatch.setattr(experiment, "Progress", Stopping)
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def resume_command(err):
@@ -65,12 +55,6 @@ def files_of(folder, net, it):
     base = folder / f"{net}_iter_{it}"
     return (base.with_suffix(".caffemodel").read_bytes(),
             base.with_suffix(".solverstate").read_bytes())
-
-
-@pytest.fixture
-def cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 @pytest.mark.parametrize("net, mode", [("lstm_short", "previous"), ("lstm_short", "zero"),
@@ -210,7 +194,7 @@ def test_changed_options_and_data_are_refused(cwd, capsys, stopped_run):
                   "--data", "other.csv")
     assert "data sinusoid:960 -> other.csv" in err
     # the same values under another name are the same data
-    from seqgen.tasks.data import sinusoid
+    from seqgen.data.sources import sinusoid
     np.savetxt(cwd / "same.csv", sinusoid(960), fmt="%.9g")
     code, _, err = run(capsys, "train", solver.name, "--resume", state, "--out", "RUN2",
                        "--data", "same.csv")

@@ -12,36 +12,22 @@ import sys
 import time
 from pathlib import Path
 
+import helpers
 import pytest
+from helpers import run
 
 import seqgen.solver.snapshots as snapshots
-from seqgen.app.cli import main
 from seqgen.io.atomic import WriteFailed
-from seqgen.tasks.record import RunRecord
+from seqgen.runs.record import RunRecord
 
 ROOT = Path(__file__).parents[1]
 PROTO = ROOT / "prototxt"
 
 
-@pytest.fixture
-def cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def solver_file(folder, net="lstm_short", extra="", max_iter=60, snapshot=20):
-    shutil.copy(PROTO / f"{net}.prototxt", folder / f"{net}.prototxt")
-    path = folder / f"{net}_solver.prototxt"
-    path.write_text(f'net: "{net}.prototxt"\nbase_lr: 0.0001\nmomentum: 0.95\n'
-                    f'lr_policy: "fixed"\ndisplay: 0\nmax_iter: {max_iter}\n'
-                    f'snapshot: {snapshot}\nrandom_seed: 3\nsnapshot_prefix: "{net}"\n{extra}')
-    return path
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return helpers.solver_file(folder, net, 'base_lr: 0.0001\nmomentum: 0.95\nlr_policy: '
+                               f'"fixed"\ndisplay: 0\nmax_iter: {max_iter}\nsnapshot: '
+                               f'{snapshot}\nrandom_seed: 3\n', extra)
 
 
 def digests(folder):

@@ -5,7 +5,7 @@ import pytest
 from helpers import random_net
 
 from seqgen.errors import SeqgenError
-from seqgen.tasks.sample import next_probabilities, sample_plan, sample_tokens, token_inputs
+from seqgen.generation.sample import next_probabilities, sample_plan, sample_tokens, token_inputs
 
 V, E, T = 11, 5, 8
 

@@ -2,6 +2,7 @@
 hand, multistep's current_step, float32 results, and the settings Caffe refuses."""
 import numpy as np
 import pytest
+from helpers import Hooks
 
 from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_solver_text
@@ -94,10 +95,10 @@ def test_solver_rate_has_no_side_effect_and_step_advances_current_step(tmp_path)
     solver = make_solver(tmp_path, "base_lr: 0.1 lr_policy: 'multistep' gamma: 0.5 stepvalue: 2 "
                          "stepvalue: 3 random_seed: 1")
     for _ in range(5):
-        solver.rate  # reading the rate must not move the schedule
+        _ = solver.rate  # reading the rate must not move the schedule
     assert solver.current_step == 0
     rates = []
-    solver.after_iteration = lambda s, loss: rates.append(float(s.last_rate))
+    solver.add_callback(Hooks(after_iteration=lambda s, loss: rates.append(float(s.last_rate))))
     solver.step(5)
     assert rates == [float(np.float32(r)) for r in (0.1, 0.1, 0.05, 0.025, 0.025)]
     assert solver.current_step == 2

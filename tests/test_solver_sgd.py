@@ -2,10 +2,10 @@
 import numpy as np
 from helpers import ROOT
 
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.data.sources import sinusoid
 from seqgen.io.prototxt import parse_solver_text, read_net
 from seqgen.solver import Solver
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
 
 
 def make_solver(weight_decay):
@@ -13,7 +13,7 @@ def make_solver(weight_decay):
                            "lr_policy: 'fixed' random_seed: 3")
     sp.net_param.CopyFrom(read_net(ROOT / "prototxt" / "deep_lstm_short.prototxt"))
     solver = Solver(sp, log=lambda *a: None)
-    solver.before_forward = SequenceFeeder(solver.net, sinusoid(320), "previous")
+    solver.add_callback(SequenceFeeder(solver.net, sinusoid(320), "previous"))
     return solver
 
 
@@ -27,8 +27,9 @@ def test_sgd_momentum_with_multipliers_matches_numpy():
     for _ in range(3):
         # the gradient of this iteration, from a throw-away forward/backward on copies
         solver.net.clear_param_diffs()
-        solver.before_forward(solver)
-        solver.before_forward.passes -= 1  # feed the same chunk again in step()
+        feeder = solver.callbacks[0]
+        feeder(solver)
+        feeder.passes -= 1  # feed the same chunk again in step()
         state = solver.net.get_state()
         solver.net.forward_backward()
         grads = [p.blob.diff.astype(np.float64) for p in params]

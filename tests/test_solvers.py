@@ -25,12 +25,13 @@ import math
 
 import numpy as np
 import pytest
+from helpers import Hooks
 
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.data.sources import sinusoid
 from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.net import TRAIN, Net
 from seqgen.solver import Solver
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
 
 F = np.float32
 T = 20
@@ -44,7 +45,8 @@ input: "data" input_shape {{ dim: {T} dim: 1 }}
 input: "clip" input_shape {{ dim: {T} dim: 1 }}
 input: "label" input_shape {{ dim: {T} dim: 1 }}
 layer {{ name: "lstm1" type: "Lstm" bottom: "data" bottom: "clip" top: "lstm1"
-  param {{ lr_mult: 1 }} param {{ lr_mult: 0.5 decay_mult: 2 }} param {{ lr_mult: 2 decay_mult: 0 }}
+  param {{ lr_mult: 1 }} param {{ lr_mult: 0.5 decay_mult: 2 }}
+  param {{ lr_mult: 2 decay_mult: 0 }}
   lstm_param {{ num_output: 6 clipping_threshold: 0.1
     weight_filler {{ type: "gaussian" std: 0.1 }} bias_filler {{ type: "constant" }} }} }}
 layer {{ name: "ip1" type: "InnerProduct" bottom: "lstm1" top: "ip1"
@@ -227,7 +229,7 @@ def make_solver(solver_text, net_text=FORK_NET):
     solver = Solver(sp, log=lambda *a: None)
     for p, w in zip(solver.net.learnable_params, initial_weights(solver.net)):
         p.blob.data[...] = w
-    solver.before_forward = SequenceFeeder(solver.net, SEQ, "previous")
+    solver.add_callback(SequenceFeeder(solver.net, SEQ, "previous"))
     return solver
 
 
@@ -239,7 +241,7 @@ def run_seqgen(solver_text, net_text=FORK_NET, iters=ITERS):
         losses.append(loss)
         rates.append(s.last_rate)
 
-    solver.after_iteration = record
+    solver.add_callback(Hooks(after_iteration=record))
     solver.step(iters)
     weights = [p.blob.data.copy() for p in solver.net.learnable_params]
     return solver, np.array(losses), np.array(rates, F), weights

@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqgen.data.feeder import SequenceFeeder
+from seqgen.data.sources import sinusoid
 from seqgen.errors import SeqgenError
 from seqgen.proto import caffe_pb2
 from seqgen.solver import Solver
-from seqgen.tasks.data import sinusoid
-from seqgen.tasks.feeder import SequenceFeeder
 
 ROOT = Path(__file__).parents[1]
 SOLVER = ROOT / "prototxt" / "lstm_short_solver.prototxt"
@@ -21,7 +21,7 @@ def make_solver(out_dir, weights=INITIAL):
     solver = Solver(str(SOLVER), out_dir=str(out_dir), log=lambda *a: None)
     if weights is not None:
         solver.net.copy_from(str(weights))
-    solver.before_forward = SequenceFeeder(solver.net, SEQUENCE, "zero", "sinusoid:320")
+    solver.add_callback(SequenceFeeder(solver.net, SEQUENCE, "zero", "sinusoid:320"))
     return solver
 
 

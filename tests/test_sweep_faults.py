@@ -13,8 +13,8 @@ import time
 import numpy as np
 from helpers import ROOT
 
-from seqgen.tasks.folder import LOCK_FILE, snapshot_of
-from seqgen.tasks.losslog import read_loss_csv
+from seqgen.runs.folder import LOCK_FILE, snapshot_of
+from seqgen.runs.losslog import read_loss_csv
 
 SOLVER = str(ROOT / "prototxt" / "lstm_short_solver.prototxt")
 BIN = os.path.dirname(sys.executable)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run
 
-import seqgen.tasks.text_plan as text_plan
-from seqgen.app.cli import main
-from seqgen.tasks.record import RunRecord
-from seqgen.tasks.text_data import Vocabulary, tokens_of
-from seqgen.tasks.text_plan import Streams
+import seqgen.data.text as text_plan
+from seqgen.data.text import Streams
+from seqgen.data.tokens import Vocabulary, tokens_of
+from seqgen.runs.record import RunRecord
 
 CORPUS = ("the quick brown fox jumps over the lazy dog.\n"
           "a stitch in time saves nine; the early bird catches the worm.\n") * 40
@@ -31,7 +31,8 @@ layer {{ name: "embed" type: "Embed" bottom: "data" top: "embed"
 layer {{ name: "lstm1" type: "LSTM" bottom: "embed" bottom: "cont" top: "lstm1"
   recurrent_param {{ num_output: {H} weight_filler {{ {u} }} bias_filler {{ {u} }} }} }}
 layer {{ name: "predict" type: "InnerProduct" bottom: "lstm1" top: "predict"
-  inner_product_param {{ num_output: {V} axis: 2 weight_filler {{ {u} }} bias_filler {{ {u} }} }} }}
+  inner_product_param {{ num_output: {V} axis: 2 weight_filler {{ {u} }}
+                         bias_filler {{ {u} }} }} }}
 layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "predict" bottom: "label" top: "loss"
   softmax_param {{ axis: 2 }} }}
 """
@@ -47,16 +48,10 @@ def write_lm(folder, V, max_iter=40, extra="", **net):
 
 
 @pytest.fixture
-def cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "corpus.txt").write_text(CORPUS, encoding="utf-8")
-    return tmp_path
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+def cwd(cwd):
+    """conftest's working directory, with the corpus in it."""
+    (cwd / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    return cwd
 
 
 V_CHARS = len(set(CORPUS[:int(len(CORPUS) * 0.9)]))
@@ -294,9 +289,9 @@ def test_a_missing_or_mismatched_vocabulary(trained, capsys):
 
 def test_sampling_finds_inputs_by_what_reads_them_not_by_name():
     """LRCN names its inputs input_sentence / cont_sentence / target_sentence."""
+    from seqgen.generation.sample import sample_tokens
     from seqgen.io.prototxt import parse_net_text
     from seqgen.net import TEST, Net
-    from seqgen.tasks.sample import sample_tokens
 
     text = lm_net(12)
     for old, new in (('"data"', '"input_sentence"'), ('"cont"', '"cont_sentence"'),

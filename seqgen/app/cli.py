@@ -38,20 +38,16 @@ def _log(message):
 
 
 def cmd_train(args):
+    from ..data import plan_options  # lazy: --help and --version need no numba
     from .train import TrainOptions, train  # lazy: --help and --version need no numba
 
     # flags not given (None) mean the default, or, with --resume, the snapshot's run's
-    options = TrainOptions(iters=args.iters, weights=args.weights, mode=args.input,
-                           data=args.data, fork_compat=True if args.fork_compat else None,
-                           out=args.out, resume=args.resume,
-                           feedback=False if args.no_feedback else None,
-                           feedback_share=args.feedback_share,
-                           feedback_ramp=args.feedback_ramp,
-                           feedback_refresh=args.feedback_refresh, holdout=args.holdout,
-                           seed=args.seed, split=args.split, val=args.val, test=args.test,
-                           epochs=args.epochs, early_stop=args.early_stop,
+    options = TrainOptions(iters=args.iters, weights=args.weights, data=args.data,
+                           fork_compat=True if args.fork_compat else None,
+                           out=args.out, resume=args.resume, seed=args.seed,
                            sigint_effect=args.sigint_effect,
-                           sighup_effect=args.sighup_effect, allow_changes=args.allow_changes)
+                           sighup_effect=args.sighup_effect, allow_changes=args.allow_changes,
+                           **{o.field: getattr(args, o.field) for o in plan_options()})
     trained = train(args.net_or_solver, options, log=_log)
     print(f"Run folder: {trained.folder} (next: {trained.next})")
 
@@ -165,7 +161,8 @@ def build_parser():
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--version", action="version", version=f"seqgen {__version__}",
                         help="print seqgen's version and exit")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=CommandParser)
 
     _add_train(sub, common)
     _add_generate(sub, common)
@@ -174,13 +171,11 @@ def build_parser():
 
 
 def _add_train(sub, common):
-    t = sub.add_parser("train", parents=[common], help="train a net on a sequence (solver or net prototxt)")
+    t = sub.add_parser("train", parents=[common], later=_add_data_options,
+                       help="train a net on a sequence (solver or net prototxt)")
     t.add_argument("net_or_solver", metavar="NET_OR_SOLVER")
     t.add_argument("--iters", type=_positive_int, help="override the solver's max_iter")
     t.add_argument("--weights", help="start from this .caffemodel (layers matched by name)")
-    t.add_argument("--input", choices=["previous", "zero"],
-                   help="sequence data input: the previous value (default) or always 0 "
-                        "(the fork's)")
     t.add_argument("--data", metavar="SPEC",
                    help="sinusoid[:LENGTH] or a .csv/.txt/.npy sequence (default: the net's "
                         "sinusoid), an .npz with one array per input blob (walked along "
@@ -188,29 +183,12 @@ def _add_train(sub, common):
                         "chars:FILE or words:FILE")
     t.add_argument("--fork-compat", action="store_true",
                    help="reproduce the caffe-lstm fork's dW_h term (batch_size 1 only)")
-    t.add_argument("--no-feedback", action="store_true",
-                   help="in 'previous' mode, train by teacher forcing only (no own predictions)")
-    t.add_argument("--feedback-share", type=float, metavar="P",
-                   help="'previous' mode: the share of the inputs that are the net's own "
-                        "predictions once the schedule has ramped up (default 1)")
-    t.add_argument("--feedback-ramp", type=float, metavar="F",
-                   help="the fraction of the run over which that share rises from 0 "
-                        "(default 0.1)")
-    t.add_argument("--feedback-refresh", type=_positive_int, metavar="K",
-                   help="predict the whole sequence free-running every K iterations "
-                        "(default 20)")
     t.add_argument("--resume", metavar="FILE.solverstate",
                    help="continue a snapshotted run exactly (with the run's --iters, --data, "
                         "--input, --holdout unless given again)")
     t.add_argument("--allow-changes", action="store_true",
                    help="with --resume: continue although the net, the solver or the data "
                         "differ from the snapshot's (e.g. after lowering base_lr)")
-    t.add_argument("--holdout", type=_positive_int, metavar="STEPS",
-                   help="hold the last STEPS steps of the sequence's whole chunks (a "
-                        "multiple of the net's length) out of training and test the net on "
-                        "them (at the solver's test_interval and at the end; test_loss.csv). "
-                        "Default with test_interval and test_iter in the solver: test_iter "
-                        "chunks")
     effects = ["stop", "snapshot", "none"]
     t.add_argument("--sigint-effect", choices=effects, default="stop",
                    help="on Ctrl-C (SIGINT), after the current iteration: snapshot and stop "
@@ -218,16 +196,6 @@ def _add_train(sub, common):
     t.add_argument("--sighup-effect", choices=effects, default="snapshot",
                    help="on SIGHUP: snapshot and go on (default), stop, or nothing "
                         "(caffe's -sighup_effect)")
-    t.add_argument("--split", metavar="TRAIN,VAL[,TEST]",
-                   help="text: the fractions of the file taken in order for training, "
-                        "validation and test (default 0.9,0.05,0.05)")
-    t.add_argument("--val", metavar="FILE", help="text: a separate validation file")
-    t.add_argument("--test", metavar="FILE", help="text: a separate test file")
-    t.add_argument("--epochs", type=_positive_int, metavar="E",
-                   help="text: train E passes over the training split (sets max_iter)")
-    t.add_argument("--early-stop", type=_positive_int, metavar="K",
-                   help="text: stop when the validation loss has not improved for K tests; "
-                        "the best weights are kept as PREFIX_best.caffemodel")
     t.add_argument("--seed", type=int, metavar="N",
                    help="random seed (the solver's random_seed): repeats a run exactly")
     t.add_argument("--out", metavar="DIR",
@@ -236,8 +204,38 @@ def _add_train(sub, common):
     t.set_defaults(func=cmd_train)
 
 
+def _add_data_options(parser):
+    """The options the kinds of data take (--input, --holdout, --split, ...), as their plans
+    declare them."""
+    from ..data import plan_options  # lazy: the plans import numba; only train needs them
+
+    for o in plan_options():
+        if o.switch:
+            parser.add_argument(o.flag, dest=o.field, action="store_const", const=False,
+                                help=o.help)
+        else:
+            parser.add_argument(o.flag, dest=o.field, metavar=o.metavar, choices=o.choices,
+                                type=_positive_int if o.type is int else o.type, help=o.help)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser that adds some of its arguments (`later(parser)`) only when the
+    command is parsed or its help shown: reading them may import much (the data plans)."""
+
+    def __init__(self, *args, later=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.later = later
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self.later is not None:
+            later, self.later = self.later, None
+            later(self)
+        return super().parse_known_args(args, namespace)
+
+
 def _add_generate(sub, common):
-    g = sub.add_parser("generate", parents=[common], help="run a trained net free-running and plot it")
+    g = sub.add_parser("generate", parents=[common],
+                       help="run a trained net free-running and plot it")
     g.add_argument("--weights", help=".caffemodel (default: last snapshot of the latest run)")
     g.add_argument("--net", help="net prototxt (default: the run's)")
     g.add_argument("--steps", type=_positive_int,
@@ -278,10 +276,12 @@ def _add_others(sub, common):
                            help="a NetState stage (repeatable), as a solver's train_state / "
                                 "test_state sets it: the layers of that stage's net")
     i = sub.add_parser("info", parents=[common, net_phase],
-                       help="print the net's layers, blob shapes and parameters as Caffe logs them")
+                       help="print the net's layers, blob shapes and parameters as Caffe "
+                            "logs them")
     i.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("plot", parents=[common], help="redraw the figures of a run or a generated.csv")
+    p = sub.add_parser("plot", parents=[common],
+                       help="redraw the figures of a run or a generated.csv")
     p.add_argument("target", nargs="?", metavar="RUN_OR_CSV",
                    help="run folder or CSV (default: the latest run)")
     p.set_defaults(func=cmd_plot)

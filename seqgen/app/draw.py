@@ -26,7 +26,8 @@ def _draw_box(ax, box, y):
     if box.kind == "output":
         return
     x0 = _cx(box) - BOX_W / 2
-    ax.add_patch(FancyBboxPatch((x0, y - h / 2), BOX_W, h, boxstyle="round,pad=0.02,rounding_size=0.15",
+    ax.add_patch(FancyBboxPatch((x0, y - h / 2), BOX_W, h,
+                                boxstyle="round,pad=0.02,rounding_size=0.15",
                                 facecolor=COLOURS[box.kind], edgecolor="#444444", lw=1))
     text = [box.title] + box.lines
     ax.text(_cx(box), y + h / 2 - 0.3, text[0], ha="center", va="center",

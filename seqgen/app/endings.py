@@ -6,8 +6,8 @@ import shlex
 import signal
 
 from ..errors import SeqgenError, SeqgenRuntimeError
+from ..runs.folder import snapshot_of
 from ..solver.diagnosis import Diverged
-from ..tasks.folder import snapshot_of
 from .plot import loss_title
 from .replot import plot_run_losses
 from .run_book import finite_or_none

@@ -5,7 +5,7 @@ generated.png are written in the run folder) and scored by MSE and max abs error
 runs report their test split's loss and perplexity or bits per character; every run
 reports its final training loss and last test loss from run.json.
 """
-from ..tasks.record import RunRecord
+from ..runs.record import RunRecord
 from .generate_run import generate_from_run
 
 

@@ -2,14 +2,14 @@
 true sequence, and write generated.csv and generated.png."""
 import os
 
+from ..data.sequence import default_data_spec
+from ..data.sources import resolve_source
 from ..errors import SeqgenError
+from ..generation.generate import GenerationDiverged, generate
 from ..kernels import compile_notice
 from ..net import TEST, Net
-from ..tasks.data import resolve_source
-from ..tasks.folder import latest_run, run_of_weights
-from ..tasks.generate import GenerationDiverged, generate
-from ..tasks.record import RunRecord
-from ..tasks.sequence_plan import default_data_spec
+from ..runs.folder import latest_run, run_of_weights
+from ..runs.record import RunRecord
 from .generation_record import write_generation_figure
 from .text_run import sample_from_run
 
@@ -68,7 +68,8 @@ def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mod
     except GenerationDiverged as e:
         target = out or folder or "."
         raise GenerationDiverged(
-            f"{e} ({weights}, input mode '{mode}'{f', primed with {prime} steps' if prime else ''});"
+            f"{e} ({weights}, input mode '{mode}'"
+            f"{f', primed with {prime} steps' if prime else ''});"
             f" nothing was written (no generated.csv or generated.png in {target}); try the "
             "weights of an earlier snapshot", e.step, e.values) from None
     out = out or folder or "."

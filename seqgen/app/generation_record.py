@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import SeqgenError
 from ..io.atomic import atomic_write_text
-from ..tasks.record import RunRecord
+from ..runs.record import RunRecord
 from .plot import generation_title, plot_generation, read_generated_csv, write_generated_csv
 
 CSV_FILE = "generated.csv"

@@ -58,7 +58,8 @@ def _as_2d(name: str, a) -> np.ndarray:
         return a.reshape(-1, 1)
     if a.ndim == 2:
         return a
-    raise ValueError(f"plot_generation: {name} must be 1-D or 2-D (steps, dims), got shape {a.shape}")
+    raise ValueError(f"plot_generation: {name} must be 1-D or 2-D (steps, dims), got shape "
+                     f"{a.shape}")
 
 
 def plot_generation(steps, generated, true=None, prime: int = 0, *, path, title=None):
@@ -265,7 +266,8 @@ def write_generated_csv(path, generated, true=None, steps=None) -> None:
     if tru is not None and (len(tru) > len(gen) or tru.shape[1] != dims):
         raise ValueError(f"write_generated_csv: true values {tru.shape} do not fit {gen.shape}")
     true_cols = [None if tru is None else tru[:, d] for d in range(dims)]
-    write_csv_atomic(path, generated_header(dims), [st] + true_cols + [gen[:, d] for d in range(dims)])
+    write_csv_atomic(path, generated_header(dims),
+                     [st] + true_cols + [gen[:, d] for d in range(dims)])
 
 
 def read_generated_csv(path) -> dict:

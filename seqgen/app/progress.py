@@ -154,5 +154,6 @@ class Progress:
         if self.start_iter is not None:
             elapsed, done = elapsed + self.first_seconds, done + 1
         self.log(f"Trained {done} iterations in {elapsed:.1f} s "
-                 f"({done / elapsed if elapsed > 0 else 0:.0f} iter/s); final loss {solver.last_loss:.6g}")
+                 f"({done / elapsed if elapsed > 0 else 0:.0f} iter/s); final loss "
+                 f"{solver.last_loss:.6g}")
         return elapsed

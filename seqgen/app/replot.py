@@ -10,9 +10,9 @@ import os
 import numpy as np
 
 from ..errors import SeqgenError
-from ..tasks.folder import RUN_FILE, latest_run
-from ..tasks.losslog import read_loss_csv
-from ..tasks.record import RunRecord
+from ..runs.folder import RUN_FILE, latest_run
+from ..runs.losslog import read_loss_csv
+from ..runs.record import RunRecord
 from .generation_record import replot_generation
 from .plot import loss_title, plot_loss
 

@@ -5,9 +5,9 @@ import time
 
 import numpy as np
 
+from ..data.holdout import summed_test_loss
+from ..runs.losslog import LossLog
 from ..solver.callbacks import Callback
-from ..tasks.holdout import summed_test_loss
-from ..tasks.losslog import LossLog
 
 LOG_EVERY_SECONDS = 5.0  # loss.csv is rewritten at a snapshot at most this often
 

@@ -5,15 +5,15 @@ import os
 
 import numpy as np
 
+from ..data.roles import inputs_by_role
+from ..data.text import Corpus, SplitScorer, check_vocabulary
+from ..data.tokens import UNK, Vocabulary, is_text_spec, parse_spec
 from ..errors import SeqgenError
+from ..generation.sample import sample_tokens
 from ..io.atomic import atomic_write_text
 from ..net import TEST, Net
-from ..tasks.folder import latest_run
-from ..tasks.record import RunRecord
-from ..tasks.roles import inputs_by_role
-from ..tasks.sample import sample_tokens
-from ..tasks.text_data import UNK, Vocabulary, is_text_spec, parse_spec
-from ..tasks.text_plan import Corpus, SplitScorer, check_vocabulary
+from ..runs.folder import latest_run
+from ..runs.record import RunRecord
 
 
 def text_kind(record):

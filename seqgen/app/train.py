@@ -1,23 +1,21 @@
 """What `seqgen train` does: train a net on the data a plan feeds, in a run folder that
-never loses a run. The driver knows no kind of data: the plan (seqgen.tasks.plans) feeds
+never loses a run. The driver knows no kind of data: the plan (seqgen.data) feeds
 the net, tests it and says what identifies the data; the RunBook keeps the logs and the
 record; endings.py says how a session ends.
 """
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass, replace
 
+from ..data import PlanOptions, on_off, plan_class, plan_options, resume_order
 from ..errors import SeqgenError
 from ..io.atomic import WriteFailed, remove_stale_temps
 from ..io.solverstate import read_sidecar, sidecar_path
 from ..kernels import compile_notice
+from ..runs.folder import RunLock, check_folder_free, new_run_dir, remember_run
+from ..runs.record import RUN_FILE, RunRecord, RunSettings
 from ..solver.diagnosis import Diverged
 from ..solver.solver import ACTIONS, SNAPSHOT, STOP, Solver, check_solver_param
-from ..tasks.feedback import FeedbackSettings
-from ..tasks.folder import RunLock, check_folder_free, new_run_dir, remember_run
-from ..tasks.plans import PlanOptions, plan_class
-from ..tasks.record import RUN_FILE, RunRecord, RunSettings
-from ..tasks.sequence_plan import on_off
 from .endings import Ending, Interrupted  # noqa: F401  (Interrupted: part of the API)
 from .progress import Progress
 from .run_book import RunBook
@@ -26,30 +24,25 @@ from .solver_file import resolve_solver
 
 
 @dataclass
-class TrainOptions:
-    """`seqgen train`'s options; None means the default, or with `resume` the snapshot's
-    run's setting."""
+class DriverOptions:
+    """The options of `seqgen train` that every run has; None means the default, or with
+    `resume` the snapshot's run's setting."""
     iters: int | None = None
     weights: str | None = None
-    mode: str | None = None
     data: str | None = None
     fork_compat: bool | None = None
     out: str | None = None
     resume: str | None = None
-    feedback: bool | None = None
-    feedback_share: float | None = None
-    feedback_ramp: float | None = None
-    feedback_refresh: int | None = None
-    holdout: int | None = None
     seed: int | None = None
-    split: str | None = None
-    val: str | None = None
-    test: str | None = None
-    epochs: int | None = None
-    early_stop: int | None = None
     sigint_effect: str = STOP
     sighup_effect: str = SNAPSHOT
     allow_changes: bool = False
+
+
+#: `seqgen train`'s options: the driver's and every data plan's (data.plan_options: --input,
+#: --holdout, --split, ...), None where not given
+TrainOptions = make_dataclass("TrainOptions", [(o.field, object, None) for o in plan_options()],
+                              bases=(DriverOptions,))
 
 
 @dataclass
@@ -91,35 +84,21 @@ def take_recorded(opts, param, log):
         opts.iters = int(rec.max_iter)
         if opts.iters != param.max_iter:
             taken.append(f"--iters {opts.iters}")
-    for field, flag, default in (("data", "--data", None), ("mode", "--input", "previous"),
-                                 ("holdout", "--holdout", None)):
-        value = rec.input if field == "mode" else getattr(rec, field)
-        if getattr(opts, field) is None and value is not None:
-            setattr(opts, field, value)
-            if value != default:
-                taken.append(f"{flag} {value}")
-    if opts.feedback is None and rec.feedback is False:
-        opts.feedback = False
-        taken.append("--no-feedback")
-    # the recorded schedule, unless this session turns it off (--input zero, --no-feedback:
-    # then the fingerprint says what changed)
-    schedule = rec.feedback_schedule if (opts.mode or "previous") == "previous" and \
-        opts.feedback is not False else None
-    for key, value in (schedule or {}).items():
-        field = f"feedback_{key}"
-        if getattr(opts, field, "-") is None and value is not None:
-            setattr(opts, field, value)
-            if value != getattr(FeedbackSettings(), key):
-                taken.append(f"--{field.replace('_', '-')} {value}")
+    if opts.data is None and rec.data is not None:
+        opts.data = rec.data
+        taken.append(f"--data {rec.data}")
+    for option in resume_order(rec):
+        value = option.recorded_value(rec)
+        if value is None or getattr(opts, option.field) is not None:
+            continue
+        if option.resumes_if is not None and not option.resumes_if(opts):
+            continue
+        setattr(opts, option.field, value)
+        if value != option.default:
+            taken.append(option.said(value))
     if opts.fork_compat is None and rec.fork_compat:
         opts.fork_compat = True
         taken.append("--fork-compat")
-    for key, flag in (("split", "--split"), ("val", "--val"), ("test", "--test"),
-                      ("early_stop", "--early-stop")):
-        value = (rec.text or {}).get(key)
-        if getattr(opts, key) is None and value is not None:
-            setattr(opts, key, value)
-            taken.append(f"{flag} {value}")
     if taken:
         log(f"Resuming with the snapshot's run's settings: {' '.join(taken)}")
     if opts.out is None:
@@ -131,14 +110,8 @@ def take_recorded(opts, param, log):
 
 
 def open_plan(opts, net_path, log, has_inputs):
-    plan_opts = PlanOptions(data=opts.data, mode=opts.mode, holdout=opts.holdout,
-                            feedback=opts.feedback is not False,
-                            feedback_share=opts.feedback_share,
-                            feedback_ramp=opts.feedback_ramp,
-                            feedback_refresh=opts.feedback_refresh,
-                            resuming=bool(opts.resume), split=opts.split,
-                            val=opts.val, test=opts.test, epochs=opts.epochs,
-                            early_stop=opts.early_stop)
+    plan_opts = PlanOptions(data=opts.data, resuming=bool(opts.resume),
+                            **{o.field: getattr(opts, o.field) for o in plan_options()})
     cls = plan_class(opts.data, has_inputs)
     cls.check_options(plan_opts)
     return cls(plan_opts, net_path, log)
@@ -194,15 +167,12 @@ def build(path, opts, log):
     if opts.fork_compat and not any(layer.type == "Lstm" for layer in net.layers):
         log("Warning: --fork-compat has no effect: the net has no caffe-lstm Lstm layer")
     record = new_record(opts, plan, param, net_path, path, name)
-    settings = RunSettings(max_iter=param.max_iter, data=record.get("data_abs", record.data)
-                           if opts.data is not None else None, input=record.input,
-                           holdout=record.get("holdout_steps"), feedback=record.feedback,
-                           fork_compat=record.fork_compat, text=record.get("text"),
-                           feedback_schedule=record.get("feedback_schedule"))
+    settings = replace(RunSettings.from_record(record), fingerprint=None,
+                       data=record.get("data_abs", record.data) if opts.data is not None
+                       else None)
     book = solver.add_callback(RunBook(record, settings, param.max_iter))
     solver.fingerprint_options = {
         "data": plan.identity(), "_data": str(plan.spec() or "its own data layers"),
-        "--input": "(none)", "--holdout": "(none)", "feedback (--no-feedback)": "off",
         **plan.fingerprint_options(), "--fork-compat": on_off(bool(opts.fork_compat))}
     solver.data_inputs = plan.data_inputs(net)
     return solver, plan, book, folder, name, recorded

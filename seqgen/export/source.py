@@ -3,7 +3,7 @@ whose run.json records both."""
 import os
 
 from ..errors import SeqgenError
-from ..tasks.record import RUN_FILE, RunRecord
+from ..runs.record import RUN_FILE, RunRecord
 
 
 def read_run_record(folder):

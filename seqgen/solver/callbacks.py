@@ -38,48 +38,6 @@ class Callback:
         called by Solver.restore when the snapshot has a sidecar."""
 
 
-class FunctionHooks(Callback):
-    """The assignable hooks of earlier versions (`solver.before_forward = f`, ...), kept so
-    that existing scripts work: each is a plain function or None."""
-
-    NAMES = ("before_forward", "after_iteration", "after_test", "after_snapshot",
-             "snapshot_extra", "snapshot_logs_hook")
-
-    def __init__(self):
-        for name in self.NAMES:
-            object.__setattr__(self, "_" + name, None)
-
-    def get(self, name):
-        return getattr(self, "_" + name)
-
-    def set(self, name, function):
-        setattr(self, "_" + name, function)
-
-    def before_forward(self, solver):
-        if self._before_forward is not None:
-            self._before_forward(solver)
-
-    def after_iteration(self, solver, loss):
-        if self._after_iteration is not None:
-            self._after_iteration(solver, loss)
-
-    def after_test(self, solver, results):
-        if self._after_test is not None:
-            self._after_test(solver, results)
-
-    def after_snapshot(self, solver, model, state):
-        if self._after_snapshot is not None:
-            self._after_snapshot(solver, model, state)
-
-    def snapshot_state(self, solver):
-        if self._snapshot_extra is None:
-            return {}, {}
-        return self._snapshot_extra(solver)
-
-    def snapshot_logs(self, solver):
-        return {} if self._snapshot_logs_hook is None else self._snapshot_logs_hook(solver)
-
-
 def overriding(callbacks, method):
     """The callbacks whose `method` is not Callback's no-op (so the loop skips the rest)."""
     base = getattr(Callback, method)

@@ -33,7 +33,7 @@ from ..kernels.reduce import all_finite, sum_squares
 from ..net import TEST, TRAIN, Net
 from ..proto import caffe_pb2
 from . import snapshots
-from .callbacks import Callback, FunctionHooks, overriding
+from .callbacks import Callback, overriding
 from .diagnosis import Diverged, NonFinite, divergence_message, remedies, where_nonfinite
 from .fingerprint import net_fingerprint, solver_fingerprint
 from .schedules import check_policy, learning_rate
@@ -68,35 +68,8 @@ def check_solver_param(p, where="solver"):
     check_test_net_counts(p, where)
 
 
-def _legacy_hook(name, doc):
-    """A Solver attribute of earlier versions (`solver.before_forward = f`), kept working
-    through the FunctionHooks callback."""
-
-    def get(self):
-        return self._hooks.get(name)
-
-    def set(self, function):
-        self._hooks.set(name, function)
-        self._dispatch.clear()
-
-    return property(get, set, doc=doc)
-
-
-# callback method -> the FunctionHooks function that serves it
-_HOOK_OF = {"before_forward": "before_forward", "after_iteration": "after_iteration",
-            "after_test": "after_test", "after_snapshot": "after_snapshot",
-            "snapshot_state": "snapshot_extra", "snapshot_logs": "snapshot_logs_hook"}
-
-
 class Solver:
     """Trains `self.net` (phase TRAIN) as the SolverParameter says."""
-
-    before_forward = _legacy_hook("before_forward", "f(solver): writes the next pass's inputs")
-    after_iteration = _legacy_hook("after_iteration", "f(solver, loss) after each iteration")
-    after_test = _legacy_hook("after_test", "f(solver, results) after each test")
-    after_snapshot = _legacy_hook("after_snapshot", "f(solver, model, state) after a snapshot")
-    snapshot_extra = _legacy_hook("snapshot_extra", "f(solver) -> (meta, arrays) for sidecars")
-    snapshot_logs = _legacy_hook("snapshot_logs_hook", "f(solver) -> {name: array}, costly")
 
     def __init__(self, solver, options=None, out_dir=None, net=None, log=print, source=None):
         """`solver`: a solver file or a SolverParameter (then `source`, if given, names it
@@ -124,8 +97,7 @@ class Solver:
         self.iter = 0
         self.current_step = 0
         self._init_history()
-        self._hooks = FunctionHooks()
-        self.callbacks = [self._hooks]
+        self.callbacks = []
         self._dispatch = {}
         # per test net (Caffe's numbering): callable(solver) -> [(output name, mean value,
         # loss weight)], or None for a net nothing tests
@@ -183,9 +155,7 @@ class Solver:
         """The bound `method`s of the callbacks that implement it, in order (cached)."""
         bound = self._dispatch.get(method)
         if bound is None:
-            hook = _HOOK_OF.get(method)
-            bound = [getattr(cb, method) for cb in overriding(self.callbacks, method)
-                     if cb is not self._hooks or (hook and self._hooks.get(hook) is not None)]
+            bound = [getattr(cb, method) for cb in overriding(self.callbacks, method)]
             self._dispatch[method] = bound
         return bound
 

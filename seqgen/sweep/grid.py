@@ -12,12 +12,12 @@ the option's range) before anything runs.
 """
 import itertools
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from google.protobuf.descriptor import FieldDescriptor
 
+from ..data import plan_options
 from ..errors import SeqgenError
-from ..tasks.feedback import FeedbackSettings
 
 #: solver fields a sweep owns itself (the seed is --seeds; the files are the run folder's)
 OWN_SOLVER_FIELDS = {"random_seed": "give --seeds instead",
@@ -25,8 +25,9 @@ OWN_SOLVER_FIELDS = {"random_seed": "give --seeds instead",
                      "holds the net", "snapshot_prefix": "snapshots belong to the run folder"}
 
 
-#: train options a KEY may name (TrainOptions field -> its type); a run passes them to train
-TRAIN_OPTION_KEYS = {f"feedback_{f.name}": f.type for f in fields(FeedbackSettings)}
+#: train options a KEY may name (TrainOptions field -> its Option, as the data plans declare
+#: them); a run passes them to train
+TRAIN_OPTION_KEYS = {o.field: o for o in plan_options() if o.sweep}
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,9 @@ class Key:
         """`raw` (CLI text or JSON) as this KEY's value; ValueError saying what it must be."""
         if self.option is None:
             return CONVERTERS[self.field.cpp_type](self.field, raw)
-        value = _number(raw, TRAIN_OPTION_KEYS[self.option])
-        want = FeedbackSettings.problem(self.option.removeprefix("feedback_"), value)
+        option = TRAIN_OPTION_KEYS[self.option]
+        value = _number(raw, option.type)
+        want = option.problem(value) if option.problem else None
         if want:
             raise ValueError(want)
         return value
@@ -81,7 +83,7 @@ def _scalar(text, msg, names):
             msg = getattr(msg, name)
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
             raise SeqgenError(f"{text}: '{name}' is a message; name one of its fields "
-                              f"({', '.join(sorted(msg.DESCRIPTOR.fields_by_name[name].message_type.fields_by_name))})")
+                              f"({', '.join(sorted(field.message_type.fields_by_name))})")
     return field
 
 

@@ -8,7 +8,7 @@ import os
 
 from ..errors import SeqgenError
 from ..io.atomic import atomic_write_bytes, atomic_write_text
-from ..tasks.losslog import read_loss_csv
+from ..runs.losslog import read_loss_csv
 from .results import group_label, groups, rows, summary_table
 
 MAX_ROWS = 40  # configurations drawn in the grid (the table has every run)

@@ -11,10 +11,10 @@ from ..app.evaluate import evaluate_run
 from ..app.train import TrainOptions, train
 from ..errors import SeqgenError
 from ..io.atomic import atomic_write_text
+from ..runs.folder import snapshot_of
+from ..runs.record import RUN_FILE
 from ..solver.diagnosis import Diverged
-from ..tasks.folder import snapshot_of
-from ..tasks.record import RUN_FILE
-from .plan import write_copies
+from .run_specs import write_copies
 
 SCORES_FILE = "scores.json"  # a finished run's status and scores: the sweep skips it
 LOG_FILE = "train.log"

@@ -9,12 +9,12 @@ from ..app.evaluate import evaluate_run
 from ..app.train import TrainOptions, train
 from ..errors import SeqgenError
 from ..io.prototxt import parse_net_text
-from ..tasks.folder import RunLock
+from ..runs.folder import RunLock
 from .engine import dask_client, run_tasks
 from .grid import split_set
-from .plan import plan_runs, write_copies
 from .report import write_report
 from .results import write_results
+from .run_specs import plan_runs, write_copies
 from .runner import finished
 from .sweepfile import entries_of
 

@@ -10,11 +10,11 @@ import numpy as np
 
 from ..errors import SeqgenError
 from ..net import TEST, Net
-from .data import resolve_source
 from .feedback import FeedbackSchedule, FeedbackSettings
 from .feeder import MODES, SequenceFeeder, input_roles
 from .holdout import HeldOutTest, holdout_plan
-from .plan import DataPlan, register_plan
+from .plans import DataPlan, Option, on_off, register_plan
+from .sources import resolve_source
 
 _LENGTH_DIRECTIVE = re.compile(r"^#\s*seqgen:\s*sequence_length\s+(\d+)\s*$", re.M)
 _KNOWN_LENGTHS = {"lstm_long": 960, "deep_lstm_long": 960}
@@ -77,11 +77,18 @@ def feedback_settings(options, net_path=None):
                                   for k, v in given.items()})
 
 
-def on_off(value):
-    """A fingerprint's text for an option: on/off, (none), or the value."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return "(none)" if value is None else str(value)
+def _schedule_applies(opts):
+    """A resume takes back the recorded feedback schedule unless this session turns it off
+    (--input zero, --no-feedback: then the fingerprint says what changed)."""
+    return (opts.mode or "previous") == "previous" and opts.feedback is not False
+
+
+def _feedback_option(name, type, metavar, help):
+    default = getattr(FeedbackSettings(), name)
+    return Option(f"feedback_{name}", f"--feedback-{name}", help, type, metavar,
+                  recorded=f"feedback_schedule.{name}", default=default,
+                  resumes_if=_schedule_applies, in_recorded_order=True, sweep=True,
+                  problem=lambda value: FeedbackSettings.problem(name, value))
 
 
 @register_plan
@@ -90,10 +97,25 @@ class SequencePlan(DataPlan):
 
     kind = "sequence"
     order = 100  # takes any spec: tried after the plans for particular kinds of file
-    accepted_options = {"--input": "mode", "--holdout": "holdout",
-                        "--feedback-share": "feedback_share",
-                        "--feedback-ramp": "feedback_ramp",
-                        "--feedback-refresh": "feedback_refresh"}
+    options = (
+        Option("mode", "--input", "sequence data input: the previous value (default) or "
+               "always 0 (the fork's)", choices=MODES, recorded="input", default="previous"),
+        Option("holdout", "--holdout",
+               "hold the last STEPS steps of the sequence's whole chunks (a multiple of the "
+               "net's length) out of training and test the net on them (at the solver's "
+               "test_interval and at the end; test_loss.csv). Default with test_interval and "
+               "test_iter in the solver: test_iter chunks", int, "STEPS", recorded="holdout"),
+        Option("feedback", "--no-feedback", "in 'previous' mode, train by teacher forcing "
+               "only (no own predictions)", switch=True, recorded="feedback", default=True,
+               refused=False),
+        _feedback_option("share", float, "P", "'previous' mode: the share of the inputs that "
+                         "are the net's own predictions once the schedule has ramped up "
+                         "(default 1)"),
+        _feedback_option("ramp", float, "F", "the fraction of the run over which that share "
+                         "rises from 0 (default 0.1)"),
+        _feedback_option("refresh", int, "K", "predict the whole sequence free-running every "
+                         "K iterations (default 20)"),
+    )
 
     @classmethod
     def accepts(cls, spec, has_inputs):
@@ -105,12 +127,12 @@ class SequencePlan(DataPlan):
             raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not "
                               f"'{options.mode}'")
         feedback_settings(options)  # (its values' ranges)
-        given = [flag for flag, field in cls.accepted_options.items()
-                 if flag.startswith("--feedback-") and getattr(options, field) is not None]
+        given = [o.flag for o in cls.options
+                 if o.flag.startswith("--feedback-") and getattr(options, o.field) is not None]
         if given and (options.mode or "previous") != "previous":
             raise SeqgenError(f"{given[0]}: the feedback schedule is for input mode "
                               f"'previous', not '{options.mode}'")
-        if given and not options.feedback:
+        if given and options.feedback is False:
             raise SeqgenError(f"{given[0]} sets the feedback schedule, which --no-feedback "
                               "turns off")
 
@@ -133,7 +155,7 @@ class SequencePlan(DataPlan):
         self.feeder = SequenceFeeder(net, train_part, self.mode, self.source)
         if held:
             self.held_out = (train_chunks, held, test_chunks)
-        if self.mode == "previous" and self.options.feedback:
+        if self.mode == "previous" and self.options.feedback is not False:
             self.schedule = FeedbackSchedule(self.feeder, self._test_net(solver),
                                              param.max_iter, self.feedback,
                                              seed=param.random_seed)

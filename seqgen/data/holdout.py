@@ -3,8 +3,8 @@ training never sees (Caffe's test_interval / test_iter, or --holdout STEPS)."""
 import numpy as np
 
 from ..errors import SeqgenError
+from ..generation.generate import output_name
 from .feeder import SequenceFeeder
-from .generate import output_name
 
 
 def holdout_plan(param, holdout, T, length, source, log):

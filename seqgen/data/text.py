@@ -15,9 +15,9 @@ import numpy as np
 from ..errors import SeqgenError
 from ..net import TEST, Net
 from ..solver.solver import STOP
-from .plan import DataPlan, register_plan
+from .plans import DataPlan, Option, register_plan
 from .roles import inputs_by_role, require_roles
-from .text_data import (
+from .tokens import (
     Vocabulary,
     is_text_spec,
     parse_fractions,
@@ -147,6 +147,20 @@ class TextPlan(DataPlan):
     """chars:FILE / words:FILE, see the module docstring."""
 
     kind = "text"
+    options = (
+        Option("split", "--split", "text: the fractions of the file taken in order for "
+               "training, validation and test (default 0.9,0.05,0.05)",
+               metavar="TRAIN,VAL[,TEST]", recorded="text.split", refused=False),
+        Option("val", "--val", "text: a separate validation file", metavar="FILE",
+               recorded="text.val", refused=False),
+        Option("test", "--test", "text: a separate test file", metavar="FILE",
+               recorded="text.test", refused=False),
+        Option("epochs", "--epochs", "text: train E passes over the training split (sets "
+               "max_iter)", int, "E", refused=False),
+        Option("early_stop", "--early-stop", "text: stop when the validation loss has not "
+               "improved for K tests; the best weights are kept as PREFIX_best.caffemodel",
+               int, "K", recorded="text.early_stop", refused=False),
+    )
 
     @classmethod
     def accepts(cls, spec, has_inputs):

@@ -1,6 +1,6 @@
 """Nets that read their own data (HDF5Data layers): nothing to feed; the TEST phase, if the
 solver asks for tests, reads its own data too (the Solver's NetTester)."""
-from .plan import DataPlan, register_plan
+from .plans import DataPlan, register_plan
 
 
 @register_plan

@@ -5,8 +5,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from ..errors import SeqgenError, SeqgenRuntimeError
+from ..generation.generate import generate
 from ..solver.diagnosis import NonFinite
-from .generate import generate
 
 
 @dataclass(frozen=True)

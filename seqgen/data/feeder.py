@@ -14,6 +14,7 @@ import zipfile
 import numpy as np
 
 from ..errors import SeqgenError
+from ..solver.callbacks import Callback
 
 MODES = ("previous", "zero")
 CLIP_NAMES = ("clip", "cont")
@@ -30,7 +31,8 @@ def input_roles(net):
                           f"training needs one (inputs: {', '.join(names) or 'none'})")
     if len(rest) != 1:
         raise SeqgenError(f"{net.source}: expected exactly one data input besides "
-                          f"'{clip}'{' and label' if label else ''}, found: {', '.join(rest) or 'none'}")
+                          f"'{clip}'{' and label' if label else ''}, found: "
+                          f"{', '.join(rest) or 'none'}")
     return rest[0], clip, label
 
 
@@ -41,9 +43,10 @@ def shifted(sequence):
     return prev
 
 
-class SequenceFeeder:
-    """Solver hook writing the inputs of chunk k = pass index mod number of chunks.
-    `need_label=False` feeds a TEST net, which may have no label input."""
+class SequenceFeeder(Callback):
+    """Solver callback writing the inputs of chunk k = pass index mod number of chunks
+    (`solver.add_callback(feeder)`, or call it). `need_label=False` feeds a TEST net, which
+    may have no label input."""
 
     def __init__(self, net, sequence, mode="previous", source="sequence", need_label=True):
         if mode not in MODES:
@@ -67,7 +70,8 @@ class SequenceFeeder:
         self.T = T
         self.chunks = len(seq) // T
         self.sequence = seq[: self.chunks * T]
-        self.inputs = shifted(self.sequence) if mode == "previous" else np.zeros_like(self.sequence)
+        self.inputs = (shifted(self.sequence) if mode == "previous"
+                       else np.zeros_like(self.sequence))
         self.passes = 0
         self._clips = (self.chunk(0)[1], self.chunk(1)[1])  # (first chunk, any other)
 
@@ -99,6 +103,9 @@ class SequenceFeeder:
         self.write(self.passes % self.chunks)
         self.passes += 1
 
+    def before_forward(self, solver):
+        self(solver)
+
 
 def _rows_per_step(net, cont):
     """How many rows along axis 0 of the cont blob make one time step: the fork's `Lstm`
@@ -112,8 +119,8 @@ def _rows_per_step(net, cont):
     return 1
 
 
-class NpzFeeder:
-    """Solver hook feeding the arrays of an .npz file to the input blobs named like them.
+class NpzFeeder(Callback):
+    """Solver callback feeding the arrays of an .npz file to the input blobs named like them.
 
     Rules (each violation raises SeqgenError naming the file and the array):
     - every array must be named after an input blob, and every input needs an array,
@@ -234,6 +241,9 @@ class NpzFeeder:
             T = self.T[name]
             out[name] = value[k * T:(k + 1) * T]
         return out
+
+    def before_forward(self, solver):
+        self(solver)
 
     def __call__(self, solver):
         values = self.chunk(self.passes % self.chunks)

@@ -2,7 +2,7 @@
 net, fed whole or walked along axis 0 in chunks (NpzFeeder)."""
 from ..io.solverstate import sha256_file
 from .feeder import NpzFeeder
-from .plan import DataPlan, register_plan
+from .plans import DataPlan, register_plan
 
 
 @register_plan

@@ -128,7 +128,8 @@ def _sinf(y) -> np.ndarray:
     if mid.any():
         xm = x[mid]
         r = xm * _HPI_INV
-        n = (r.astype(np.int32).astype(np.int64) + 0x800000) >> 24  # C truncation, arithmetic shift
+        # C truncation, arithmetic shift
+        n = (r.astype(np.int32).astype(np.int64) + 0x800000) >> 24
         xr = xm - n.astype(np.float64) * _HPI
         s = _QUADRANT_SIGN[n & 3]
         out[mid] = _sinf_poly(xr * s, xr * xr, (n & 2) != 0, n)

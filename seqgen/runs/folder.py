@@ -129,7 +129,7 @@ class RunLock:
             holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
             os.close(fd)
             raise SeqgenError(f"{os.path.dirname(self.path)}: another seqgen is {self.doing} "
-                              f"({holder}); wait for it, or choose another --out")
+                              f"({holder}); wait for it, or choose another --out") from None
 
     def check_free(self):
         """Refuse (naming the process) when a run holds the lock now; takes no lock."""

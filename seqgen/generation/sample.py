@@ -11,10 +11,10 @@ import numbers
 
 import numpy as np
 
+from ..data.roles import inputs_by_role
 from ..errors import SeqgenError
 from ..kernels.sample import lstm_stack_sample
 from .generate import computing_layers, lstm_arrays, output_name, stackable
-from .roles import inputs_by_role
 
 #: layers after the logits that sampling leaves out (it computes its own softmax)
 HEADS = ("Softmax", "SoftmaxWithLoss", "Accuracy")

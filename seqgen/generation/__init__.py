@@ -1,0 +1,2 @@
+"""Running a trained net free: generated sequences (generate.py) and sampled text
+(sample.py)."""
