@@ -13,7 +13,7 @@ The conventions (also in docs/getting-started.md, "About the examples in these p
 - `pip install ...` is not run (the package is installed already): a line that is only a pip
   install is dropped, and `pip install X && rest` runs `rest`. A `pytest` command (the test
   suite itself, e.g. the README's second line) is not run from inside the suite either.
-- Length: `seqgen train` and `seqgen sweep` get `--iters $SEQGEN_DOC_ITERS` (default 60)
+- Length: `seqgen train` and `seqgen sweep` get `--iters $SEQGEN_DOC_ITERS` (default 20)
   unless the example gives `--iters` itself; `seqgen sweep` runs at most $SEQGEN_DOC_SEEDS
   seeds (default 1: `--seeds K` is lowered, and added when the example has none, since sweep
   files give their own); `--epochs` is capped at 1 and `--steps` at $SEQGEN_DOC_STEPS
@@ -42,7 +42,7 @@ COPIED = ["prototxt", "examples", "benchmarks", "tests/malformed"]
 
 SHELL_TAGS = {"sh", "console", "bash"}
 PYTHON_TAGS = {"python"}
-ITERS = int(os.environ.get("SEQGEN_DOC_ITERS", "60"))
+ITERS = int(os.environ.get("SEQGEN_DOC_ITERS", "20"))
 SEEDS = int(os.environ.get("SEQGEN_DOC_SEEDS", "1"))
 STEPS = int(os.environ.get("SEQGEN_DOC_STEPS", "1000"))
 EPOCHS = 1
