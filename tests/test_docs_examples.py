@@ -237,3 +237,12 @@ def test_every_docs_page_is_in_the_nav():
     assert not orphans, f"pages in docs/ missing from mkdocs.yml's nav: {sorted(orphans)}"
     missing = set(listed) - pages - WRITTEN_BY_INTEGRATOR
     assert not missing, f"mkdocs.yml's nav names pages that do not exist: {sorted(missing)}"
+
+
+def test_readme_links_reach_the_manual():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(((?:docs|examples)/[^)#\s]+)(?:#[^)]*)?\)", text)
+    assert links, "the README links its manual"
+    missing = {link for link in links
+               if not (ROOT / link).exists() and Path(link).name not in WRITTEN_BY_INTEGRATOR}
+    assert not missing, f"README.md links to files that do not exist: {sorted(missing)}"
