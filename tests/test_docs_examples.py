@@ -82,7 +82,7 @@ def cases():
         for line, tag, text, skip in blocks(page):
             if tag in SHELL_TAGS or tag in PYTHON_TAGS:
                 kind = "sh" if tag in SHELL_TAGS else "python"
-                marks = [pytest.mark.skip(reason=skip)] if skip else []
+                marks = [pytest.mark.skip(reason=f"{rel}:{line}: {skip}")] if skip else []
                 out.append(pytest.param(rel, line, kind, text, id=f"{rel}:{line}", marks=marks))
     return out
 
