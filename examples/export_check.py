@@ -1,4 +1,4 @@
-"""Measure what the exported models reproduce, for the README's export section.
+"""Measure what the exported models reproduce, for docs/export.md.
 
     python examples/export_check.py [--net prototxt/lstm_short.prototxt] [--weights W]
 
