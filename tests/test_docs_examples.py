@@ -211,9 +211,6 @@ def test_skip_marker_and_fences_are_read(tmp_path):
 
 # -- the manual stays tidy --------------------------------------------------------------------
 
-WRITTEN_BY_INTEGRATOR = {"architecture.md", "testing.md"}
-
-
 def nav_pages():
     text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     nav = text.split("\nnav:", 1)[1]
@@ -235,7 +232,7 @@ def test_every_docs_page_is_in_the_nav():
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
     orphans = pages - set(listed)
     assert not orphans, f"pages in docs/ missing from mkdocs.yml's nav: {sorted(orphans)}"
-    missing = set(listed) - pages - WRITTEN_BY_INTEGRATOR
+    missing = set(listed) - pages
     assert not missing, f"mkdocs.yml's nav names pages that do not exist: {sorted(missing)}"
 
 
@@ -243,6 +240,5 @@ def test_readme_links_reach_the_manual():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     links = re.findall(r"\]\(((?:docs|examples)/[^)#\s]+)(?:#[^)]*)?\)", text)
     assert links, "the README links its manual"
-    missing = {link for link in links
-               if not (ROOT / link).exists() and Path(link).name not in WRITTEN_BY_INTEGRATOR}
+    missing = {link for link in links if not (ROOT / link).exists()}
     assert not missing, f"README.md links to files that do not exist: {sorted(missing)}"
