@@ -9,7 +9,7 @@ no gradient crosses that step). `h` is a (T+1, N, H) buffer whose row 0 holds th
 state; step t writes row t+1. `bias` is per stream (N, H): b_h plus the static-input term,
 which is the same at every step and not masked by cont.
 
-Laid out like `kernels.lstm`: weights are used transposed (W^T is (in, out)) so the inner
+Laid out like `kernels.bvlc_lstm`: weights are used transposed (W^T is (in, out)) so the inner
 loops are axpys over contiguous rows; the input projection, the output layer, the weight
 gradients and dx run in bulk loops outside the recurrence, so the time loop carries only
 W_hh and tanh; nothing is allocated or sliced inside the time loop. dtype-generic
@@ -102,7 +102,7 @@ def rnn_backward(top_diff, x, W_xhT, W_hhT, W_hoT, cont, h, o, dpre_o, dpre_h,
                 for k in range(H):
                     dh_rec[n, k] = zero
     # bulk loops reading dpre_*: partial sums over blocks of BLOCK steps in the arrays'
-    # dtype, added into the (float64 in production) accumulators, as kernels.lstm does
+    # dtype, added into the (float64 in production) accumulators, as kernels.bvlc_lstm does
     part = np.empty((I + 2 * H, H), dpre_h.dtype)
     pbias = np.empty((N, H), dpre_h.dtype)
     pbo = np.empty(H, dpre_h.dtype)

@@ -24,6 +24,11 @@ def shape_count(shape):
     return math.prod(int(d) for d in shape)
 
 
+def blob_shapes(bottom, top):
+    """(bottom shapes, top shapes): what `Layer.record_shapes` keeps."""
+    return tuple(b.data.shape for b in bottom), tuple(t.data.shape for t in top)
+
+
 class Layer:
     #: True for layers whose first top is a loss (its loss_weight defaults to 1).
     is_loss = False
@@ -39,6 +44,9 @@ class Layer:
     bottom_roles = {}
     #: True for layers whose tops are their bottom under other names (Split).
     passes_through = False
+    #: The blob shapes `reshape` validated (`record_shapes`), for layers whose jitted
+    #: kernels `check_shapes` guards; None until the first reshape.
+    _shapes = None
 
     def __init__(self, param, phase, options=None):
         self.param = param
@@ -107,6 +115,38 @@ class Layer:
             if not lo <= got <= hi:
                 need = f"{lo}" if lo == hi else f"{lo} to {hi}"
                 raise self.error(f"needs {need} {what} blob(s), got {got}")
+
+    def record_shapes(self, bottom, top):
+        """At the end of `reshape`: the shapes `check_shapes` will hold the blobs to."""
+        self._shapes = blob_shapes(bottom, top)
+
+    def check_shapes(self, bottom, top, backward=False):
+        """The jitted kernels do not check bounds: refuse blobs whose shapes changed since
+        `reshape` validated them (a caller that skipped reshape), instead of letting a kernel
+        read or write past an array's end."""
+        if self._shapes is None:
+            raise self.error("forward/backward before reshape (call setup and reshape first)")
+        want_b, want_t = self._shapes
+        # (a loop rather than blob_shapes(): this runs twice an iteration per layer)
+        same = len(bottom) == len(want_b) and len(top) == len(want_t)
+        if same:
+            for blob, shape in zip(bottom, want_b):
+                if blob.data.shape != shape:
+                    same = False
+            for blob, shape in zip(top, want_t):
+                if blob.data.shape != shape:
+                    same = False
+        if not same:
+            got_b, got_t = blob_shapes(bottom, top)
+            raise self.error(f"the blobs changed shape since reshape (bottoms {list(want_b)} "
+                             f"-> {list(got_b)}, tops {list(want_t)} -> {list(got_t)}); call "
+                             "reshape after changing an input's shape")
+        if backward:
+            for what, blobs in (("top", top), ("bottom", bottom)):
+                for i, blob in enumerate(blobs):
+                    if blob.diff.shape != blob.data.shape:
+                        raise self.error(f"{what} {i} has a diff of shape {blob.diff.shape} "
+                                         f"for data of shape {blob.data.shape}")
 
     # -- the contract --------------------------------------------------------------------
     def setup(self, bottom, top):

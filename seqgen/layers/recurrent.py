@@ -40,32 +40,27 @@ Where seqgen deliberately differs from BVLC (BVLC commit 9b891540):
   own test data; every gradient that passes through such a step differs accordingly.
 No gradient is computed for cont (BVLC refuses to).
 """
-import os
 from collections.abc import Mapping
 
 import numpy as np
 
-from ..kernels.lstm import (
+from ..kernels.bvlc_lstm import (
     lstm_backward,
     lstm_backward_parallel,
     lstm_forward,
     lstm_forward_parallel,
     param_gradients,
 )
-from ..kernels.lstm_gemm import (
-    choose_path,
+from ..kernels.bvlc_lstm_gemm import (
     lstm_backward_gemm,
     lstm_forward_gemm,
     lstm_param_gradients_gemm,
     panel_buffer,
-    split_parts,
-    uses_panels,
 )
+from ..kernels.bvlc_lstm_path import panels_for, parts_for, path_for
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
-from ..threads import stream_parts
 from .base import Layer
-from .lstm import _check_shapes, _shapes
 
 
 def _flat(shape):
@@ -172,7 +167,7 @@ class _Recurrent(Layer):
         top[0].reshape(T, N, self.H)
         for t in top[1:]:
             t.reshape(1, N, self.H)
-        self._shapes = _shapes(bottom, top)
+        self.record_shapes(bottom, top)
 
     def _allocate(self, T, N):
         raise NotImplementedError
@@ -276,35 +271,21 @@ class LSTMLayer(_Recurrent):
         return W_x, W_h, b
 
     def _parts(self):
-        """Stream groups to run on separate threads: the loop kernels split streams (as the
-        fork's Lstm layer does); the GEMM path splits only large enough steps
-        (`kernels.lstm_gemm.split_parts`), otherwise BLAS threads its products."""
-        if self.path == "gemm":
-            return self.split_override or split_parts(self.N, self.H, self._TN[0])
-        return stream_parts(self.N)
-
-    #: 'loops' or 'gemm' forces a kernel path (tests, benchmarks); None: by the shapes
-    path_override = os.environ.get("SEQGEN_LSTM_PATH") or None
-    #: a number of stream groups forced on the GEMM path (benchmarks); None: by the shapes
-    split_override = None
-    #: True or False forces the GEMM path's step products onto W_h packed in panels or onto
-    #: BLAS (tests, benchmarks); None: by the shapes (`kernels.lstm_gemm.uses_panels`)
-    panels_override = None
+        """Stream groups to run on separate threads (`kernels.bvlc_lstm_path.parts_for`)."""
+        return parts_for(self.path, self.N, self.H, self._TN[0])
 
     def _panels(self, parts, backward):
         """The buffer the GEMM path packs W_h into for its step products (empty: BLAS),
         allocated once per shape."""
         T, N = self._TN
-        use = self.panels_override
-        if use is None:
-            use = uses_panels(T, -(-N // parts), backward)  # the largest group's rows
+        use = panels_for(T, -(-N // parts), backward)  # the largest group's rows
         if (backward, use) not in self._panel_buffers:
             self._panel_buffers[backward, use] = panel_buffer(self.H, self.dtype, backward, use)
         return self._panel_buffers[backward, use]
 
     def _allocate(self, T, N):
         H, G, dt = self.H, 4 * self.H, self.dtype
-        self.path = self.path_override or choose_path(N, H)
+        self.path = path_for(N, H)
         self._h = np.zeros((T + 1, N, H), dt)  # row 0: the initial state
         self._c = np.zeros((T + 1, N, H), dt)
         self._gates = np.zeros((T, N, G), dt)
@@ -319,7 +300,7 @@ class LSTMLayer(_Recurrent):
             self._panel_buffers = {}
 
     def forward(self, bottom, top):
-        _check_shapes(self, bottom, top)
+        self.check_shapes(bottom, top)
         T, N = self._TN
         dt = self.dtype
         W_x, b, W_s, W_h = self._weights()
@@ -386,7 +367,7 @@ class LSTMLayer(_Recurrent):
                                   blobs[2].diff)
 
     def backward(self, top, propagate_down, bottom):
-        _check_shapes(self, bottom, top, backward=True)
+        self.check_shapes(bottom, top, backward=True)
         T, N = self._TN
         H, I = self.H, self.I
         x = bottom[0].data.reshape(T, N, I)
@@ -451,7 +432,7 @@ class RNNLayer(_Recurrent):
         self._no_dx = np.zeros((0, 0, 0), dt)
 
     def forward(self, bottom, top):
-        _check_shapes(self, bottom, top)
+        self.check_shapes(bottom, top)
         T, N = self._TN
         dt = self.dtype
         W_xh, b_h, W_s, W_hh, W_ho, b_o = self._weights()
@@ -471,7 +452,7 @@ class RNNLayer(_Recurrent):
             self._carry = {"h": self._h[T].copy()}
 
     def backward(self, top, propagate_down, bottom):
-        _check_shapes(self, bottom, top, backward=True)
+        self.check_shapes(bottom, top, backward=True)
         T, N = self._TN
         H, I = self.H, self.I
         W_xh, b_h, W_s, W_hh, W_ho, b_o = self._weights()

@@ -1,11 +1,11 @@
-"""The fork layer's padded-lane kernels (kernels/lstm_lanes.py) against kernels/lstm.py:
+"""The fork layer's padded-lane kernels (kernels/fork_lstm.py) against kernels/bvlc_lstm.py:
 the same numbers bit for bit in float32 (the run digests depend on it) and in float64, on
 one thread and split over streams, for layer sizes that fill the lanes and that do not."""
 import numpy as np
 import pytest
 
-from seqgen.kernels import lstm as plain
-from seqgen.kernels import lstm_lanes as lanes
+from seqgen.kernels import bvlc_lstm as plain
+from seqgen.kernels import fork_lstm as lanes
 
 
 def problem(T, N, I, H, dtype, seed, fractional=False):
