@@ -1,9 +1,10 @@
 """The layer contract every registered layer follows (Caffe's Layer, minus the GPU half).
 
 A layer owns its parameter blobs (`self.blobs`) and turns bottom blobs into top blobs:
-`setup` once (check bottoms, create parameters), `reshape` whenever input shapes may have
-changed, `forward`, and `backward` (write bottom diffs where `propagate_down`, accumulate
-parameter diffs).
+`setup` once (Caffe's Layer::SetUp: the blob counts and in-place use the class declares,
+then the layer's own `layer_setup`, which checks its bottoms and creates its parameters),
+`reshape` whenever input shapes may have changed, `forward`, and `backward` (write bottom
+diffs where `propagate_down`, accumulate parameter diffs).
 """
 import math
 
@@ -32,9 +33,15 @@ def blob_shapes(bottom, top):
 class Layer:
     #: True for layers whose first top is a loss (its loss_weight defaults to 1).
     is_loss = False
-    #: Exact bottom count, or (min, max); None = any.
+    #: Exact bottom count, or (min, max); None = any (Caffe's ExactNumBottomBlobs,
+    #: MinBottomBlobs, MaxBottomBlobs), checked by `setup`.
     num_bottoms = None
+    #: The same for the tops.
     num_tops = None
+    #: False for layers that cannot compute with a top that is also one of their bottoms;
+    #: `setup` then refuses it with "<type> cannot work in place (<in_place_advice>)".
+    in_place = True
+    in_place_advice = "give the top another name"
     #: Indices of bottoms that never take a gradient (clip/cont markers, labels of some losses).
     no_grad_bottoms = ()
     #: False for layers whose forward does nothing (the Net then skips calling it).
@@ -116,6 +123,10 @@ class Layer:
                 need = f"{lo}" if lo == hi else f"{lo} to {hi}"
                 raise self.error(f"needs {need} {what} blob(s), got {got}")
 
+    def check_in_place(self, bottom, top):
+        if not self.in_place and any(t is b for t in top for b in bottom):
+            raise self.error(f"{self.type} cannot work in place ({self.in_place_advice})")
+
     def record_shapes(self, bottom, top):
         """At the end of `reshape`: the shapes `check_shapes` will hold the blobs to."""
         self._shapes = blob_shapes(bottom, top)
@@ -150,7 +161,15 @@ class Layer:
 
     # -- the contract --------------------------------------------------------------------
     def setup(self, bottom, top):
-        """Check the bottoms and create the parameter blobs (called once)."""
+        """Called once, before the first `reshape` (Caffe's Layer::SetUp): the blob counts
+        and in-place use the class declares, then `layer_setup`. Layers override
+        `layer_setup`, not this."""
+        self.check_counts(bottom, top)
+        self.check_in_place(bottom, top)
+        self.layer_setup(bottom, top)
+
+    def layer_setup(self, bottom, top):
+        """Check the bottoms and create the parameter blobs (Caffe's LayerSetUp)."""
 
     def reshape(self, bottom, top):
         raise NotImplementedError
@@ -213,9 +232,6 @@ class ElementwiseLayer(Layer):
 
     num_bottoms = 1
     num_tops = 1
-
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
 
     def reshape(self, bottom, top):
         if top[0] is not bottom[0]:

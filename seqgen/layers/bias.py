@@ -47,8 +47,7 @@ class BiasLayer(Layer):
     num_bottoms = (1, 2)
     num_tops = 1
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         if len(bottom) == 1:
             p = self.param.bias_param
             shape = param_shape(self, bottom[0].shape, p.axis, p.num_axes, "bias_param")

@@ -24,8 +24,7 @@ class EmbedLayer(Layer):
     no_grad_bottoms = (0,)
     bottom_roles = {0: "tokens"}
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         p = self.param.embed_param
         self.N = int(p.num_output)
         self.K = int(p.input_dim)

@@ -27,11 +27,12 @@ from .base import Layer
 class ForkLstmLayer(Layer):
     num_bottoms = (1, 2)
     num_tops = 1
+    in_place = False
+    in_place_advice = "give the top another name than the bottoms"
     no_grad_bottoms = (1,)
     bottom_roles = {1: "cont"}
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         p = self.param.lstm_param
         self.H = int(p.num_output)
         self.N = int(p.batch_size)
@@ -46,9 +47,6 @@ class ForkLstmLayer(Layer):
             raise self.error(
                 f"the fork-compatible gradient is only defined for batch_size 1 (this layer has "
                 f"batch_size {self.N}); the fork's CPU layer is wrong for several streams")
-        if top[0] in bottom:
-            raise self.error("Lstm cannot work in place (give the top another name than the "
-                             "bottoms)")
         x = bottom[0]
         if x.data.ndim < 1 or x.count == 0:
             raise self.error(f"bottom '{self.bottom_name(0)}' is empty (shape {x.shape})")

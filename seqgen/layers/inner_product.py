@@ -16,8 +16,7 @@ class InnerProductLayer(Layer):
     num_bottoms = 1
     num_tops = 1
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         p = self.param.inner_product_param
         self.N_out = int(p.num_output)
         if self.N_out <= 0:

@@ -72,6 +72,8 @@ class _Recurrent(Layer):
 
     no_grad_bottoms = (1,)
     bottom_roles = {1: "cont"}
+    in_place = False
+    in_place_advice = "give its tops other names than its bottoms"
     #: names of the recurrent states, in exposed bottom/top order
     STATES = ()
     #: name of the main top, for messages
@@ -82,29 +84,32 @@ class _Recurrent(Layer):
         """[(name, shape, is_bias)] in BVLC's blob order."""
         raise NotImplementedError
 
-    def setup(self, bottom, top):
+    def check_counts(self, bottom, top):
+        """The counts depend on expose_hidden (`num_bottoms`/`num_tops` are the bounds over
+        both): bottoms x, cont, [x_static], then the exposed initial states; tops the
+        output, then the exposed final states."""
+        expose = bool(self.param.recurrent_param.expose_hidden)
+        exposed = len(self.STATES) if expose else 0
+        plain = 2 + exposed
+        if len(bottom) not in (plain, plain + 1):
+            states = "".join(f", {s}_0" for s in self.STATES) if expose else ""
+            raise self.error(
+                f"needs bottoms x, cont, [x_static]{states} ({plain} or {plain + 1} blobs"
+                f"{' with expose_hidden' if expose else ''}), got {len(bottom)}")
+        want_tops = 1 + exposed
+        if len(top) != want_tops:
+            names = ", ".join((self._main_top,) + tuple(f"{s}_T" for s in self.STATES[:exposed]))
+            raise self.error(f"needs {want_tops} top blob(s) ({names}), got {len(top)}")
+
+    def layer_setup(self, bottom, top):
         p = self.param.recurrent_param
         self.H = int(p.num_output)
         if self.H <= 0:
             raise self.error("recurrent_param.num_output must be > 0")
         self.expose = bool(p.expose_hidden)
-        exposed = len(self.STATES) if self.expose else 0
-        plain = 2 + exposed
-        if len(bottom) not in (plain, plain + 1):
-            states = "".join(f", {s}_0" for s in self.STATES) if self.expose else ""
-            raise self.error(
-                f"needs bottoms x, cont, [x_static]{states} ({plain} or {plain + 1} blobs"
-                f"{' with expose_hidden' if self.expose else ''}), got {len(bottom)}")
-        self.static = len(bottom) == plain + 1
+        # (the counts are checked: x, cont, [x_static], then the exposed states)
+        self.static = len(bottom) == 3 + (len(self.STATES) if self.expose else 0)
         self._first_state = 3 if self.static else 2  # index of h_0 among the bottoms
-        want_tops = 1 + exposed
-        if len(top) != want_tops:
-            names = ", ".join((self._main_top,) + tuple(f"{s}_T" for s in self.STATES[:exposed]))
-            raise self.error(f"needs {want_tops} top blob(s) ({names}), got {len(top)}")
-        for t in top:
-            if t in bottom:
-                raise self.error(f"{self.type} cannot work in place (give its tops other names "
-                                 "than its bottoms)")
         x = bottom[0]
         if x.data.ndim < 2:
             raise self.error(f"the x bottom must have at least 2 axes (T, N, ...), got "

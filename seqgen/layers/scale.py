@@ -16,8 +16,7 @@ class ScaleLayer(Layer):
     num_bottoms = (1, 2)
     num_tops = 1
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         p = self.param.scale_param
         shape = bottom[0].shape
         self.blobs = []
