@@ -31,7 +31,7 @@ def _recurrent_entries(net, layer, k, kind):
     if plan.exposed(layer):
         _refuse(net, layer, "expose_hidden: pass the initial state to the module instead")
     if kind == "lstm":
-        W_x, W_h, b = (0, 1, 2) if layer.type == "Lstm" else (0, 2, 1)
+        W_x, W_h, b, _ = plan.lstm_blob_indices(layer)
         return [Entry(f"rnn.weight_ih_l{k}", layer.name, W_x, gates=True),
                 Entry(f"rnn.weight_hh_l{k}", layer.name, W_h, gates=True),
                 Entry(f"rnn.bias_ih_l{k}", layer.name, b, gates=True,

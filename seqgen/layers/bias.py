@@ -52,6 +52,7 @@ class BiasLayer(Layer):
             p = self.param.bias_param
             shape = param_shape(self, bottom[0].shape, p.axis, p.num_axes, "bias_param")
             self.blobs = [self.new_param(shape, p.filler, "b")]
+            self.param_names = ("b",)
 
     def _name(self, i):
         return self.param.bottom[i] if i < len(self.param.bottom) else str(i)

@@ -36,6 +36,7 @@ class EmbedLayer(Layer):
         self.blobs = [self.new_param((self.K, self.N), p.weight_filler, "W")]
         if self.bias_term:
             self.blobs.append(self.new_param((self.N,), p.bias_filler, "b"))
+        self.param_names = ("W", "b")[:len(self.blobs)]
 
     def token_capacity(self):
         return self.K

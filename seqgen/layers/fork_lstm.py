@@ -29,6 +29,7 @@ class ForkLstmLayer(Layer):
     num_tops = 1
     in_place = False
     in_place_advice = "give the top another name than the bottoms"
+    param_names = ("W_x", "W_h", "b")
     no_grad_bottoms = (1,)
     bottom_roles = {1: "cont"}
 

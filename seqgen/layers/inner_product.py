@@ -32,6 +32,7 @@ class InnerProductLayer(Layer):
         self.blobs = [self.new_param(wshape, p.weight_filler, "W")]
         if self.bias_term:
             self.blobs.append(self.new_param((self.N_out,), p.bias_filler, "b"))
+        self.param_names = ("W", "b")[:len(self.blobs)]
 
     def _axis(self, x):
         axis = self.param.inner_product_param.axis

@@ -74,6 +74,7 @@ class _Recurrent(Layer):
     bottom_roles = {1: "cont"}
     in_place = False
     in_place_advice = "give its tops other names than its bottoms"
+    names_blobs_in_messages = True
     #: names of the recurrent states, in exposed bottom/top order
     STATES = ()
     #: name of the main top, for messages
@@ -122,12 +123,10 @@ class _Recurrent(Layer):
             if xs.data.ndim < 1:
                 raise self.error("the static bottom must have at least 1 axis (N, ...)")
             self.S = _flat(xs.shape[1:])
-        self.param_names = []
-        self.blobs = []
-        for name, shape, is_bias in self._param_specs(self.I, self.S):
-            self.blobs.append(self.new_param(shape, p.bias_filler if is_bias else
-                                             p.weight_filler, name, self.dtype))
-            self.param_names.append(name)
+        specs = self._param_specs(self.I, self.S)
+        self.blobs = [self.new_param(shape, p.bias_filler if is_bias else p.weight_filler,
+                                     name, self.dtype) for name, shape, is_bias in specs]
+        self.param_names = [name for name, _, _ in specs]
         self.N = int(x.shape[1])
         self._TN = None
         self.reset_state()
