@@ -51,6 +51,8 @@ class Layer:
     bottom_roles = {}
     #: True for layers whose tops are their bottom under other names (Split).
     passes_through = False
+    #: True for layers whose tops are the net's inputs (Input): `Net.inputs` lists them.
+    is_input = False
     #: The names of the parameter blobs (`self.blobs`), in Caffe's order; layers whose
     #: blobs depend on the prototxt set them in `layer_setup`.
     param_names = ()

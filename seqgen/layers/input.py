@@ -8,6 +8,7 @@ from .base import Layer
 class InputLayer(Layer):
     num_bottoms = 0
     runs_forward = False
+    is_input = True
 
     def layer_setup(self, bottom, top):
         shapes = list(self.param.input_param.shape)

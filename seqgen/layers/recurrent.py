@@ -158,7 +158,8 @@ class _Recurrent(Layer):
                 b = bottom[self._first_state + k]
                 if tuple(b.shape) != (1, N, self.H):
                     raise self.error(f"initial state bottom '{names[self._first_state + k]}' "
-                                     f"({state}_0) must have shape {(1, N, self.H)}, got {b.shape}")
+                                     f"({state}_0) must have shape {(1, N, self.H)}, "
+                                     f"got {b.shape}")
         self.check_size((T, N, self._gates_per_unit * self.H),
                         f"the gate buffer (T, N, {self._gates_per_unit} num_output)")
         if N != self.N:
