@@ -3,8 +3,8 @@
     python benchmarks/breakdown.py [--iters 5000]
 
 Wraps the Lstm kernels (the backward one includes the weight gradients), the
-forward/backward pass and the solver update with timers (the wrappers add about a microsecond each) and prints the
-per-iteration average of each.
+forward/backward pass and the solver update with timers (the wrappers add about a
+microsecond each) and prints the per-iteration average of each.
 """
 import os
 

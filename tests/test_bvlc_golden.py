@@ -125,7 +125,8 @@ def run_backward(net, meta, top_diffs):
         net.blobs[b].diff[...] = 0
     net.clear_param_diffs()
     net.backward()
-    out = {f"{name}_diff": blob.diff.copy() for name, blob in zip(meta["param_order"], layer.blobs)}
+    out = {f"{name}_diff": blob.diff.copy()
+           for name, blob in zip(meta["param_order"], layer.blobs)}
     out.update({f"bottom_diff_{b}": net.blobs[b].diff.copy()
                 for b in meta["bottoms"] if b != "cont"})
     return out

@@ -1,4 +1,5 @@
-"""`seqgen info NET`: the net as Caffe's Net::Init logs it (seqgen/app/info.py, seqgen/app/cli.py)."""
+"""`seqgen info NET`: the net as Caffe's Net::Init logs it (seqgen/app/info.py,
+seqgen/app/cli.py)."""
 import subprocess
 import sys
 
@@ -93,7 +94,8 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "ya" bottom: "t" loss_weight:
     assert "with loss weight 0.5" in lines
     assert "This network produces output yb" in text
     # w counted once: 9 + 3 (fixed) + 3
-    assert text.splitlines()[-2] == "Total learnable parameters: 15 in 3 blobs (3 fixed by lr_mult 0)"
+    assert text.splitlines()[-2] == ("Total learnable parameters: 15 in 3 blobs "
+                                     "(3 fixed by lr_mult 0)")
 
 
 def test_bvlc_lstm_parameter_names():

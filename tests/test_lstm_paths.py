@@ -202,7 +202,7 @@ def test_split_gemm_carries_state_across_calls(panels):
                                rtol=1e-13, atol=1e-13)
     dh, dc = p["dhT"].copy(), p["dcT"].copy()
     dpres = []
-    for h, c, gates, tanh_c, cont, t0, t_end, parts in reversed(halves):
+    for _h, c, gates, tanh_c, cont, t0, t_end, parts in reversed(halves):
         dpre = np.zeros_like(gates)
         lstm_backward_gemm(np.ascontiguousarray(p["top"][t0:t_end]), p["W_h"], cont, c, gates,
                            tanh_c, dpre, dh, dc, Q, parts)
