@@ -13,7 +13,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the seqgen command does
 import argparse  # noqa: E402
 import time  # noqa: E402
 
-import seqgen.layers.lstm as lstm_layer  # noqa: E402
+import seqgen.layers.fork_lstm as lstm_layer  # noqa: E402
 from seqgen.data.feeder import SequenceFeeder  # noqa: E402
 from seqgen.data.sources import sinusoid  # noqa: E402
 from seqgen.solver import Solver  # noqa: E402

@@ -5,12 +5,12 @@
                                    [--repeats 5] [--backward]
 
 The forward product is (M, H) x (H, 4H) with Caffe's W_h stored (4H, H), as
-kernels.lstm_gemm computes it each step; --backward times the step's dh product
+kernels.bvlc_lstm_gemm computes it each step; --backward times the step's dh product
 (M, 4H) x (4H, H) instead. sgemm and sgemv are called through ctypes on the BLAS numpy
 loaded (the functions kernels.blas binds), panel_gemm from a compiled loop over a weight
 packed once (the packing is timed on its own), alternating, one thread. Printed: the median
 us per product (process CPU time, so that other jobs on the machine count less). This is
-the measurement behind kernels.blas.GEMV_MAX_ROWS and lstm_gemm.PANEL_ROWS.
+the measurement behind kernels.blas.GEMV_MAX_ROWS and bvlc_lstm_path.PANEL_MAX_ROWS.
 """
 import os
 

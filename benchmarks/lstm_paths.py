@@ -5,12 +5,12 @@
 For each shape, times one forward and backward of a single `LSTM` layer (I = H, float32,
 one thread) on the axpy-loop path and on the GEMM path, alternating so machine noise hits
 both, and prints the ratio with the path `choose_path` picks. This is the measurement
-behind `kernels.lstm_gemm.GEMM_MIN_STEP_WORK`.
+behind `kernels.bvlc_lstm_path.GEMM_MIN_STEP_WORK`.
 
 --threads 2: the GEMM path with a budget of 2 threads, its recurrence unsplit (BLAS
 threads the step products) against split over 2 stream groups, next to the one-thread
 GEMM path, with the split `split_parts` picks: the measurement behind
-`kernels.lstm_gemm.SPLIT_MIN_ROWS` and `SPLIT_MIN_PART_WORK`.
+`kernels.bvlc_lstm_path.SPLIT_MIN_ROWS` and `SPLIT_MIN_PART_WORK`.
 """
 import os
 import sys
@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from seqgen import threads  # noqa: E402
 from seqgen.blob import Blob  # noqa: E402
-from seqgen.kernels.lstm_gemm import choose_path, split_parts  # noqa: E402
+from seqgen.kernels.bvlc_lstm_path import FORCED, choose_path, split_parts  # noqa: E402
 from seqgen.layers.recurrent import LSTMLayer  # noqa: E402
 from seqgen.proto import caffe_pb2  # noqa: E402
 
@@ -44,10 +44,9 @@ def cpu_name():
 def rig(T, N, H, path, split=None):
     lp = caffe_pb2.LayerParameter(name="lstm", type="LSTM", bottom=["x", "cont"], top=["h"])
     lp.recurrent_param.num_output = H
-    LSTMLayer.path_override = path
+    FORCED.path, FORCED.parts = path, split
     bottom, top = [Blob((T, N, H)), Blob((T, N))], [Blob((0,))]
     layer = LSTMLayer(lp, caffe_pb2.TRAIN)
-    layer.split_override = split
     layer.setup(bottom, top)
     layer.reshape(bottom, top)
     rng = np.random.default_rng(0)

@@ -260,7 +260,7 @@ class Net:
                 tops.append(self.blobs[t])
                 if t not in available:
                     available.append(t)
-            if lp.type == "Input":
+            if cls.is_input:
                 self.inputs.extend(lp.top)
             self._setup_layer(layer, lp, bottoms, tops)
             self._share_params(layer, lp, owners)
@@ -393,7 +393,8 @@ class Net:
 
     @property
     def bottom_names(self):
-        return OrderedDict((n, list(l.param.bottom)) for n, l in zip(self.layer_names, self.layers))
+        return OrderedDict((n, list(l.param.bottom))
+                           for n, l in zip(self.layer_names, self.layers))
 
     @property
     def top_names(self):

@@ -5,7 +5,7 @@ thread pays only for large products (README "Performance"). With n > 1, BLAS may
 threads (OpenBLAS itself keeps small products on one) and the loop kernels split 8 or more
 streams into groups on numba threads (`stream_parts`). The GEMM kernels run their large
 products on BLAS's threads and, when a step is large enough
-(`kernels.lstm_gemm.split_parts`), their recurrence on numba threads over stream groups,
+(`kernels.bvlc_lstm_gemm.split_parts`), their recurrence on numba threads over stream groups,
 holding BLAS to one thread for that time; the two never nest.
 
 The two thread pools must not busy-wait on each other's cores: OpenBLAS's idle workers are

@@ -20,7 +20,7 @@ import pytest
 from helpers import GOLDEN, assert_close
 from reference import lstm_forward, rnn_forward
 
-from seqgen.layers.recurrent import LSTMLayer
+from seqgen.kernels.bvlc_lstm_path import FORCED
 from seqgen.net import TRAIN, Net
 
 DIR = GOLDEN / "bvlc"
@@ -32,8 +32,8 @@ def lstm_path(request, monkeypatch):
     """Every case runs on each kernel path of the BVLC LSTM (its shapes would pick one)."""
     # "panels": the GEMM path with its step products on W_h packed in panels, which its
     # shapes here (T < 8) would keep on BLAS
-    monkeypatch.setattr(LSTMLayer, "path_override", request.param.replace("panels", "gemm"))
-    monkeypatch.setattr(LSTMLayer, "panels_override", request.param == "panels" or None)
+    monkeypatch.setattr(FORCED, "path", request.param.replace("panels", "gemm"))
+    monkeypatch.setattr(FORCED, "panels", request.param == "panels" or None)
     return request.param
 
 
@@ -125,7 +125,8 @@ def run_backward(net, meta, top_diffs):
         net.blobs[b].diff[...] = 0
     net.clear_param_diffs()
     net.backward()
-    out = {f"{name}_diff": blob.diff.copy() for name, blob in zip(meta["param_order"], layer.blobs)}
+    out = {f"{name}_diff": blob.diff.copy()
+           for name, blob in zip(meta["param_order"], layer.blobs)}
     out.update({f"bottom_diff_{b}": net.blobs[b].diff.copy()
                 for b in meta["bottoms"] if b != "cont"})
     return out

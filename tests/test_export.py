@@ -14,7 +14,7 @@ from helpers import ROOT, assert_close, random_net
 
 from seqgen.app.cli import main
 from seqgen.data.sources import sinusoid
-from seqgen.export import plan
+from seqgen.export import net_view
 from seqgen.export.onnx_export import onnx_model
 from seqgen.generation.generate import generate
 from seqgen.net import TEST, Net
@@ -191,14 +191,14 @@ def run_steps(sess, feed, T, time_inputs, initial=None):
 @pytest.mark.parametrize("name", sorted(NETS))
 def test_step_graph_with_restarts_equals_seqgen(name):
     net = build(NETS[name])
-    T = plan.steps(net)
+    T = net_view.steps(net)
     feed = random_inputs(net, T)
     want = seqgen_forward(net, feed)
     exported = build(NETS[name])
-    time_inputs = plan.time_inputs(exported)
+    time_inputs = net_view.time_inputs(exported)
     sess = session(onnx_model(exported, "step"))
     got, _ = run_steps(sess, feed, T, time_inputs)
-    assert set(got) == set(plan.predictions(net))
+    assert set(got) == set(net_view.predictions(net))
     for blob, value in got.items():
         assert_close(value, want[blob], f"{name}: {blob}")
 
@@ -208,7 +208,7 @@ def test_sequence_graph_equals_seqgen_and_stepped_step_graph(name):
     """From a nonzero initial state with cont = 1 everywhere: sequence graph = seqgen
     (state set by set_state) = the step graph stepped T times."""
     net = build(NETS[name])
-    T = plan.steps(net)
+    T = net_view.steps(net)
     feed = random_inputs(net, T, restarts=False)
     for key in ("cont", "clip"):
         if key in feed:
@@ -228,8 +228,8 @@ def test_sequence_graph_equals_seqgen_and_stepped_step_graph(name):
     got = dict(zip(names, sess.run(None, {**{k: v for k, v in feed.items() if k in inputs},
                                           **initial})))
     stepped, stepped_states = run_steps(session(onnx_model(build(NETS[name]), "step")), feed,
-                                        T, plan.time_inputs(net), initial)
-    for blob in plan.predictions(net):
+                                        T, net_view.time_inputs(net), initial)
+    for blob in net_view.predictions(net):
         assert_close(got[blob], want[blob], f"{name}: sequence graph {blob}")
         assert_close(stepped[blob], got[blob], f"{name}: step graph x T {blob}")
     for state, value in stepped_states.items():
@@ -242,7 +242,7 @@ def test_expose_hidden_states_are_the_nets_own_inputs_and_outputs():
     """With expose_hidden the graphs read h0/c0 and return hT/cT (no extra state names);
     stepping feeds hT/cT back, and a restart zeroes them."""
     net = build(EXPOSED)
-    T = plan.steps(net)
+    T = net_view.steps(net)
     feed = random_inputs(net, T)
     want = seqgen_forward(net, feed)
     step = session(onnx_model(build(EXPOSED), "step"))

@@ -1,4 +1,5 @@
-"""`seqgen info NET`: the net as Caffe's Net::Init logs it (seqgen/app/info.py, seqgen/app/cli.py)."""
+"""`seqgen info NET`: the net as Caffe's Net::Init logs it (seqgen/app/info.py,
+seqgen/app/cli.py)."""
 import subprocess
 import sys
 
@@ -35,8 +36,9 @@ def test_train_phase_of_lstm_short():
     head, lines = block(text, "lstm1")
     assert head == "Creating Layer lstm1 (Lstm)"
     assert lines == ["lstm1 <- data", "lstm1 <- clip", "lstm1 -> lstm1", "Setting up lstm1",
-                     "Top shape: 320 15 (4800)", "Param 0: 60 1 (60)", "Param 1: 60 15 (900)",
-                     "Param 2: 60 (60)", "Memory required for data: 23040"]
+                     "Top shape: 320 15 (4800)", "Param 0 (W_x): 60 1 (60)",
+                     "Param 1 (W_h): 60 15 (900)", "Param 2 (b): 60 (60)",
+                     "Memory required for data: 23040"]
     head, lines = block(text, "loss")
     assert head == "Creating Layer loss (EuclideanLoss)"
     assert lines[:4] == ["loss <- ip1", "loss <- label", "loss -> loss", "Setting up loss"]
@@ -82,17 +84,18 @@ layer { name: "loss" type: "EuclideanLoss" bottom: "ya" bottom: "t" loss_weight:
     assert lines[:3] == ["x_input_0_split <- x", "x_input_0_split -> x_input_0_split_0",
                          "x_input_0_split -> x_input_0_split_1"]
     _, lines = block(text, "a")
-    assert "Param 0: 3 3 (9), named 'w'" in lines
-    assert "Param 1: 3 (3), fixed (lr_mult 0)" in lines
+    assert "Param 0 (W): 3 3 (9), named 'w'" in lines
+    assert "Param 1 (b): 3 (3), fixed (lr_mult 0)" in lines
     _, lines = block(text, "b")
-    assert "Param 0: 3 3 (9), shared as 'w' with a param 0" in lines
+    assert "Param 0 (W): 3 3 (9), shared as 'w' with a param 0" in lines
     _, lines = block(text, "relu")
     assert "relu -> yb (in-place)" in lines
     _, lines = block(text, "loss")
     assert "with loss weight 0.5" in lines
     assert "This network produces output yb" in text
     # w counted once: 9 + 3 (fixed) + 3
-    assert text.splitlines()[-2] == "Total learnable parameters: 15 in 3 blobs (3 fixed by lr_mult 0)"
+    assert text.splitlines()[-2] == ("Total learnable parameters: 15 in 3 blobs "
+                                     "(3 fixed by lr_mult 0)")
 
 
 def test_bvlc_lstm_parameter_names():

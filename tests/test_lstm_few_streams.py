@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from seqgen.kernels import blas
-from seqgen.kernels.lstm import lstm_backward, lstm_forward
-from seqgen.kernels.lstm_gemm import (
+from seqgen.kernels.bvlc_lstm import lstm_backward, lstm_forward
+from seqgen.kernels.bvlc_lstm_gemm import (
     lstm_backward_gemm,
     lstm_forward_gemm,
     lstm_param_gradients_gemm,

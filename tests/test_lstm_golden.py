@@ -5,7 +5,7 @@ from helpers import GOLDEN, assert_close
 
 from seqgen.blob import Blob
 from seqgen.errors import SeqgenError
-from seqgen.layers.lstm import LstmLayer
+from seqgen.layers.fork_lstm import ForkLstmLayer
 from seqgen.proto import caffe_pb2
 
 
@@ -14,7 +14,7 @@ def make_layer(g, fork_compat=False, with_clip=True):
     lp.lstm_param.num_output = int(g["H"])
     lp.lstm_param.batch_size = int(g["N"])
     lp.lstm_param.clipping_threshold = float(g["clipping_threshold"])
-    layer = LstmLayer(lp, caffe_pb2.TRAIN, {"fork_compat": fork_compat})
+    layer = ForkLstmLayer(lp, caffe_pb2.TRAIN, {"fork_compat": fork_compat})
     x = Blob(g["x"].shape)
     bottom = [x] + ([Blob(g["clip"].shape)] if with_clip else [])
     top = [Blob()]

@@ -4,8 +4,8 @@ import pytest
 from gradcheck import numeric_gradient, relative_error
 
 from seqgen.blob import Blob
-from seqgen.kernels.lstm import lstm_backward, lstm_forward, param_gradients
-from seqgen.layers.lstm import LstmLayer
+from seqgen.kernels.bvlc_lstm import lstm_backward, lstm_forward, param_gradients
+from seqgen.layers.fork_lstm import ForkLstmLayer
 from seqgen.proto import caffe_pb2
 
 T, N, I, H = 6, 3, 2, 4
@@ -65,7 +65,7 @@ def make_layer(N_streams, seed=3, thr=0.0):
     lp.lstm_param.num_output = H
     lp.lstm_param.batch_size = N_streams
     lp.lstm_param.clipping_threshold = thr
-    layer = LstmLayer(lp, caffe_pb2.TRAIN)
+    layer = ForkLstmLayer(lp, caffe_pb2.TRAIN)
     bottom, top = [Blob((T * N_streams, I)), Blob((T * N_streams,))], [Blob()]
     layer.setup(bottom, top)
     rng = np.random.default_rng(seed)

@@ -9,21 +9,20 @@ from reference import lstm_forward as reference_forward
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from seqgen import threads
-from seqgen.kernels.lstm import (
+from seqgen.kernels.bvlc_lstm import (
     lstm_backward,
     lstm_backward_parallel,
     lstm_forward,
     lstm_forward_parallel,
     param_gradients,
 )
-from seqgen.kernels.lstm_gemm import (
-    choose_path,
+from seqgen.kernels.bvlc_lstm_gemm import (
     lstm_backward_gemm,
     lstm_forward_gemm,
     lstm_param_gradients_gemm,
     panel_buffer,
-    split_parts,
 )
+from seqgen.kernels.bvlc_lstm_path import FORCED, choose_path, split_parts
 
 T, N, I, H = 7, 9, 5, 6
 G = 4 * H
@@ -203,7 +202,7 @@ def test_split_gemm_carries_state_across_calls(panels):
                                rtol=1e-13, atol=1e-13)
     dh, dc = p["dhT"].copy(), p["dcT"].copy()
     dpres = []
-    for h, c, gates, tanh_c, cont, t0, t_end, parts in reversed(halves):
+    for _h, c, gates, tanh_c, cont, t0, t_end, parts in reversed(halves):
         dpre = np.zeros_like(gates)
         lstm_backward_gemm(np.ascontiguousarray(p["top"][t0:t_end]), p["W_h"], cont, c, gates,
                            tanh_c, dpre, dh, dc, Q, parts)
@@ -317,7 +316,7 @@ def test_layer_puts_few_row_steps_on_panels(monkeypatch):
                          (10, 1, (False, False)), (10, 2, (True, True))):
         outs = {}
         for forced in (None, False):
-            monkeypatch.setattr(recurrent.LSTMLayer, "panels_override", forced)
+            monkeypatch.setattr(FORCED, "panels", forced)
             used.clear()
             layer, bottom, top, rng = lstm_rig(Tn, Nn, 24, dtype=np.float64)
             assert layer.path == "gemm" and layer.dtype == np.float64

@@ -7,7 +7,7 @@ from gradcheck import numeric_gradient, relative_error
 from seqgen.blob import Blob
 from seqgen.generation.generate import generate, stack_plan
 from seqgen.io.prototxt import parse_net_text
-from seqgen.layers.recurrent import LSTMLayer
+from seqgen.kernels.bvlc_lstm_path import FORCED
 from seqgen.net import TEST, Net
 from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class
@@ -20,8 +20,8 @@ def lstm_path(request, monkeypatch):
     """Every case runs on each kernel path of the BVLC LSTM (its shapes would pick one)."""
     # "panels": the GEMM path with its step products on W_h packed in panels, which its
     # shapes here (T < 8) would keep on BLAS
-    monkeypatch.setattr(LSTMLayer, "path_override", request.param.replace("panels", "gemm"))
-    monkeypatch.setattr(LSTMLayer, "panels_override", request.param == "panels" or None)
+    monkeypatch.setattr(FORCED, "path", request.param.replace("panels", "gemm"))
+    monkeypatch.setattr(FORCED, "panels", request.param == "panels" or None)
     return request.param
 STATES = {"LSTM": ("h", "c"), "RNN": ("h",)}
 

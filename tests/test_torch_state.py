@@ -14,7 +14,7 @@ from helpers import ROOT, assert_close
 from test_export import BVLC_STATIC, FORK_STACK, build, copy_weights
 
 from seqgen.app.cli import main
-from seqgen.export import plan
+from seqgen.export import net_view
 from seqgen.io.weights import read_net_binary
 from seqgen.net import TEST, Net
 
@@ -107,7 +107,7 @@ def fresh_start(net):
     """Inputs of a zero-state start (cont 0 at t = 0, 1 after) and the module's (T, N, ...)
     view of the data input."""
     rng = np.random.default_rng(3)
-    T = plan.steps(net)
+    T = net_view.steps(net)
     cont = next(n for n in net.inputs if n in ("cont", "clip"))
     data = next(n for n in net.inputs if n != cont)
     N = net.blobs[cont].count // T

@@ -65,7 +65,7 @@ def describe(net):
             if weight:
                 sub.append(f"    with loss weight {weight:g}")
             memory += blob.count
-        names = getattr(layer, "param_names", None) or []
+        names = layer.param_names
         for i, blob in enumerate(layer.blobs):
             label = f"Param {i}" + (f" ({names[i]})" if i < len(names) else "")
             text = f"{label}: {shape_string(blob.shape)}"

@@ -5,7 +5,7 @@ import os
 from ..errors import SeqgenError
 from ..io.atomic import atomic_write_bytes
 from ..net import TEST, Net
-from . import plan
+from . import net_view
 from .onnx_graph import GraphContext
 from .onnx_sequence import SEQUENCE
 from .onnx_step import STEP
@@ -46,7 +46,7 @@ def onnx_model(net, graph="step"):
     if graph not in GRAPHS:
         raise SeqgenError(f"unknown --graph '{graph}' (known: {', '.join(GRAPHS)})")
     if graph == "step":
-        plan.to_one_step(net)
+        net_view.to_one_step(net)
     ctx = GraphContext(net, GRAPHS[graph]).convert()
     return ctx.model(_doc(ctx, graph, net.source), f"{net.name or 'net'}_{graph}")
 

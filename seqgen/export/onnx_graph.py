@@ -9,7 +9,7 @@ missing from the registry is refused, naming the layer.
 import numpy as np
 
 from ..errors import SeqgenError
-from . import plan
+from . import net_view
 
 OPSET = 17
 
@@ -109,14 +109,14 @@ class GraphContext:
 
     # -- the walk -------------------------------------------------------------------------
     def convert(self):
-        for layer, bottoms, tops in plan.layers(self.net):
+        for layer, bottoms, tops in net_view.layers(self.net):
             fn = self.registry.get(layer.type)
             if fn is None:
                 raise SeqgenError(
                     f"{self.net.source}: layer '{layer.name}' ({layer.type}) cannot be "
                     f"exported to ONNX (exported layer types: {', '.join(sorted(self.registry))})")
             fn(self, layer, bottoms, tops)
-        for blob in plan.predictions(self.net):
+        for blob in net_view.predictions(self.net):
             self.add_output(blob, self.value(blob), self.shape(blob))
         # the net's inputs and predictions first, then the states in layer order
         order = {name: k for k, name in enumerate(self.net.inputs)}

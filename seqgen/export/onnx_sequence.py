@@ -10,7 +10,7 @@ weights to W.
 """
 import numpy as np
 
-from . import gates, plan
+from . import gates, net_view
 from .onnx_layers import STATELESS
 from .recurrent_io import final_states, initial_states
 
@@ -35,11 +35,11 @@ def _input_weights(W_x, W_s):
 
 def _steps(layer, ctx):
     x = ctx.shape(layer.param.bottom[0])
-    return (x[0] // layer.N) if layer.type == plan.FORK else x[0]
+    return (x[0] // layer.N) if layer.type == net_view.FORK else x[0]
 
 
 def lstm_sequence(ctx, layer, bottoms, tops):
-    W_x, W_h, b, W_s = plan.lstm_params(layer)
+    W_x, W_h, b, W_s = net_view.lstm_params(layer)
     H, N, T = W_h.shape[1], layer.N, _steps(layer, ctx)
     X = _sequence_input(ctx, layer, T, N, W_s)
     h0, c0 = initial_states(ctx, layer, N, H, (1, N, H))
@@ -56,7 +56,7 @@ def lstm_sequence(ctx, layer, bottoms, tops):
 
 def rnn_sequence(ctx, layer, bottoms, tops):
     """ONNX's RNN gives h; BVLC's output o = tanh(W_ho h + b_o) follows as MatMul + Tanh."""
-    W_xh, b_h, W_s, W_hh, W_ho, b_o = plan.rnn_params(layer)
+    W_xh, b_h, W_s, W_hh, W_ho, b_o = net_view.rnn_params(layer)
     H, N, T = W_hh.shape[0], layer.N, _steps(layer, ctx)
     X = _sequence_input(ctx, layer, T, N, W_s)
     (h0,) = initial_states(ctx, layer, N, H, (1, N, H))

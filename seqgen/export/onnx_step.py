@@ -8,7 +8,7 @@ and c_{t-1} = 0, dropping the recurrent term and forcing f = 0 change nothing).
 """
 import numpy as np
 
-from . import plan
+from . import net_view
 from .onnx_layers import STATELESS
 from .recurrent_io import final_states, initial_states
 
@@ -39,7 +39,7 @@ def _add(ctx, values, hint):
 
 def lstm_step(ctx, layer, bottoms, tops):
     """c = f c_{t-1} + i g, h = o tanh(c), gates from W_x x + W_h h_{t-1} + b (+ static)."""
-    W_x, W_h, b, W_s = plan.lstm_params(layer)
+    W_x, W_h, b, W_s = net_view.lstm_params(layer)
     H = W_h.shape[1]
     N = layer.N
     hint = layer.name
@@ -60,7 +60,7 @@ def lstm_step(ctx, layer, bottoms, tops):
 
 def rnn_step(ctx, layer, bottoms, tops):
     """h = tanh(W_xh x + b_h + W_hh h_{t-1} (+ static)), o = tanh(W_ho h + b_o)."""
-    W_xh, b_h, W_s, W_hh, W_ho, b_o = plan.rnn_params(layer)
+    W_xh, b_h, W_s, W_hh, W_ho, b_o = net_view.rnn_params(layer)
     H, N, hint = W_hh.shape[0], layer.N, layer.name
     (h0,) = initial_states(ctx, layer, N, H, (N, H))
     x = _step_input(ctx, layer, N)

@@ -4,7 +4,7 @@ the one before -> [InnerProduct] -> [Softmax] over the last axis."""
 from dataclasses import dataclass
 
 from ..errors import SeqgenError
-from . import plan
+from . import net_view
 
 LSTMS = ("Lstm", "LSTM")
 
@@ -26,12 +26,12 @@ def _refuse(net, layer, why):
 
 
 def _recurrent_entries(net, layer, k, kind):
-    if layer.type in plan.BVLC and layer.static:
+    if layer.type in net_view.BVLC and layer.static:
         _refuse(net, layer, "nn.LSTM/nn.RNN have no static input (x_static)")
-    if plan.exposed(layer):
+    if net_view.exposed(layer):
         _refuse(net, layer, "expose_hidden: pass the initial state to the module instead")
     if kind == "lstm":
-        W_x, W_h, b = (0, 1, 2) if layer.type == "Lstm" else (0, 2, 1)
+        W_x, W_h, b, _ = net_view.lstm_blob_indices(layer)
         return [Entry(f"rnn.weight_ih_l{k}", layer.name, W_x, gates=True),
                 Entry(f"rnn.weight_hh_l{k}", layer.name, W_h, gates=True),
                 Entry(f"rnn.bias_ih_l{k}", layer.name, b, gates=True,
@@ -53,9 +53,9 @@ def chain(net):
     config = {"kind": None, "hidden_sizes": [], "embed": None, "output_size": None,
               "out_bias": False, "softmax": False, "layers": []}
     entries, current = [], None
-    for layer, bottoms, tops in plan.layers(net):
+    for layer, bottoms, tops in net_view.layers(net):
         stage = ("embed" if layer.type == "Embed" else
-                 "rnn" if layer.type in plan.RECURRENT else
+                 "rnn" if layer.type in net_view.RECURRENT else
                  "out" if layer.type == "InnerProduct" else
                  "softmax" if layer.type == "Softmax" else None)
         done = {"embed": config["embed"] or config["kind"], "rnn": config["output_size"],

@@ -120,9 +120,10 @@ def _file_layers(param):
 
 
 def _blob_name(net, layer_name, index):
-    """' (W_xc)' when the layer names its parameter blobs (recurrent layers do)."""
-    names = getattr(net.layer(layer_name), "param_names", None)
-    return f" ({names[index]})" if names and index < len(names) else ""
+    """' (W_xc)' for the layers whose messages name their parameter blobs."""
+    layer = net.layer(layer_name)
+    names = layer.param_names if layer.names_blobs_in_messages else ()
+    return f" ({names[index]})" if index < len(names) else ""
 
 
 def load_weights(net, path):

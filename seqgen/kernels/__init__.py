@@ -5,9 +5,9 @@ from .cache_guard import drop_stale_cache
 
 drop_stale_cache(Path(__file__).parent)  # before any kernel loads from numba's cache
 
-from . import lstm_lanes  # noqa: E402
+from . import fork_lstm  # noqa: E402
+from .bvlc_lstm import lstm_backward, lstm_forward  # noqa: E402
 from .generate import lstm_stack_generate  # noqa: E402
-from .lstm import lstm_backward, lstm_forward  # noqa: E402
 
 
 def kernels_cached():
@@ -15,8 +15,8 @@ def kernels_cached():
     compiling (best effort: reads numba's cache index; unknown internals count as cached)."""
     try:
         return all(k._cache._cache_file._load_index()
-                   for k in (lstm_forward, lstm_backward, lstm_lanes.lstm_forward,
-                             lstm_lanes.lstm_backward, lstm_stack_generate))
+                   for k in (lstm_forward, lstm_backward, fork_lstm.lstm_forward,
+                             fork_lstm.lstm_backward, lstm_stack_generate))
     except Exception:  # noqa: BLE001 - numba internals changed: stay quiet rather than wrong
         return True
 

@@ -2,9 +2,10 @@
 
 numba checks a cached function against the contents of its own file only, while the code
 it caches also holds every njit function it calls. After an upgrade (or an edit) that
-changes `panels.py` but not `lstm_gemm.py`, lstm_gemm's cached code would keep running the
-old panels. So one digest of all the sources of this folder is kept beside numba's files,
-and when it differs every cached file of the folder goes: they are compiled again once.
+changes `panels.py` but not `bvlc_lstm_gemm.py`, bvlc_lstm_gemm's cached code would keep
+running the old panels. So one digest of all the sources of this folder is kept beside
+numba's files, and when it differs every cached file of the folder goes: they are compiled
+again once.
 """
 import hashlib
 from pathlib import Path

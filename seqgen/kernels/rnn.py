@@ -9,7 +9,7 @@ no gradient crosses that step). `h` is a (T+1, N, H) buffer whose row 0 holds th
 state; step t writes row t+1. `bias` is per stream (N, H): b_h plus the static-input term,
 which is the same at every step and not masked by cont.
 
-Laid out like `kernels.lstm`: weights are used transposed (W^T is (in, out)) so the inner
+Laid out like `kernels.bvlc_lstm`: weights are used transposed (W^T is (in, out)) so the inner
 loops are axpys over contiguous rows; the input projection, the output layer, the weight
 gradients and dx run in bulk loops outside the recurrence, so the time loop carries only
 W_hh and tanh; nothing is allocated or sliced inside the time loop. dtype-generic
@@ -60,6 +60,55 @@ def rnn_forward(x, W_xhT, bias, W_hhT, W_hoT, b_o, cont, h, o):
                 o[t, n, j] = tanh(o[t, n, j])
 
 
+@njit(inline="always", **JIT)
+def _parameter_gradients(x, h, cont, dpre_h, dpre_o, dW_xhT, dbias, dW_hhT, dW_hoT, db_o,
+                         zero):
+    """rnn_backward's weight and bias gradients from dpre_h and dpre_o (inlined there, so
+    its code is the same as when it was written in place)."""
+    T, N, H = dpre_h.shape
+    I = x.shape[2]
+    # bulk loops reading dpre_*: partial sums over blocks of BLOCK steps in the arrays'
+    # dtype, added into the (float64 in production) accumulators, as kernels.bvlc_lstm does
+    part = np.empty((I + 2 * H, H), dpre_h.dtype)
+    pbias = np.empty((N, H), dpre_h.dtype)
+    pbo = np.empty(H, dpre_h.dtype)
+    for t0 in range(0, T, BLOCK):
+        part[:] = zero
+        pbias[:] = zero
+        pbo[:] = zero
+        for t in range(t0, min(T, t0 + BLOCK)):
+            for n in range(N):
+                for j in range(H):
+                    pbias[n, j] += dpre_h[t, n, j]
+                    pbo[j] += dpre_o[t, n, j]
+                for i in range(I):
+                    a = x[t, n, i]
+                    for j in range(H):
+                        part[i, j] += dpre_h[t, n, j] * a
+                m = cont[t, n]
+                if m != 0:
+                    for k in range(H):
+                        a = h[t, n, k] * m
+                        for j in range(H):
+                            part[I + k, j] += dpre_h[t, n, j] * a
+                for k in range(H):
+                    a = h[t + 1, n, k]
+                    for j in range(H):
+                        part[I + H + k, j] += dpre_o[t, n, j] * a
+        for n in range(N):
+            for j in range(H):
+                dbias[n, j] += pbias[n, j]
+        for j in range(H):
+            db_o[j] += pbo[j]
+        for i in range(I):
+            for j in range(H):
+                dW_xhT[i, j] += part[i, j]
+        for k in range(H):
+            for j in range(H):
+                dW_hhT[k, j] += part[I + k, j]
+                dW_hoT[k, j] += part[I + H + k, j]
+
+
 @njit(**JIT)
 def rnn_backward(top_diff, x, W_xhT, W_hhT, W_hoT, cont, h, o, dpre_o, dpre_h,
                  dW_xhT, dbias, dW_hhT, dW_hoT, db_o, dx, want_dx, dh_rec):
@@ -101,46 +150,8 @@ def rnn_backward(top_diff, x, W_xhT, W_hhT, W_hoT, cont, h, o, dpre_o, dpre_h,
             else:
                 for k in range(H):
                     dh_rec[n, k] = zero
-    # bulk loops reading dpre_*: partial sums over blocks of BLOCK steps in the arrays'
-    # dtype, added into the (float64 in production) accumulators, as kernels.lstm does
-    part = np.empty((I + 2 * H, H), dpre_h.dtype)
-    pbias = np.empty((N, H), dpre_h.dtype)
-    pbo = np.empty(H, dpre_h.dtype)
-    for t0 in range(0, T, BLOCK):
-        part[:] = zero
-        pbias[:] = zero
-        pbo[:] = zero
-        for t in range(t0, min(T, t0 + BLOCK)):
-            for n in range(N):
-                for j in range(H):
-                    pbias[n, j] += dpre_h[t, n, j]
-                    pbo[j] += dpre_o[t, n, j]
-                for i in range(I):
-                    a = x[t, n, i]
-                    for j in range(H):
-                        part[i, j] += dpre_h[t, n, j] * a
-                m = cont[t, n]
-                if m != 0:
-                    for k in range(H):
-                        a = h[t, n, k] * m
-                        for j in range(H):
-                            part[I + k, j] += dpre_h[t, n, j] * a
-                for k in range(H):
-                    a = h[t + 1, n, k]
-                    for j in range(H):
-                        part[I + H + k, j] += dpre_o[t, n, j] * a
-        for n in range(N):
-            for j in range(H):
-                dbias[n, j] += pbias[n, j]
-        for j in range(H):
-            db_o[j] += pbo[j]
-        for i in range(I):
-            for j in range(H):
-                dW_xhT[i, j] += part[i, j]
-        for k in range(H):
-            for j in range(H):
-                dW_hhT[k, j] += part[I + k, j]
-                dW_hoT[k, j] += part[I + H + k, j]
+    _parameter_gradients(x, h, cont, dpre_h, dpre_o, dW_xhT, dbias, dW_hhT, dW_hoT, db_o,
+                         zero)
     if want_dx:
         for t in range(T):
             for n in range(N):

@@ -5,7 +5,7 @@ token from softmax(logits / temperature) (char-rnn's convention), optionally res
 to the logits >= the top_k-th largest, and feeds it back. The LSTM layers use the flat
 layout of `generate.lstm_stack_step`; the embedding table E is (V, E_dim).
 
-The draw rule (shared with the numpy path in tasks/sample.py, which must match it):
+The draw rule (shared with the numpy path in generation/sample.py, which must match it):
 in float64, w_j = exp((l_j - max l) / temperature) for the kept j (0 elsewhere),
 c = cumsum(w) in index order, and the token is the first j with c_j > u * c[-1] (the last
 kept j if rounding leaves none); `argmax` takes the first index of the largest logit.

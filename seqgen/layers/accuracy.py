@@ -19,8 +19,7 @@ class AccuracyLayer(Layer):
     no_grad_bottoms = (0, 1)
     bottom_roles = {1: "labels"}
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         p = self.param.accuracy_param
         self.top_k = int(p.top_k)
         self.has_ignore = p.HasField("ignore_label")

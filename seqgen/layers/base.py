@@ -1,9 +1,10 @@
 """The layer contract every registered layer follows (Caffe's Layer, minus the GPU half).
 
 A layer owns its parameter blobs (`self.blobs`) and turns bottom blobs into top blobs:
-`setup` once (check bottoms, create parameters), `reshape` whenever input shapes may have
-changed, `forward`, and `backward` (write bottom diffs where `propagate_down`, accumulate
-parameter diffs).
+`setup` once (Caffe's Layer::SetUp: the blob counts and in-place use the class declares,
+then the layer's own `layer_setup`, which checks its bottoms and creates its parameters),
+`reshape` whenever input shapes may have changed, `forward`, and `backward` (write bottom
+diffs where `propagate_down`, accumulate parameter diffs).
 """
 import math
 
@@ -24,12 +25,23 @@ def shape_count(shape):
     return math.prod(int(d) for d in shape)
 
 
+def blob_shapes(bottom, top):
+    """(bottom shapes, top shapes): what `Layer.record_shapes` keeps."""
+    return tuple(b.data.shape for b in bottom), tuple(t.data.shape for t in top)
+
+
 class Layer:
     #: True for layers whose first top is a loss (its loss_weight defaults to 1).
     is_loss = False
-    #: Exact bottom count, or (min, max); None = any.
+    #: Exact bottom count, or (min, max); None = any (Caffe's ExactNumBottomBlobs,
+    #: MinBottomBlobs, MaxBottomBlobs), checked by `setup`.
     num_bottoms = None
+    #: The same for the tops.
     num_tops = None
+    #: False for layers that cannot compute with a top that is also one of their bottoms;
+    #: `setup` then refuses it with "<type> cannot work in place (<in_place_advice>)".
+    in_place = True
+    in_place_advice = "give the top another name"
     #: Indices of bottoms that never take a gradient (clip/cont markers, labels of some losses).
     no_grad_bottoms = ()
     #: False for layers whose forward does nothing (the Net then skips calling it).
@@ -39,6 +51,18 @@ class Layer:
     bottom_roles = {}
     #: True for layers whose tops are their bottom under other names (Split).
     passes_through = False
+    #: True for layers whose tops are the net's inputs (Input): `Net.inputs` lists them.
+    is_input = False
+    #: The names of the parameter blobs (`self.blobs`), in Caffe's order; layers whose
+    #: blobs depend on the prototxt set them in `layer_setup`.
+    param_names = ()
+    #: Whether messages about a weights file's blob give its name after its index: only the
+    #: BVLC recurrent layers' did before every layer named its blobs, and the messages
+    #: stay as they were (the BVLC order moves with x_static; the others' does not).
+    names_blobs_in_messages = False
+    #: The blob shapes `reshape` validated (`record_shapes`), for layers whose jitted
+    #: kernels `check_shapes` guards; None until the first reshape.
+    _shapes = None
 
     def __init__(self, param, phase, options=None):
         self.param = param
@@ -108,9 +132,53 @@ class Layer:
                 need = f"{lo}" if lo == hi else f"{lo} to {hi}"
                 raise self.error(f"needs {need} {what} blob(s), got {got}")
 
+    def check_in_place(self, bottom, top):
+        if not self.in_place and any(t is b for t in top for b in bottom):
+            raise self.error(f"{self.type} cannot work in place ({self.in_place_advice})")
+
+    def record_shapes(self, bottom, top):
+        """At the end of `reshape`: the shapes `check_shapes` will hold the blobs to."""
+        self._shapes = blob_shapes(bottom, top)
+
+    def check_shapes(self, bottom, top, backward=False):
+        """The jitted kernels do not check bounds: refuse blobs whose shapes changed since
+        `reshape` validated them (a caller that skipped reshape), instead of letting a kernel
+        read or write past an array's end."""
+        if self._shapes is None:
+            raise self.error("forward/backward before reshape (call setup and reshape first)")
+        want_b, want_t = self._shapes
+        # (a loop rather than blob_shapes(): this runs twice an iteration per layer)
+        same = len(bottom) == len(want_b) and len(top) == len(want_t)
+        if same:
+            for blob, shape in zip(bottom, want_b):
+                if blob.data.shape != shape:
+                    same = False
+            for blob, shape in zip(top, want_t):
+                if blob.data.shape != shape:
+                    same = False
+        if not same:
+            got_b, got_t = blob_shapes(bottom, top)
+            raise self.error(f"the blobs changed shape since reshape (bottoms {list(want_b)} "
+                             f"-> {list(got_b)}, tops {list(want_t)} -> {list(got_t)}); call "
+                             "reshape after changing an input's shape")
+        if backward:
+            for what, blobs in (("top", top), ("bottom", bottom)):
+                for i, blob in enumerate(blobs):
+                    if blob.diff.shape != blob.data.shape:
+                        raise self.error(f"{what} {i} has a diff of shape {blob.diff.shape} "
+                                         f"for data of shape {blob.data.shape}")
+
     # -- the contract --------------------------------------------------------------------
     def setup(self, bottom, top):
-        """Check the bottoms and create the parameter blobs (called once)."""
+        """Called once, before the first `reshape` (Caffe's Layer::SetUp): the blob counts
+        and in-place use the class declares, then `layer_setup`. Layers override
+        `layer_setup`, not this."""
+        self.check_counts(bottom, top)
+        self.check_in_place(bottom, top)
+        self.layer_setup(bottom, top)
+
+    def layer_setup(self, bottom, top):
+        """Check the bottoms and create the parameter blobs (Caffe's LayerSetUp)."""
 
     def reshape(self, bottom, top):
         raise NotImplementedError
@@ -137,7 +205,7 @@ class Layer:
         net); returns whether the layer has one. Here: no forget gate, nothing changes."""
         return False
 
-    # The compiled stack generator (tasks/generate.py) asks each layer for its weights in
+    # The compiled stack generator (generation/generate.py) asks each layer for its weights in
     # the kernel's layout; None means this layer cannot run in it.
     def token_capacity(self):
         """How many distinct token ids this layer takes (an Embed's input_dim); None for
@@ -173,9 +241,6 @@ class ElementwiseLayer(Layer):
 
     num_bottoms = 1
     num_tops = 1
-
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
 
     def reshape(self, bottom, top):
         if top[0] is not bottom[0]:

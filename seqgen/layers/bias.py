@@ -47,12 +47,12 @@ class BiasLayer(Layer):
     num_bottoms = (1, 2)
     num_tops = 1
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         if len(bottom) == 1:
             p = self.param.bias_param
             shape = param_shape(self, bottom[0].shape, p.axis, p.num_axes, "bias_param")
             self.blobs = [self.new_param(shape, p.filler, "b")]
+            self.param_names = ("b",)
 
     def _name(self, i):
         return self.param.bottom[i] if i < len(self.param.bottom) else str(i)

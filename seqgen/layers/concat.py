@@ -9,8 +9,7 @@ from .base import Layer
 class ConcatLayer(Layer):
     num_tops = 1
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         if not bottom:
             raise self.error("needs at least 1 bottom blob")
         p = self.param.concat_param

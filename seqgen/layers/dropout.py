@@ -16,8 +16,7 @@ from .base import ElementwiseLayer
 
 @register("Dropout")
 class DropoutLayer(ElementwiseLayer):
-    def setup(self, bottom, top):
-        super().setup(bottom, top)
+    def layer_setup(self, bottom, top):
         self.ratio = float(self.param.dropout_param.dropout_ratio)
         if not 0.0 <= self.ratio < 1.0:
             raise self.error(f"dropout_param.dropout_ratio must be in [0, 1), got {self.ratio}")

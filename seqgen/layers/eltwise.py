@@ -13,8 +13,7 @@ _OP = caffe_pb2.EltwiseParameter
 class EltwiseLayer(Layer):
     num_tops = 1
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         if len(bottom) < 2:
             raise self.error(f"needs at least 2 bottom blobs, got {len(bottom)}")
         p = self.param.eltwise_param

@@ -24,8 +24,7 @@ class EmbedLayer(Layer):
     no_grad_bottoms = (0,)
     bottom_roles = {0: "tokens"}
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         p = self.param.embed_param
         self.N = int(p.num_output)
         self.K = int(p.input_dim)
@@ -37,6 +36,7 @@ class EmbedLayer(Layer):
         self.blobs = [self.new_param((self.K, self.N), p.weight_filler, "W")]
         if self.bias_term:
             self.blobs.append(self.new_param((self.N,), p.bias_filler, "b"))
+        self.param_names = ("W", "b")[:len(self.blobs)]
 
     def token_capacity(self):
         return self.K

@@ -11,9 +11,6 @@ class EuclideanLossLayer(Layer):
     num_bottoms = 2
     num_tops = (0, 1)
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
-
     def reshape(self, bottom, top):
         a, b = bottom
         if a.count // max(a.num, 1) != b.count // max(b.num, 1) or a.num != b.num:

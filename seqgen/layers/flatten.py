@@ -13,11 +13,7 @@ from .base import Layer
 class FlattenLayer(Layer):
     num_bottoms = 1
     num_tops = 1
-
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
-        if top[0] is bottom[0]:
-            raise self.error("Flatten cannot work in place (give the top another name)")
+    in_place = False
 
     def _axis(self, value, ndim, what):
         if not -ndim <= value < ndim:

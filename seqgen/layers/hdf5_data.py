@@ -54,8 +54,7 @@ class HDF5DataLayer(Layer):
     num_bottoms = 0
     runs_forward = True
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         if not top:
             raise self.error("needs at least one top (each names a dataset to read)")
         p = self.param.hdf5_data_param

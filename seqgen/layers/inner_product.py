@@ -16,8 +16,7 @@ class InnerProductLayer(Layer):
     num_bottoms = 1
     num_tops = 1
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         p = self.param.inner_product_param
         self.N_out = int(p.num_output)
         if self.N_out <= 0:
@@ -33,6 +32,7 @@ class InnerProductLayer(Layer):
         self.blobs = [self.new_param(wshape, p.weight_filler, "W")]
         if self.bias_term:
             self.blobs.append(self.new_param((self.N_out,), p.bias_filler, "b"))
+        self.param_names = ("W", "b")[:len(self.blobs)]
 
     def _axis(self, x):
         axis = self.param.inner_product_param.axis

@@ -8,9 +8,9 @@ from .base import Layer
 class InputLayer(Layer):
     num_bottoms = 0
     runs_forward = False
+    is_input = True
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         shapes = list(self.param.input_param.shape)
         if len(shapes) not in (0, 1, len(top)):
             raise self.error(f"input_param has {len(shapes)} shapes for {len(top)} tops "

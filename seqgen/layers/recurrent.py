@@ -40,32 +40,27 @@ Where seqgen deliberately differs from BVLC (BVLC commit 9b891540):
   own test data; every gradient that passes through such a step differs accordingly.
 No gradient is computed for cont (BVLC refuses to).
 """
-import os
 from collections.abc import Mapping
 
 import numpy as np
 
-from ..kernels.lstm import (
+from ..kernels.bvlc_lstm import (
     lstm_backward,
     lstm_backward_parallel,
     lstm_forward,
     lstm_forward_parallel,
     param_gradients,
 )
-from ..kernels.lstm_gemm import (
-    choose_path,
+from ..kernels.bvlc_lstm_gemm import (
     lstm_backward_gemm,
     lstm_forward_gemm,
     lstm_param_gradients_gemm,
     panel_buffer,
-    split_parts,
-    uses_panels,
 )
+from ..kernels.bvlc_lstm_path import panels_for, parts_for, path_for
 from ..kernels.rnn import rnn_backward, rnn_forward
 from ..registry import register
-from ..threads import stream_parts
 from .base import Layer
-from .lstm import _check_shapes, _shapes
 
 
 def _flat(shape):
@@ -77,6 +72,9 @@ class _Recurrent(Layer):
 
     no_grad_bottoms = (1,)
     bottom_roles = {1: "cont"}
+    in_place = False
+    in_place_advice = "give its tops other names than its bottoms"
+    names_blobs_in_messages = True
     #: names of the recurrent states, in exposed bottom/top order
     STATES = ()
     #: name of the main top, for messages
@@ -87,29 +85,32 @@ class _Recurrent(Layer):
         """[(name, shape, is_bias)] in BVLC's blob order."""
         raise NotImplementedError
 
-    def setup(self, bottom, top):
+    def check_counts(self, bottom, top):
+        """The counts depend on expose_hidden (`num_bottoms`/`num_tops` are the bounds over
+        both): bottoms x, cont, [x_static], then the exposed initial states; tops the
+        output, then the exposed final states."""
+        expose = bool(self.param.recurrent_param.expose_hidden)
+        exposed = len(self.STATES) if expose else 0
+        plain = 2 + exposed
+        if len(bottom) not in (plain, plain + 1):
+            states = "".join(f", {s}_0" for s in self.STATES) if expose else ""
+            raise self.error(
+                f"needs bottoms x, cont, [x_static]{states} ({plain} or {plain + 1} blobs"
+                f"{' with expose_hidden' if expose else ''}), got {len(bottom)}")
+        want_tops = 1 + exposed
+        if len(top) != want_tops:
+            names = ", ".join((self._main_top,) + tuple(f"{s}_T" for s in self.STATES[:exposed]))
+            raise self.error(f"needs {want_tops} top blob(s) ({names}), got {len(top)}")
+
+    def layer_setup(self, bottom, top):
         p = self.param.recurrent_param
         self.H = int(p.num_output)
         if self.H <= 0:
             raise self.error("recurrent_param.num_output must be > 0")
         self.expose = bool(p.expose_hidden)
-        exposed = len(self.STATES) if self.expose else 0
-        plain = 2 + exposed
-        if len(bottom) not in (plain, plain + 1):
-            states = "".join(f", {s}_0" for s in self.STATES) if self.expose else ""
-            raise self.error(
-                f"needs bottoms x, cont, [x_static]{states} ({plain} or {plain + 1} blobs"
-                f"{' with expose_hidden' if self.expose else ''}), got {len(bottom)}")
-        self.static = len(bottom) == plain + 1
+        # (the counts are checked: x, cont, [x_static], then the exposed states)
+        self.static = len(bottom) == 3 + (len(self.STATES) if self.expose else 0)
         self._first_state = 3 if self.static else 2  # index of h_0 among the bottoms
-        want_tops = 1 + exposed
-        if len(top) != want_tops:
-            names = ", ".join((self._main_top,) + tuple(f"{s}_T" for s in self.STATES[:exposed]))
-            raise self.error(f"needs {want_tops} top blob(s) ({names}), got {len(top)}")
-        for t in top:
-            if t in bottom:
-                raise self.error(f"{self.type} cannot work in place (give its tops other names "
-                                 "than its bottoms)")
         x = bottom[0]
         if x.data.ndim < 2:
             raise self.error(f"the x bottom must have at least 2 axes (T, N, ...), got "
@@ -122,12 +123,10 @@ class _Recurrent(Layer):
             if xs.data.ndim < 1:
                 raise self.error("the static bottom must have at least 1 axis (N, ...)")
             self.S = _flat(xs.shape[1:])
-        self.param_names = []
-        self.blobs = []
-        for name, shape, is_bias in self._param_specs(self.I, self.S):
-            self.blobs.append(self.new_param(shape, p.bias_filler if is_bias else
-                                             p.weight_filler, name, self.dtype))
-            self.param_names.append(name)
+        specs = self._param_specs(self.I, self.S)
+        self.blobs = [self.new_param(shape, p.bias_filler if is_bias else p.weight_filler,
+                                     name, self.dtype) for name, shape, is_bias in specs]
+        self.param_names = [name for name, _, _ in specs]
         self.N = int(x.shape[1])
         self._TN = None
         self.reset_state()
@@ -159,7 +158,8 @@ class _Recurrent(Layer):
                 b = bottom[self._first_state + k]
                 if tuple(b.shape) != (1, N, self.H):
                     raise self.error(f"initial state bottom '{names[self._first_state + k]}' "
-                                     f"({state}_0) must have shape {(1, N, self.H)}, got {b.shape}")
+                                     f"({state}_0) must have shape {(1, N, self.H)}, "
+                                     f"got {b.shape}")
         self.check_size((T, N, self._gates_per_unit * self.H),
                         f"the gate buffer (T, N, {self._gates_per_unit} num_output)")
         if N != self.N:
@@ -172,7 +172,7 @@ class _Recurrent(Layer):
         top[0].reshape(T, N, self.H)
         for t in top[1:]:
             t.reshape(1, N, self.H)
-        self._shapes = _shapes(bottom, top)
+        self.record_shapes(bottom, top)
 
     def _allocate(self, T, N):
         raise NotImplementedError
@@ -276,35 +276,21 @@ class LSTMLayer(_Recurrent):
         return W_x, W_h, b
 
     def _parts(self):
-        """Stream groups to run on separate threads: the loop kernels split streams (as the
-        fork's Lstm layer does); the GEMM path splits only large enough steps
-        (`kernels.lstm_gemm.split_parts`), otherwise BLAS threads its products."""
-        if self.path == "gemm":
-            return self.split_override or split_parts(self.N, self.H, self._TN[0])
-        return stream_parts(self.N)
-
-    #: 'loops' or 'gemm' forces a kernel path (tests, benchmarks); None: by the shapes
-    path_override = os.environ.get("SEQGEN_LSTM_PATH") or None
-    #: a number of stream groups forced on the GEMM path (benchmarks); None: by the shapes
-    split_override = None
-    #: True or False forces the GEMM path's step products onto W_h packed in panels or onto
-    #: BLAS (tests, benchmarks); None: by the shapes (`kernels.lstm_gemm.uses_panels`)
-    panels_override = None
+        """Stream groups to run on separate threads (`kernels.bvlc_lstm_path.parts_for`)."""
+        return parts_for(self.path, self.N, self.H, self._TN[0])
 
     def _panels(self, parts, backward):
         """The buffer the GEMM path packs W_h into for its step products (empty: BLAS),
         allocated once per shape."""
         T, N = self._TN
-        use = self.panels_override
-        if use is None:
-            use = uses_panels(T, -(-N // parts), backward)  # the largest group's rows
+        use = panels_for(T, -(-N // parts), backward)  # the largest group's rows
         if (backward, use) not in self._panel_buffers:
             self._panel_buffers[backward, use] = panel_buffer(self.H, self.dtype, backward, use)
         return self._panel_buffers[backward, use]
 
     def _allocate(self, T, N):
         H, G, dt = self.H, 4 * self.H, self.dtype
-        self.path = self.path_override or choose_path(N, H)
+        self.path = path_for(N, H)
         self._h = np.zeros((T + 1, N, H), dt)  # row 0: the initial state
         self._c = np.zeros((T + 1, N, H), dt)
         self._gates = np.zeros((T, N, G), dt)
@@ -319,7 +305,7 @@ class LSTMLayer(_Recurrent):
             self._panel_buffers = {}
 
     def forward(self, bottom, top):
-        _check_shapes(self, bottom, top)
+        self.check_shapes(bottom, top)
         T, N = self._TN
         dt = self.dtype
         W_x, b, W_s, W_h = self._weights()
@@ -386,7 +372,7 @@ class LSTMLayer(_Recurrent):
                                   blobs[2].diff)
 
     def backward(self, top, propagate_down, bottom):
-        _check_shapes(self, bottom, top, backward=True)
+        self.check_shapes(bottom, top, backward=True)
         T, N = self._TN
         H, I = self.H, self.I
         x = bottom[0].data.reshape(T, N, I)
@@ -451,7 +437,7 @@ class RNNLayer(_Recurrent):
         self._no_dx = np.zeros((0, 0, 0), dt)
 
     def forward(self, bottom, top):
-        _check_shapes(self, bottom, top)
+        self.check_shapes(bottom, top)
         T, N = self._TN
         dt = self.dtype
         W_xh, b_h, W_s, W_hh, W_ho, b_o = self._weights()
@@ -471,7 +457,7 @@ class RNNLayer(_Recurrent):
             self._carry = {"h": self._h[T].copy()}
 
     def backward(self, top, propagate_down, bottom):
-        _check_shapes(self, bottom, top, backward=True)
+        self.check_shapes(bottom, top, backward=True)
         T, N = self._TN
         H, I = self.H, self.I
         W_xh, b_h, W_s, W_hh, W_ho, b_o = self._weights()

@@ -14,8 +14,7 @@ class ReductionLayer(Layer):
     num_bottoms = 1
     num_tops = 1
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         self.op = self.param.reduction_param.operation
         if self.op not in (_OP.SUM, _OP.ASUM, _OP.SUMSQ, _OP.MEAN):
             raise self.error(f"unknown reduction_param.operation {self.op}")

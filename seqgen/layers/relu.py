@@ -13,8 +13,7 @@ from .base import ElementwiseLayer
 
 @register("ReLU")
 class ReLULayer(ElementwiseLayer):
-    def setup(self, bottom, top):
-        super().setup(bottom, top)
+    def layer_setup(self, bottom, top):
         self.slope = float(self.param.relu_param.negative_slope)
 
     def forward(self, bottom, top):

@@ -13,11 +13,9 @@ from .base import Layer, shape_count
 class ReshapeLayer(Layer):
     num_bottoms = 1
     num_tops = 1
+    in_place = False
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
-        if top[0] is bottom[0]:
-            raise self.error("Reshape cannot work in place (give the top another name)")
+    def layer_setup(self, bottom, top):
         dims = [int(d) for d in self.param.reshape_param.shape.dim]
         if sum(d == -1 for d in dims) > 1:
             raise self.error(f"reshape_param.shape {dims} has more than one -1")

@@ -16,22 +16,24 @@ class ScaleLayer(Layer):
     num_bottoms = (1, 2)
     num_tops = 1
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         p = self.param.scale_param
         shape = bottom[0].shape
-        self.blobs = []
+        self.blobs, names = [], []
         if len(bottom) == 1:
             sshape = param_shape(self, shape, p.axis, p.num_axes, "scale_param")
             filler = p.filler if p.HasField("filler") else caffe_pb2.FillerParameter(
                 type="constant", value=1.0)  # identity unless told otherwise
             self.blobs.append(self.new_param(sshape, filler, "scale"))
+            names.append("scale")
         self.bias_term = p.bias_term
         if self.bias_term:
             # Caffe's internal Bias layer: num_axes from the scale bottom when there is one
             nb = bottom[1].data.ndim if len(bottom) > 1 else p.num_axes
             bshape = param_shape(self, shape, p.axis, nb, "scale_param")
             self.blobs.append(self.new_param(bshape, p.bias_filler, "bias"))
+            names.append("bias")
+        self.param_names = tuple(names)
 
     def _name(self, i):
         return self.param.bottom[i] if i < len(self.param.bottom) else str(i)

@@ -5,7 +5,9 @@ from .base import Layer
 
 @register("Silence")
 class SilenceLayer(Layer):
-    num_tops = 0
+    # Caffe's Silence takes no tops (ExactNumTopBlobs 0); seqgen never refused one (the top
+    # stays an empty blob) and still does not, so no count is declared
+    num_tops = None
     runs_forward = False
 
     def reshape(self, bottom, top):

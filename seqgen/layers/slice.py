@@ -8,8 +8,7 @@ from .base import Layer
 class SliceLayer(Layer):
     num_bottoms = 1
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         if not top:
             raise self.error("needs at least 1 top blob")
         p = self.param.slice_param

@@ -27,9 +27,6 @@ class SoftmaxLayer(Layer):
     num_bottoms = 1
     num_tops = 1
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
-
     def reshape(self, bottom, top):
         shape = bottom[0].shape
         self.axis = canonical_axis(self, self.param.softmax_param.axis, len(shape),

@@ -30,8 +30,7 @@ class SoftmaxWithLossLayer(Layer):
     no_grad_bottoms = (1,)
     bottom_roles = {1: "labels"}
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         lp = self.param.loss_param
         self.has_ignore = lp.HasField("ignore_label")
         self.ignore = int(lp.ignore_label)

@@ -15,9 +15,6 @@ class SplitLayer(Layer):
     runs_forward = False  # the tops alias the bottom's data
     passes_through = True
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
-
     def reshape(self, bottom, top):
         for blob in top:
             if blob.diff.shape != bottom[0].shape:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..kernels.lstm_lanes import (
+from ..kernels.fork_lstm import (
     lanes,
     lstm_backward,
     lstm_backward_parallel,
@@ -23,49 +23,17 @@ from ..threads import stream_parts
 from .base import Layer
 
 
-def _shapes(bottom, top):
-    return tuple(b.data.shape for b in bottom), tuple(t.data.shape for t in top)
-
-
-def _check_shapes(layer, bottom, top, backward=False):
-    """The jitted kernels do not check bounds: refuse blobs whose shapes changed since
-    `reshape` validated them (a caller that skipped reshape), instead of letting a kernel
-    read or write past an array's end."""
-    shapes = getattr(layer, "_shapes", None)
-    if shapes is None:
-        raise layer.error("forward/backward before reshape (call setup and reshape first)")
-    want_b, want_t = shapes
-    # (a loop rather than _shapes(): this runs twice an iteration per layer)
-    same = len(bottom) == len(want_b) and len(top) == len(want_t)
-    if same:
-        for blob, shape in zip(bottom, want_b):
-            if blob.data.shape != shape:
-                same = False
-        for blob, shape in zip(top, want_t):
-            if blob.data.shape != shape:
-                same = False
-    if not same:
-        got_b, got_t = _shapes(bottom, top)
-        raise layer.error(f"the blobs changed shape since reshape (bottoms {list(want_b)} -> "
-                          f"{list(got_b)}, tops {list(want_t)} -> {list(got_t)}); call reshape "
-                          "after changing an input's shape")
-    if backward:
-        for what, blobs in (("top", top), ("bottom", bottom)):
-            for i, blob in enumerate(blobs):
-                if blob.diff.shape != blob.data.shape:
-                    raise layer.error(f"{what} {i} has a diff of shape {blob.diff.shape} for "
-                                      f"data of shape {blob.data.shape}")
-
-
 @register("Lstm")
-class LstmLayer(Layer):
+class ForkLstmLayer(Layer):
     num_bottoms = (1, 2)
     num_tops = 1
+    in_place = False
+    in_place_advice = "give the top another name than the bottoms"
+    param_names = ("W_x", "W_h", "b")
     no_grad_bottoms = (1,)
     bottom_roles = {1: "cont"}
 
-    def setup(self, bottom, top):
-        self.check_counts(bottom, top)
+    def layer_setup(self, bottom, top):
         p = self.param.lstm_param
         self.H = int(p.num_output)
         self.N = int(p.batch_size)
@@ -80,9 +48,6 @@ class LstmLayer(Layer):
             raise self.error(
                 f"the fork-compatible gradient is only defined for batch_size 1 (this layer has "
                 f"batch_size {self.N}); the fork's CPU layer is wrong for several streams")
-        if top[0] in bottom:
-            raise self.error("Lstm cannot work in place (give the top another name than the "
-                             "bottoms)")
         x = bottom[0]
         if x.data.ndim < 1 or x.count == 0:
             raise self.error(f"bottom '{self.bottom_name(0)}' is empty (shape {x.shape})")
@@ -119,10 +84,10 @@ class LstmLayer(Layer):
         if getattr(self, "_T", None) != T:
             self._allocate(T, N, H, I)
         top[0].reshape(R, H)
-        self._shapes = _shapes(bottom, top)
+        self.record_shapes(bottom, top)
 
     def _allocate(self, T, N, H, I):
-        """The kernels' buffers (kernels.lstm_lanes: gate blocks padded to Hp entries)."""
+        """The kernels' buffers (kernels.fork_lstm: gate blocks padded to Hp entries)."""
         Hp = lanes(H)
         G, Gp, R = 4 * H, 4 * Hp, T * N
         f32 = np.float32
@@ -205,7 +170,7 @@ class LstmLayer(Layer):
         return stream_parts(self.N)
 
     def forward(self, bottom, top):
-        _check_shapes(self, bottom, top)
+        self.check_shapes(bottom, top)
         T, N = self._T, self.N
         W_x, W_h, b = self.blobs
         has_clip = len(bottom) > 1
@@ -222,7 +187,7 @@ class LstmLayer(Layer):
         self.h_T, self.c_T = self._h_end, self._c_end
 
     def backward(self, top, propagate_down, bottom):
-        _check_shapes(self, bottom, top, backward=True)
+        self.check_shapes(bottom, top, backward=True)
         T, N, H = self._T, self.N, self.H
         W_x, W_h, b = self.blobs
         dh, dc, d32 = self._dh, self._dc, self._dpre2

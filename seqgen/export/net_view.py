@@ -88,13 +88,24 @@ def predictions(net):
     return [alias.get(n, n) for n in net.outputs if n not in net.inputs]
 
 
+#: the names of an LSTM's blobs W_x, W_h, b, W_static in either dialect: the fork's Lstm
+#: and BVLC's LSTM (`param_names`)
+LSTM_BLOBS = (("W_x", "W_xc"), ("W_h", "W_hc"), ("b", "b_c"), ("W_xc_static",))
+
+
+def lstm_blob_indices(layer):
+    """The indices in `layer.blobs` of W_x, W_h, b and W_static (None when absent) of a
+    fork Lstm or a BVLC LSTM, found by their names."""
+    names = list(layer.param_names)
+    return tuple(next((names.index(n) for n in aliases if n in names), None)
+                 for aliases in LSTM_BLOBS)
+
+
 def lstm_params(layer):
     """(W_x (4H, I), W_h (4H, H), b (4H), W_static (4H, S) or None) of a fork Lstm or a
     BVLC LSTM, in Caffe's gate order i, f, o, g."""
-    d = [blob.data for blob in layer.blobs]
-    if layer.type == FORK:
-        return d[0], d[1], d[2], None
-    return d[0], d[-1], d[1], d[2] if layer.static else None
+    return tuple(None if i is None else layer.blobs[i].data
+                 for i in lstm_blob_indices(layer))
 
 
 def rnn_params(layer):

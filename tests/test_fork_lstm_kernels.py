@@ -1,11 +1,12 @@
-"""The fork layer's padded-lane kernels (kernels/lstm_lanes.py) against kernels/lstm.py:
-the same numbers bit for bit in float32 (the run digests depend on it) and in float64, on
+"""The fork layer's padded-lane kernels (kernels/fork_lstm.py) against kernels/bvlc_lstm.py:
+the same numbers bit for bit in float32 (two paths seqgen controls: a run trained on
+either continues unchanged on the other) and in float64, on
 one thread and split over streams, for layer sizes that fill the lanes and that do not."""
 import numpy as np
 import pytest
 
-from seqgen.kernels import lstm as plain
-from seqgen.kernels import lstm_lanes as lanes
+from seqgen.kernels import bvlc_lstm as plain
+from seqgen.kernels import fork_lstm as lanes
 
 
 def problem(T, N, I, H, dtype, seed, fractional=False):
@@ -52,7 +53,8 @@ def run_lanes(p, threshold, parts=1):
     dt = p["x"].dtype
     z = lambda *shape: np.zeros(shape, dt)  # noqa: E731
     W_xT, W_hT, bias, cont = z(I, Gp), z(H, Gp), z(N, Gp), z(T, N)
-    h, c, gates, tanh_c, top = z(T + 1, N, Hp), z(T + 1, N, Hp), z(T, N, Gp), z(T, N, Hp), z(T, N, H)
+    h, c, gates = z(T + 1, N, Hp), z(T + 1, N, Hp), z(T, N, Gp)
+    tanh_c, top = z(T, N, Hp), z(T, N, H)
     hT, cT = z(N, H), z(N, H)
     # the layer turns clip markers into 0/1; fractional cont goes in through cont directly
     fwd = (p["x"], p["cont"].reshape(-1), True, p["h0"], p["c0"], p["W_x"], p["W_h"], p["b"],
@@ -90,7 +92,8 @@ def unpad(a, H, Hp):
     return np.concatenate([a[..., q * Hp:q * Hp + H] for q in range(4)], axis=-1)
 
 
-SHAPES = [(40, 1, 1, 15), (40, 1, 7, 7), (30, 3, 5, 50), (20, 2, 3, 4), (25, 2, 2, 8), (12, 1, 1, 1)]
+SHAPES = [(40, 1, 1, 15), (40, 1, 7, 7), (30, 3, 5, 50), (20, 2, 3, 4), (25, 2, 2, 8),
+          (12, 1, 1, 1)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -1,20 +1,20 @@
 """The fork `Lstm` layer's recurrence with every gate block padded to whole vectors.
 
 The equations, gate order (i, f, o, g), cont semantics and float rounding are those of
-`kernels.lstm` (its results bit for bit, float32 and float64); only the memory layout and
+`kernels.bvlc_lstm` (its results bit for bit, float32 and float64); only the memory layout and
 the loop shapes differ, for the small layers the fork's examples use (H = 7, 15), where
-`kernels.lstm` spent much of a step in the scalar remainders of its vector loops (4H = 60
+`kernels.bvlc_lstm` spent much of a step in the scalar remainders of its vector loops (4H = 60
 is seven vectors of 8 and four leftovers, 3H = 45 sigmoids five vectors and five scalars):
 
 - inside the kernels each gate block has Hp = H rounded up to LANES (8) entries, so gates
   and the cell are rows of Gp = 4 Hp; every loop over them is whole vectors. The padded
   entries have zero weights and bias, so they stay 0 in h, c and the gate gradients (an
   infinite input makes them NaN, 0 * inf; then the weight gradient dW_x = sum dpre x is
-  not finite either, in kernels.lstm too, and training stops there);
+  not finite either, in kernels.bvlc_lstm too, and training stops there);
 - the recurrent product adds four rows of W_h^T per pass over the gates (in order, no
   reassociation: the rounding of four separate axpys), a quarter of the loads and stores;
 - the weight gradients are summed inside the backward loop, four steps' rows at a time
-  as float64 axpys over the gate block (exact products, float64 sums as kernels.lstm's
+  as float64 axpys over the gate block (exact products, float64 sums as kernels.bvlc_lstm's
   BLAS product has them, in another order): work off the recurrence's dependency chain,
   in place of a BLAS product after it and a (T*N, 4H) float64 copy of the gate gradients;
 - one call does a whole forward (weights packed, state and cont read, top written) or a
@@ -190,7 +190,7 @@ def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, d
     Hp = Gp // 4
     H = W_hT.shape[0]
     zero = dpre[0, 0] * 0  # typed constants: a bare int literal promotes float32 to float64
-    one = zero + np.float32(1)  # (as in kernels.lstm, whose roundings these must repeat)
+    one = zero + np.float32(1)  # (as in kernels.bvlc_lstm, whose roundings these must repeat)
     rows = np.empty(4, np.int64)  # the rows whose gradients are in ring
     full = 0
     for t in range(T - 1, -1, -1):
@@ -236,7 +236,7 @@ def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, d
         for n in range(n0, n1):
             m = cont[t, n]
             if m != 0:  # dh_rec = m W_h^T dpre, float32 products summed in float64
-                # (kernels.lstm's roundings: its float64 sums come out the same in another
+                # (kernels.bvlc_lstm's roundings: its float64 sums come out the same in another
                 # order, as sums of float32 values in float64 almost always do exactly),
                 # four rows of W_h^T per pass over dpre
                 k = 0

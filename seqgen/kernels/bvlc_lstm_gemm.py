@@ -1,20 +1,20 @@
 """LSTM recurrence shaped as matrix products, for wide or batched layers.
 
-The same equations, gate order (i, f, o, g), buffers and cont semantics as `kernels.lstm`
+The same equations, gate order (i, f, o, g), buffers and cont semantics as `kernels.bvlc_lstm`
 (see there), computed the way BLAS likes (`kernels.blas.gemm`, numpy's own BLAS): the input
 projection, dx and every weight gradient are single products over all T*N rows, and the
 recurrent product of a step is one (N, H) x (H, 4H) GEMM accumulated into the gates, which
 are then activated together with the cell over the whole step. OpenBLAS's sgemm packs
-W_h again on every such call, so for a few rows a step (`uses_panels`) W_h is packed once
-per call into 16-column panels and each step runs `kernels.panels.panel_gemm` over them
-(2.4-6x faster than sgemm with 2-8 rows, 1.2-1.6x with 32); for one stream `kernels.blas.gemm`
-makes the product a gemv. `kernels.lstm`'s axpy loops win only while a step is too small
-for a BLAS call to pay (`choose_path`).
+W_h again on every such call, so for a few rows a step (`bvlc_lstm_path.uses_panels`) W_h
+is packed once per call into 16-column panels and each step runs `kernels.panels.panel_gemm`
+over them (2.4-6x faster than sgemm with 2-8 rows, 1.2-1.6x with 32); for one stream
+`kernels.blas.gemm` makes the product a gemv. `kernels.bvlc_lstm`'s axpy loops win only
+while a step is too small for a BLAS call to pay (`bvlc_lstm_path.choose_path`).
 
 Threads (seqgen.threads): the products over all T*N rows are single BLAS calls on BLAS's
 threads. The recurrence of each stream depends on no other stream, so with a budget of
-P > 1 threads and steps large enough (`split_parts`) the N streams are split into P groups
-of contiguous rows (h[t, n0:n1], gates[t, n0:n1], ...) and each numba thread runs its
+P > 1 threads and steps large enough (`bvlc_lstm_path.split_parts`) the N streams are split
+into P groups of contiguous rows (h[t, n0:n1], gates[t, n0:n1], ...) and each numba thread runs its
 group's whole recurrence, forward (its step product, then its gates and cells) and
 backward (its step gradients, then its dh_rec product), with no synchronisation between
 steps. BLAS is held to one thread meanwhile (`blas.hold_one_blas_thread`), so BLAS threads
@@ -25,48 +25,15 @@ left to BLAS, which threads such small products poorly, and the elementwise pass
 one thread. Each row's arithmetic is the same either way; only BLAS's tiling of a product's
 rows may reorder its float sums (it does between 1 and 2 BLAS threads already).
 """
-import numba
 import numpy as np
 from numba import njit, prange
 
-from .. import threads
 from .activations import FASTMATH, sigmoid, tanh
-from .blas import GEMV_MAX_ROWS, gemm, hold_one_blas_thread, set_blas_threads
-from .lstm import cell_step, forget_by_cont, step_gradients
+from .blas import gemm, hold_one_blas_thread, set_blas_threads
+from .bvlc_lstm import cell_step, forget_by_cont, step_gradients
 from .panels import WIDTH, pack_panels, panel_count, panel_gemm
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
-
-#: below this many multiply-adds per step (N * H * 4H) the loop kernels are faster
-#: (benchmarks/lstm_paths.py; README "Performance")
-GEMM_MIN_STEP_WORK = 2048
-
-
-#: with a thread budget, the recurrence is split over stream groups only when every group's
-#: step product has at least this many multiply-adds (rows * H * 4H) and either at least
-#: SPLIT_MIN_ROWS rows, at most blas.GEMV_MAX_ROWS (a gemv a row, which packs nothing) or
-#: products on panels (`uses_panels`, packed once a call): otherwise sgemm's packing of all
-#: of W_h in every group every step costs more than the second thread gives (before the
-#: panels: 50 x 8, 256: 1.49x split against 1.64x on BLAS's threads; 50 x 32, 64: 1.42x
-#: against 1.14x; `python benchmarks/lstm_paths.py --threads 2`, AMD EPYC)
-SPLIT_MIN_ROWS = 12
-SPLIT_MIN_PART_WORK = 1 << 16
-
-
-#: the per-step products run on panels (`uses_panels`) for groups of 2 .. PANEL_MAX_ROWS
-#: rows, forward and backward (from 64 rows forward sgemm is as fast: 0.92-0.97x; backward
-#: panels still won 1.02-1.18x there), over at least PANEL_MIN_STEPS steps, which pay for
-#: packing W_h (about 1.3-5 one-row products); one row stays on gemv, which matched the
-#: panels at H = 512 (`python benchmarks/gemm_rows.py [--backward]`, AMD EPYC, one thread)
-PANEL_MAX_ROWS = {False: 32, True: 64}
-PANEL_MIN_STEPS = 8
-
-
-def uses_panels(T, rows, backward=False):
-    """Whether T steps of `rows`-row recurrent products (the largest stream group) run on
-    a W_h packed into panels, forward (or backward)."""
-    return T >= PANEL_MIN_STEPS and 2 <= rows <= PANEL_MAX_ROWS[backward]
-
 
 def panel_buffer(H, dtype, backward=False, use=True):
     """The buffer `lstm_forward_gemm` (or `lstm_backward_gemm`) packs W_h into, or an empty
@@ -75,24 +42,6 @@ def panel_buffer(H, dtype, backward=False, use=True):
         return np.zeros((0, 0, WIDTH), dtype)
     columns, depth = (H, 4 * H) if backward else (4 * H, H)
     return np.zeros((panel_count(columns), depth, WIDTH), dtype)
-
-
-def choose_path(N, H):
-    """'gemm' or 'loops' for a layer of N streams and H units (the shapes decide)."""
-    return "gemm" if N * H * 4 * H >= GEMM_MIN_STEP_WORK else "loops"
-
-
-def split_parts(N, H, T=0):
-    """How many stream groups the GEMM recurrence of N streams and H units, over T steps a
-    call, runs on separate threads (1: unsplit, BLAS threads the per-step products)."""
-    parts = min(threads.count(), numba.get_num_threads(), N)
-    if parts < 2:
-        return 1
-    fewest, most = N // parts, -(-N // parts)  # rows of the smallest and largest group
-    if fewest * H * 4 * H < SPLIT_MIN_PART_WORK:
-        return 1
-    fits = most <= GEMV_MAX_ROWS or fewest >= SPLIT_MIN_ROWS or uses_panels(T, most)
-    return parts if fits else 1
 
 
 @njit(inline="always", **JIT)
@@ -141,7 +90,8 @@ def lstm_forward_gemm(x2, W_x, bias, W_h, cont, h, c, gates, tanh_c, hm, P, part
     is packed there for the step products when it is not empty (`panel_buffer`).
 
     parts > 1 runs the recurrence of that many stream groups on numba threads, each with
-    one BLAS thread (`split_parts`); every row's arithmetic is the same as with parts = 1."""
+    one BLAS thread (`bvlc_lstm_path.split_parts`); every row's arithmetic is the same as
+    with parts = 1."""
     T, N, G = gates.shape
     gemm(False, True, 1.0, x2, W_x, 0.0, gates.reshape(T * N, G))
     if P.shape[0]:
@@ -185,7 +135,7 @@ def _backward_parts(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, 
 def lstm_backward_gemm(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, parts):
     """Back-propagate top_diff (T, N, H) into the gate pre-activation gradients dpre
     (T, N, G), with W_h (G, H) as Caffe stores it; dh_rec, dc (N, H) carry the gradient on
-    the final state in and on the initial state out, as in `kernels.lstm.lstm_backward`.
+    the final state in and on the initial state out, as in `kernels.bvlc_lstm.lstm_backward`.
     Q: W_h is packed there for the dh products when it is not empty (`panel_buffer`, with
     backward=True); parts: as in `lstm_forward_gemm`."""
     if Q.shape[0]:
