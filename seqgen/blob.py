@@ -3,7 +3,8 @@ import numpy as np
 
 
 class Blob:
-    """Holds `data` and `diff` of one shape. Reshape keeps the arrays when the shape is unchanged."""
+    """Holds `data` and `diff` of one shape. Reshape keeps the arrays when the shape is
+    unchanged."""
 
     __slots__ = ("data", "diff")
 

@@ -40,11 +40,13 @@ def ip_text(name, bottom, top, n, extra=""):
 
 def input_text(name, dims):
     shape = " ".join(f"dim: {d}" for d in dims)
-    return f'layer {{ name: "in_{name}" type: "Input" top: "{name}" input_param {{ shape {{ {shape} }} }} }}\n'
+    return (f'layer {{ name: "in_{name}" type: "Input" top: "{name}" '
+            f'input_param {{ shape {{ {shape} }} }} }}\n')
 
 
 def loss_text(name, a, b, extra=""):
-    return f'layer {{ name: "{name}" type: "EuclideanLoss" bottom: "{a}" bottom: "{b}" top: "{name}" {extra} }}\n'
+    return (f'layer {{ name: "{name}" type: "EuclideanLoss" bottom: "{a}" bottom: "{b}" '
+            f'top: "{name}" {extra} }}\n')
 
 
 RNG = np.random.default_rng(42)
@@ -589,7 +591,8 @@ def test_a_mismatch_leaves_the_net_untouched(tmp_path):
     text = SHORT.read_text().replace("num_output: 1\n", "num_output: 2\n")
     net = net_from(text, TEST)
     before = [b.data.copy() for b in net.params["lstm1"]]
-    with pytest.raises(SeqgenError, match=r"'ip1' blob 0: the file has shape \(1, 15\), the net needs \(2, 15\)"):
+    with pytest.raises(SeqgenError, match=r"'ip1' blob 0: the file has shape \(1, 15\), "
+                                          r"the net needs \(2, 15\)"):
         net.copy_from(E2E / "iter2000.caffemodel")
     for b, old in zip(net.params["lstm1"], before):
         assert b.data.tobytes() == old.tobytes()
@@ -607,7 +610,8 @@ def test_doc_shows_a_pycaffe_script_and_its_seqgen_equivalent():
     ours = [b for b in blocks if "import seqgen" in b]
     assert len(pycaffe) == 1 and len(ours) >= 1
     # the equivalent is the pycaffe script with `caffe` renamed (plus checks)
-    translated = pycaffe[0].replace("import caffe\n", "import seqgen\n").replace("caffe.", "seqgen.")
+    translated = pycaffe[0].replace("import caffe\n", "import seqgen\n")
+    translated = translated.replace("caffe.", "seqgen.")
     translated = translated.replace("seqgen.set_mode_cpu()\n", "")
     kept = [line for line in ours[0].splitlines() if not line.startswith("assert ")]
     words = lambda lines: [" ".join(line.split()) for line in lines if line.strip()]
@@ -617,7 +621,8 @@ def test_doc_shows_a_pycaffe_script_and_its_seqgen_equivalent():
 def test_doc_seqgen_code_runs(tmp_path, monkeypatch, capsys):
     shutil.copytree(ROOT / "prototxt", tmp_path / "prototxt")
     (tmp_path / "runs" / "short").mkdir(parents=True)
-    shutil.copy(E2E / "iter2000.caffemodel", tmp_path / "runs" / "short" / "lstm_short_iter_2000.caffemodel")
+    shutil.copy(E2E / "iter2000.caffemodel",
+                tmp_path / "runs" / "short" / "lstm_short_iter_2000.caffemodel")
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "coming_from_pycaffe"}
     for i, block in enumerate(b for b in doc_blocks() if "import caffe" not in b):

@@ -11,6 +11,9 @@ from numba import njit
 from seqgen.kernels import blas
 from seqgen.kernels.blas import NO_TRANS, ROW_MAJOR, TRANS, gemm
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 
 @njit(cache=True)
 def call(ta, tb, alpha, A, B, beta, C):

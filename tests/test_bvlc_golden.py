@@ -23,6 +23,9 @@ from reference import lstm_forward, rnn_forward
 from seqgen.kernels.bvlc_lstm_path import FORCED
 from seqgen.net import TRAIN, Net
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 DIR = GOLDEN / "bvlc"
 CASES = ["a", "b", "c", "d", "e", "f", "g_rnn_static", "h_lstm_carry", "i_lstm_fraccont"]
 

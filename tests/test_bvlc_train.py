@@ -1,10 +1,14 @@
 """A net with BVLC Caffe's LSTM layer trains and generates through the same commands."""
 import numpy as np
+import pytest
 from helpers import ROOT
 
 from seqgen.app.cli import main
 from seqgen.app.plot import read_generated_csv
 from seqgen.net import TEST, Net
+
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
 
 
 def test_bvlc_lstm_trains_generates_and_gets_the_forget_bias(tmp_path, monkeypatch):

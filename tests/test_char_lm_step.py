@@ -39,6 +39,9 @@ from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.solver import Solver
 from seqgen.solver import solver as solver_module
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 V, E, H, T, N = 11, 8, 8, 6, 3
 ITERS = 5
 LR, DECAY, CLIP = 0.005, 0.95, 0.245

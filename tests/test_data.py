@@ -17,6 +17,9 @@ from seqgen.data.sources import (
 )
 from seqgen.errors import SeqgenError
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 E2E = Path(__file__).parent / "golden" / "caffe-lstm" / "e2e_short_2000"
 
 

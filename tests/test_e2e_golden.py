@@ -7,6 +7,9 @@ from seqgen.data.feeder import SequenceFeeder
 from seqgen.data.sources import sinusoid
 from seqgen.solver import Solver
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 # Caffe itself drifts by up to 2e-5 relative between its one- and two-thread BLAS runs over
 # these 2000 iterations (fork) and 2e-6 (corrected): float32 rounding differences grow along
 # the trajectory. Against the recordings we measured, per iteration: fork max 3.4e-5 (7 of

@@ -11,6 +11,9 @@ from seqgen.net import TRAIN
 from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 K, E = 7, 5
 
 

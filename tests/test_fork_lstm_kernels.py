@@ -8,6 +8,9 @@ import pytest
 from seqgen.kernels import bvlc_lstm as plain
 from seqgen.kernels import fork_lstm as lanes
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 
 def problem(T, N, I, H, dtype, seed, fractional=False):
     rng = np.random.default_rng(seed)

@@ -8,6 +8,9 @@ from seqgen.errors import SeqgenError, SeqgenRuntimeError
 from seqgen.generation.generate import generate, stack_plan
 from seqgen.net import TEST, Net
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 
 def random_net(name, seed=0):
     net = Net(ROOT / "prototxt" / f"{name}.prototxt", TEST)

@@ -12,6 +12,7 @@ from seqgen import fillers
 from seqgen.app.cli import main
 from seqgen.app.info import net_info
 from seqgen.errors import SeqgenError
+from seqgen.extras import install_hint
 from seqgen.io.prototxt import parse_net_text
 from seqgen.net import TRAIN, Net
 
@@ -40,7 +41,7 @@ def test_missing_h5py_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(SeqgenError) as e:
         Net(parse_net_text(net_text(tmp_path / "list.txt"), "h5"), TRAIN)
     msg = str(e.value)
-    assert "'data' (HDF5Data)" in msg and "h5py" in msg and "pip install 'seqgen[hdf5]'" in msg
+    assert "'data' (HDF5Data)" in msg and "h5py" in msg and install_hint("hdf5") in msg
 
 
 h5py = pytest.importorskip("h5py")

@@ -11,6 +11,9 @@ from seqgen.net import TRAIN
 from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 
@@ -49,7 +52,7 @@ def test_against_the_formula(dtype, transpose, bias, shape, axis):
     db0 = layer.blobs[1].diff.astype(np.float64) if bias else None
     X = x.data.astype(np.float64).reshape(M, K)
     tol = TOL[dtype]
-    for call in range(2):  # the second call adds on
+    for _ in range(2):  # the second call adds on
         layer.forward([x], [top])
         assert top.shape == shape[:axis] + (N_out,)
         np.testing.assert_allclose(top.data.reshape(M, N_out), X @ W.T + b, rtol=tol, atol=tol)

@@ -15,6 +15,9 @@ from seqgen.net import TEST, TRAIN, Net
 from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 
 def factory(text, phase=TRAIN):
     """() -> a fresh layer built from LayerParameter text."""

@@ -14,6 +14,9 @@ from seqgen.app.cli import main
 from seqgen.net import TEST, TRAIN, Net
 from seqgen.proto import caffe_pb2
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 h5py = pytest.importorskip("h5py")
 
 FIXTURES = ROOT / "tests" / "fixtures" / "lrcn"

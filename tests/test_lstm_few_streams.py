@@ -12,6 +12,9 @@ from seqgen.kernels.bvlc_lstm_gemm import (
     lstm_param_gradients_gemm,
 )
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 T, I, H = 6, 4, 5
 G = 4 * H
 

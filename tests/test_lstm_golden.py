@@ -8,6 +8,9 @@ from seqgen.errors import SeqgenError
 from seqgen.layers.fork_lstm import ForkLstmLayer
 from seqgen.proto import caffe_pb2
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 
 def make_layer(g, fork_compat=False, with_clip=True):
     lp = caffe_pb2.LayerParameter(name="lstm", type="Lstm")

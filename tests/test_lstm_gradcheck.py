@@ -8,6 +8,9 @@ from seqgen.kernels.bvlc_lstm import lstm_backward, lstm_forward, param_gradient
 from seqgen.layers.fork_lstm import ForkLstmLayer
 from seqgen.proto import caffe_pb2
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 T, N, I, H = 6, 3, 2, 4
 
 

@@ -24,6 +24,9 @@ from seqgen.kernels.bvlc_lstm_gemm import (
 )
 from seqgen.kernels.bvlc_lstm_path import FORCED, choose_path, split_parts
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 T, N, I, H = 7, 9, 5, 6
 G = 4 * H
 

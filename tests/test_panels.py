@@ -7,6 +7,9 @@ import pytest
 
 from seqgen.kernels.panels import WIDTH, pack_panels, panel_count, panel_gemm
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 
 def packed(B, trans):
     columns, K = (B.shape[0], B.shape[1]) if trans else (B.shape[1], B.shape[0])

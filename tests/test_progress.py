@@ -1,4 +1,5 @@
-"""seqgen.app.progress: rate and ETA leave out numba's compile time; the final line is wall time."""
+"""seqgen.app.progress: rate and ETA leave out numba's compile time; the final line is wall
+time."""
 import re
 import time
 

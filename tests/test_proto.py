@@ -114,7 +114,8 @@ CHECK_SCRIPT = textwrap.dedent(
     assert num(pb.SolverParameter, "weights") == 42
 
     ss = pb.SolverState()
-    assert [num(pb.SolverState, f) for f in ("iter", "learned_net", "history", "current_step")] == [1, 2, 3, 4]
+    fields = ("iter", "learned_net", "history", "current_step")
+    assert [num(pb.SolverState, f) for f in fields] == [1, 2, 3, 4]
     assert ss.current_step == 0
 
     fp = pb.FillerParameter()

@@ -89,7 +89,8 @@ def test_input_dim_becomes_input_layers():
         'layer { name: "x" type: "Silence" bottom: "a" bottom: "b" }\n'
     )
     assert [l.type for l in net.layer] == ["Input", "Input", "Silence"]
-    assert [list(l.input_param.shape[0].dim) for l in net.layer[:2]] == [[1, 2, 3, 4], [5, 6, 7, 8]]
+    dims = [list(l.input_param.shape[0].dim) for l in net.layer[:2]]
+    assert dims == [[1, 2, 3, 4], [5, 6, 7, 8]]
     assert not net.input_dim and not net.input
 
 
@@ -202,7 +203,8 @@ def test_filter_levels_stages_and_exclude():
     names = lambda n: [l.name for l in n.layer]
     assert names(filter_net(net, caffe_pb2.TEST)) == ["always"]
     assert names(filter_net(net, caffe_pb2.TRAIN, level=1)) == ["always", "lvl", "either", "ex"]
-    assert names(filter_net(net, caffe_pb2.TEST, level=3, stages=["a", "b"])) == ["always", "stg", "either"]
+    staged = filter_net(net, caffe_pb2.TEST, level=3, stages=["a", "b"])
+    assert names(staged) == ["always", "stg", "either"]
     net.ClearField("state")
     assert names(filter_net(net, caffe_pb2.TEST)) == ["always", "notstg"]
 
@@ -215,7 +217,8 @@ def test_filter_refuses_include_and_exclude():
 
 def test_state_meets_rule_defaults():
     assert state_meets_rule(caffe_pb2.NetState(), caffe_pb2.NetStateRule())
-    assert not state_meets_rule(caffe_pb2.NetState(), caffe_pb2.NetStateRule(phase=caffe_pb2.TRAIN))
+    train_only = caffe_pb2.NetStateRule(phase=caffe_pb2.TRAIN)
+    assert not state_meets_rule(caffe_pb2.NetState(), train_only)
 
 
 # ---- solvers -----------------------------------------------------------------------------
@@ -268,6 +271,7 @@ def test_solver_parse_error_and_inline_net(tmp_path):
         read_solver(path)
     assert str(err.value).startswith(f"{path}:2:")
     solver = parse_solver_text(
-        'net_param { input: "x" input_shape { dim: 2 dim: 3 } layer { name: "s" type: "Silence" bottom: "x" } }'
+        'net_param { input: "x" input_shape { dim: 2 dim: 3 } '
+        'layer { name: "s" type: "Silence" bottom: "x" } }'
     )
     assert [l.type for l in solver.net_param.layer] == ["Input", "Silence"]

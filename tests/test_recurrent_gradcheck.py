@@ -12,6 +12,9 @@ from seqgen.net import TEST, Net
 from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 T, N, I, H, S = 5, 3, 2, 3, 2
 
 

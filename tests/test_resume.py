@@ -16,6 +16,9 @@ from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.solver import Solver
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 ROOT = Path(__file__).parents[1]
 T = 20
 SEQ = sinusoid(320)[: 2 * T]

@@ -19,6 +19,9 @@ from helpers import run, solver_file
 import seqgen.app.train as experiment
 from seqgen.app.progress import Progress
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 ROOT = Path(__file__).parents[1]
 N = 50  # iterations of the whole run
 STOP = 25  # where the interrupted run stops: 25 % 3 == 1, inside lstm_long's pass

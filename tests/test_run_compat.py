@@ -18,6 +18,9 @@ import pytest
 from seqgen.app.cli import main
 from seqgen.io.weights import read_net_binary
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = FIXTURES / "compat_long" / "recorded"
 

@@ -7,6 +7,9 @@ from helpers import random_net
 from seqgen.errors import SeqgenError
 from seqgen.generation.sample import next_probabilities, sample_plan, sample_tokens, token_inputs
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 V, E, T = 11, 5, 8
 
 LSTM = """layer {{ name: "{name}" type: "LSTM" bottom: "{bottom}" bottom: "cont" top: "{name}"

@@ -18,6 +18,9 @@ from seqgen.net import TRAIN
 from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 FLT_MIN = float(np.finfo(np.float32).tiny)
 # float32: a row's normaliser is a float32 sum of C terms, whose rounding grows with C over
 # the vector width numba compiles for; with C = 10000 the worst element was 3.3e-6 relative
@@ -175,7 +178,6 @@ def run_layer(x, labels, axis, mode, ignore, dtype, weight=1.0):
 
 
 def layer_reference(x, labels, axis, mode, ignore, weight):
-    C = x.shape[axis]
     outer = int(np.prod(x.shape[:axis]))
     lab = labels.astype(np.int64).reshape(-1)
     if ignore is not None:

@@ -1,11 +1,15 @@
 """Caffe's SGD with momentum, lr_mult and decay_mult, against a plain numpy reference."""
 import numpy as np
+import pytest
 from helpers import ROOT
 
 from seqgen.data.feeder import SequenceFeeder
 from seqgen.data.sources import sinusoid
 from seqgen.io.prototxt import parse_solver_text, read_net
 from seqgen.solver import Solver
+
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
 
 
 def make_solver(weight_decay):

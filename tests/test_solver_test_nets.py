@@ -101,9 +101,11 @@ def test_a_net_without_test_iter_still_has_its_plain_test_net():
 @pytest.mark.parametrize("extra, message", [
     ("test_iter: 1\ntest_iter: 1\ntest_interval: 1\ntest_state { stage: 'a' }",
      r"s.prototxt: 1 test_state for 2 test net\(s\) \(one per test_iter\)"),
-    ("test_iter: 1", r"s.prototxt: test_iter asks for 1 test net\(s\) but test_interval is not set"),
+    ("test_iter: 1",
+     r"s.prototxt: test_iter asks for 1 test net\(s\) but test_interval is not set"),
     ("test_net_param {" + NET + "}\ntest_interval: 1",
-     r"s.prototxt: 0 test_iter for 1 test net\(s\) \(test_net / test_net_param\); Caffe needs one"),
+     r"s.prototxt: 0 test_iter for 1 test net\(s\) \(test_net / test_net_param\); "
+     r"Caffe needs one"),
     ("net: 'x.prototxt'", r"s.prototxt: give net or net_param, not both"),
 ])
 def test_caffe_count_checks(extra, message):

@@ -33,6 +33,9 @@ from seqgen.io.prototxt import parse_net_text, parse_solver_text
 from seqgen.net import TRAIN, Net
 from seqgen.solver import Solver
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 F = np.float32
 T = 20
 SEQ = sinusoid(320)[: 2 * T]

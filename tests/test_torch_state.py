@@ -15,6 +15,7 @@ from test_export import BVLC_STATIC, FORK_STACK, build, copy_weights
 
 from seqgen.app.cli import main
 from seqgen.export import net_view
+from seqgen.extras import install_hint
 from seqgen.io.weights import read_net_binary
 from seqgen.net import TEST, Net
 
@@ -250,4 +251,5 @@ def test_missing_safetensors_extra_is_one_clear_line(tmp_path, capsys, monkeypat
                              tmp_path / "x.safetensors")
     assert code == 2
     assert err == ("seqgen: error: the PyTorch state dict needs the safetensors package: "
-                   "pip install 'seqgen[torch]'\n")
+                   f"{install_hint('torch')}\n")
+    assert "safetensors" in install_hint("torch")

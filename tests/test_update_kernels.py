@@ -10,6 +10,9 @@ import pytest
 from seqgen.kernels import update as k
 from seqgen.kernels.reduce import all_finite, sum_squares
 
+# numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
+pytestmark = pytest.mark.numerics
+
 N = 1003
 DTYPES = [np.float32, np.float64]
 

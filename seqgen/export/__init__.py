@@ -2,5 +2,5 @@
 state dict in safetensors format, and back from it to a .caffemodel.
 
 Nothing here imports onnx, onnxruntime or safetensors at module level: they are extras
-(`pip install seqgen[onnx]`, `seqgen[torch]`), imported by the functions that need them.
+(`onnx`, `torch`: see seqgen.extras), imported by the functions that need them.
 """

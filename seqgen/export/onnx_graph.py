@@ -9,6 +9,7 @@ missing from the registry is refused, naming the layer.
 import numpy as np
 
 from ..errors import SeqgenError
+from ..extras import install_hint
 from . import net_view
 
 OPSET = 17
@@ -19,7 +20,7 @@ def require_onnx():
     try:
         import onnx
     except ImportError:
-        raise SeqgenError("ONNX export needs the onnx package: pip install 'seqgen[onnx]'") \
+        raise SeqgenError("ONNX export needs the onnx package: " + install_hint("onnx")) \
             from None
     return onnx
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SeqgenError
+from ..extras import install_hint
 from ..io.atomic import atomic_write_bytes, atomic_write_text
 from ..net import TEST, Net
 from . import gates
@@ -25,7 +26,7 @@ def require_safetensors():
         import safetensors.numpy as st
     except ImportError:
         raise SeqgenError("the PyTorch state dict needs the safetensors package: "
-                          "pip install 'seqgen[torch]'") from None
+                          + install_hint("torch")) from None
     return st
 
 

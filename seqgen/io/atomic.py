@@ -211,7 +211,7 @@ def atomic_write_text(path, text: str, *, encoding: str = "utf-8", fsync: bool =
 # other floats Python's shortest round-trip repr. A list in, a list out keeps the column
 # path one list comprehension per column, as fast as the rules written out inline.
 _CELL_RULES = {
-    "float32": (float, lambda values: ["%.9g" % v for v in values]),
+    "float32": (float, lambda values: [f"{v:.9g}" for v in values]),
     "float": (float, lambda values: [repr(v) for v in values]),
     "int": (int, lambda values: [str(v) for v in values]),
     "bool": (bool, lambda values: ["1" if v else "0" for v in values]),
@@ -265,14 +265,16 @@ def format_cells(column) -> list:
     return cells((column.astype(np.float64) if python is float else column).tolist())
 
 
-def write_csv_atomic(path, header: Sequence[str], columns: Sequence, *, fsync: bool = True) -> None:
+def write_csv_atomic(path, header: Sequence[str], columns: Sequence, *,
+                     fsync: bool = True) -> None:
     """Write a CSV with one header line and one column per entry of ``columns``.
 
     A column may be None (all cells empty) or shorter than the longest column (its missing
     trailing cells are empty).  The file is written atomically."""
     header = [str(h) for h in header]
     if len(header) != len(columns):
-        raise ValueError(f"write_csv_atomic: {len(header)} header names but {len(columns)} columns")
+        raise ValueError(f"write_csv_atomic: {len(header)} header names but {len(columns)} "
+                         "columns")
     for name in header:
         if any(c in name for c in ',"\n\r'):
             raise ValueError(f"write_csv_atomic: header name {name!r} needs quoting")

@@ -137,7 +137,8 @@ def _find_token(text: str, word: str) -> tuple[int, int] | None:
             m = pattern.match(line, i)
             if m:
                 # an identifier glued to a preceding digit/dot is part of a number (1e5)
-                if m.group(0) == word and not (i > 0 and (line[i - 1].isalnum() or line[i - 1] in "._")):
+                glued = i > 0 and (line[i - 1].isalnum() or line[i - 1] in "._")
+                if m.group(0) == word and not glued:
                     return lineno, i + 1
                 i = m.end()
                 continue

@@ -54,8 +54,8 @@ def _exp(x):
         lo, hi = np.float32(-87.0), np.float32(88.0)
         log2e, half = np.float32(1.44269504088896341), np.float32(0.5)
         c1, c2 = np.float32(0.693359375), np.float32(-2.12194440e-4)
-        p0, p1, p2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)
-        p3, p4, p5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
+        p0, p1, p2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)  # noqa: E501 (one polynomial a line)
+        p3, p4, p5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)  # noqa: E501 (one polynomial a line)
         one = np.float32(1.0)
 
         def impl(x):
@@ -97,7 +97,7 @@ def _tanh(x):
             e = exp(-two * a)
             big = (one - e) / (one + e)
             s = x * x
-            poly = x * (t0 + s * (t1 + s * (t2 + s * (t3 + s * (t4 + s * (t5 + s * (t6 + s * (t7 + s * t8))))))))
+            poly = x * (t0 + s * (t1 + s * (t2 + s * (t3 + s * (t4 + s * (t5 + s * (t6 + s * (t7 + s * t8))))))))  # noqa: E501 (one polynomial a line)
             r = big if x >= 0 else -big
             return poly if a < small else r
         return impl

@@ -82,7 +82,7 @@ def _add_recurrent(gates, t, n, W_hT, h, m):
             gates[t, n, j] = gates[t, n, j] + W_hT[k, j] * a0 + W_hT[k + 1, j] * a1 \
                 + W_hT[k + 2, j] * a2 + W_hT[k + 3, j] * a3
         k += 4
-    for k in range(k, H):
+    for k in range(k, H):  # noqa: B020 (the remainder after the unrolled rows)
         a = h[t, n, k]
         if m != 1:
             a = a * m

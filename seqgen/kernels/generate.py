@@ -64,7 +64,7 @@ def _add_product(y, n, w, ow, h, l, m):
             y[j] = y[j] + w[_U(r0 + j)] * a0 + w[_U(r1 + j)] * a1 \
                 + w[_U(r2 + j)] * a2 + w[_U(r3 + j)] * a3
         k += 4
-    for k in range(k, m):
+    for k in range(k, m):  # noqa: B020 (the remainder after the unrolled rows)
         a = h[l, k]
         base = ow + k * n
         for j in range(n):

@@ -12,7 +12,7 @@ Paths: a relative `source` is looked up in the working directory (Caffe's rule),
 beside the net file. A relative file name inside the list is looked up in the working
 directory (Caffe's rule), then in the list file's folder.
 
-h5py is an optional dependency (`pip install 'seqgen[hdf5]'`); it is imported only when
+h5py is an optional dependency (the `hdf5` extra); it is imported only when
 a net with an HDF5Data layer is built.
 """
 import os
@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from .. import fillers
+from ..extras import install_hint
 from ..registry import register
 from .base import Layer
 
@@ -29,7 +30,7 @@ def _h5py(layer):
         import h5py
     except ImportError:
         raise layer.error("reading HDF5 files needs the h5py package, an optional dependency "
-                          "of seqgen: pip install 'seqgen[hdf5]' (or pip install h5py)") from None
+                          "of seqgen: " + install_hint("hdf5")) from None
     return h5py
 
 

@@ -7,6 +7,7 @@ import signal
 import time
 
 from ..errors import SeqgenError
+from ..extras import install_hint
 from .runner import run_one
 
 #: worker deaths one task may see before Dask gives up on it (KilledWorker)
@@ -22,8 +23,8 @@ def dask_client(workers=None, scheduler=None, log=print):
         import dask  # lazy: needs the [sweep] extra
         from distributed import Client, LocalCluster  # lazy: needs the [sweep] extra
     except ImportError:
-        raise SeqgenError("seqgen sweep needs Dask distributed: pip install "
-                          "'seqgen[sweep]'") from None
+        raise SeqgenError("seqgen sweep needs Dask distributed: "
+                          + install_hint("sweep")) from None
     address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
         if address:
