@@ -67,3 +67,16 @@ def random_net(text, seed=0, std=0.5):
         for blob in layer.blobs:
             blob.data[...] = rng.normal(0, std, blob.shape)
     return net
+
+
+def lstm_problem(rng, cont, I, H, dtype):
+    """An LSTM kernel's inputs, weights, carried state and top diffs, drawn from `rng`, for
+    (T, N) clip markers `cont`: what the kernel path tests feed every path."""
+    T, N = cont.shape
+    G = 4 * H
+    p = dict(x=rng.standard_normal((T, N, I)), W_x=0.4 * rng.standard_normal((G, I)),
+             W_h=0.4 * rng.standard_normal((G, H)), b=0.2 * rng.standard_normal(G),
+             h0=0.5 * rng.standard_normal((N, H)), c0=0.5 * rng.standard_normal((N, H)),
+             cont=cont, top=rng.standard_normal((T, N, H)),
+             dhT=rng.standard_normal((N, H)), dcT=rng.standard_normal((N, H)))
+    return {k: np.ascontiguousarray(v, dtype) for k, v in p.items()}

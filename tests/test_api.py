@@ -591,7 +591,7 @@ def test_a_mismatch_leaves_the_net_untouched(tmp_path):
     text = SHORT.read_text().replace("num_output: 1\n", "num_output: 2\n")
     net = net_from(text, TEST)
     before = [b.data.copy() for b in net.params["lstm1"]]
-    with pytest.raises(SeqgenError, match=r"'ip1' blob 0: the file has shape \(1, 15\), "
+    with pytest.raises(SeqgenError, match=r"'ip1' blob 0 \(W\): the file has shape \(1, 15\), "
                                           r"the net needs \(2, 15\)"):
         net.copy_from(E2E / "iter2000.caffemodel")
     for b, old in zip(net.params["lstm1"], before):

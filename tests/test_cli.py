@@ -17,6 +17,7 @@ import pytest
 from helpers import run as run_main
 
 from seqgen.app.cli import main
+from seqgen.extras import DISTRIBUTION
 from seqgen.io.prototxt import parse_net_text
 from seqgen.net import TRAIN, Net
 
@@ -305,6 +306,6 @@ def test_version_prints_the_package_version_and_exits_0(capsys, tmp_path):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out == f"seqgen {seqgen.__version__}\n"
-    assert seqgen.__version__ == importlib.metadata.version("seqgen")
+    assert seqgen.__version__ == importlib.metadata.version(DISTRIBUTION)
     proc = run_cli(["--version"], tmp_path)
     assert proc.returncode == 0 and re.fullmatch(r"seqgen \d+\.\d+\.\d+\S*\n", proc.stdout)

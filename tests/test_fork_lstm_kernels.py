@@ -4,6 +4,7 @@ either continues unchanged on the other) and in float64, on
 one thread and split over streams, for layer sizes that fill the lanes and that do not."""
 import numpy as np
 import pytest
+from helpers import lstm_problem
 
 from seqgen.kernels import bvlc_lstm as plain
 from seqgen.kernels import fork_lstm as lanes
@@ -14,19 +15,13 @@ pytestmark = pytest.mark.numerics
 
 def problem(T, N, I, H, dtype, seed, fractional=False):
     rng = np.random.default_rng(seed)
-    G = 4 * H
     cont = np.ones((T, N))
     cont[0, ::2] = 0
     cont[T // 3, 0] = 0
     if fractional:  # BVLC's cont values other than 0 and 1 (the kernels support them)
         cont[T // 2, 0] = 0.5
         cont[T - 1, N - 1] = 0.25
-    p = dict(x=rng.standard_normal((T, N, I)), W_x=0.4 * rng.standard_normal((G, I)),
-             W_h=0.4 * rng.standard_normal((G, H)), b=0.2 * rng.standard_normal(G),
-             h0=0.5 * rng.standard_normal((N, H)), c0=0.5 * rng.standard_normal((N, H)),
-             cont=cont, top=rng.standard_normal((T, N, H)),
-             dhT=rng.standard_normal((N, H)), dcT=rng.standard_normal((N, H)))
-    return {k: np.ascontiguousarray(v, dtype) for k, v in p.items()}
+    return lstm_problem(rng, cont, I, H, dtype)
 
 
 def run_plain(p, threshold):

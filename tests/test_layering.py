@@ -15,12 +15,14 @@ CORE = ("seqgen.blob", "seqgen.errors", "seqgen.extras", "seqgen.fillers", "seqg
 ABOVE_CORE = ("seqgen.data", "seqgen.runs", "seqgen.generation", "seqgen.app", "seqgen.sweep",
               "seqgen.export")
 OPTIONAL = {"h5py", "onnx", "onnxruntime", "safetensors", "torch", "dask", "distributed"}
-MAX_FUNCTION_LINES = 120
-#: the packages built on the core, and the solver, keep to a shorter limit (the kernels' and
-#: the net builder's loops may take more)
-SHORT_PACKAGES = ("seqgen.data", "seqgen.runs", "seqgen.generation", "seqgen.app",
-                  "seqgen.sweep", "seqgen.solver")
-SHORT_FUNCTION_LINES = 80
+MAX_FUNCTION_LINES = 80
+#: functions allowed to be longer, and why
+LONG_FUNCTIONS = {
+    # the fork layer's backward time loop: split into an inlined helper or a second jitted
+    # function it gave the same bits but ran 10-20% slower (79-96 us against 68-78 us a call,
+    # measured 2026-12-06 on the 2-core Xeon with AVX-512)
+    "kernels/fork_lstm.py:_backward_streams": 90,
+}
 
 
 def modules():
@@ -102,17 +104,13 @@ def test_imports_inside_functions_say_why():
     assert function_imports() == {}
 
 
-@pytest.mark.parametrize("limit, packages", [
-    (MAX_FUNCTION_LINES, ("seqgen",)),
-    (SHORT_FUNCTION_LINES, SHORT_PACKAGES)])
-def test_no_function_is_longer_than_the_limit(limit, packages):
+def test_no_function_is_longer_than_the_limit():
     long = []
-    for name, path, tree in modules():
-        if not within(name, packages):
-            continue
+    for _, path, tree in modules():
         for fn in ast.walk(tree):
             if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = fn.end_lineno - fn.lineno + 1
-                if n > limit:
-                    long.append(f"{path.relative_to(PACKAGE)}:{fn.lineno} {fn.name} ({n} lines)")
+                where = f"{path.relative_to(PACKAGE).as_posix()}:{fn.name}"
+                if n > LONG_FUNCTIONS.get(where, MAX_FUNCTION_LINES):
+                    long.append(f"{where} ({n} lines)")
     assert not long, long

@@ -5,6 +5,7 @@ choice by shape and thread budget."""
 import numba
 import numpy as np
 import pytest
+from helpers import lstm_problem
 from reference import lstm_forward as reference_forward
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -37,12 +38,7 @@ def problem(dtype, seed=3):
     cont[0, :4] = 0  # restarts at the first step,
     cont[3, 2] = cont[5, 7] = 0  # in the middle,
     cont[2, 1], cont[4, 8] = 0.5, 0.25  # and BVLC's fractional cont values
-    p = dict(x=rng.standard_normal((T, N, I)), W_x=0.4 * rng.standard_normal((G, I)),
-             W_h=0.4 * rng.standard_normal((G, H)), b=0.2 * rng.standard_normal(G),
-             h0=0.5 * rng.standard_normal((N, H)), c0=0.5 * rng.standard_normal((N, H)),
-             cont=cont, top=rng.standard_normal((T, N, H)),
-             dhT=rng.standard_normal((N, H)), dcT=rng.standard_normal((N, H)))
-    return {k: np.ascontiguousarray(v, dtype) for k, v in p.items()}
+    return lstm_problem(rng, cont, I, H, dtype)
 
 
 def buffers(p):

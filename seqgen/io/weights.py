@@ -120,9 +120,8 @@ def _file_layers(param):
 
 
 def _blob_name(net, layer_name, index):
-    """' (W_xc)' for the layers whose messages name their parameter blobs."""
-    layer = net.layer(layer_name)
-    names = layer.param_names if layer.names_blobs_in_messages else ()
+    """' (W_xc)': the parameter blob's name, for layers that name them."""
+    names = net.layer(layer_name).param_names
     return f" ({names[index]})" if index < len(names) else ""
 
 

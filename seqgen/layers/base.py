@@ -56,10 +56,6 @@ class Layer:
     #: The names of the parameter blobs (`self.blobs`), in Caffe's order; layers whose
     #: blobs depend on the prototxt set them in `layer_setup`.
     param_names = ()
-    #: Whether messages about a weights file's blob give its name after its index: only the
-    #: BVLC recurrent layers' did before every layer named its blobs, and the messages
-    #: stay as they were (the BVLC order moves with x_static; the others' does not).
-    names_blobs_in_messages = False
     #: The blob shapes `reshape` validated (`record_shapes`), for layers whose jitted
     #: kernels `check_shapes` guards; None until the first reshape.
     _shapes = None

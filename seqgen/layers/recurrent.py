@@ -74,7 +74,6 @@ class _Recurrent(Layer):
     bottom_roles = {1: "cont"}
     in_place = False
     in_place_advice = "give its tops other names than its bottoms"
-    names_blobs_in_messages = True
     #: names of the recurrent states, in exposed bottom/top order
     STATES = ()
     #: name of the main top, for messages
