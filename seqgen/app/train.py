@@ -164,7 +164,8 @@ def build(path, opts, log):
         net.copy_from(opts.weights)
         log(f"Loaded weights from {opts.weights}")
     plan.prepare(net, bool(opts.weights), bool(opts.resume))
-    if opts.fork_compat and not any(layer.type == "Lstm" for layer in net.layers):
+    if opts.fork_compat and not any("fork_compat" in layer.reads_options
+                                    for layer in net.layers):
         log("Warning: --fork-compat has no effect: the net has no caffe-lstm Lstm layer")
     record = new_record(opts, plan, param, net_path, path, name)
     settings = replace(RunSettings.from_record(record), fingerprint=None,

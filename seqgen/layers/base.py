@@ -56,6 +56,9 @@ class Layer:
     #: The names of the parameter blobs (`self.blobs`), in Caffe's order; layers whose
     #: blobs depend on the prototxt set them in `layer_setup`.
     param_names = ()
+    #: The Net's build options (`Net(..., options=)`) the layer reads, so that a command can
+    #: say when an option it was given reaches no layer.
+    reads_options = ()
     #: The blob shapes `reshape` validated (`record_shapes`), for layers whose jitted
     #: kernels `check_shapes` guards; None until the first reshape.
     _shapes = None

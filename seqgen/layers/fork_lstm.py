@@ -32,6 +32,7 @@ class ForkLstmLayer(Layer):
     param_names = ("W_x", "W_h", "b")
     no_grad_bottoms = (1,)
     bottom_roles = {1: "cont"}
+    reads_options = ("fork_compat",)
 
     def layer_setup(self, bottom, top):
         p = self.param.lstm_param

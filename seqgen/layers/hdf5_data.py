@@ -54,6 +54,7 @@ def _find(path, places):
 class HDF5DataLayer(Layer):
     num_bottoms = 0
     runs_forward = True
+    reads_options = ("net_dir",)
 
     def layer_setup(self, bottom, top):
         if not top:
