@@ -47,6 +47,7 @@ def cmd_train(args):
                            out=args.out, resume=args.resume, seed=args.seed,
                            sigint_effect=args.sigint_effect,
                            sighup_effect=args.sighup_effect, allow_changes=args.allow_changes,
+                           set_aside_newer=args.set_aside_newer,
                            **{o.field: getattr(args, o.field) for o in plan_options()})
     trained = train(args.net_or_solver, options, log=_log)
     print(f"Run folder: {trained.folder} (next: {trained.next})")
@@ -189,6 +190,10 @@ def _add_train(sub, common):
     t.add_argument("--allow-changes", action="store_true",
                    help="with --resume: continue although the net, the solver or the data "
                         "differ from the snapshot's (e.g. after lowering base_lr)")
+    t.add_argument("--set-aside-newer", action="store_true",
+                   help="with --resume of a snapshot older than its folder's newest: move "
+                        "the newer snapshots, and copy the logs as they are, into the "
+                        "subfolder set-aside-TIMESTAMP/, then branch from the snapshot")
     effects = ["stop", "snapshot", "none"]
     t.add_argument("--sigint-effect", choices=effects, default="stop",
                    help="on Ctrl-C (SIGINT), after the current iteration: snapshot and stop "

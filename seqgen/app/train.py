@@ -14,6 +14,8 @@ from ..io.solverstate import read_sidecar, sidecar_path
 from ..kernels import compile_notice
 from ..runs.folder import RunLock, check_folder_free, new_run_dir, remember_run
 from ..runs.record import RUN_FILE, RunRecord, RunSettings
+from ..runs.set_aside import FLAG as SET_ASIDE
+from ..runs.set_aside import check_not_older, set_aside
 from ..solver.diagnosis import Diverged
 from ..solver.solver import ACTIONS, SNAPSHOT, STOP, Solver, check_solver_param
 from .endings import Ending, Interrupted  # noqa: F401  (Interrupted: part of the API)
@@ -37,6 +39,7 @@ class DriverOptions:
     sigint_effect: str = STOP
     sighup_effect: str = SNAPSHOT
     allow_changes: bool = False
+    set_aside_newer: bool = False
 
 
 #: `seqgen train`'s options: the driver's and every data plan's (data.plan_options: --input,
@@ -184,6 +187,10 @@ def train(path, opts, log=print):
     compile_notice(log)
     solver, plan, book, folder, name, recorded = build(path, opts, log)
     record = book.record
+    newer = None
+    if opts.set_aside_newer and not opts.resume:
+        raise SeqgenError(f"{SET_ASIDE} goes with --resume (of a snapshot older than its "
+                          "folder's newest)")
     if opts.resume:
         if solver.restore(opts.resume, allow_changes=opts.allow_changes,
                           recorded=recorded) is None:
@@ -192,6 +199,7 @@ def train(path, opts, log=print):
             raise SeqgenError(f"{opts.resume}: the snapshot is at iteration {solver.iter}, so "
                               f"--iters {solver.param.max_iter} leaves nothing to train; give "
                               f"--iters above {solver.iter} to train further")
+        newer = check_not_older(opts.resume, folder, solver.iter, opts.set_aside_newer)
         for line in plan.notes_on_resume():
             log(line)
         log(f"Resumed from {opts.resume} at iteration {solver.iter}")
@@ -201,6 +209,8 @@ def train(path, opts, log=print):
     os.makedirs(folder, exist_ok=True)  # only now: a run that cannot start leaves nothing
     with RunLock(folder):
         check_folder_free(folder, opts.resume, locked=True)  # again, now no one else can start
+        if opts.resume and newer:
+            set_aside(folder, solver.iter, log)
         plan.prepare_folder(folder)
         stale = remove_stale_temps(folder)
         if stale:
