@@ -112,6 +112,15 @@ def take_recorded(opts, param, log):
     return rec.fingerprint
 
 
+def warn_no_record(resume, folder, log):
+    """A resume whose snapshot sits in a folder without run.json trains in a new folder:
+    say so, and how to continue in the snapshot's folder instead."""
+    there = os.path.relpath(os.path.dirname(os.path.abspath(resume)))
+    log(f"Warning: {there} has no {RUN_FILE} (not a run folder, or its record was deleted), "
+        f"so this session trains in a new run folder {folder}; give --out {there} to continue "
+        "in the snapshot's folder")
+
+
 def open_plan(opts, net_path, log, has_inputs):
     plan_opts = PlanOptions(data=opts.data, resuming=bool(opts.resume),
                             **{o.field: getattr(opts, o.field) for o in plan_options()})
@@ -151,6 +160,8 @@ def build(path, opts, log):
     plan = open_plan(opts, net_path, log, None) if opts.data is not None else None
     name = os.path.splitext(os.path.basename(net_path))[0]
     folder = opts.out or new_run_dir(name)
+    if opts.resume and not opts.out:
+        warn_no_record(opts.resume, folder, log)
     check_folder_free(folder, opts.resume)
     if not param.HasField("random_seed") or param.random_seed < 0:
         # Caffe would draw from /dev/urandom; we draw too, but record the seed so that any
