@@ -203,6 +203,7 @@ def train(path, opts, log=print):
         raise SeqgenError(f"{SET_ASIDE} goes with --resume (of a snapshot older than its "
                           "folder's newest)")
     if opts.resume:
+        plan.check_resume(os.path.dirname(os.path.abspath(opts.resume)))
         if solver.restore(opts.resume, allow_changes=opts.allow_changes,
                           recorded=recorded) is None:
             plan.restore_without_sidecar(solver)

@@ -190,6 +190,10 @@ class DataPlan(Callback):
         """Lines for the log when a run resumes."""
         return []
 
+    def check_resume(self, snapshot_folder):
+        """Refuse to resume a snapshot of `snapshot_folder` when this data would change
+        what the net's inputs mean (even with --allow-changes)."""
+
     def restore_without_sidecar(self, solver):
         """Resuming from a state without a sidecar (written by Caffe): set what follows
         from the iteration alone."""

@@ -18,6 +18,7 @@ from ..solver.solver import STOP
 from .plans import DataPlan, Option, register_plan
 from .roles import inputs_by_role, require_roles
 from .tokens import (
+    VOCAB_FILE,
     Vocabulary,
     is_text_spec,
     parse_fractions,
@@ -267,6 +268,25 @@ class TextPlan(DataPlan):
     def prepare_folder(self, folder):
         self.corpus.vocab.write(folder)
 
+    def check_resume(self, snapshot_folder):
+        """A vocabulary that gained or lost tokens shifts the ids of the tokens after them
+        (ids are places in the sorted list), so the net's weights would read other tokens:
+        refused even with --allow-changes, naming the change."""
+        if not os.path.exists(os.path.join(snapshot_folder, VOCAB_FILE)):
+            return
+        old = Vocabulary.read(snapshot_folder).tokens
+        new = self.corpus.vocab.tokens
+        if old == new:
+            return
+        added, lost = sorted(set(new) - set(old)), sorted(set(old) - set(new))
+        change = "; ".join(f"{len(ts)} token(s) {what}: {_shown(ts)}"
+                           for ts, what in ((added, "added"), (lost, "gone")) if ts)
+        raise SeqgenError(
+            f"{self.corpus.path}: its vocabulary differs from the run's "
+            f"{os.path.join(os.path.relpath(snapshot_folder), VOCAB_FILE)} ({change or 'order'}"
+            "): the token ids would shift and the weights read other tokens, so this resume "
+            "is refused even with --allow-changes; start a new run on this data")
+
     def finish_test_due(self, solver):
         return self.tester is not None
 
@@ -288,6 +308,11 @@ class TextPlan(DataPlan):
                                                           else 2], self.corpus.kind)
         return (f"seqgen generate --prime {shlex.quote(first)} --steps 500 "
                 "--temperature 0.8")
+
+
+def _shown(tokens, most=10):
+    more = f" and {len(tokens) - most} more" if len(tokens) > most else ""
+    return ", ".join(repr(t) for t in tokens[:most]) + more
 
 
 def _abs(path):

@@ -1,0 +1,123 @@
+"""Surprises that used to pass without a word (issue 20, round two): each is now one clear
+line -- a refusal (exit 2) or a warning -- and nothing in a run folder is lost on the way."""
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from helpers import run, solver_file
+
+SOLVER = ('base_lr: 0.0001\nmomentum: 0.95\nlr_policy: "fixed"\ndisplay: 0\nmax_iter: 30\n'
+          'random_seed: 7\nsnapshot: 10\n')
+
+
+def digests(folder):
+    """sha256 of every file under `folder`, by relative path."""
+    folder = Path(folder)
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".seqgen.lock"}
+
+
+def rows(path):
+    return Path(path).read_text().splitlines()[1:]
+
+
+@pytest.fixture
+def trained(cwd, capsys):
+    """lstm_short trained 30 iterations with a holdout test every 5, snapshots at 10, 20, 30
+    in ./r."""
+    solver = solver_file(cwd, "lstm_short", SOLVER + "test_interval: 5\n")
+    code, _, err = run(capsys, "train", solver.name, "--data", "sinusoid:960", "--holdout", 320,
+                         "--out", "r")
+    assert code == 0, err
+    return solver
+
+
+# -- resuming an older snapshot ----------------------------------------------------------
+
+def test_resuming_an_older_snapshot_in_place_is_refused_and_changes_nothing(trained, cwd,
+                                                                               capsys):
+    before = digests(cwd / "r")
+    assert {"loss.csv", "test_loss.csv", "lstm_short_iter_30.solverstate"} <= set(before)
+    code, out, err = run(capsys, "train", trained.name,
+                         "--resume", "r/lstm_short_iter_10.solverstate")
+    assert code == 2
+    line = err.strip()
+    assert line == (
+        "seqgen: error: r/lstm_short_iter_10.solverstate: the run folder r has newer "
+        "snapshots (iterations 20, 30): resuming iteration 10 there would branch off and "
+        "rewrite its logs; continue from the newest with --resume "
+        "r/lstm_short_iter_30.solverstate; branch into a new folder with --out DIR, or add "
+        "--set-aside-newer to move the newer snapshots and the logs as they are into "
+        "r/set-aside-TIMESTAMP/")
+    assert digests(cwd / "r") == before
+
+
+def test_set_aside_newer_keeps_the_abandoned_branch_apart(trained, cwd, capsys):
+    before = digests(cwd / "r")
+    old_loss, old_test = rows(cwd / "r/loss.csv"), rows(cwd / "r/test_loss.csv")
+    code, out, err = run(capsys, "train", trained.name, "--resume",
+                         "r/lstm_short_iter_10.solverstate", "--set-aside-newer")
+    assert code == 0, err
+    asides = [p for p in (cwd / "r").iterdir() if p.name.startswith("set-aside-")]
+    assert len(asides) == 1
+    aside = asides[0]
+    assert (f"Set aside the snapshots after iteration 10 (2 of them: 20, 30) and the logs "
+            f"as they were in r/{aside.name}") in out
+    kept = digests(aside)
+    for name in ("loss.csv", "test_loss.csv", "run.json", "lstm_short_iter_20.solverstate",
+                 "lstm_short_iter_20.caffemodel", "lstm_short_iter_30.solverstate",
+                 "lstm_short_iter_30.caffemodel", "lstm_short_iter_30.seqgen.npz"):
+        assert kept[name] == before[name], name  # the abandoned branch, byte for byte
+    # the folder's logs: the run up to iteration 10, then the new branch, no row twice
+    new_loss = rows(cwd / "r/loss.csv")
+    assert [r.split(",")[0] for r in new_loss] == [str(i) for i in range(30)]
+    assert new_loss[:10] == old_loss[:10]
+    test_its = [int(r.split(",")[0]) for r in rows(cwd / "r/test_loss.csv")]
+    assert test_its == sorted(set(test_its))
+    assert rows(cwd / "r/test_loss.csv")[:2] == old_test[:2]  # iterations 0 and 5
+    # the new branch repeats the old one exactly (same seed, same data): nothing was mixed
+    assert new_loss == old_loss
+    record = json.loads((cwd / "r/run.json").read_text())
+    assert record["solverstate"] == str(cwd / "r/lstm_short_iter_30.solverstate")
+
+
+def test_set_aside_newer_needs_resume(trained, capsys):
+    code, _, err = run(capsys, "train", trained.name, "--set-aside-newer", "--out", "q")
+    assert code == 2
+    assert err.strip() == ("seqgen: error: --set-aside-newer goes with --resume (of a snapshot "
+                           "older than its folder's newest)")
+
+
+def test_resume_without_run_json_says_where_it_writes(trained, cwd, capsys):
+    os.remove(cwd / "r/run.json")
+    code, out, err = run(capsys, "train", trained.name, "--resume",
+                         "r/lstm_short_iter_30.solverstate", "--iters", 31)
+    assert code == 0, err
+    folder = next((cwd / "runs").iterdir())
+    assert (f"Warning: r has no run.json (not a run folder, or its record was deleted), so "
+            f"this session trains in a new run folder runs/{folder.name}; give --out r to "
+            "continue in the snapshot's folder") in out
+
+
+# -- a text run whose vocabulary changed ---------------------------------------------------
+
+def test_resume_refuses_a_vocabulary_that_shifts_ids_even_with_allow_changes(cwd, capsys):
+    from test_text import CORPUS, V_CHARS, write_lm
+
+    (cwd / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    solver = write_lm(cwd, V_CHARS + 4, max_iter=20, extra="snapshot: 10\n")
+    code, _, err = run(capsys, "train", solver, "--data", "chars:corpus.txt", "--out", "R")
+    assert code == 0, err
+    before = digests(cwd / "R")
+    (cwd / "corpus.txt").write_text("QZ" + CORPUS, encoding="utf-8")
+    code, _, err = run(capsys, "train", solver, "--resume", "R/lm_iter_10.solverstate",
+                       "--iters", 30, "--allow-changes")
+    assert code == 2
+    assert err.strip() == (
+        "seqgen: error: corpus.txt: its vocabulary differs from the run's R/vocab.txt "
+        "(2 token(s) added: 'Q', 'Z'): the token ids would shift and the weights read other "
+        "tokens, so this resume is refused even with --allow-changes; start a new run on "
+        "this data")
+    assert digests(cwd / "R") == before
