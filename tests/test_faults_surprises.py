@@ -121,3 +121,28 @@ def test_resume_refuses_a_vocabulary_that_shifts_ids_even_with_allow_changes(cwd
         "tokens, so this resume is refused even with --allow-changes; start a new run on "
         "this data")
     assert digests(cwd / "R") == before
+
+
+# -- run.json's data path ------------------------------------------------------------------
+
+def test_a_text_run_is_scored_from_another_folder_and_after_a_move(cwd, capsys, monkeypatch):
+    from test_text import CORPUS, V_CHARS, write_lm
+
+    project = cwd / "project"
+    project.mkdir()
+    (project / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    solver = write_lm(project, V_CHARS, max_iter=10)
+    monkeypatch.chdir(project)
+    code, _, err = run(capsys, "train", solver, "--data", "chars:corpus.txt", "--out", "R")
+    assert code == 0, err
+    record = json.loads((project / "R/run.json").read_text())
+    assert record["data"] == "chars:corpus.txt"  # as given
+    assert record["data_abs"] == f"chars:{project / 'corpus.txt'}"
+    monkeypatch.chdir(cwd)
+    code, out, err = run(capsys, "test", "project/R")
+    assert code == 0, err
+    assert "test split" in out.lower()
+    os.rename(project, cwd / "moved")
+    code, out2, err = run(capsys, "test", "moved/R")
+    assert code == 0, err
+    assert out2 == out

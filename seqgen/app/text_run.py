@@ -81,8 +81,8 @@ def score_run(folder, record, data=None, weights=None, log=print):
         corpus = Corpus(data, "1,0,0", vocab=vocab)
         ids, where = corpus.train, parse_spec(data)[1]
     else:
-        corpus = Corpus(record.data, text.get("split"), text.get("val"), text.get("test"),
-                        vocab=vocab)
+        corpus = Corpus(record.get("data_abs", record.data), text.get("split"),
+                        text.get("val"), text.get("test"), vocab=vocab)
         ids, where = corpus.test, "the run's test split"
         if not len(ids):
             raise SeqgenError(f"{folder}: the run has no test split (it was trained with "

@@ -13,7 +13,7 @@ from ..io.atomic import WriteFailed, remove_stale_temps
 from ..io.solverstate import read_sidecar, sidecar_path
 from ..kernels import compile_notice
 from ..runs.folder import RunLock, check_folder_free, new_run_dir, remember_run
-from ..runs.record import RUN_FILE, RunRecord, RunSettings
+from ..runs.record import RUN_FILE, RunRecord, RunSettings, absolute_data
 from ..runs.set_aside import FLAG as SET_ASIDE
 from ..runs.set_aside import check_not_older, set_aside
 from ..solver.diagnosis import Diverged
@@ -138,8 +138,8 @@ def new_record(opts, plan, param, net_path, solver_path, name):
     for key, value in plan.record().items():
         if value is not None:
             setattr(record, key, value)
-    if data is not None and os.path.exists(str(data)):
-        record.data_abs = os.path.abspath(str(data))
+    if absolute_data(data) is not None:
+        record.data_abs = absolute_data(data)
     return record
 
 

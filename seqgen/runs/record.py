@@ -24,8 +24,9 @@ _UNSET = object()
 
 @dataclass
 class RunRecord:
-    """run.json. Paths are absolute; `data` is the spec as given, `data_abs` its absolute
-    path when it is a file."""
+    """run.json. Paths are absolute; `data` is the spec as given, `data_abs` the spec with
+    its file's absolute path when it names a file (`chars:/abs/corpus.txt`), so that the run
+    is found from any working directory."""
 
     net: str = None
     name: str = None
@@ -126,10 +127,29 @@ class RunRecord:
                     setattr(self, key, moved)
         for key in ("net", "solver", "data_abs"):
             value = self.get(key)
-            if isinstance(value, str) and os.path.isabs(value) and not os.path.exists(value):
-                moved = os.path.normpath(os.path.join(here, os.path.relpath(value, old)))
+            prefix, path = data_file(value) if isinstance(value, str) else ("", None)
+            if path and os.path.isabs(path) and not os.path.exists(path):
+                moved = os.path.normpath(os.path.join(here, os.path.relpath(path, old)))
                 if os.path.exists(moved):
-                    setattr(self, key, moved)
+                    setattr(self, key, prefix + moved)
+
+
+def data_file(spec):
+    """(prefix, file) of a data spec naming a file: ("", PATH) or ("chars:", PATH) for
+    KIND:PATH (not a length such as sinusoid:320); the file part is what is made absolute
+    and relocated."""
+    kind, sep, rest = spec.partition(":")
+    if sep and kind.isalpha() and len(kind) > 1 and rest and not rest.isdigit():
+        return kind + ":", rest
+    return "", spec
+
+
+def absolute_data(spec):
+    """The spec with its file made absolute, when it names an existing file; else None."""
+    if spec is None:
+        return None
+    prefix, path = data_file(str(spec))
+    return prefix + os.path.abspath(path) if os.path.isfile(path) else None
 
 
 @dataclass
