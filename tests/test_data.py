@@ -141,7 +141,7 @@ def test_resolve_source_file(tmp_path):
 
 def test_load_csv_with_header(tmp_path):
     p = tmp_path / "two.csv"
-    p.write_text("x, y\n0.5,1\n-2e-3, 3\n\n4,5\n")
+    p.write_text("x, y\n0.5,1\n-2e-3, 3\n4,5\n\n")  # (a blank line between rows: refused)
     arr = load_sequence(p)
     assert arr.dtype == np.float32 and arr.shape == (3, 2)
     np.testing.assert_array_equal(arr, np.array([[0.5, 1], [-2e-3, 3], [4, 5]], np.float32))

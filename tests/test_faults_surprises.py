@@ -146,3 +146,43 @@ def test_a_text_run_is_scored_from_another_folder_and_after_a_move(cwd, capsys, 
     code, out2, err = run(capsys, "test", "moved/R")
     assert code == 0, err
     assert out2 == out
+
+
+# -- data files that are not what they seem ------------------------------------------------
+
+@pytest.mark.parametrize("spec, name, content, line", [
+    ("chars:nl.txt", "nl.txt", "\n" * 1000,
+     "nl.txt: no text, only whitespace (1000 character(s) on 1000 blank line(s))"),
+    ("nl.csv", "nl.csv", "\n" * 1000, "nl.csv: contains no data rows, only 1000 blank lines"),
+    ("gap.csv", "gap.csv", "x\n1\n2\n\n3\n4\n\n",
+     "gap.csv: line 4: blank line between data rows (a missing step?); remove it or give its "
+     "values"),
+])
+def test_data_files_of_blank_lines_are_named_for_what_they_are(cwd, capsys, spec, name,
+                                                               content, line):
+    solver = solver_file(cwd, "lstm_short", SOLVER)
+    (cwd / name).write_text(content)
+    code, _, err = run(capsys, "train", solver.name, "--data", spec, "--out", "q")
+    assert code == 2
+    assert err.strip() == f"seqgen: error: {line}"
+    assert not (cwd / "q").exists()
+
+
+def test_a_csv_with_trailing_blank_lines_still_reads(cwd):
+    from seqgen.data.sources import load_sequence
+
+    (cwd / "ok.csv").write_text("x\n1\n2\n\n\n")
+    assert load_sequence(cwd / "ok.csv").ravel().tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--val", "v.txt"], "--val is for text data (chars:FILE or words:FILE); it is not used "
+                         "with the default data (no --data given)"),
+    (["--data", "sinusoid:640", "--epochs", 2], "--epochs is for text data (chars:FILE or "
+     "words:FILE); it is not used with sinusoid:640"),
+])
+def test_text_options_on_a_sequence_run_are_refused(cwd, capsys, argv, line):
+    solver = solver_file(cwd, "lstm_short", SOLVER)
+    code, _, err = run(capsys, "train", solver.name, *argv, "--out", "q")
+    assert code == 2
+    assert err.strip() == f"seqgen: error: {line}"

@@ -227,9 +227,12 @@ def test_text_that_is_not_utf8_names_the_byte_offset(cwd, capsys):
 
 
 def test_an_empty_text_file(cwd, capsys):
-    (cwd / "empty.txt").write_text("\n\n")
+    (cwd / "empty.txt").write_text("")
     err = one_line(capsys, "train", write_lm(cwd, 30), "--data", "words:empty.txt")
     assert "empty.txt: the file is empty" in err
+    (cwd / "blank.txt").write_text("\n\n")  # not empty: say what it holds
+    err = one_line(capsys, "train", write_lm(cwd, 30), "--data", "words:blank.txt")
+    assert "blank.txt: no text, only whitespace (2 character(s) on 2 blank line(s))" in err
 
 
 def test_fewer_tokens_than_one_chunk_gives_both_numbers(cwd, capsys):

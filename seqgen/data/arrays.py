@@ -20,7 +20,9 @@ class NpzPlan(DataPlan):
         if flag == "--input":
             return (f"--input {value} is for sequence data; {options.data} gives every "
                     "input blob its values as they are")
-        return f"--holdout is for sequence data, not for {options.data}"
+        if flag == "--holdout":
+            return f"--holdout is for sequence data, not for {options.data}"
+        return super().refusal(flag, value, options)
 
     def bind(self, solver):
         self.feeder = NpzFeeder(solver.net, self.options.data)

@@ -18,8 +18,10 @@ class OwnDataPlan(DataPlan):
         if flag == "--input":
             return (f"--input {value}: the net has no Input blobs; its own data layers feed "
                     "it")
-        return ("--holdout is for sequence data; this net's own data layers feed it (its "
-                "TEST phase tests it)")
+        if flag == "--holdout":
+            return ("--holdout is for sequence data; this net's own data layers feed it (its "
+                    "TEST phase tests it)")
+        return super().refusal(flag, value, options)
 
     def bind(self, solver):
         net = solver.net

@@ -116,6 +116,8 @@ class DataPlan(Callback):
 
     #: run.json's "data_kind"
     kind = "none"
+    #: what the refusal of one of this plan's options by another plan calls this data
+    described = "other data"
     #: the options this kind of data takes besides the spec (Options)
     options = ()
     #: plans are tried in this order (lower first): the catch-all sequence plan goes last
@@ -141,7 +143,10 @@ class DataPlan(Callback):
 
     @classmethod
     def refusal(cls, flag, value, options):
-        return f"{flag} is not used with {options.data or 'this data'}"
+        """The one line refusing another kind of data's option `flag`."""
+        owner = next((c for c in PLANS if any(o.flag == flag for o in c.options)), None)
+        return (f"{flag} is for {owner.described if owner else 'other data'}; it is not used "
+                f"with {options.data or 'the default data (no --data given)'}")
 
     def __init__(self, options, net_path, log):
         self.options, self.net_path, self.log = options, net_path, log

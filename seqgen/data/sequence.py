@@ -96,6 +96,7 @@ class SequencePlan(DataPlan):
     """A sequence walked in chunks of T (the fork's driver), see the module docstring."""
 
     kind = "sequence"
+    described = "sequence data"
     order = 100  # takes any spec: tried after the plans for particular kinds of file
     options = (
         Option("mode", "--input", "sequence data input: the previous value (default) or "
@@ -135,6 +136,7 @@ class SequencePlan(DataPlan):
         if given and options.feedback is False:
             raise SeqgenError(f"{given[0]} sets the feedback schedule, which --no-feedback "
                               "turns off")
+        super().check_options(options)  # (the options of other kinds of data)
 
     def __init__(self, options, net_path, log):
         super().__init__(options, net_path, log)

@@ -246,10 +246,16 @@ def _read_text_rows(path: Path, kind: str):
     line_numbers: list[int] = []
     ncols = None
     header_allowed = kind == "csv"
+    blank = None  # the first blank line after a data row, in a .csv
     for lineno, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped:
+            if kind == "csv" and rows and blank is None:
+                blank = lineno
             continue
+        if blank is not None:
+            raise SeqgenError(f"{path}: line {blank}: blank line between data rows (a missing "
+                              "step?); remove it or give its values")
         if kind == "txt":
             if stripped.startswith("#"):
                 continue
@@ -279,6 +285,10 @@ def _read_text_rows(path: Path, kind: str):
         line_numbers.append(lineno)
 
     if not rows:
+        lines = text.splitlines()
+        if not "".join(lines).strip():
+            raise SeqgenError(f"{path}: contains no data rows, only {len(lines)} blank "
+                              f"line{'s' if len(lines) != 1 else ''}")
         raise SeqgenError(f"{path}: contains no data rows")
     return np.array(rows, dtype=np.float64), line_numbers
 
@@ -333,7 +343,9 @@ def load_sequence(path) -> np.ndarray:
     ``.csv``: comma separated, an optional first row of column names is skipped.
     ``.txt``: whitespace separated, lines starting with ``#`` are comments.
     ``.npy``: a 1-D array becomes (L, 1), a 2-D array is used as is.
-    Blank lines are ignored.  Every mistake raises SeqgenError naming the file (and line).
+    Blank lines are ignored, except between the data rows of a ``.csv`` (a missing step is
+    refused, naming its line; trailing blank lines are fine).  Every mistake raises
+    SeqgenError naming the file (and line).
     """
     path = Path(path)
     ext = path.suffix.lower()

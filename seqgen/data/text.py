@@ -148,19 +148,20 @@ class TextPlan(DataPlan):
     """chars:FILE / words:FILE, see the module docstring."""
 
     kind = "text"
+    described = "text data (chars:FILE or words:FILE)"
     options = (
         Option("split", "--split", "text: the fractions of the file taken in order for "
                "training, validation and test (default 0.9,0.05,0.05)",
-               metavar="TRAIN,VAL[,TEST]", recorded="text.split", refused=False),
+               metavar="TRAIN,VAL[,TEST]", recorded="text.split"),
         Option("val", "--val", "text: a separate validation file", metavar="FILE",
-               recorded="text.val", refused=False),
+               recorded="text.val"),
         Option("test", "--test", "text: a separate test file", metavar="FILE",
-               recorded="text.test", refused=False),
+               recorded="text.test"),
         Option("epochs", "--epochs", "text: train E passes over the training split (sets "
-               "max_iter)", int, "E", refused=False),
+               "max_iter)", int, "E"),
         Option("early_stop", "--early-stop", "text: stop when the validation loss has not "
                "improved for K tests; the best weights are kept as PREFIX_best.caffemodel",
-               int, "K", recorded="text.early_stop", refused=False),
+               int, "K", recorded="text.early_stop"),
     )
 
     @classmethod

@@ -39,8 +39,12 @@ def read_text(path):
     except UnicodeDecodeError as e:
         raise SeqgenError(f"{path}: not UTF-8 text: byte 0x{raw[e.start]:02x} at byte offset "
                           f"{e.start} cannot be decoded") from None
-    if not text.strip():
+    if not text:
         raise SeqgenError(f"{path}: the file is empty")
+    if not text.strip():
+        lines = len(text.splitlines())
+        raise SeqgenError(f"{path}: no text, only whitespace ({len(text)} character(s) on "
+                          f"{lines} blank line(s))")
     return text
 
 
