@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import run, solver_file
 
@@ -186,3 +187,39 @@ def test_text_options_on_a_sequence_run_are_refused(cwd, capsys, argv, line):
     code, _, err = run(capsys, "train", solver.name, *argv, "--out", "q")
     assert code == 2
     assert err.strip() == f"seqgen: error: {line}"
+
+
+# -- NaN weights -----------------------------------------------------------------------------
+
+def test_import_refuses_nan_weights_as_weights_does(cwd, capsys):
+    st = pytest.importorskip("safetensors.numpy")
+    root = Path(__file__).parents[1]
+    weights = root / "tests/fixtures/main_run/runs/short/lstm_short_iter_400.caffemodel"
+    net = root / "prototxt/lstm_short.prototxt"
+    assert run(capsys, "export", weights, "--net", net, "--format", "torch", "--out",
+               "s.safetensors")[0] == 0
+    sd = st.load_file("s.safetensors")
+    sd["rnn.weight_hh_l0"][0, 3] = np.nan
+    st.save_file(sd, "nan.safetensors", metadata={"seqgen": "{}"})
+    code, _, err = run(capsys, "import", "nan.safetensors", "--net", net, "--out",
+                       "n.caffemodel")
+    assert code == 2
+    assert err.strip() == ("seqgen: error: nan.safetensors: rnn.weight_hh_l0 holds 1 "
+                           "non-finite value(s) (nan at index 3); the weights were saved from "
+                           "a diverged model")
+    assert not (cwd / "n.caffemodel").exists()
+
+
+def test_copy_from_refuses_nan_weights(cwd):
+    from seqgen import Net, SeqgenError
+
+    root = Path(__file__).parents[1]
+    net = Net(str(root / "prototxt/lstm_short.prototxt"), phase="TEST")
+    net.params["ip1"][0].data[0, 2] = np.nan
+    net.save("nan.caffemodel")
+    fresh = Net(str(root / "prototxt/lstm_short.prototxt"), phase="TEST")
+    with pytest.raises(SeqgenError) as e:
+        fresh.copy_from("nan.caffemodel")
+    assert str(e.value) == ("nan.caffemodel: layer 'ip1' blob 0 (W): holds 1 non-finite "
+                            "value(s) (nan at index 2); the weights were saved from a diverged "
+                            "run")

@@ -85,6 +85,8 @@ def load_state_dict(net, tensors, source):
                                       (("missing", missing), ("unexpected", extra)) if names))
     copies = []
     for e in entries:
+        for name in (e.name, e.twin) if e.twin else (e.name,):
+            _check_finite(tensors[name], name, source)
         value = np.asarray(tensors[e.name], np.float32)
         if e.twin:
             if tensors[e.twin].shape != value.shape:
@@ -100,6 +102,16 @@ def load_state_dict(net, tensors, source):
         copies.append((blob, _from_torch(e, value)))
     for blob, value in copies:
         blob.data[...] = value
+
+
+def _check_finite(tensor, name, source):
+    """Refuse a tensor holding NaN or infinity, as --weights refuses such a .caffemodel."""
+    values = np.asarray(tensor).ravel()
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise SeqgenError(f"{source}: {name} holds {bad.size} non-finite value(s) "
+                          f"({values[bad[0]]} at index {int(bad[0])}); the weights were saved "
+                          "from a diverged model")
 
 
 def import_torch(path, net_file, out):
