@@ -1,5 +1,9 @@
 """Blob: a named pair of float32 arrays (data and its gradient), as in Caffe."""
+import numbers
+
 import numpy as np
+
+from .errors import SeqgenError
 
 
 class Blob:
@@ -27,9 +31,21 @@ class Blob:
         return self.data.shape[0] if self.data.ndim else 1
 
     def reshape(self, *shape):
-        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        """Reshape to `shape` (dimensions, or one sequence of them). Every dimension is a
+        whole number >= 0, as Caffe's Blob::Reshape checks: numpy's -1 has no meaning here."""
+        given = shape
+        if len(shape) == 1 and not isinstance(shape[0], numbers.Integral):
             shape = shape[0]
-        shape = tuple(int(s) for s in shape)
+        try:
+            dims = tuple(shape)
+        except TypeError:
+            dims = None
+        if dims is None or any(isinstance(d, bool) or not isinstance(d, numbers.Integral)
+                               or d < 0 for d in dims):
+            shown = ", ".join(map(repr, given))
+            raise SeqgenError(f"Blob.reshape({shown}): every dimension must be a whole number "
+                              ">= 0 (a blob has no -1 dimension to infer)")
+        shape = tuple(int(s) for s in dims)
         if shape != self.data.shape:
             self.data = np.zeros(shape, self.data.dtype)
             self.diff = np.zeros(shape, self.data.dtype)

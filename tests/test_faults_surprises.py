@@ -223,3 +223,54 @@ def test_copy_from_refuses_nan_weights(cwd):
     assert str(e.value) == ("nan.caffemodel: layer 'ip1' blob 0 (W): holds 1 non-finite "
                             "value(s) (nan at index 2); the weights were saved from a diverged "
                             "run")
+
+
+# -- the Python API --------------------------------------------------------------------------
+
+@pytest.fixture
+def api_solver(cwd):
+    import seqgen
+
+    solver = solver_file(cwd, "lstm_short", SOLVER)
+    return seqgen.get_solver(str(solver))
+
+
+@pytest.mark.parametrize("iters", [2.5, "5", -1, True, None])
+def test_solver_step_refuses_what_is_not_a_count(api_solver, iters):
+    from seqgen import SeqgenError
+
+    with pytest.raises(SeqgenError) as e:
+        api_solver.step(iters)
+    assert str(e.value) == (f"solver.step({iters!r}): the number of iterations must be a "
+                            "whole number >= 0")
+    assert api_solver.iter == 0
+
+
+def test_solver_step_takes_numpy_integers(api_solver):
+    api_solver.step(np.int64(2))
+    assert api_solver.iter == 2
+
+
+def test_solver_restore_none_is_one_line(api_solver):
+    from seqgen import SeqgenError
+
+    with pytest.raises(SeqgenError) as e:
+        api_solver.restore(None)
+    assert str(e.value) == "solver.restore(None): give the path of a .solverstate file"
+
+
+@pytest.mark.parametrize("shape, shown", [((-1, 1), "-1, 1"), (((2, -1),), "(2, -1)"),
+                                          ((2.5,), "2.5"), (("3",), "'3'")])
+def test_blob_reshape_refuses_negative_and_fractional_dimensions(shape, shown):
+    from seqgen import SeqgenError
+    from seqgen.blob import Blob
+
+    blob = Blob((2, 3))
+    with pytest.raises(SeqgenError) as e:
+        blob.reshape(*shape)
+    assert str(e.value) == (f"Blob.reshape({shown}): every dimension must be a whole number "
+                            ">= 0 (a blob has no -1 dimension to infer)")
+    assert blob.shape == (2, 3)
+    blob.reshape(np.int64(4), 1)
+    blob.reshape([5, 2])
+    assert blob.shape == (5, 2)

@@ -21,6 +21,7 @@ diagnosis.py says where a divergence started and fingerprint.py what a run was.
 """
 import contextlib
 import math
+import numbers
 import os
 from collections import deque
 
@@ -241,7 +242,10 @@ class Solver:
     def step(self, iters):
         """Run `iters` iterations (fewer if a stop was requested); returns the last loss.
         Raises Diverged when a loss, gradient or weight stops being finite."""
-        stop_at = self.iter + iters
+        if isinstance(iters, bool) or not isinstance(iters, numbers.Integral) or iters < 0:
+            raise SeqgenError(f"solver.step({iters!r}): the number of iterations must be a "
+                              "whole number >= 0")
+        stop_at = self.iter + int(iters)
         self.stop_requested = False
         self.smoothed.clear()  # Caffe smooths over the losses of this Step call
         # numpy's overflow warnings say less than the check below does
@@ -441,6 +445,8 @@ class Solver:
         when the net, the solver or the recorded options differ from the snapshot's (its
         sidecar's fingerprint, else `recorded`), unless `allow_changes`. Returns the
         sidecar's (extra meta, extra arrays), or None."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise SeqgenError(f"solver.restore({path!r}): give the path of a .solverstate file")
         self.restored, self.restored_extra, _ = snapshots.restore(
             self, path, allow_changes, recorded)
         return self.restored_extra
