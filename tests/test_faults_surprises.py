@@ -116,8 +116,8 @@ def test_resume_refuses_a_vocabulary_that_shifts_ids_even_with_allow_changes(cwd
     code, _, err = run(capsys, "train", solver, "--resume", "R/lm_iter_10.solverstate",
                        "--iters", 30, "--allow-changes")
     assert code == 2
-    assert err.strip() == (
-        "seqgen: error: corpus.txt: its vocabulary differs from the run's R/vocab.txt "
+    assert err.strip() == (  # (--data taken back from the run: its file's absolute path)
+        f"seqgen: error: {cwd / 'corpus.txt'}: its vocabulary differs from the run's R/vocab.txt "
         "(2 token(s) added: 'Q', 'Z'): the token ids would shift and the weights read other "
         "tokens, so this resume is refused even with --allow-changes; start a new run on "
         "this data")

@@ -2,16 +2,16 @@
 continuation. Resumed in place it would rewrite loss.csv and test_loss.csv from the older
 iteration on, and the newer snapshots would no longer belong to the curve beside them, so
 it is refused unless the newer part of the run is first set aside (`--set-aside-newer`):
-the newer snapshots move, and the logs, plots and run.json as they were are copied, into a
-subfolder `set-aside-YYYYmmdd-HHMMSS/`; the folder's logs then end at the snapshot. The
-other way out, `--out NEW`, leaves the folder as it is.
+the newer snapshots move, and the logs, plots, best weights and run.json as they were are
+copied, into a subfolder `set-aside-YYYYmmdd-HHMMSS/`; the folder's logs then end at the
+snapshot. The other way out, `--out NEW`, leaves the folder as it is.
 """
 import os
 import shutil
 import time
 
-from ..errors import SeqgenError
-from ..io.atomic import atomic_write_text
+from ..errors import SeqgenError, SeqgenRuntimeError
+from ..io.atomic import atomic_write, atomic_write_text
 from .folder import snapshot_of
 from .losslog import LOSS_HEADER, read_loss_csv
 from .record import RUN_FILE
@@ -19,6 +19,8 @@ from .record import RUN_FILE
 FLAG = "--set-aside-newer"
 PREFIX = "set-aside-"
 LOGS = ("loss.csv", "test_loss.csv")
+#: files the branch may rewrite, copied as they are: plots, early stopping's best weights
+COPIED_SUFFIXES = (".png", "_best.caffemodel")
 #: the files of a snapshot besides its .solverstate
 SNAPSHOT_SUFFIXES = (".solverstate", ".caffemodel", ".seqgen.npz")
 
@@ -64,27 +66,30 @@ def check_not_older(resume, folder, iteration, set_aside):
 
 
 def set_aside(folder, iteration, log):
-    """Move the snapshots after `iteration` into a new subfolder, copy the logs, plots and
-    run.json there as they are, and cut the folder's logs at `iteration`; returns the
-    subfolder. Every step keeps every file somewhere, so a kill halfway loses nothing."""
+    """Move the snapshots after `iteration` into a new subfolder, copy the logs, plots,
+    best weights and run.json there as they are, and cut the folder's logs at `iteration`;
+    returns the subfolder. Every step keeps every file somewhere, so a kill halfway loses
+    nothing."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     aside = os.path.join(folder, PREFIX + stamp)
-    k = 1
+    n = 1
     while os.path.exists(aside):
-        k += 1
-        aside = os.path.join(folder, f"{PREFIX}{stamp}-{k}")
+        n += 1
+        aside = os.path.join(folder, f"{PREFIX}{stamp}-{n}")
     try:
         os.makedirs(aside)
-        for name in os.listdir(folder):
-            if name in LOGS + (RUN_FILE,) or name.endswith(".png"):
-                shutil.copy2(os.path.join(folder, name), os.path.join(aside, name))
+        for name in os.listdir(folder):  # copies first: under their names only when whole
+            if name in LOGS + (RUN_FILE,) or name.endswith(COPIED_SUFFIXES):
+                atomic_write(os.path.join(aside, name), lambda tmp, name=name: shutil.copy2(
+                    os.path.join(folder, name), tmp))
         moved = newer_snapshots(folder, iteration)
-        for k in moved:
+        for k in moved:  # then the snapshots, each file by one rename
             for path in snapshot_iters(folder)[k]:
                 os.rename(path, os.path.join(aside, os.path.basename(path)))
     except OSError as e:
-        raise SeqgenError(f"{aside}: cannot set the newer snapshots aside "
-                          f"({e.strerror or e})") from None
+        raise SeqgenRuntimeError(f"{aside}: cannot set the newer snapshots aside "
+                                 f"({e.strerror or e}); every file is still in {folder} or "
+                                 "there, and the branch did not start") from None
     for name in LOGS:
         cut_log(os.path.join(folder, name), iteration)
     log(f"Set aside the snapshots after iteration {iteration} ({len(moved)} of them: "
