@@ -274,3 +274,16 @@ def test_blob_reshape_refuses_negative_and_fractional_dimensions(shape, shown):
     blob.reshape(np.int64(4), 1)
     blob.reshape([5, 2])
     assert blob.shape == (5, 2)
+
+
+def test_a_lone_newer_caffemodel_does_not_make_a_branch(trained, cwd, capsys):
+    """A snapshot whose .solverstate could not be written (a full disk) is not a newer
+    snapshot: resuming the last complete one continues the same run, as the disk-full
+    message says."""
+    for it in (20, 30):
+        os.remove(cwd / f"r/lstm_short_iter_{it}.solverstate")
+    code, out, err = run(capsys, "train", trained.name, "--resume",
+                         "r/lstm_short_iter_10.solverstate")
+    assert code == 0, err
+    assert "Set aside" not in out
+    assert (cwd / "r/lstm_short_iter_30.solverstate").exists()

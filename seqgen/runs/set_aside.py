@@ -44,8 +44,11 @@ def snapshot_iters(folder):
 
 
 def newer_snapshots(folder, iteration):
-    """The iterations of the snapshots in `folder` after `iteration`, ascending."""
-    return sorted(k for k in snapshot_iters(folder) if k > iteration)
+    """The iterations of the complete snapshots (with a .solverstate) in `folder` after
+    `iteration`, ascending. A lone .caffemodel of a snapshot whose writing failed (a full
+    disk) is not one: resuming the last complete snapshot continues the same run."""
+    return sorted(k for k, paths in snapshot_iters(folder).items()
+                  if k > iteration and any(p.endswith(".solverstate") for p in paths))
 
 
 def check_not_older(resume, folder, iteration, set_aside):
