@@ -287,3 +287,22 @@ def test_a_lone_newer_caffemodel_does_not_make_a_branch(trained, cwd, capsys):
     assert code == 0, err
     assert "Set aside" not in out
     assert (cwd / "r/lstm_short_iter_30.solverstate").exists()
+
+
+def test_a_record_without_data_abs_finds_its_text_beside_the_run(cwd, capsys, monkeypatch):
+    """Runs written before data_abs covered chars:FILE keep the file relative to where
+    training ran: it is looked for beside the run folder."""
+    from test_text import CORPUS, V_CHARS, write_lm
+
+    project = cwd / "project"
+    project.mkdir()
+    (project / "corpus.txt").write_text(CORPUS, encoding="utf-8")
+    solver = write_lm(project, V_CHARS, max_iter=10)
+    monkeypatch.chdir(project)
+    assert run(capsys, "train", solver, "--data", "chars:corpus.txt", "--out", "R")[0] == 0
+    record = json.loads((project / "R/run.json").read_text())
+    del record["data_abs"]
+    (project / "R/run.json").write_text(json.dumps(record))
+    monkeypatch.chdir(cwd)
+    code, out, err = run(capsys, "test", "project/R")
+    assert code == 0, err

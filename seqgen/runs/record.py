@@ -101,6 +101,7 @@ class RunRecord:
             raise SeqgenError(f"{path}: cannot read run record (not a JSON object)")
         record = cls.from_json(data)
         record.relocate(folder)
+        record.find_relative_data(folder)
         return record
 
     # -- a moved folder ----------------------------------------------------------------
@@ -132,6 +133,22 @@ class RunRecord:
                 moved = os.path.normpath(os.path.join(here, os.path.relpath(path, old)))
                 if os.path.exists(moved):
                     setattr(self, key, prefix + moved)
+
+
+    def find_relative_data(self, folder):
+        """Records written before data_abs covered KIND:FILE specs keep the file relative to
+        where training ran, which they do not say: when it is not found from here, look
+        beside the run folder and one level up (`--out DIR` and `runs/NAME` run there)."""
+        if self.get("data_abs") is not None or not isinstance(self.data, str):
+            return
+        prefix, path = data_file(self.data)
+        if os.path.isabs(path) or os.path.isfile(path):
+            return
+        parent = os.path.dirname(os.path.abspath(folder))
+        for base in (parent, os.path.dirname(parent)):
+            if os.path.isfile(os.path.join(base, path)):
+                self.data_abs = prefix + os.path.normpath(os.path.join(base, path))
+                return
 
 
 def data_file(spec):
