@@ -44,7 +44,7 @@ __all__ = [
 #: errors that say the place cannot be written at all (the user's path is at fault: exit 2)
 #: and what to do about each; any other error is a failure of this run (a full disk: exit 1)
 PLACE_ERRORS = {
-    errno.EROFS: "the file system is read-only; choose a writable place",
+    errno.EROFS: "choose a writable place",
     errno.EACCES: "choose a place you may write to",
     errno.EPERM: "choose a place you may write to",
     errno.ENOTDIR: "a part of the path is a file, not a folder; choose another place",
