@@ -45,6 +45,8 @@ def proj(tmp_path, monkeypatch):
     (root / f"{RUN}/old.onnx").write_text("a run's own file\n")
     shutil.copytree(root / RUN, root / "other" / "run2")
     (root / "afile").write_text("a file\n")
+    (root / "mine").mkdir()
+    (root / "mine" / "loss.csv").write_text("my own losses\n")
     return root
 
 
@@ -86,6 +88,12 @@ REFUSED = [
     (["draw", "net.svg", "--out", "net.svg", "--force"],
      "--out net.svg: is one of this command's inputs; seqgen never writes over its inputs, "
      "even with --force; choose another --out"),
+    (["generate", "--weights", WEIGHTS, "--steps", 20, "--data", f"{RUN}/generated.csv"],
+     "--out {root}/runs/short/generated.csv: is one of this command's inputs; seqgen never "
+     "writes over its inputs, even with --force; choose another --out"),
+    (["train", SOLVER, "--iters", 5, "--out", "mine"],
+     "mine: the folder holds loss.csv but no run (no run.json); a run would write over them; "
+     "choose another --out"),
     (["generate", "--weights", WEIGHTS, "--steps", 20, "--out", "other/run2"],
      "--out other/run2/generated.csv: is a file of the run folder other/run2; seqgen never "
      "writes over a run's files, even with --force; choose another --out"),
@@ -98,7 +106,7 @@ def test_a_refused_output_is_one_line_and_nothing_changes(proj, capsys, argv, me
     shutil.copy(NET, proj / "net.svg")  # a net file named like a drawing, for the input case
     before = digests(proj)
     code, out, err = run(capsys, *argv)
-    assert (code, err) == (2, f"seqgen: error: {message}\n")
+    assert (code, err) == (2, f"seqgen: error: {message.format(root=proj)}\n")
     assert digests(proj) == before
 
 
