@@ -47,6 +47,8 @@ def proj(tmp_path, monkeypatch):
     (root / "afile").write_text("a file\n")
     (root / "mine").mkdir()
     (root / "mine" / "loss.csv").write_text("my own losses\n")
+    (root / "w").mkdir()
+    shutil.copy(root / WEIGHTS, root / "w" / "lstm_short_iter_5.caffemodel")
     return root
 
 
@@ -94,6 +96,9 @@ REFUSED = [
     (["train", SOLVER, "--iters", 5, "--out", "mine"],
      "mine: the folder holds loss.csv but no run (no run.json); a run would write over them; "
      "choose another --out"),
+    (["train", SOLVER, "--iters", 5, "--out", "w", "--weights", "w/lstm_short_iter_5.caffemodel"],
+     "w: the folder holds lstm_short_iter_5.caffemodel but no run (no run.json); a run would "
+     "write over them; choose another --out"),
     (["generate", "--weights", WEIGHTS, "--steps", 20, "--out", "other/run2"],
      "--out other/run2/generated.csv: is a file of the run folder other/run2; seqgen never "
      "writes over a run's files, even with --force; choose another --out"),

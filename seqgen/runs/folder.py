@@ -115,9 +115,12 @@ RUN_OUTPUTS = ("loss.csv", "test_loss.csv", "loss.png", "generated.csv", "genera
 
 
 def _check_no_foreign_files(folder):
-    """A folder without a run that has files under a run's names: they are not seqgen's
-    (no run.json says so), so a new run would replace someone's files; refuse."""
-    foreign = [n for n in RUN_OUTPUTS if os.path.exists(os.path.join(folder, n))]
+    """A folder without a run that has files under a run's names (its outputs, weights
+    named like snapshots): they are not seqgen's (no run.json says so), so a new run could
+    replace someone's files, a --weights file among them; refuse."""
+    names = sorted(os.listdir(folder))
+    foreign = [n for n in RUN_OUTPUTS if n in names] + [
+        n for n in names if "_iter_" in n and n.endswith((".caffemodel", ".seqgen.npz"))]
     if foreign:
         raise SeqgenError(f"{folder}: the folder holds {', '.join(foreign)} but no run "
                           "(no run.json); a run would write over them; choose another --out")
