@@ -62,5 +62,5 @@ def test_in_place_layers_fold_into_their_producer_and_splits_vanish():
 def test_draw_refuses_other_formats(tmp_path, capsys):
     code = main(["draw", str(NETS[0]), "--out", str(tmp_path / "net.pdf")])
     assert code == 2
-    assert capsys.readouterr().err == (f"seqgen: error: {tmp_path / 'net.pdf'}: seqgen draw "
-                                       "writes .png or .svg files\n")
+    assert capsys.readouterr().err == (f"seqgen: error: --out {tmp_path / 'net.pdf'}: seqgen "
+                                       "draw writes .png or .svg files; name it net.png\n")

@@ -1,5 +1,6 @@
 """`seqgen` command line: argument parsing and printing over the Python API, nothing more."""
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -88,21 +89,21 @@ def cmd_export(args):
     from ..export.commands import export  # lazy: --help and --version need no numba
 
     for line in export(args.source, net=args.net, fmt=args.format, graph=args.graph,
-                       out=args.out):
+                       out=args.out, force=args.force):
         print(line)
 
 
 def cmd_import(args):
     from ..export.torch_state import import_torch  # lazy: --help and --version need no numba
 
-    for line in import_torch(args.source, args.net, args.out):
+    for line in import_torch(args.source, args.net, args.out, force=args.force):
         print(line)
 
 
 def cmd_draw(args):
     from .draw import draw_net  # lazy: --help and --version need no numba
 
-    print(f"Wrote {draw_net(args.net, args.out, args.phase, args.stage)}")
+    print(f"Wrote {draw_net(args.net, args.out, args.phase, args.stage, args.force)}")
 
 
 def cmd_sweep(args):
@@ -301,6 +302,7 @@ def _add_others(sub, common):
                    help="ONNX graph: one time step with explicit state (default) or the "
                         "whole sequence without restarts")
     e.add_argument("--out", metavar="FILE", help="FILE.onnx or FILE.safetensors")
+    _add_force(e)
     e.set_defaults(func=cmd_export)
 
     m = sub.add_parser("import", parents=[common],
@@ -309,6 +311,7 @@ def _add_others(sub, common):
     m.add_argument("source", metavar="FILE.safetensors")
     m.add_argument("--net", required=True, help="net prototxt the weights are for")
     m.add_argument("--out", required=True, metavar="W.caffemodel")
+    _add_force(m)
     m.set_defaults(func=cmd_import)
 
     add_sweep_parser(sub, common)
@@ -316,7 +319,27 @@ def _add_others(sub, common):
     d = sub.add_parser("draw", parents=[common, net_phase],
                        help="draw the net: layers as boxes, blobs as labelled edges")
     d.add_argument("--out", required=True, metavar="FILE.png|.svg")
+    _add_force(d)
     d.set_defaults(func=cmd_draw)
+
+
+def _add_force(parser):
+    parser.add_argument("--force", action="store_true",
+                        help="write over an existing --out file (never over the command's "
+                             "inputs or a run's files)")
+
+
+def _write_failure(error):
+    """An OSError that escaped a command as a one-line WriteFailed, when it says a file
+    could not be written (read-only, forbidden, under a file, full disk); else None (a bug
+    keeps its traceback). The net under every command's writes that do not go through
+    io.atomic (locks, logs opened for appending)."""
+    from ..io.atomic import PLACE_ERRORS, WriteFailed  # lazy: --version imports no numpy
+
+    if error.filename is None or error.errno not in (*PLACE_ERRORS, errno.ENOSPC,
+                                                     errno.EDQUOT):
+        return None
+    return WriteFailed(error.filename, error)
 
 
 class Terminated(BaseException):
@@ -346,6 +369,12 @@ def main(argv=None):
             raise
         print(f"seqgen: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        failed = _write_failure(e)
+        if args.debug or failed is None:
+            raise
+        print(f"seqgen: error: {failed}", file=sys.stderr)
+        return failed.exit_code
     except KeyboardInterrupt:
         print("seqgen: interrupted", file=sys.stderr)
         return 130

@@ -4,6 +4,7 @@ import os
 
 from ..errors import SeqgenError
 from ..io.atomic import atomic_open
+from ..io.outputs import check_output
 from ..net import Net
 from .info import _net_file
 from .netgraph import build_graph, source_label
@@ -116,8 +117,11 @@ def draw(net, path, title=None):
     return path
 
 
-def draw_net(path, out, phase="TRAIN", stages=()):
+def draw_net(path, out, phase="TRAIN", stages=(), force=False):
     """`seqgen draw NET --out FILE`: build the net (or a solver's net) and draw it."""
-    net = Net(_net_file(path), phase=phase, stages=stages)
+    net_file = _net_file(path)
+    check_output(out, suffixes=FORMATS, what="seqgen draw", inputs=(path, net_file),
+                 force=force)
+    net = Net(net_file, phase=phase, stages=stages)
     name = f"{net.name} ({phase}) — {os.path.basename(str(path))}"
     return draw(net, out, name)

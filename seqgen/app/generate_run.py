@@ -6,6 +6,7 @@ from ..data.sequence import default_data_spec
 from ..data.sources import resolve_source
 from ..errors import SeqgenError
 from ..generation.generate import GenerationDiverged, generate
+from ..io.outputs import check_output, check_output_folder
 from ..kernels import compile_notice
 from ..net import TEST, Net
 from ..runs.folder import latest_run, run_of_weights
@@ -57,6 +58,7 @@ def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mod
     _check_sequence_run(run, folder, data)
     mode = mode or (run.get("input") if run else None) or "previous"
     spec = data or (run.get("data_abs", run.data) if run else None) or default_data_spec(net)
+    check_generated(out or folder or ".", GENERATED, folder, (weights, net, spec))
     _, true = resolve_source(spec)
     steps = steps or len(true)
     if prime >= steps:
@@ -79,6 +81,19 @@ def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mod
                                    weights=weights)
 
 
+GENERATED = ("generated.csv", "generated.json", "generated.png")
+
+
+def check_generated(target, names, folder, inputs):
+    """generate rewrites its own generated.* wherever it writes, but never the command's
+    inputs nor another run's files (io.outputs' rules, without --force)."""
+    if not os.path.isdir(target):
+        return  # a new folder: nothing in it to lose
+    inputs = [*inputs, *(i.split(":", 1)[-1] for i in inputs if i)]
+    for name in names:
+        check_output(os.path.join(target, name), inputs=inputs, own_run=folder, force=True)
+
+
 TEXT_ONLY = ("temperature", "top_k", "seed", "samples", "argmax")
 
 
@@ -87,6 +102,8 @@ def generate_command(weights=None, net=None, steps=None, prime=None, out=None, m
                      argmax=False, log=print):
     """`seqgen generate` for the run the weights belong to: sample text from a text run,
     or run a sequence net free-running; returns the lines to print."""
+    if out is not None:
+        check_output_folder(out)
     folder, run, weights = _run_and_weights(weights, log)
     given = {"temperature": temperature, "top_k": top_k, "seed": seed, "samples": samples,
              "argmax": argmax or None}
@@ -94,6 +111,7 @@ def generate_command(weights=None, net=None, steps=None, prime=None, out=None, m
         if mode is not None:
             raise SeqgenError(f"--input {mode} is for sequence runs; {folder} is a text run "
                               "(it reads its own predictions back as tokens)")
+        check_generated(out or folder, ("generated.txt",), folder, (weights, net, data))
         texts, path = sample_from_run(
             folder, run, prime if prime is not None else "\n", steps,
             1.0 if temperature is None else temperature, top_k or 0, seed, samples or 1,

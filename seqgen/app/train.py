@@ -10,6 +10,7 @@ from dataclasses import dataclass, make_dataclass, replace
 from ..data import PlanOptions, on_off, plan_class, plan_options, resume_order
 from ..errors import SeqgenError
 from ..io.atomic import WriteFailed, remove_stale_temps
+from ..io.outputs import check_output_folder
 from ..io.solverstate import read_sidecar, sidecar_path
 from ..kernels import compile_notice
 from ..runs.folder import RunLock, check_folder_free, new_run_dir, remember_run
@@ -160,6 +161,7 @@ def build(path, opts, log):
     plan = open_plan(opts, net_path, log, None) if opts.data is not None else None
     name = os.path.splitext(os.path.basename(net_path))[0]
     folder = opts.out or new_run_dir(name)
+    check_output_folder(folder)
     if opts.resume and not opts.out:
         warn_no_record(opts.resume, folder, log)
     check_folder_free(folder, opts.resume)

@@ -1,10 +1,11 @@
 """What `seqgen export` and `seqgen import` do, behind the CLI: resolve the run or weights,
 pick the format's writer, and say what was written."""
 from ..errors import SeqgenError
+from ..io.outputs import check_output
 from .source import resolve
 
 
-def _onnx(net, weights, out, graph):
+def _onnx(net, weights, out, graph, force):
     from .onnx_export import export_onnx  # lazy: needs the [onnx] extra
 
     model = export_onnx(net, weights, out, graph or "step")
@@ -15,24 +16,28 @@ def _onnx(net, weights, out, graph):
             f"  outputs: {names(model.graph.output)}"]
 
 
-def _torch(net, weights, out, graph):
-    if graph is not None:
-        raise SeqgenError("--graph is for --format onnx; the torch state dict has no graph")
-    from .torch_state import export_torch  # lazy: needs the [torch] extra
+def _torch(net, weights, out, graph, force):
+    from .torch_state import check_model_py, export_torch  # lazy: needs the [torch] extra
 
+    check_model_py(out, force, inputs=(net, weights))
     return export_torch(net, weights, out)
 
 
 FORMATS = {"onnx": _onnx, "torch": _torch}
+SUFFIXES = {"onnx": (".onnx",), "torch": (".safetensors",)}
 
 
-def export(source, net=None, fmt=None, graph=None, out=None):
+def export(source, net=None, fmt=None, graph=None, out=None, force=False):
     """Export the net and weights `source` names; returns the lines to print."""
     if fmt is None:
         raise SeqgenError(f"give --format ({' or '.join(FORMATS)})")
     if fmt not in FORMATS:
         raise SeqgenError(f"unknown --format '{fmt}' (known: {', '.join(FORMATS)})")
+    if graph is not None and fmt == "torch":
+        raise SeqgenError("--graph is for --format onnx; the torch state dict has no graph")
     if not out:
         raise SeqgenError("give --out FILE")
     net, weights = resolve(source, net)
-    return FORMATS[fmt](net, weights, out, graph)
+    check_output(out, suffixes=SUFFIXES[fmt], what=f"--format {fmt}", inputs=(net, weights),
+                 force=force)
+    return FORMATS[fmt](net, weights, out, graph, force)

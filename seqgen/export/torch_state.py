@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import SeqgenError
 from ..extras import install_hint
 from ..io.atomic import atomic_write_bytes, atomic_write_text
+from ..io.outputs import check_output
 from ..net import TEST, Net
 from . import gates
 from .torch_chain import chain
@@ -53,12 +54,23 @@ def state_dict(net):
     return config, tensors
 
 
+def model_py(out):
+    """The module file export writes beside the state dict `out`."""
+    return os.path.join(os.path.dirname(os.path.abspath(out)), "model.py")
+
+
+def check_model_py(out, force, inputs=()):
+    """Refuse to replace a model.py beside `out` that is not seqgen's own (same text)."""
+    check_output(model_py(out), flag=f"--out {out}: beside it,", inputs=inputs, force=force,
+                 content=MODEL_SOURCE.read_text())
+
+
 def export_torch(net_file, weights, out):
     """Write the safetensors file and model.py beside it; returns the lines to print."""
     st = require_safetensors()
     config, tensors = state_dict(Net(net_file, weights, TEST))
     atomic_write_bytes(out, st.save(tensors, metadata={"seqgen": json.dumps(config)}))
-    model = os.path.join(os.path.dirname(os.path.abspath(out)), "model.py")
+    model = model_py(out)
     atomic_write_text(model, MODEL_SOURCE.read_text())
     return [f"Wrote {out} ({len(tensors)} tensors) and {model} (the module: "
             f"from model import load; net = load({os.path.basename(out)!r}))"]
@@ -114,8 +126,10 @@ def _check_finite(tensor, name, source):
                           "from a diverged model")
 
 
-def import_torch(path, net_file, out):
+def import_torch(path, net_file, out, force=False):
     """`seqgen import`: a .safetensors state dict into a .caffemodel for `net_file`."""
+    check_output(out, suffixes=(".caffemodel",), what="seqgen import",
+                 inputs=(path, net_file), force=force)
     st = require_safetensors()
     tensors = _read(st, path)
     net = Net(net_file, phase=TEST)

@@ -9,6 +9,7 @@ removed and any existing file under the real name is left untouched.
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import re
@@ -35,18 +36,35 @@ __all__ = [
     "signals_deferred",
     "atomic_files",
     "WriteFailed",
+    "PLACE_ERRORS",
+    "file_above",
 ]
+
+
+#: errors that say the place cannot be written at all (the user's path is at fault: exit 2)
+#: and what to do about each; any other error is a failure of this run (a full disk: exit 1)
+PLACE_ERRORS = {
+    errno.EROFS: "choose a writable place",
+    errno.EACCES: "choose a place you may write to",
+    errno.EPERM: "choose a place you may write to",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another place",
+    errno.EISDIR: "it is a folder; name a file",
+}
 
 
 class WriteFailed(SeqgenRuntimeError, OSError):
     """A file could not be written (full disk, no permission, read-only file system...);
     `path` is the file, and nothing was left under its name. Also an OSError, as what
-    the write raised."""
+    the write raised. Exit 2 when the place cannot be written at all (PLACE_ERRORS: the
+    path given is at fault), 1 when the write failed mid-run (a full disk)."""
 
     def __init__(self, path, error):
         reason = error.strerror or str(error)
-        super().__init__(f"cannot write {path}: {reason}")
+        advice = PLACE_ERRORS.get(error.errno)
+        super().__init__(f"cannot write {path}: {reason}" + (f"; {advice}" if advice else ""))
         self.path, self.error = os.fspath(path), error
+        self.exit_code = 2 if advice else 1
+
 
 _counter = itertools.count()
 _counter_lock = threading.Lock()
@@ -125,13 +143,28 @@ def _fsync_file(p: Path) -> None:
 
 
 def _discard(p: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    """Remove a temporary file after a failure; never raises, so that the failure itself
+    (not EROFS from removing a file that was never created) is what the user sees."""
+    with contextlib.suppress(OSError):
         os.unlink(p)
+
+
+def file_above(path) -> Path | None:
+    """The nearest existing ancestor of `path` that is a file, not a folder (so nothing
+    can be written under it), or None."""
+    for above in Path(path).parents:
+        if above.exists() or above.is_symlink():
+            return None if above.is_dir() else above
+    return None
 
 
 def _check_destination(path: Path) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
+        blocker = file_above(path)
+        if blocker is not None:
+            raise SeqgenError(f"{path}: cannot write: it lies under {blocker}, which is a "
+                              "file, not a folder; choose another place")
         raise SeqgenError(f"{path}: cannot write: folder {parent} does not exist")
     if path.is_dir():
         raise SeqgenError(f"{path}: cannot write: it is a folder")
@@ -315,7 +348,10 @@ def atomic_files(contents, *, fsync: bool = True) -> None:
             except OSError as e:
                 raise WriteFailed(path, e) from None
         for (path, _), tmp in zip(contents, temps):
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                raise WriteFailed(path, e) from None
     except BaseException:
         for tmp in temps:
             _discard(tmp)

@@ -100,12 +100,30 @@ def check_folder_free(folder, resume, locked=False):
             holds = "a run (its run.json cannot be read)"
     last = snapshot_of(folder)
     if holds is None and last is None:
+        _check_no_foreign_files(folder)
         return
     if last is None and not finished:
         return  # a run killed before its first snapshot: nothing in it can be resumed
     holds = holds or f"snapshots up to iteration {last[0]}"
     how = f"continue it with --resume {last[1]}, or " if last else ""
     raise SeqgenError(f"{folder}: the folder holds {holds}; {how}choose another --out")
+
+
+#: files a run writes under these fixed names (besides run.json and its snapshots)
+RUN_OUTPUTS = ("loss.csv", "test_loss.csv", "loss.png", "generated.csv", "generated.json",
+               "generated.png", "generated.txt")
+
+
+def _check_no_foreign_files(folder):
+    """A folder without a run that has files under a run's names (its outputs, weights
+    named like snapshots): they are not seqgen's (no run.json says so), so a new run could
+    replace someone's files, a --weights file among them; refuse."""
+    names = sorted(os.listdir(folder))
+    foreign = [n for n in RUN_OUTPUTS if n in names] + [
+        n for n in names if "_iter_" in n and n.endswith((".caffemodel", ".seqgen.npz"))]
+    if foreign:
+        raise SeqgenError(f"{folder}: the folder holds {', '.join(foreign)} but no run "
+                          "(no run.json); a run would write over them; choose another --out")
 
 
 class RunLock:

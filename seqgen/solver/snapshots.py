@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import fillers
 from ..errors import SeqgenError
-from ..io.atomic import atomic_files, signals_deferred
+from ..io.atomic import WriteFailed, atomic_files, signals_deferred
 from ..io.solverstate import (
     apply_solverstate,
     load_solverstate,
@@ -74,7 +74,10 @@ def write_snapshot(solver, start_state=None):
     model, side, state = snapshot_paths(solver)
     folder = os.path.dirname(model)
     if folder:
-        os.makedirs(folder, exist_ok=True)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise WriteFailed(folder, e) from None
     with signals_deferred():
         solver.log(f"Snapshotting to binary proto file {model}")
         model_data = net_to_proto(solver.net).SerializeToString()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..app.evaluate import evaluate_run
 from ..app.train import TrainOptions, train
 from ..errors import SeqgenError
+from ..io.outputs import check_output_folder
 from ..io.prototxt import parse_net_text
 from ..runs.folder import RunLock
 from .engine import dask_client, run_tasks
@@ -94,6 +95,7 @@ def sweep(source, opts, log=print):
     entries = entries_of(source, [split_set(s) for s in opts.sets], opts.seeds, opts.modes,
                          opts.iters, opts.data)
     out = os.path.abspath(opts.out or default_out(source))
+    check_output_folder(opts.out or out)
     specs = plan_runs(entries, out, log)
     os.makedirs(out, exist_ok=True)
     with SweepLock(out):
