@@ -9,7 +9,7 @@ from ..data.roles import inputs_by_role
 from ..data.text import Corpus, SplitScorer, check_vocabulary
 from ..data.tokens import UNK, Vocabulary, is_text_spec, parse_spec
 from ..errors import SeqgenError
-from ..generation.sample import sample_tokens
+from ..generation.sample import sample_tokens, spare_outputs, token_inputs
 from ..io.atomic import atomic_write_text
 from ..net import TEST, Net
 from ..runs.folder import latest_run
@@ -51,12 +51,15 @@ def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0,
     test, vocab = load_text_run(folder, record, weights, net)
     ids = prime_ids(vocab, prime, kind)
     steps = steps or 500
+    spare = spare_outputs(test.blobs[token_inputs(test)[2]].count, len(vocab))
+    if spare:
+        log(f"Note: {spare}")
     rng = np.random.default_rng(seed)
     texts = []
     for _ in range(samples):
         draw_seed = int(rng.integers(2 ** 63))
         out_ids = sample_tokens(test, ids, steps, temperature=temperature, top_k=top_k,
-                                seed=draw_seed, argmax=argmax)
+                                seed=draw_seed, argmax=argmax, vocab_size=len(vocab))
         texts.append(vocab.text(list(ids) + list(out_ids), kind))
     target = out or folder
     os.makedirs(target, exist_ok=True)
