@@ -51,7 +51,7 @@ def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0,
     test, vocab = load_text_run(folder, record, weights, net)
     ids = prime_ids(vocab, prime, kind)
     steps = steps or 500
-    spare = spare_outputs(test.blobs[token_inputs(test)[2]].count, len(vocab))
+    spare = spare_outputs(test.blobs[token_inputs(test)[2]].shape[-1], len(vocab))
     if spare:
         log(f"Note: {spare}")
     rng = np.random.default_rng(seed)
