@@ -11,6 +11,7 @@ from ..data.tokens import UNK, Vocabulary, is_text_spec, parse_spec
 from ..errors import SeqgenError
 from ..generation.sample import sample_tokens, spare_outputs, token_inputs
 from ..io.atomic import atomic_write_text
+from ..limits import MEMORY_LIMIT, check_memory
 from ..net import TEST, Net
 from ..runs.folder import latest_run
 from ..runs.record import RunRecord
@@ -43,6 +44,20 @@ def prime_ids(vocab, prime, kind):
     return vocab.ids(tokens, "--prime")
 
 
+#: what one sampled token holds until generated.txt is written: its id and uniform (8 + 8
+#: bytes), the id as a Python int in a list (about 36), its place in the token list (8) and
+#: its text (up to 4 bytes a character, more for a word): about 64 bytes
+BYTES_PER_TOKEN = 64
+
+
+def check_sample_size(steps, samples):
+    """Refuse --steps x --samples beyond what seqgen holds in memory for one request."""
+    fits = MEMORY_LIMIT // (BYTES_PER_TOKEN * samples)
+    what = f"--steps {steps}" + (f" x --samples {samples}" if samples > 1 else "")
+    check_memory(what, steps * samples * BYTES_PER_TOKEN,
+                 f"give --steps {fits} or fewer" if fits else "give fewer --samples")
+
+
 def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0, seed=None,
                     samples=1, argmax=False, weights=None, net=None, out=None, log=print):
     """Sample `samples` texts of `steps` tokens after `prime`; writes generated.txt in the
@@ -51,6 +66,7 @@ def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0,
     test, vocab = load_text_run(folder, record, weights, net)
     ids = prime_ids(vocab, prime, kind)
     steps = steps or 500
+    check_sample_size(steps, samples)
     spare = spare_outputs(test.blobs[token_inputs(test)[2]].shape[-1], len(vocab))
     if spare:
         log(f"Note: {spare}")
