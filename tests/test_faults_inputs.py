@@ -111,6 +111,22 @@ def test_a_number_beyond_where_it_ends_is_refused_in_one_line(cwd, capsys, argv,
     assert line.startswith(f"seqgen: error: {message}"), line
 
 
+def test_top_k_beyond_the_vocabulary(text_run, capsys):
+    line = one_line(capsys, "generate", "--top-k", "10")
+    assert line == ("seqgen: error: --top-k 10: must be at most 9 (the run's vocabulary has 9 "
+                    "tokens; 0 means all)")
+
+
+def test_epochs_that_overflow_max_iter(cwd, capsys):
+    """--epochs fits an int32, but times the iterations of an epoch it must too."""
+    (cwd / "small.txt").write_text(CORPUS, encoding="utf-8")
+    solver = write_lm(cwd, OUTPUTS)
+    line = one_line(capsys, "train", solver, "--data", "chars:small.txt", "--split", "1,0",
+                    "--epochs", "2000000000")
+    assert line.startswith("seqgen: error: --epochs 2000000000: must be at most "), line
+    assert line.endswith(" iterations an epoch, and max_iter is a 32-bit integer)"), line
+
+
 def test_scientific_notation_is_read_exactly(cwd, capsys):
     """1e3 is 1000 (read as a decimal, not through a float); --steps 1e9 is refused for
     what it would take, not for how it is written."""

@@ -11,7 +11,7 @@ from ..data.tokens import UNK, Vocabulary, is_text_spec, parse_spec
 from ..errors import SeqgenError
 from ..generation.sample import sample_tokens, spare_outputs, token_inputs
 from ..io.atomic import atomic_write_text
-from ..limits import MEMORY_LIMIT, check_memory
+from ..limits import MEMORY_LIMIT, check_memory, check_whole
 from ..net import TEST, Net
 from ..runs.folder import latest_run
 from ..runs.record import RunRecord
@@ -65,6 +65,8 @@ def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0,
     kind = text_kind(record)
     test, vocab = load_text_run(folder, record, weights, net)
     ids = prime_ids(vocab, prime, kind)
+    check_whole("--top-k", top_k, 0, len(vocab), f"the run's vocabulary has {len(vocab)} "
+                "tokens; 0 means all")
     steps = steps or 500
     check_sample_size(steps, samples)
     spare = spare_outputs(test.blobs[token_inputs(test)[2]].shape[-1], len(vocab))
