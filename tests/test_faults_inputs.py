@@ -163,6 +163,14 @@ def test_a_sweep_of_too_many_seeds_says_what_it_would_take(cwd, capsys):
     assert not (cwd / "sweeps").exists()
 
 
+def test_a_sinusoid_beyond_the_memory_bound(cwd, capsys):
+    solver = write_lm(cwd, 8)
+    line = one_line(capsys, "train", solver, "--data", "sinusoid:1e12")
+    assert line == ("seqgen: error: data spec 'sinusoid:1e12' would take about 58.2 TiB of "
+                    "memory, beyond seqgen's 2.0 GiB per request; give a length of 33554432 "
+                    "or less")
+
+
 def test_a_device_as_text_data_is_refused(cwd, capsys):
     """On main, chars:/dev/zero read until the memory ran out."""
     solver = write_lm(cwd, 8)
