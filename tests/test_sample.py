@@ -175,6 +175,7 @@ def test_the_relu_net_runs_through_the_net():
     (dict(prime_ids=[1.5]), r"prime id 1.5"),
     (dict(prime_ids=[]), "at least one token id"),
     (dict(steps=0), "steps must be a positive integer"),
+    (dict(steps=10 ** 12), r"steps 1000000000000 would take about 14.6 TiB of memory"),
 ])
 def test_bad_arguments(net, kwargs, message):
     args = dict(prime_ids=PRIME, steps=10) | kwargs

@@ -14,6 +14,7 @@ import numpy as np
 from ..data.roles import inputs_by_role
 from ..errors import SeqgenError
 from ..kernels.sample import lstm_stack_sample
+from ..limits import MEMORY_LIMIT, check_memory
 from .generate import computing_layers, lstm_arrays, output_name, stackable
 
 #: layers after the logits that sampling leaves out (it computes its own softmax)
@@ -90,6 +91,8 @@ def _check(steps, temperature, top_k, argmax, n):
     drawn)."""
     if not isinstance(steps, numbers.Integral) or steps < 1:
         raise SeqgenError(f"steps must be a positive integer, got {steps!r}")
+    check_memory(f"steps {steps}", steps * 16, f"give {MEMORY_LIMIT // 16} or fewer (16 bytes "
+                 "a step: its id and its uniform)")
     if not argmax and not (isinstance(temperature, numbers.Real)
                            and math.isfinite(temperature) and temperature > 0):
         raise SeqgenError(f"temperature must be a finite number > 0, got {temperature!r} "
