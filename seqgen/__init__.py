@@ -13,10 +13,17 @@ __version__ = "0.2.0"
 # BLAS gets seqgen's thread budget (SEQGEN_THREADS, default 1; see seqgen.threads): these
 # nets' small products only spin and contend on a second thread. Only effective when seqgen
 # is imported before numpy, as in the `seqgen` command; threads.set_threads works later.
-for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, os.environ.get("SEQGEN_THREADS") or "1")
-
+# A value that is no thread count gives BLAS 1 here; seqgen.threads warns of it, the
+# `seqgen` command refuses it (seqgen.limits.threads_from_env).
 from .errors import SeqgenError  # noqa: E402
+from .limits import threads_from_env  # noqa: E402
+
+try:
+    _budget = threads_from_env()
+except SeqgenError:
+    _budget = 1
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, str(_budget))
 
 #: the names seqgen gives, imported from their modules on first use (PEP 562): the `seqgen`
 #: command imports this package first, and `seqgen --version` or `--help` need no net (and

@@ -16,11 +16,27 @@ default is set when the budget is above 1 and only takes effect before numba fir
 its threads (its first parallel kernel).
 """
 import os
+import sys
 
 import numba
 
+from .errors import SeqgenError
+from .limits import threads_from_env
+
 PARALLEL_MIN_STREAMS = 8
-_threads = max(1, int(os.environ.get("SEQGEN_THREADS", "1") or 1))
+
+
+def _budget_from_env():
+    """SEQGEN_THREADS's budget; 1, with a warning, for a value that is not one (importing
+    seqgen must not fail: the `seqgen` command refuses the value with exit code 2 itself)."""
+    try:
+        return threads_from_env()
+    except SeqgenError as e:
+        print(f"seqgen: warning: {e}; using 1", file=sys.stderr)
+        return 1
+
+
+_threads = _budget_from_env()
 
 
 def _quiet_waits():

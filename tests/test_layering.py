@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "seqgen"
-CORE = ("seqgen.blob", "seqgen.errors", "seqgen.extras", "seqgen.fillers", "seqgen.net",
-        "seqgen.registry", "seqgen.layers", "seqgen.kernels", "seqgen.proto", "seqgen.solver",
-        "seqgen.io")
+CORE = ("seqgen.blob", "seqgen.errors", "seqgen.extras", "seqgen.fillers", "seqgen.limits",
+        "seqgen.net", "seqgen.registry", "seqgen.layers", "seqgen.kernels", "seqgen.proto",
+        "seqgen.solver", "seqgen.io")
 ABOVE_CORE = ("seqgen.data", "seqgen.runs", "seqgen.generation", "seqgen.app", "seqgen.sweep",
               "seqgen.export")
 OPTIONAL = {"h5py", "onnx", "onnxruntime", "safetensors", "torch", "dask", "distributed"}

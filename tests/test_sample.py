@@ -175,6 +175,7 @@ def test_the_relu_net_runs_through_the_net():
     (dict(prime_ids=[1.5]), r"prime id 1.5"),
     (dict(prime_ids=[]), "at least one token id"),
     (dict(steps=0), "steps must be a positive integer"),
+    (dict(steps=10 ** 12), r"steps 1000000000000 would take about 14.6 TiB of memory"),
 ])
 def test_bad_arguments(net, kwargs, message):
     args = dict(prime_ids=PRIME, steps=10) | kwargs
@@ -186,3 +187,50 @@ def test_bad_arguments(net, kwargs, message):
 def test_argmax_ignores_the_temperature(net):
     ids = sample_tokens(net, PRIME, 10, temperature=0, argmax=True)
     assert ids.shape == (10,)
+
+
+def masked_softmax(l, n, temperature, top_k):
+    """The distribution a vocabulary of n tokens samples from, written independently:
+    softmax over the first n logits (the top_k largest of them), zero beyond."""
+    head = l[:n] / temperature
+    if 0 < top_k < n:
+        head = np.where(l[:n] >= np.sort(l[:n])[-top_k], head, -np.inf)
+    p = np.exp(head - head.max())
+    return np.concatenate([p / p.sum(), np.zeros(len(l) - n)])
+
+
+@pytest.mark.parametrize("n,temperature,top_k", [(4, 1.0, 0), (7, 0.6, 3), (1, 1.0, 0),
+                                                 (10, 1.4, 9), (11, 1.0, 2)])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_ids_beyond_the_vocabulary_are_never_drawn(n, temperature, top_k, compiled):
+    """A net with more outputs (11) than the run's vocabulary (n) has tokens: the masked
+    distribution is the softmax of the vocabulary's logits alone, and every id drawn is
+    below n, argmax included (the unmasked argmax lies beyond n for n = 4)."""
+    net = make_net(seed=3)
+    prime = [p % n for p in PRIME]  # a prime in the vocabulary
+    l = prime_logits(net, prime)
+    got = next_probabilities(net, prime, temperature, top_k, compiled=compiled, vocab_size=n)
+    np.testing.assert_allclose(got, masked_softmax(l, n, temperature, top_k), rtol=1e-4,
+                               atol=1e-7)
+    ids = sample_tokens(net, prime, 300, temperature, top_k, seed=7, compiled=compiled,
+                        vocab_size=n)
+    assert ids.max() < n
+    best = sample_tokens(net, prime, 1, argmax=True, compiled=compiled, vocab_size=n)[0]
+    assert best == np.argmax(l[:n])
+
+
+def test_the_unmasked_argmax_lies_beyond_four_tokens():
+    """So that the vocab_size=4 case above tests the mask."""
+    assert np.argmax(prime_logits(make_net(seed=3), [p % 4 for p in PRIME])) >= 4
+
+
+def test_compiled_and_stepwise_masked_draws_agree(net):
+    args = (net, [p % 5 for p in PRIME], 200, 0.9, 0, 11)
+    np.testing.assert_array_equal(sample_tokens(*args, vocab_size=5),
+                                  sample_tokens(*args, compiled=False, vocab_size=5))
+
+
+@pytest.mark.parametrize("vocab_size", [0, 12, 2.5])
+def test_a_vocabulary_that_does_not_fit_is_refused(net, vocab_size):
+    with pytest.raises(SeqgenError, match=r"vocab_size must be an integer in \[1, 11\]"):
+        sample_tokens(net, PRIME, 5, vocab_size=vocab_size)

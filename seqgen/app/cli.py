@@ -7,21 +7,12 @@ import sys
 
 from .. import __version__
 from ..errors import SeqgenError
+from ..limits import INT32_MAX, INT64_MAX, SEED_END, THREADS_MAX, threads_from_env, whole
 
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def _count(text):
-    value = _positive_int(text) if text != "0" else 0
-    return value
+# the whole numbers the flags take, each bounded by where it ends (seqgen/limits.py)
+ITERS = ("the solver's max_iter is a 32-bit integer", 1, INT32_MAX)
+THREADS = whole("--threads", 1, THREADS_MAX)
+WORKERS = whole("--workers", 1, THREADS_MAX)
 
 
 def _log(message):
@@ -131,17 +122,17 @@ def add_sweep_parser(sub, common):
                    help="a grid: KEY is a solver field (base_lr) or LAYER.FIELD of the net "
                         "(lstm1.num_output, in the layer's lstm_param, recurrent_param, "
                         "inner_product_param, ...); repeat for more keys")
-    w.add_argument("--seeds", type=_positive_int, metavar="K",
+    w.add_argument("--seeds", type=whole("--seeds", 1, INT32_MAX), metavar="K",
                    help="K runs per combination, with random_seed 1..K (default 1)")
     w.add_argument("--input", metavar="MODES",
                    help="input modes, comma-separated: previous,zero (default: previous)")
-    w.add_argument("--iters", type=_positive_int, metavar="N",
+    w.add_argument("--iters", type=whole("--iters", *ITERS[1:], ITERS[0]), metavar="N",
                    help="override every solver's max_iter")
     w.add_argument("--data", metavar="SPEC", help="data of every run, as seqgen train's --data")
     w.add_argument("--out", metavar="DIR",
                    help="sweep folder, one run folder per run (default: sweeps/NAME); the "
                         "same command continues the sweep in it")
-    w.add_argument("--workers", type=_positive_int, metavar="W",
+    w.add_argument("--workers", type=WORKERS, metavar="W",
                    help="local worker processes, one thread each (default: one per core)")
     w.add_argument("--scheduler", metavar="ADDR",
                    help="run on a Dask cluster (tcp://HOST:8786; default: "
@@ -157,7 +148,7 @@ def build_parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks on errors")
-    common.add_argument("--threads", type=_count, metavar="N", default=argparse.SUPPRESS,
+    common.add_argument("--threads", type=THREADS, metavar="N", default=argparse.SUPPRESS,
                         help="threads for BLAS and the kernels (default 1, or "
                              "$SEQGEN_THREADS); large text nets gain from 2")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -176,7 +167,8 @@ def _add_train(sub, common):
     t = sub.add_parser("train", parents=[common], later=_add_data_options,
                        help="train a net on a sequence (solver or net prototxt)")
     t.add_argument("net_or_solver", metavar="NET_OR_SOLVER")
-    t.add_argument("--iters", type=_positive_int, help="override the solver's max_iter")
+    t.add_argument("--iters", type=whole("--iters", *ITERS[1:], ITERS[0]),
+                   help="override the solver's max_iter")
     t.add_argument("--weights", help="start from this .caffemodel (layers matched by name)")
     t.add_argument("--data", metavar="SPEC",
                    help="sinusoid[:LENGTH] or a .csv/.txt/.npy sequence (default: the net's "
@@ -202,7 +194,9 @@ def _add_train(sub, common):
     t.add_argument("--sighup-effect", choices=effects, default="snapshot",
                    help="on SIGHUP: snapshot and go on (default), stop, or nothing "
                         "(caffe's -sighup_effect)")
-    t.add_argument("--seed", type=int, metavar="N",
+    t.add_argument("--seed", metavar="N",
+                   type=whole("--seed", 0, INT64_MAX, "seeds are 0 to 2**63-1, the solver's "
+                              "random_seed being an int64"),
                    help="random seed (the solver's random_seed): repeats a run exactly")
     t.add_argument("--out", metavar="DIR",
                    help="run folder (default: runs/NAME-TIMESTAMP; with --resume, the "
@@ -221,7 +215,8 @@ def _add_data_options(parser):
                                 help=o.help)
         else:
             parser.add_argument(o.flag, dest=o.field, metavar=o.metavar, choices=o.choices,
-                                type=_positive_int if o.type is int else o.type, help=o.help)
+                                type=whole(o.flag, 1, INT32_MAX) if o.type is int else o.type,
+                                help=o.help)
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -244,17 +239,18 @@ def _add_generate(sub, common):
                        help="run a trained net free-running and plot it")
     g.add_argument("--weights", help=".caffemodel (default: last snapshot of the latest run)")
     g.add_argument("--net", help="net prototxt (default: the run's)")
-    g.add_argument("--steps", type=_positive_int,
+    g.add_argument("--steps", type=whole("--steps", 1, INT64_MAX),
                    help="how many steps (default: the run's sequence length)")
     g.add_argument("--prime", metavar="K_OR_TEXT",
                    help="sequence runs: feed K true values before running free; text runs: "
                         "the text to start from (default: a newline)")
     g.add_argument("--temperature", type=float, metavar="T",
                    help="text: sample from softmax(logits / T) (default 1; near 0: argmax)")
-    g.add_argument("--top-k", type=_count, metavar="K",
+    g.add_argument("--top-k", type=whole("--top-k", 0, INT32_MAX), metavar="K",
                    help="text: sample among the K most likely tokens only (default: all)")
-    g.add_argument("--seed", type=int, metavar="S", help="text: the sampling seed")
-    g.add_argument("--samples", type=_positive_int, metavar="M",
+    g.add_argument("--seed", metavar="S", help="text: the sampling seed",
+                   type=whole("--seed", 0, SEED_END - 1, "numpy's seeds are 0 to 2**64-1"))
+    g.add_argument("--samples", type=whole("--samples", 1, INT32_MAX), metavar="M",
                    help="text: how many samples (default 1)")
     g.add_argument("--argmax", action="store_true",
                    help="text: always take the most likely token")
@@ -350,18 +346,45 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def escaping_output():
+    """stdout and stderr write what their encoding cannot hold as backslash escapes
+    (PYTHONIOENCODING=ascii, a C locale) instead of failing in the middle of a sample or
+    a path."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):  # replaced (tests) or closed
+            pass
+
+
+def _parse(argv):
+    """(parsed arguments, None), or (None, exit code) after printing the one-line error of
+    a flag or SEQGEN_THREADS that holds no value seqgen can take."""
+    try:
+        args = build_parser().parse_args(argv)
+        threads = getattr(args, "threads", None)
+        if threads is None:
+            threads_from_env()  # (seqgen.threads takes it when numba is loaded)
+    except SeqgenError as e:
+        print(f"seqgen: error: {e}", file=sys.stderr)
+        return None, e.exit_code
+    if threads is not None:
+        from ..threads import set_threads  # lazy: --help and --version need no numba
+
+        set_threads(threads)
+    return args, None
+
+
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    escaping_output()
+    args, code = _parse(argv)
+    if args is None:
+        return code
     previous = None
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     except ValueError:  # not the main thread
         pass
-    if getattr(args, "threads", None):
-        from ..threads import set_threads  # lazy: --help and --version need no numba
-
-        set_threads(args.threads)
     try:
         code = args.func(args)
     except SeqgenError as e:

@@ -8,6 +8,7 @@ from ..errors import SeqgenError
 from ..generation.generate import GenerationDiverged, generate
 from ..io.outputs import check_output, check_output_folder
 from ..kernels import compile_notice
+from ..limits import MEMORY_LIMIT, check_memory
 from ..net import TEST, Net
 from ..runs.folder import latest_run, run_of_weights
 from ..runs.record import RunRecord
@@ -42,6 +43,20 @@ def _check_sequence_run(run, folder, data):
                           "those, use seqgen.Net(NET, WEIGHTS, seqgen.TEST).forward(**arrays)")
 
 
+#: what one generated step holds per value until written: the prediction (4 bytes), its
+#: true value, the CSV text of both (about 16 bytes each) and the figure's copies in float64
+#: (8 each): about 64 bytes
+BYTES_PER_VALUE = 64
+
+
+def check_sequence_size(steps, true):
+    """Refuse --steps beyond what seqgen holds in memory for one request."""
+    width = (true.shape[1] if true is not None and true.ndim == 2 else 1) + 1  # + the step
+    fits = MEMORY_LIMIT // (BYTES_PER_VALUE * width)
+    check_memory(f"--steps {steps}", steps * width * BYTES_PER_VALUE,
+                 f"give --steps {fits} or fewer")
+
+
 def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mode=None,
                       data=None, log=print):
     """Generate `steps` free-running steps (default: the run's sequence length); writes
@@ -61,6 +76,7 @@ def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mod
     check_generated(out or folder or ".", GENERATED, folder, (weights, net, spec))
     _, true = resolve_source(spec)
     steps = steps or len(true)
+    check_sequence_size(steps, true)
     if prime >= steps:
         log(f"Warning: --prime {prime} is not below --steps {steps}: every step is fed a true "
             "value, nothing runs free")

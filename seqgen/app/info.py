@@ -8,9 +8,13 @@ parameter blob (shared ones marked and counted once) and the total. Then, as Caf
 which layers need backward computation (in reverse order), the outputs, and the total
 number of learnable parameters.
 """
+import os
+
 import numpy as np
 
+from ..data.tokens import VOCAB_FILE, Vocabulary
 from ..errors import SeqgenError
+from ..generation.sample import spare_outputs, token_inputs
 from ..io.prototxt import read_net, read_solver
 from ..net import Net
 from ..proto import caffe_pb2
@@ -105,4 +109,21 @@ def net_info(path, phase="TRAIN", stages=()):
     net = Net(_net_file(path), phase=phase, stages=stages)
     if not isinstance(path, str) or net.source == "<NetParameter>":
         net.source = str(path)
-    return "\n".join(describe(net) + [f"Draw it: seqgen draw {path} --out net.png"])
+    notes = vocabulary_notes(net, path)
+    return "\n".join(describe(net) + notes + [f"Draw it: seqgen draw {path} --out net.png"])
+
+
+def vocabulary_notes(net, path):
+    """For a net in a text run's folder (a vocab.txt beside it): the line naming the
+    outputs its vocabulary never samples, if any."""
+    if not isinstance(path, str):
+        return []
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isfile(os.path.join(folder, VOCAB_FILE)):
+        return []
+    try:
+        logits = token_inputs(net)[2]
+        spare = spare_outputs(net.blobs[logits].shape[-1], len(Vocabulary.read(folder)))
+    except SeqgenError:  # not a language model after all: nothing to say
+        return []
+    return [f"Note: {spare}"] if spare else []

@@ -9,8 +9,9 @@ from ..data.roles import inputs_by_role
 from ..data.text import Corpus, SplitScorer, check_vocabulary
 from ..data.tokens import UNK, Vocabulary, is_text_spec, parse_spec
 from ..errors import SeqgenError
-from ..generation.sample import sample_tokens
+from ..generation.sample import sample_tokens, spare_outputs, token_inputs
 from ..io.atomic import atomic_write_text
+from ..limits import MEMORY_LIMIT, check_memory, check_whole
 from ..net import TEST, Net
 from ..runs.folder import latest_run
 from ..runs.record import RunRecord
@@ -43,6 +44,20 @@ def prime_ids(vocab, prime, kind):
     return vocab.ids(tokens, "--prime")
 
 
+#: what one sampled token holds until generated.txt is written: its id and uniform (8 + 8
+#: bytes), the id as a Python int in a list (about 36), its place in the token list (8) and
+#: its text (up to 4 bytes a character, more for a word): about 64 bytes
+BYTES_PER_TOKEN = 64
+
+
+def check_sample_size(steps, samples):
+    """Refuse --steps x --samples beyond what seqgen holds in memory for one request."""
+    fits = MEMORY_LIMIT // (BYTES_PER_TOKEN * samples)
+    what = f"--steps {steps}" + (f" x --samples {samples}" if samples > 1 else "")
+    check_memory(what, steps * samples * BYTES_PER_TOKEN,
+                 f"give --steps {fits} or fewer" if fits else "give fewer --samples")
+
+
 def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0, seed=None,
                     samples=1, argmax=False, weights=None, net=None, out=None, log=print):
     """Sample `samples` texts of `steps` tokens after `prime`; writes generated.txt in the
@@ -50,13 +65,19 @@ def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0,
     kind = text_kind(record)
     test, vocab = load_text_run(folder, record, weights, net)
     ids = prime_ids(vocab, prime, kind)
+    check_whole("--top-k", top_k, 0, len(vocab), f"the run's vocabulary has {len(vocab)} "
+                "tokens; 0 means all")
     steps = steps or 500
+    check_sample_size(steps, samples)
+    spare = spare_outputs(test.blobs[token_inputs(test)[2]].shape[-1], len(vocab))
+    if spare:
+        log(f"Note: {spare}")
     rng = np.random.default_rng(seed)
     texts = []
     for _ in range(samples):
         draw_seed = int(rng.integers(2 ** 63))
         out_ids = sample_tokens(test, ids, steps, temperature=temperature, top_k=top_k,
-                                seed=draw_seed, argmax=argmax)
+                                seed=draw_seed, argmax=argmax, vocab_size=len(vocab))
         texts.append(vocab.text(list(ids) + list(out_ids), kind))
     target = out or folder
     os.makedirs(target, exist_ok=True)

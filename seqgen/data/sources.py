@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from seqgen.errors import SeqgenError
+from seqgen.limits import MEMORY_LIMIT, check_memory, parse_whole
 
 __all__ = [
     "DEFAULT_SINUSOID_LENGTH",
@@ -190,6 +191,11 @@ def _sinusoid_parts(length: int):
     terms = _f_x((i * 0.01).astype(np.float32)) / max_abs
     mean = np.add.accumulate(terms, dtype=np.float32)[-1] / np.float32(length)
     return vals, np.float32(max_abs), np.float32(mean)
+
+
+#: what a sinusoid value takes while made and fed: its float64 parts (three) and the
+#: float32 sequence, its copies in the run and the figure: about 64 bytes
+SINUSOID_BYTES = 64
 
 
 def sinusoid(length: int = DEFAULT_SINUSOID_LENGTH) -> np.ndarray:
@@ -378,14 +384,14 @@ def resolve_source(spec, length: int | None = None) -> tuple[str, np.ndarray]:
     head, sep, tail = text.partition(":")
     if head == "sinusoid":
         if sep:
-            try:
-                n = int(tail.strip())
-            except ValueError:
+            n = parse_whole(tail.strip())
+            if n is None:
                 raise SeqgenError(
-                    f"data spec {text!r}: length after 'sinusoid:' must be an integer"
-                ) from None
+                    f"data spec {text!r}: length after 'sinusoid:' must be an integer")
             if n < 1:
                 raise SeqgenError(f"data spec {text!r}: length must be positive")
+            check_memory(f"data spec {text!r}", n * SINUSOID_BYTES,
+                         f"give a length of {MEMORY_LIMIT // SINUSOID_BYTES} or less")
         elif length is not None:
             n = length
         else:

@@ -13,6 +13,7 @@ import shlex
 import numpy as np
 
 from ..errors import SeqgenError
+from ..limits import INT32_MAX, check_whole
 from ..net import TEST, Net
 from ..solver.solver import STOP
 from .plans import DataPlan, Option, register_plan
@@ -196,7 +197,10 @@ class TextPlan(DataPlan):
         self.passes = 0
         p = solver.param
         if self.options.epochs:
-            p.max_iter = self.options.epochs * self.streams.chunks
+            chunks = self.streams.chunks
+            check_whole("--epochs", self.options.epochs, 1, INT32_MAX // chunks,
+                        f"{chunks} iterations an epoch, and max_iter is a 32-bit integer")
+            p.max_iter = self.options.epochs * chunks
         if len(self.corpus.val):
             self.tester = SplitScorer(self._test_net(solver), self.corpus, self.corpus.val,
                                       "the validation split")

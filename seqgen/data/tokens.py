@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import SeqgenError
 from ..io.atomic import atomic_write_text
 from ..io.reading import read_bytes
+from ..limits import MEMORY_LIMIT
 
 KINDS = ("chars", "words")
 EOS, UNK = "<eos>", "<unk>"
@@ -31,9 +32,15 @@ def parse_spec(spec):
     return kind, path
 
 
+#: what a byte of text holds while read, tokenised and turned into ids: the text (up to 4
+#: bytes a character), the token list (8), the ids (8), the streams' copies (8): 32 bytes
+BYTES_PER_TEXT_BYTE = 32
+
+
 def read_text(path):
-    """The file's text; one-line errors for a missing, non-UTF-8 or empty file."""
-    raw = read_bytes(path)
+    """The file's text; one-line errors for a missing, non-UTF-8, empty or too large file
+    (beyond what fits seqgen's memory limit once tokenised)."""
+    raw = read_bytes(path, MEMORY_LIMIT // BYTES_PER_TEXT_BYTE, "text")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

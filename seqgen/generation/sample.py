@@ -14,6 +14,7 @@ import numpy as np
 from ..data.roles import inputs_by_role
 from ..errors import SeqgenError
 from ..kernels.sample import lstm_stack_sample
+from ..limits import MEMORY_LIMIT, check_memory
 from .generate import computing_layers, lstm_arrays, output_name, stackable
 
 #: layers after the logits that sampling leaves out (it computes its own softmax)
@@ -81,32 +82,60 @@ def _prime(prime_ids, V):
     bad = np.flatnonzero((ids != raw) | (ids < 0) | (ids >= V))
     if bad.size:
         raise SeqgenError(f"prime id {raw[bad[0]]} at position {bad[0]} is outside [0, {V}) "
-                          f"(the net's vocabulary)")
+                          f"(the vocabulary)")
     return ids
 
 
-def _check(steps, temperature, top_k, argmax, V):
-    """Refuse bad sampling arguments with one-line messages."""
+def _check(steps, temperature, top_k, argmax, n):
+    """Refuse bad sampling arguments with one-line messages (n: the tokens that may be
+    drawn)."""
     if not isinstance(steps, numbers.Integral) or steps < 1:
         raise SeqgenError(f"steps must be a positive integer, got {steps!r}")
+    check_memory(f"steps {steps}", steps * 16, f"give {MEMORY_LIMIT // 16} or fewer (16 bytes "
+                 "a step: its id and its uniform)")
     if not argmax and not (isinstance(temperature, numbers.Real)
                            and math.isfinite(temperature) and temperature > 0):
         raise SeqgenError(f"temperature must be a finite number > 0, got {temperature!r} "
                           "(argmax picks the most likely token)")
-    if not isinstance(top_k, numbers.Integral) or not 0 <= top_k <= V:
-        raise SeqgenError(f"top_k must be an integer in [0, {V}] (0 = all tokens), "
+    if not isinstance(top_k, numbers.Integral) or not 0 <= top_k <= n:
+        raise SeqgenError(f"top_k must be an integer in [0, {n}] (0 = all tokens), "
                           f"got {top_k!r}")
 
 
-def draw_numpy(logits, temperature, top_k, argmax, u):
-    """(token, probabilities) by kernels/sample.py's rule, in numpy."""
+def drawable(vocab_size, V):
+    """How many of the net's V outputs may be drawn: the vocabulary's size (ids from it
+    on have no token), or all V when the caller has no vocabulary."""
+    if vocab_size is None:
+        return V
+    if not isinstance(vocab_size, numbers.Integral) or not 1 <= vocab_size <= V:
+        raise SeqgenError(f"vocab_size must be an integer in [1, {V}] (the net's outputs), "
+                          f"got {vocab_size!r}")
+    return int(vocab_size)
+
+
+def spare_outputs(V, n):
+    """The line saying which of the net's V outputs a vocabulary of n tokens never samples
+    (None when there are none)."""
+    if n >= V:
+        return None
+    span = f"output {n} is" if n == V - 1 else f"outputs {n}-{V - 1} are"
+    return (f"the net has {V} outputs, the vocabulary {n} token{'s' * (n != 1)}: {span} "
+            "never sampled")
+
+
+def draw_numpy(logits, temperature, top_k, argmax, u, n=None):
+    """(token, probabilities) by kernels/sample.py's rule, in numpy: only the first n
+    logits (default: all) may be drawn."""
     l = np.asarray(logits, np.float32).reshape(-1)
     V = l.size
+    n = V if n is None else n
     if argmax:
-        token = int(np.argmax(l))
+        token = int(np.argmax(l[:n]))
         return token, np.eye(V)[token]
-    keep = l >= np.sort(l)[V - top_k] if 0 < top_k < V else np.ones(V, bool)
-    w = np.where(keep, np.exp((l.astype(np.float64) - np.float64(l.max())) / temperature), 0.0)
+    inside = np.arange(V) < n
+    keep = inside & (l >= np.sort(l[:n])[n - top_k]) if 0 < top_k < n else inside
+    top = np.float64(l[:n].max())
+    w = np.where(keep, np.exp((l.astype(np.float64) - top) / temperature), 0.0)
     c = np.cumsum(w)
     token = int(np.searchsorted(c, u * c[-1], side="right"))
     if token >= V:
@@ -124,7 +153,7 @@ def _one_step_inputs(net):
     net.reshape()
 
 
-def _stepwise(net, names, prime, uniforms, temperature, top_k, argmax):
+def _stepwise(net, names, prime, uniforms, n, temperature, top_k, argmax):
     """The Net.forward path: (ids, probabilities of the first draw)."""
     tokens, cont, logits = names
     net.reset_state()
@@ -142,36 +171,43 @@ def _stepwise(net, names, prime, uniforms, temperature, top_k, argmax):
     for i, u in enumerate(uniforms):
         if i:
             values = step(out[i - 1], False)
-        out[i], probs = draw_numpy(values, temperature, top_k, argmax, u)
+        out[i], probs = draw_numpy(values, temperature, top_k, argmax, u, n)
         first = probs if first is None else first
     return out, first
 
 
-def _sample(net, prime_ids, steps, temperature, top_k, seed, argmax, compiled):
+def _sample(net, prime_ids, steps, temperature, top_k, seed, argmax, compiled, vocab_size):
     """(ids, probabilities of the first draw) for sample_tokens and next_probabilities."""
     names = token_inputs(net)
     _one_step_inputs(net)
     V = net.blobs[names[2]].count
-    _check(steps, temperature, top_k, argmax, V)
-    prime = _prime(prime_ids, V)
+    n = drawable(vocab_size, V)
+    _check(steps, temperature, top_k, argmax, n)
+    prime = _prime(prime_ids, n)
     temperature = 1.0 if argmax else float(temperature)
     uniforms = np.random.default_rng(seed).random(steps)
     plan = sample_plan(net, names[0], names[1]) if compiled else None
     if plan is None:
-        return _stepwise(net, names, prime, uniforms, temperature, int(top_k), bool(argmax))
+        return _stepwise(net, names, prime, uniforms, n, temperature, int(top_k),
+                         bool(argmax))
     out, first = np.zeros(steps, np.int64), np.zeros(V, np.float64)
-    lstm_stack_sample(*plan, prime, uniforms, temperature, int(top_k), bool(argmax), out,
+    lstm_stack_sample(*plan, prime, uniforms, n, temperature, int(top_k), bool(argmax), out,
                       first)
     return out, first
 
 
 def sample_tokens(net, prime_ids, steps, temperature=1.0, top_k=0, seed=None, argmax=False,
-                  compiled=True):
+                  compiled=True, vocab_size=None):
     """`steps` token ids drawn after feeding prime_ids (not included) to a TEST net, from
-    softmax(logits / temperature) over the top_k logits (0: all), or the argmax."""
-    return _sample(net, prime_ids, steps, temperature, top_k, seed, argmax, compiled)[0]
+    softmax(logits / temperature) over the top_k logits (0: all), or the argmax. With
+    vocab_size, only ids below it are drawn (a net may have more outputs than its run's
+    vocabulary has tokens)."""
+    return _sample(net, prime_ids, steps, temperature, top_k, seed, argmax, compiled,
+                   vocab_size)[0]
 
 
-def next_probabilities(net, prime_ids, temperature=1.0, top_k=0, compiled=True):
-    """The distribution (V,) float64 that the token after prime_ids is drawn from."""
-    return _sample(net, prime_ids, 1, temperature, top_k, 0, False, compiled)[1]
+def next_probabilities(net, prime_ids, temperature=1.0, top_k=0, compiled=True,
+                       vocab_size=None):
+    """The distribution (V,) float64 that the token after prime_ids is drawn from (0 for
+    ids from vocab_size on)."""
+    return _sample(net, prime_ids, 1, temperature, top_k, 0, False, compiled, vocab_size)[1]

@@ -1,8 +1,9 @@
 """Numba kernels: plain jitted functions over numpy arrays, free of framework objects."""
 from pathlib import Path
 
-from .cache_guard import drop_stale_cache
+from .cache_guard import drop_stale_cache, ensure_cache_location
 
+ensure_cache_location(Path(__file__).parent)  # numba refuses to compile with nowhere to cache
 drop_stale_cache(Path(__file__).parent)  # before any kernel loads from numba's cache
 
 from . import fork_lstm  # noqa: E402

@@ -6,9 +6,12 @@ to the logits >= the top_k-th largest, and feeds it back. The LSTM layers use th
 layout of `generate.lstm_stack_step`; the embedding table E is (V, E_dim).
 
 The draw rule (shared with the numpy path in generation/sample.py, which must match it):
-in float64, w_j = exp((l_j - max l) / temperature) for the kept j (0 elsewhere),
+only the first n logits count, n being the run's vocabulary size: the net may have more
+outputs than the vocabulary has tokens, and an id without a token must never be drawn
+(it has no text). Among those, in float64, w_j = exp((l_j - max l) / temperature) for
+the kept j (0 elsewhere, and 0 for every j >= n),
 c = cumsum(w) in index order, and the token is the first j with c_j > u * c[-1] (the last
-kept j if rounding leaves none); `argmax` takes the first index of the largest logit.
+kept j if rounding leaves none); `argmax` takes the first index of the largest of the n logits.
 The draw runs without fastmath so that the sums are the sequential ones numpy computes.
 numba's cache (cache=True) checks only this file's time stamp: after editing the helpers
 imported from generate.py, delete seqgen/kernels/__pycache__/sample.* (or touch this file).
@@ -24,18 +27,19 @@ EXACT = dict(JIT, fastmath=False)
 
 
 @njit(**EXACT)
-def _weights(logits, temperature, top_k, w):
-    """w = the unnormalised float64 weights exp((l - max) / T) of the kept logits; sets
-    the cumulative sum in place and returns the index of the last kept logit."""
+def _weights(logits, n, temperature, top_k, w):
+    """w = the unnormalised float64 weights exp((l - max) / T) of the kept logits among
+    the first n; sets the cumulative sum in place and returns the index of the last kept
+    logit."""
     V = logits.shape[0]
-    top = logits.max()
+    top = logits[:n].max()
     cut = -np.inf
-    if 0 < top_k < V:
-        cut = np.sort(logits)[V - top_k]
+    if 0 < top_k < n:
+        cut = np.sort(logits[:n])[n - top_k]
     last = 0
     s = 0.0
     for j in range(V):
-        if logits[j] >= cut:
+        if j < n and logits[j] >= cut:
             s += math.exp((np.float64(logits[j]) - np.float64(top)) / temperature)
             last = j
         w[j] = s
@@ -43,12 +47,12 @@ def _weights(logits, temperature, top_k, w):
 
 
 @njit(**EXACT)
-def draw(logits, temperature, top_k, argmax, u, w):
-    """The token drawn from logits (V,) with the uniform u in [0, 1); w (V,) float64 is
-    scratch and holds the cumulative weights afterwards."""
+def draw(logits, n, temperature, top_k, argmax, u, w):
+    """The token (< n) drawn from logits (V,) with the uniform u in [0, 1); w (V,) float64
+    is scratch and holds the cumulative weights afterwards."""
     if argmax:
-        return np.argmax(logits)
-    last = _weights(logits, temperature, top_k, w)
+        return np.argmax(logits[:n])
+    last = _weights(logits, n, temperature, top_k, w)
     target = u * w[w.shape[0] - 1]
     for j in range(w.shape[0]):
         if w[j] > target:
@@ -76,9 +80,10 @@ def _feed(table, table_b, token, x):
 
 @njit(**JIT)
 def lstm_stack_sample(table, table_b, I, H, wx, ox, wh, oh, b, ob, W_out, b_out, prime,
-                      uniforms, temperature, top_k, argmax, out, first_probs):
-    """Feed prime (P >= 1 ids), then write out.shape[0] drawn ids into out, drawing step i
-    with uniforms[i]; first_probs (V,) receives the distribution of the first draw."""
+                      uniforms, n, temperature, top_k, argmax, out, first_probs):
+    """Feed prime (P >= 1 ids), then write out.shape[0] drawn ids (each < n, the
+    vocabulary's size) into out, drawing step i with uniforms[i]; first_probs (V,) receives
+    the distribution of the first draw."""
     L = I.shape[0]
     Hmax = H.max()
     V = W_out.shape[0]
@@ -96,6 +101,6 @@ def lstm_stack_sample(table, table_b, I, H, wx, ox, wh, oh, b, ob, W_out, b_out,
             _feed(table, table_b, out[i - 1], x)
             lstm_stack_step(I, H, wx, ox, wh, oh, b, ob, h, c, g, x, False)
         affine_output(x, H[L - 1], W_out, b_out, logits, 0)
-        out[i] = draw(logits[0], temperature, top_k, argmax, uniforms[i], w)
+        out[i] = draw(logits[0], n, temperature, top_k, argmax, uniforms[i], w)
         if i == 0:
             _probabilities(w, out[0], argmax, first_probs)

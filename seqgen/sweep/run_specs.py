@@ -10,6 +10,7 @@ from ..app.solver_file import resolve_solver
 from ..errors import SeqgenError
 from ..io.atomic import atomic_write_text
 from ..io.prototxt import read_net
+from ..limits import MEMORY_LIMIT, check_memory
 from ..solver.solver import check_solver_param
 from .grid import combinations, resolve_key, run_name, typed_values
 
@@ -61,10 +62,29 @@ def _entry_runs(entry, out, log):
                               f"only; give {solver_name} \"input\": [\"previous\"] (or "
                               "--input previous)")
     header = _header(net_path)
-    for settings in combinations(grid):
+    combos = combinations(grid)
+    _check_count(entry, len(combos), _spec(entry, out, param, net, config, header, combos[0],
+                                           entry.modes[0], 1))
+    for settings in combos:
         for mode in entry.modes:
             for seed in range(1, entry.seeds + 1):
                 yield _spec(entry, out, param, net, config, header, settings, mode, seed)
+
+
+#: what a planned run holds besides its net and solver texts: the RunSpec, its name and
+#: folder, its entry in the results (about 2 KiB)
+RUN_OVERHEAD = 2048
+
+
+def _check_count(entry, combos, first):
+    """Refuse a sweep whose planned runs (their net and solver copies are held until
+    written) would not fit in memory, before any is made."""
+    runs = combos * len(entry.modes) * entry.seeds
+    each = sum(len(text) for _, text in first.files) + RUN_OVERHEAD
+    fits = MEMORY_LIMIT // (each * combos * len(entry.modes))
+    check_memory(f"--seeds {entry.seeds}: the sweep's {runs} runs ({entry.seeds} seed(s) x "
+                 f"{combos} setting(s) x {len(entry.modes)} input mode(s), {each} bytes each)",
+                 runs * each, f"give --seeds (or \"seeds\") {fits} or fewer")
 
 
 def _spec(entry, out, param, net, config, header, settings, mode, seed):

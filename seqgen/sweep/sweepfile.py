@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 from ..errors import SeqgenError
+from ..limits import INT32_MAX
 
 MODES = ("previous", "zero")
 _SHARED = {"seeds", "input", "data", "iters", "set", "comment"}
@@ -31,8 +32,11 @@ class Entry:
 
 
 def _positive(where, name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SeqgenError(f"{where}: \"{name}\" must be a positive whole number, not {value!r}")
+    """A positive whole number that fits the int32 it ends in (max_iter; seeds are run
+    numbers, random_seed 1..seeds)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= INT32_MAX:
+        raise SeqgenError(f"{where}: \"{name}\" must be a positive whole number (at most "
+                          f"{INT32_MAX}), not {value!r}")
     return value
 
 
