@@ -18,8 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blob import Blob
+from . import batches
+from .blob import Blob, BlobVec
 from .errors import SeqgenError
+from .io import hdf5_weights
 from .io.prototxt import _phase_value, filter_net, read_net_located, solver_net_state
 from .io.weights import load_weights, save_weights
 from .layers import base as layer_base
@@ -263,6 +265,7 @@ class Net:
             if cls.is_input:
                 self.inputs.extend(lp.top)
             self._setup_layer(layer, lp, bottoms, tops)
+            layer.blobs = BlobVec(layer.blobs)  # pycaffe's BlobVec (add_blob)
             self._share_params(layer, lp, owners)
             self.layers.append(layer)
             self.layer_names.append(lp.name)
@@ -282,6 +285,8 @@ class Net:
         self._forward_plan = [(layer, b, t) for layer, b, t in
                               zip(self.layers, self._bottoms, self._tops) if layer.runs_forward]
         self._loss_tops = [pair for pairs in self._loss_weights for pair in pairs]
+        self._seeded = [None] * len(self._loss_tops)  # the diff arrays seeded with weights
+        self._seed_loss_diffs()
         self._input_shapes = None
         # the layers that may carry state (the others keep Layer's `get_state: None`)
         self._carriers = [(name, layer) for name, layer in zip(self.layer_names, self.layers)
@@ -400,6 +405,62 @@ class Net:
     def top_names(self):
         return OrderedDict((n, list(l.param.top)) for n, l in zip(self.layer_names, self.layers))
 
+    # pycaffe's underscored views (what its pycaffe.py builds the named ones from)
+    @property
+    def _layer_names(self):
+        return list(self.layer_names)
+
+    @property
+    def _blob_names(self):
+        return list(self.blobs)
+
+    @property
+    def _blobs(self):
+        return list(self.blobs.values())
+
+    @property
+    def _inputs(self):
+        """Indices of the input blobs in `_blob_names`."""
+        names = list(self.blobs)
+        return [names.index(n) for n in self.inputs]
+
+    @property
+    def _outputs(self):
+        """Indices of the output blobs in `_blob_names`."""
+        names = list(self.blobs)
+        return [names.index(n) for n in self.outputs]
+
+    @property
+    def _blob_loss_weights(self):
+        return [self.blob_loss_weights.get(n, 0.0) for n in self.blobs]
+
+    def _top_ids(self, i):
+        names = list(self.blobs)
+        return [names.index(t) for t in self.layers[self._index(i, 0, "_top_ids")].param.top]
+
+    def _bottom_ids(self, i):
+        names = list(self.blobs)
+        return [names.index(b)
+                for b in self.layers[self._index(i, 0, "_bottom_ids")].param.bottom]
+
+    def forward_all(self, blobs=None, **kwargs):
+        """pycaffe's forward_all: forward over arrays longer than the batch, batch by batch
+        along axis 0; returns {blob: all rows}."""
+        return batches.forward_all(self, blobs, **kwargs)
+
+    def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
+        """pycaffe's forward_backward_all: ({blob: rows}, {blob: diff rows})."""
+        return batches.forward_backward_all(self, blobs, diffs, **kwargs)
+
+    def _batch(self, arrays):
+        return batches.batches(self, arrays)
+
+    def set_input_arrays(self, data, labels):
+        """pycaffe's set_input_arrays feeds a MemoryData layer, which needs images."""
+        raise SeqgenError("set_input_arrays may only be called if the first layer is a "
+                          "MemoryDataLayer, an image layer seqgen does not provide; write "
+                          "into an Input layer's blobs instead (net.blobs[name].data[...] = x)")
+
     def layer_needs_backward(self, name):
         """Whether backward() runs this layer (Caffe logs it as 'needs backward computation')."""
         return self._need_backward[self._layer_index(name)]
@@ -442,22 +503,33 @@ class Net:
             self._checked(layer.param, bottom, top, layer.reshape)
         self._input_shapes = tuple(self.blobs[name].data.shape for name in self.inputs)
 
-    def _range(self, start, end):
-        lo = 0 if start is None else self._layer_index(start)
-        hi = len(self.layers) - 1 if end is None else self._layer_index(end)
-        return lo, hi
+    def _index(self, which, default, what):
+        """A layer index from pycaffe's int form or seqgen's layer name (None: default)."""
+        if which is None:
+            return default
+        if isinstance(which, (int, np.integer)) and not isinstance(which, bool):
+            if not 0 <= which < len(self.layers):
+                raise SeqgenError(f"{what}: layer index {which} is out of range (the net has "
+                                  f"{len(self.layers)} layers, 0 to {len(self.layers) - 1})")
+            return int(which)
+        return self._layer_index(which)
 
     def forward(self, blobs=None, start=None, end=None, **inputs):
-        """Run the net; keyword arguments are written into input blobs (resized if needed).
+        """pycaffe's net.forward: keyword arguments are written into input blobs (resized
+        if needed), then layers `start` to `end` run (names; default all).
 
-        Returns {output blob name: data array} (the blobs' own arrays, as pycaffe does: copy
-        what you keep), plus the blobs named in `blobs`. `start` / `end` name the first and
-        last layer to run (pycaffe's ForwardFromTo).
+        Returns {blob name: data array} for the outputs, or with `end` for the tops of
+        layer `end` (pycaffe's rule), plus the blobs named in `blobs`. The arrays are the
+        blobs' own, as pycaffe's: copy what you keep.
         """
+        blobs = list(blobs or [])
+        last = self._index(end, len(self.layers) - 1, "forward(end=...)")
+        first = self._index(start, 0, "forward(start=...)")
+        names = self.top_names[self.layer_names[last]] if end is not None else self.outputs
         self._set_inputs(inputs)
-        self._forward(start, end)
-        names = list(self.outputs) + [b for b in (blobs or []) if b not in self.outputs]
-        return OrderedDict((name, self._blob(name).data) for name in names)
+        self._forward(first, last)
+        return OrderedDict((name, self._blob(name).data)
+                           for name in dict.fromkeys(list(names) + blobs))
 
     def _blob(self, name):
         try:
@@ -473,11 +545,14 @@ class Net:
             self.reshape()
 
     def _forward(self, start=None, end=None):
+        """pycaffe's net._forward(start, end) (Caffe's ForwardFromTo): run layers `start`
+        to `end` inclusive (indices, or names; default all); returns the weighted loss."""
         self.reshape_if_changed()
         if start is None and end is None:
             plan, loss_tops = self._forward_plan, self._loss_tops
         else:
-            lo, hi = self._range(start, end)
+            lo = self._index(start, 0, "_forward")
+            hi = self._index(end, len(self.layers) - 1, "_forward")
             span = range(lo, hi + 1)
             plan = [(self.layers[i], self._bottoms[i], self._tops[i]) for i in span
                     if self.layers[i].runs_forward]
@@ -493,30 +568,45 @@ class Net:
         return loss
 
     def backward(self, diffs=None, start=None, end=None, **top_diffs):
-        """Backpropagate, as pycaffe's net.backward.
+        """pycaffe's net.backward: keyword arguments are diffs for output blobs (e.g.
+        `net.backward(h=dh)` for a net without a loss), written before the pass; then
+        layers `start` down to `end` run (names; default all).
 
-        Loss tops get their loss_weight as diff; keyword arguments are diffs for output
-        blobs (e.g. `net.backward(h=dh)` for a net without a loss), written before the pass.
-        Returns {input blob name: diff array} plus the blobs named in `diffs`. Diffs set
-        directly in `net.blobs[top].diff` beforehand are used too. `start` / `end` name the
-        first (latest) and last (earliest) layer to run. Parameter diffs accumulate until
+        Returns {blob name: diff array} for the inputs, or with `end` for the bottoms of
+        layer `end` (pycaffe's rule), plus the blobs named in `diffs`. A loss top's diff
+        is its loss_weight, set once when the net is built (Caffe's SetLossWeights), so a
+        diff written there by hand stays. Parameter diffs accumulate until
         `clear_param_diffs()` (the solver clears them every iteration).
         """
-        self._backward(start, end, top_diffs)
-        names = list(self.inputs) + [d for d in (diffs or []) if d not in self.inputs]
-        return OrderedDict((name, self._blob(name).diff) for name in names)
+        diffs = list(diffs or [])
+        first = self._index(start, len(self.layers) - 1, "backward(start=...)")
+        last = self._index(end, 0, "backward(end=...)")
+        names = self.bottom_names[self.layer_names[last]] if end is not None else self.inputs
+        self._backward(first, last, top_diffs)
+        return OrderedDict((name, self._blob(name).diff)
+                           for name in dict.fromkeys(list(names) + diffs))
+
+    def _seed_loss_diffs(self):
+        """Caffe's SetLossWeights: a loss top's diff holds its loss_weight, written at
+        setup and left alone afterwards (a user may change it). seqgen writes it again
+        only when the blob got new arrays (a reshape to another shape, a float64 check)."""
+        for k, (blob, w) in enumerate(self._loss_tops):
+            if self._seeded[k] is not blob.diff:
+                blob.diff[...] = w
+                self._seeded[k] = blob.diff
 
     def _backward(self, start=None, end=None, top_diffs=None):
-        """Seed the loss tops' diffs with their loss_weight, then write `top_diffs` (output
-        name -> diff), then run the layers from `start` down to `end` (default: all)."""
-        for blob, w in self._loss_tops:
-            blob.diff[...] = w
+        """pycaffe's net._backward(start, end) (Caffe's BackwardFromTo): run the layers
+        from `start` down to `end` inclusive (indices, or names; default all), after
+        writing `top_diffs` (output name -> diff)."""
+        self._seed_loss_diffs()
         if top_diffs:
             self._set_top_diffs(top_diffs)
         if start is None and end is None:
             plan = self._backward_plan
         else:
-            lo, hi = self._range(end, start)  # backward runs from `start` down to `end`
+            hi = self._index(start, len(self.layers) - 1, "_backward")
+            lo = self._index(end, 0, "_backward")
             plan = [i for i in self._backward_plan if lo <= i <= hi]
         for idx in plan:
             self.layers[idx].backward(self._tops[idx], self._propagate[idx], self._bottoms[idx])
@@ -555,16 +645,15 @@ class Net:
         for p in self.learnable_params:
             blob, n = p.blob, p.blob.count
             self.flat_data[offset:offset + n] = blob.data.ravel()
-            blob.data = self.flat_data[offset:offset + n].reshape(blob.shape)
-            blob.diff = self.flat_diff[offset:offset + n].reshape(blob.shape)
+            blob.set_arrays(self.flat_data[offset:offset + n].reshape(blob.shape),
+                            self.flat_diff[offset:offset + n].reshape(blob.shape))
             offset += n
         for blob, owner in self._reshaped_shares:
             self._point_at(blob, owner)
 
     @staticmethod
     def _point_at(blob, owner):
-        blob.data = owner.data.reshape(blob.shape)
-        blob.diff = owner.diff.reshape(blob.shape)
+        blob.set_arrays(owner.data.reshape(blob.shape), owner.diff.reshape(blob.shape))
 
     def clear_param_diffs(self):
         if getattr(self, "flat_diff", None) is not None:
@@ -620,3 +709,11 @@ class Net:
     def save(self, path):
         """Write the parameters as a .caffemodel (binary NetParameter, as Caffe's)."""
         save_weights(self, os.fspath(path))
+
+    def save_hdf5(self, path, write_diff=False):
+        """Write the parameters as HDF5, as Caffe's Net::ToHDF5 (needs h5py)."""
+        hdf5_weights.save_hdf5(self, os.fspath(path), write_diff)
+
+    def load_hdf5(self, path):
+        """Load parameters saved by save_hdf5 (Caffe's CopyTrainedLayersFromHDF5)."""
+        hdf5_weights.load_hdf5(self, os.fspath(path))

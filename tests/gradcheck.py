@@ -38,8 +38,7 @@ def relative_error(num, ana):
 
 
 def _to_float64(blob):
-    blob.data = np.array(blob.data, np.float64)
-    blob.diff = np.array(blob.diff, np.float64)
+    blob.set_arrays(np.array(blob.data, np.float64), np.array(blob.diff, np.float64))
 
 
 def check_layer_gradients(layer_factory, bottom_shapes, bottom_data=None, *, n_tops=1,

@@ -633,8 +633,7 @@ def _then_abuse(draw, layer, bottom, top):
     k = draw(st.integers(0, len(bottom) - 1))
     shape = _maybe_wrong(draw, bottom[k].shape)
     if shape != bottom[k].shape:
-        bottom[k].data = np.ones(shape, np.float32)
-        bottom[k].diff = np.zeros(shape, np.float32)
+        bottom[k].set_arrays(np.ones(shape, np.float32), np.zeros(shape, np.float32))
         with pytest.raises(SeqgenError):
             layer.forward(bottom, top)
         with pytest.raises(SeqgenError):

@@ -42,7 +42,7 @@ def test_against_the_formula(dtype, transpose, bias, shape, axis):
     top = Blob((0,), dtype)
     layer.setup([x], [top])
     for b in layer.blobs:
-        b.data, b.diff = b.data.astype(dtype), rng.normal(size=b.shape).astype(dtype)
+        b.set_arrays(b.data.astype(dtype), rng.normal(size=b.shape).astype(dtype))
     layer.reshape([x], [top])
     M, K = int(np.prod(shape[:axis])), int(np.prod(shape[axis:]))
     W = layer.blobs[0].data.astype(np.float64)

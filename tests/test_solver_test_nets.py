@@ -92,10 +92,9 @@ def test_test_all_numbers_each_net_and_tells_callbacks_which(monkeypatch):
     assert lines[0] == "Iteration 0, Testing net (#1)"
 
 
-def test_a_net_without_test_iter_still_has_its_plain_test_net():
+def test_a_net_without_test_iter_has_no_test_net_as_in_pycaffe():
     solver = make_solver("")
-    (net,) = solver.test_nets
-    assert net.phase == TEST and solver.testers == []
+    assert solver.test_nets == [] and solver.testers == [] and solver.test_net() is None
 
 
 @pytest.mark.parametrize("extra, message", [

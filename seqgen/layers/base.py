@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ..blob import Blob
+from ..blob import Blob, BlobVec
 from ..errors import SeqgenError
 from ..fillers import fill
 
@@ -68,7 +68,7 @@ class Layer:
         self.name = param.name
         self.phase = phase
         self.options = options or {}
-        self.blobs = []
+        self.blobs = BlobVec()
 
     # -- helpers -------------------------------------------------------------------------
     def error(self, msg):

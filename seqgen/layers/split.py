@@ -18,8 +18,8 @@ class SplitLayer(Layer):
     def reshape(self, bottom, top):
         for blob in top:
             if blob.diff.shape != bottom[0].shape:
-                blob.diff = np.zeros(bottom[0].shape, np.float32)
-            blob.data = bottom[0].data
+                blob.set_arrays(diff=np.zeros(bottom[0].shape, np.float32))
+            blob.set_arrays(data=bottom[0].data)
 
     def forward(self, bottom, top):
         pass

@@ -9,8 +9,15 @@ The order of a sidecar's contents follows the order the callbacks were added in.
 class Callback:
     """No-op hooks of the training loop; override the ones you need."""
 
+    def on_start(self, solver):
+        """At the start of an iteration, before its forward passes (Caffe's on_start)."""
+
     def before_forward(self, solver):
         """Write the inputs of the next forward pass (called iter_size times an iteration)."""
+
+    def on_gradients_ready(self, solver):
+        """After the iteration's backward passes, before the update (Caffe's
+        on_gradients_ready): the parameter diffs hold the gradient."""
 
     def after_iteration(self, solver, loss):
         """After the update of iteration solver.iter - 1 (loss: its mean over iter_size)."""
@@ -36,6 +43,23 @@ class Callback:
     def restore_state(self, solver, meta, arrays):
         """Take back what snapshot_state/snapshot_logs saved (`extra` meta and arrays);
         called by Solver.restore when the snapshot has a sidecar."""
+
+
+class FunctionCallback(Callback):
+    """pycaffe's add_callback(on_start, on_gradients_ready): two functions of no arguments."""
+
+    def __init__(self, on_start, on_gradients_ready):
+        for f in (on_start, on_gradients_ready):
+            if not callable(f):
+                raise TypeError(f"add_callback(on_start, on_gradients_ready) takes two "
+                                f"functions; {f!r} is not callable")
+        self._start, self._ready = on_start, on_gradients_ready
+
+    def on_start(self, solver):
+        self._start()
+
+    def on_gradients_ready(self, solver):
+        self._ready()
 
 
 def overriding(callbacks, method):

@@ -158,9 +158,9 @@ def option_changes(old, new):
     return changes
 
 
-def check_fingerprint(recorded, current, path):
-    """Refuse to resume `path` when the net, the solver or the run's options differ from
-    the ones it was written with."""
+def fingerprint_changes(recorded, current):
+    """What differs between the fingerprint a snapshot recorded and the current one, as
+    phrases ("the net changed: ..."); [] when nothing does."""
     parts = []
     if recorded.get("net"):
         changes = net_changes(recorded["net"], current["net"])
@@ -175,6 +175,13 @@ def check_fingerprint(recorded, current, path):
         changes = option_changes(old, new)
         if changes:
             parts.append("the training options changed: " + summarize(changes))
+    return parts
+
+
+def check_fingerprint(recorded, current, path):
+    """Refuse to resume `path` when the net, the solver or the run's options differ from
+    the ones it was written with."""
+    parts = fingerprint_changes(recorded, current)
     if parts:
         raise SeqgenError(f"{path}: cannot resume: " + "; ".join(parts)
                           + " (since that snapshot; to continue anyway, knowing the run "

@@ -22,7 +22,7 @@ from ..io.solverstate import (
     solverstate_bytes,
 )
 from ..io.weights import net_to_proto
-from .fingerprint import check_fingerprint
+from .fingerprint import check_fingerprint, fingerprint_changes
 
 
 def resume_state(solver):
@@ -101,8 +101,13 @@ def write_snapshot(solver, start_state=None):
     return model, state
 
 
+#: `allow_changes` value for the pycaffe API: a changed net or solver is resumed with a warning
+WARN = "warn"
+
+
 def restore(solver, path, allow_changes=False, recorded=None):
-    """Continue from a .solverstate (and its sidecar, if any); see Solver.restore."""
+    """Continue from a .solverstate (and its sidecar, if any); see Solver.restore.
+    `allow_changes`: True resumes silently, WARN with a warning, False refuses."""
     path = os.fspath(path)
     state, model = load_solverstate(solver, path)
     side = sidecar_path(path)
@@ -111,7 +116,14 @@ def restore(solver, path, allow_changes=False, recorded=None):
         meta, arrays = read_sidecar(side)
         _check_sidecar(meta, state, path, model, side)
         recorded = meta.get("fingerprint")
-    if recorded and not allow_changes:
+    if recorded and allow_changes == WARN:
+        # Caffe's Restore checks nothing beyond the blob shapes: resume, but say so
+        changes = fingerprint_changes(recorded, solver.fingerprint())
+        if changes:
+            solver.log(f"Warning: {path}: resuming although " + "; ".join(changes)
+                       + " since that snapshot (Caffe resumes it; the run will not be the "
+                       "one that wrote it)")
+    elif recorded and not allow_changes:
         check_fingerprint(recorded, solver.fingerprint(), path)
     apply_solverstate(solver, state, model)
     extra = None

@@ -34,11 +34,11 @@ from ..kernels.reduce import all_finite, sum_squares
 from ..net import TEST, TRAIN, Net
 from ..proto import caffe_pb2
 from . import snapshots
-from .callbacks import Callback, overriding
+from .callbacks import Callback, FunctionCallback, overriding
 from .diagnosis import Diverged, NonFinite, divergence_message, remedies, where_nonfinite
 from .fingerprint import net_fingerprint, solver_fingerprint
 from .schedules import check_policy, learning_rate
-from .test_nets import SolverTestNet, check_test_net_counts, list_test_nets
+from .test_nets import check_test_net_counts, list_test_nets
 from .testing import NetTester, weighted_loss
 from .updates import UPDATES, check_solver_type, history_slots, regularize
 
@@ -72,13 +72,19 @@ def check_solver_param(p, where="solver"):
 class Solver:
     """Trains `self.net` (phase TRAIN) as the SolverParameter says."""
 
-    def __init__(self, solver, options=None, out_dir=None, net=None, log=print, source=None):
+    def __init__(self, solver, options=None, out_dir=None, net=None, log=print, source=None,
+                 pycaffe=None):
         """`solver`: a solver file or a SolverParameter (then `source`, if given, names it
-        in messages and snapshot names)."""
+        in messages and snapshot names). `pycaffe` (default: True for a file, as pycaffe's
+        get_solver and *Solver(path) take it; False for a SolverParameter, as the `seqgen`
+        command builds it) chooses Caffe's default snapshot_prefix and makes `restore` of
+        a snapshot of a changed net or solver warn instead of refusing."""
         if isinstance(solver, caffe_pb2.SolverParameter):
             self.param, self.source = solver, source or "<SolverParameter>"
         else:
             self.param, self.source = read_solver(solver), str(solver)
+        self.pycaffe = not isinstance(solver, caffe_pb2.SolverParameter) if pycaffe is None \
+            else bool(pycaffe)
         p = self.param
         check_solver_param(p, self.source)
         if p.HasField("random_seed") and p.random_seed >= 0:
@@ -143,10 +149,16 @@ class Solver:
         self._local_rate = np.zeros_like(self._lr_mults) if np.ndim(self._lr_mults) else None
 
     # -- callbacks -------------------------------------------------------------------------
-    def add_callback(self, callback):
-        """Register a Callback (called after those added before it); returns it."""
+    def add_callback(self, callback, on_gradients_ready=None):
+        """Register a Callback (called after those added before it); returns it. pycaffe's
+        form `add_callback(on_start, on_gradients_ready)` takes two functions of no
+        arguments, called at the start of each iteration and before each update."""
+        if on_gradients_ready is not None or callable(callback) and \
+                not isinstance(callback, Callback):
+            callback = FunctionCallback(callback, on_gradients_ready)
         if not isinstance(callback, Callback):
-            raise TypeError(f"add_callback takes a seqgen.solver.callbacks.Callback, not "
+            raise TypeError(f"add_callback takes a seqgen.solver.callbacks.Callback or "
+                            f"pycaffe's two functions (on_start, on_gradients_ready), not "
                             f"{type(callback).__name__}")
         self.callbacks.append(callback)
         self._dispatch.clear()
@@ -185,20 +197,22 @@ class Solver:
         """pycaffe's solver.test_nets: the TEST nets as Caffe's InitTestNets makes them
         (test_net_param, test_net, then the net once per remaining test_iter, each in its
         test_state), their weights shared with the training net; built on first use. A
-        solver with a net but no test_iter gets that net's plain TEST phase (pycaffe would
-        give [], but scripts test by hand with it); one naming only a train_net gets []."""
+        solver without test_iter has none, as in pycaffe (build one with
+        `Net(path, TEST)` and `solver.share_weights(net)`)."""
         if self._test_nets is None:
             p = self.param
             generic = self._net_param() if p.HasField("net_param") or p.net else None
-            specs = list_test_nets(p, generic)
-            if not specs and generic is not None:
-                specs = [SolverTestNet(0, generic, caffe_pb2.NetState(), 0)]
             self._test_nets = []
-            for spec in specs:
+            for spec in list_test_nets(p, generic):
                 net = Net(spec.source, TEST, options=self.options, state=spec.state)
                 net.share_weights(self.net)
                 self._test_nets.append(net)
         return self._test_nets
+
+    def share_weights(self, net):
+        """pycaffe's solver.share_weights(net): `net` uses the training net's parameter
+        arrays (Caffe's ShareTrainedLayersWith), so it sees every update."""
+        net.share_weights(self.net)
 
     @property
     def tester(self):
@@ -222,6 +236,12 @@ class Solver:
     def rate(self):
         """The learning rate the next update will use (no side effects)."""
         return float(learning_rate(self.param, self.iter, self.current_step)[0])
+
+    @property
+    def lr(self):
+        """pycaffe's SGDSolver.lr (Caffe's GetLearningRate): the rate at the current
+        iteration."""
+        return self.rate
 
     def request(self, action):
         """Ask for a snapshot ("snapshot") or a snapshot-and-stop ("stop") at the end of the
@@ -261,6 +281,7 @@ class Solver:
         iter_size = p.iter_size
         feeders = self.dispatch("before_forward")
         after = self.dispatch("after_iteration")
+        starts, ready = self.dispatch("on_start"), self.dispatch("on_gradients_ready")
         while self.iter < stop_at:
             check = self.check_finite
             # while the run has no snapshot to fall back on, keep what a snapshot of the
@@ -270,6 +291,8 @@ class Solver:
             if self.test_due():
                 self.test_all()
             net.clear_param_diffs()
+            for callback in starts:
+                callback(self)
             loss = 0.0
             for _ in range(iter_size):
                 for feed in feeders:
@@ -286,6 +309,8 @@ class Solver:
             loss /= iter_size
             self.smoothed.append(loss)
             self.last_loss = loss
+            for callback in ready:
+                callback(self)
             self.apply_update()
             if check and not all_finite(net.flat_data):
                 self._diverged(f"the update (learning rate {float(self.last_rate):.6g}) made "
@@ -403,13 +428,18 @@ class Solver:
         return os.path.splitext(os.path.basename(self.source))[0].replace("_solver", "")
 
     def snapshot_prefix(self):
-        """snapshot_prefix (a folder prefix gets the solver's name, as Caffe does), else the
-        solver file's name without `_solver`; `out_dir` replaces the folder."""
+        """snapshot_prefix (a folder prefix gets the solver's name, as Caffe does); without
+        one, Caffe's rule for the pycaffe API (UpgradeSnapshotPrefixProperty: the solver
+        file's path without its extension) and for the `seqgen` command the solver file's
+        name without `_solver`, in the working folder. `out_dir` replaces the folder."""
         prefix = self.param.snapshot_prefix
+        caffe_rule = self.pycaffe and not self.source.startswith("<")
+        stem = os.path.splitext(os.path.basename(self.source))[0] if caffe_rule \
+            else self._stem()
         if not prefix:
-            prefix = self._stem()
+            prefix = os.path.splitext(self.source)[0] if caffe_rule else stem
         elif prefix.endswith(("/", os.sep)) or os.path.isdir(prefix):
-            prefix = os.path.join(prefix, self._stem())
+            prefix = os.path.join(prefix, stem)
         if self.out_dir is not None:
             prefix = os.path.join(self.out_dir, os.path.basename(prefix))
         return prefix
@@ -437,16 +467,20 @@ class Solver:
             callback(self, model, state)
         return model, state
 
-    def restore(self, path, allow_changes=False, recorded=None):
+    def restore(self, path, allow_changes=None, recorded=None):
         """Continue from a .solverstate: iter, current_step, history and the weights of the
         .caffemodel it names (looked for beside the state file when not found as written),
         and from its sidecar (if any) the recurrent layers' carried state, the random
-        generator and what the callbacks saved (their restore_state is called). Refused
-        when the net, the solver or the recorded options differ from the snapshot's (its
-        sidecar's fingerprint, else `recorded`), unless `allow_changes`. Returns the
-        sidecar's (extra meta, extra arrays), or None."""
+        generator and what the callbacks saved (their restore_state is called). When the
+        net, the solver or the recorded options differ from the snapshot's (its sidecar's
+        fingerprint, else `recorded`): refused, unless `allow_changes`; through the pycaffe
+        API (`self.pycaffe`, the default for allow_changes=None) a one-line warning, since
+        Caffe resumes such a snapshot. Returns the sidecar's (extra meta, extra arrays), or
+        None."""
         if not isinstance(path, (str, os.PathLike)):
             raise SeqgenError(f"solver.restore({path!r}): give the path of a .solverstate file")
+        if allow_changes is None:
+            allow_changes = snapshots.WARN if self.pycaffe else False
         self.restored, self.restored_extra, _ = snapshots.restore(
             self, path, allow_changes, recorded)
         return self.restored_extra
