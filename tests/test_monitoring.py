@@ -325,11 +325,13 @@ def test_the_same_seed_repeats_the_whole_run(cwd):
     assert (cwd / "A" / "loss.csv").read_text() == (cwd / "B" / "loss.csv").read_text()
 
 
-def test_solver_test_nets_share_the_weights(cwd):
+def test_a_net_given_the_solver_weights_sees_them_trained(cwd):
     import seqgen
 
     solver = seqgen.get_solver(str(write_solver(cwd)), log=lambda *a: None)
-    test, = solver.test_nets
+    assert solver.test_nets == []  # no test_iter: none, as in pycaffe
+    test = seqgen.Net(solver.net.source, TEST)
+    solver.share_weights(test)  # pycaffe's way to test by hand
     assert test.phase == TEST and "loss" not in test.blobs
     assert test.params["ip1"][0].data is solver.net.params["ip1"][0].data
     before = test.forward(data=np.ones((T, 1)), clip=np.ones((T, 1)))["ip1"].copy()
