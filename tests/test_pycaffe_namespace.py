@@ -265,3 +265,12 @@ def test_the_example_runs_through_seqgen_pycaffe(cwd):
     assert last < first / 10 and error < 0.5
     assert {"lstm_train.prototxt", "lstm_deploy.prototxt", "lstm_solver.prototxt",
             "lstm.caffemodel"} <= set(os.listdir(cwd / "out"))
+
+
+def test_importing_caffe_layer_builds_no_net():
+    """The core's Python layer type may import caffe.Layer: that loads no Net, no layers."""
+    code = ("import sys, seqgen.caffe.python_layer, seqgen.caffe\n"
+            "print(sorted(m for m in ('seqgen.net', 'seqgen.layers', 'numba', 'matplotlib') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout == "[]\n", done.stderr
