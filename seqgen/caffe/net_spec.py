@@ -4,11 +4,11 @@ NetParameter, with the layer and blob names pycaffe's `net_spec.py` gives.
 Naming, as pycaffe does it: a top assigned to a NetSpec attribute takes that name, and its
 layer takes the name of its first top; any other top is named after its layer type and a
 count (`InnerProduct1`, `InnerProduct2`, ...), counted in the order `to_proto` meets them;
-an `in_place=True` layer writes its bottom and is named like any other (its unused top name
-still takes a number, as in pycaffe). Keyword arguments go into the layer type's own
-`*_param` when that message has the field, else into LayerParameter itself (`name`,
-`include`, `loss_weight`, `propagate_down`, ...); a keyword ending in `param` goes to
-LayerParameter as is (`param=[dict(lr_mult=1)]`, `recurrent_param=dict(...)`).
+an `in_place=True` layer writes its bottom and takes its own name as any other layer does,
+from its first top (the attribute's name, or `Type<k>`). Keyword arguments go into the
+layer type's own `*_param` when that message has the field, else into LayerParameter
+itself (`name`, `include`, `loss_weight`, `propagate_down`, ...); a keyword ending in
+`param` goes to LayerParameter as is (`param=[dict(lr_mult=1)]`, `recurrent_param=dict(...)`).
 """
 from collections import Counter, OrderedDict
 
