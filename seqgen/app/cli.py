@@ -97,6 +97,12 @@ def cmd_draw(args):
     print(f"Wrote {draw_net(args.net, args.out, args.phase, args.stage, args.force)}")
 
 
+def cmd_pycaffe(args):
+    from ..caffe.script import run_script  # lazy: --help and --version need no numba
+
+    return run_script(args.script, args.args)
+
+
 def cmd_sweep(args):
     from ..sweep.sweep import SweepOptions, sweep  # lazy: --help and --version need no numba
 
@@ -317,6 +323,14 @@ def _add_others(sub, common):
     d.add_argument("--out", required=True, metavar="FILE.png|.svg")
     _add_force(d)
     d.set_defaults(func=cmd_draw)
+
+    y = sub.add_parser("pycaffe", parents=[common],
+                       help="run a pycaffe script unchanged: its `import caffe` gives "
+                            "seqgen.caffe")
+    y.add_argument("script", metavar="SCRIPT.py")
+    y.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                   help="the script's own arguments (its sys.argv[1:])")
+    y.set_defaults(func=cmd_pycaffe)
 
 
 def _add_force(parser):
