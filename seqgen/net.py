@@ -283,6 +283,7 @@ class Net:
                               zip(self.layers, self._bottoms, self._tops) if layer.runs_forward]
         self._loss_tops = [pair for pairs in self._loss_weights for pair in pairs]
         self._input_shapes = None
+        self._reshape_each = any(layer.reshapes_every_forward for layer in self.layers)
         # the layers that may carry state (the others keep Layer's `get_state: None`)
         self._carriers = [(name, layer) for name, layer in zip(self.layer_names, self.layers)
                           if type(layer).get_state is not layer_base.Layer.get_state]
@@ -483,6 +484,8 @@ class Net:
                     if self.layers[i].runs_forward]
             loss_tops = [pair for i in span for pair in self._loss_weights[i]]
         for layer, bottom, top in plan:
+            if self._reshape_each:  # a top's shape depends on values (Filter): Caffe's order
+                self._checked(layer.param, bottom, top, layer.reshape)
             layer.forward(bottom, top)
         loss = np.float32(0)
         for blob, w in loss_tops:

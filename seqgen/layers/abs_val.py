@@ -1,0 +1,20 @@
+"""`AbsVal`: |x|, gradient sign(x) (0 at 0, Caffe's caffe_cpu_sign).
+
+Caffe's AbsValLayer refuses to run in place (its backward needs the input's sign)."""
+import numpy as np
+
+from ..registry import register
+from .base import ElementwiseLayer
+
+
+@register("AbsVal")
+class AbsValLayer(ElementwiseLayer):
+    in_place = False
+    in_place_advice = "its backward needs the input; give the top another name"
+
+    def forward(self, bottom, top):
+        np.abs(bottom[0].data, out=top[0].data)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            np.multiply(np.sign(bottom[0].data), top[0].diff, out=bottom[0].diff)
