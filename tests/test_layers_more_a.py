@@ -3,6 +3,8 @@ Clip, ContrastiveLoss, DummyData, ELU, Exp, Filter, HDF5Output): forward values 
 numpy formulas written out here from Caffe's sources, backward against finite differences
 (float64, gradcheck.py) and, where Caffe's gradient is not the exact derivative, against
 Caffe's formula; the Caffe behaviours scripts rely on, and image layers refused by name."""
+import sys
+
 import numpy as np
 import pytest
 from google.protobuf import text_format
@@ -495,3 +497,10 @@ def test_image_layers_are_refused_by_name(kind):
     assert f"layer 'img': {kind} is an image layer (" in str(e.value)
     assert str(e.value).endswith("seqgen runs recurrent nets and has no image layers")
     assert "unknown" not in str(e.value)
+
+
+def test_hdf5_output_without_h5py_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "h5py", None)  # makes `import h5py` fail
+    with pytest.raises(SeqgenError, match=r"layer 'out' \(HDF5Output\): writing HDF5 files "
+                                          "needs the h5py package.*pip install"):
+        net(H5OUT.format(tmp_path / "out.h5"))

@@ -38,7 +38,7 @@ class HDF5OutputLayer(Layer):
     no_grad_bottoms = (0, 1)
 
     def layer_setup(self, bottom, top):
-        self.h5py = _h5py(self)
+        self.h5py = _h5py(self, "writing")
         self.path = self.param.hdf5_output_param.file_name
         if not self.path:
             raise self.error(f"{FIELD} is not set (the HDF5 file to write)")
