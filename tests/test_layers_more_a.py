@@ -504,3 +504,28 @@ def test_hdf5_output_without_h5py_says_how_to_install_it(tmp_path, monkeypatch):
     with pytest.raises(SeqgenError, match=r"layer 'out' \(HDF5Output\): writing HDF5 files "
                                           "needs the h5py package.*pip install"):
         net(H5OUT.format(tmp_path / "out.h5"))
+
+
+def test_batch_norm_statistics_survive_training_with_weight_decay():
+    """A solver step leaves BatchNorm's blobs to the layer: after K iterations the scale
+    factor is 1 + f + ... + f^(K-1) and the mean sum the moving sum of the batch means."""
+    from seqgen.io.prototxt import parse_solver_text
+    from seqgen.solver import Solver
+
+    sp = parse_solver_text("base_lr: 0.1 momentum: 0.9 weight_decay: 0.5 lr_policy: 'fixed' "
+                           "random_seed: 3 type: 'Adam'")
+    sp.net_param.CopyFrom(parse_net_text(
+        'layer { name: "d" type: "DummyData" top: "x" top: "t" dummy_data_param { shape { dim: 8 '
+        'dim: 2 } data_filler { type: "gaussian" mean: 3 std: 1 } } }\n'
+        'layer { name: "bn" type: "BatchNorm" bottom: "x" top: "y" '
+        'batch_norm_param { moving_average_fraction: 0.5 } }\n'
+        'layer { name: "loss" type: "EuclideanLoss" bottom: "y" bottom: "t" }'))
+    solver = Solver(sp, log=lambda *a: None)
+    means = []
+    for _ in range(4):
+        solver.step(1)
+        means.append(solver.net.blobs["x"].data.mean(axis=0).astype(np.float64))
+    bn = solver.net.layer_dict["bn"]
+    np.testing.assert_allclose(bn.blobs[2].data, [1 + 0.5 + 0.25 + 0.125])
+    want = sum(m * 0.5 ** (3 - k) for k, m in enumerate(means))
+    np.testing.assert_allclose(bn.blobs[0].data, want, rtol=1e-5)
