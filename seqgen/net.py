@@ -475,18 +475,22 @@ class Net:
 
     def _forward(self, start=None, end=None):
         self.reshape_if_changed()
-        if start is None and end is None:
-            plan, loss_tops = self._forward_plan, self._loss_tops
+        lo, hi = (0, len(self.layers) - 1) if start is None and end is None else \
+            self._range(start, end)
+        if self._reshape_each:
+            # a top's shape depends on values (Filter): reshape every layer (Split's aliases
+            # too) just before its forward, in Caffe's order
+            loss_tops = self._forward_reshaping(lo, hi)
+        elif start is None and end is None:
+            loss_tops = self._loss_tops
+            for layer, bottom, top in self._forward_plan:
+                layer.forward(bottom, top)
         else:
-            lo, hi = self._range(start, end)
             span = range(lo, hi + 1)
-            plan = [(self.layers[i], self._bottoms[i], self._tops[i]) for i in span
-                    if self.layers[i].runs_forward]
             loss_tops = [pair for i in span for pair in self._loss_weights[i]]
-        for layer, bottom, top in plan:
-            if self._reshape_each:  # a top's shape depends on values (Filter): Caffe's order
-                self._checked(layer.param, bottom, top, layer.reshape)
-            layer.forward(bottom, top)
+            for i in span:
+                if self.layers[i].runs_forward:
+                    self.layers[i].forward(self._bottoms[i], self._tops[i])
         loss = np.float32(0)
         for blob, w in loss_tops:
             data = blob.data
@@ -494,6 +498,15 @@ class Net:
             loss += w * (np.float32(data.reshape(-1)[0]) if data.size == 1
                          else data.sum(dtype=np.float32))
         return loss
+
+    def _forward_reshaping(self, lo, hi):
+        """Layers lo..hi, each reshaped then run; returns their (loss top, weight) pairs."""
+        for i in range(lo, hi + 1):
+            layer, bottom, top = self.layers[i], self._bottoms[i], self._tops[i]
+            self._checked(layer.param, bottom, top, layer.reshape)
+            if layer.runs_forward:
+                layer.forward(bottom, top)
+        return [pair for i in range(lo, hi + 1) for pair in self._loss_weights[i]]
 
     def backward(self, diffs=None, start=None, end=None, **top_diffs):
         """Backpropagate, as pycaffe's net.backward.

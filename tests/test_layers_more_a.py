@@ -328,16 +328,30 @@ def test_filter_gradients():
 
 
 def test_filter_in_a_net_reshapes_what_follows_at_every_forward():
-    n = net('layer { name: "in" type: "Input" top: "x" top: "s" input_param { shape { dim: 4 '
-            'dim: 2 } shape { dim: 4 } } }\n'
-            'layer { name: "f" type: "Filter" bottom: "x" bottom: "s" top: "fx" }\n'
-            'layer { name: "abs" type: "AbsVal" bottom: "fx" top: "y" }')
+    """fx feeds two layers (through a Split, whose tops alias fx) and a loss: every one of
+    them follows the selector, empty selections included, forward and backward."""
+    n = net('force_backward: true\n'
+            'layer { name: "in" type: "Input" top: "x" top: "t" top: "s" input_param { '
+            'shape { dim: 4 dim: 2 } shape { dim: 4 dim: 2 } shape { dim: 4 } } }\n'
+            'layer { name: "f" type: "Filter" bottom: "x" bottom: "t" bottom: "s" top: "fx" '
+            'top: "ft" }\n'
+            'layer { name: "abs" type: "AbsVal" bottom: "fx" top: "y" }\n'
+            'layer { name: "am" type: "ArgMax" bottom: "fx" top: "am" }\n'
+            'layer { name: "loss" type: "EuclideanLoss" bottom: "fx" bottom: "ft" }')
     assert n.blobs["fx"].shape == (4, 2)  # Caffe's first reshape: the full first axis
     x = np.arange(8.0).reshape(4, 2) - 3
+    t = np.ones((4, 2))
     for sel, keep in (([1, 0, 1, 1], [0, 2, 3]), ([0, 0, 1, 0], [2]), ([0, 0, 0, 0], [])):
-        out = n.forward(x=x, s=sel)
+        with np.errstate(divide="ignore", invalid="ignore"):  # the loss of 0 items: 0 / 0
+            out = n.forward(x=x, t=t, s=sel)
+            n.backward()
         np.testing.assert_array_equal(out["y"], np.abs(x[keep]))
-    assert n.layer_dict["f"].no_grad_bottoms == (1,)
+        np.testing.assert_array_equal(out["am"].ravel(), np.argmax(x[keep], axis=1))
+        want = np.zeros((4, 2))
+        if keep:
+            want[keep] = (x[keep] - 1) / len(keep)  # EuclideanLoss: (a - b) / N
+        np.testing.assert_allclose(n.blobs["x"].diff, want, rtol=1e-6)
+    assert n.layer_dict["f"].no_grad_bottoms == (2,)
 
 
 def test_filter_checks_its_counts_and_selector():

@@ -62,9 +62,9 @@ class ArgMaxLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data
         if self.axis is None:
-            v = x.reshape(x.shape[0], -1)
+            v = x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)))
             idx = self._ranked(v)
-            out = top[0].data.reshape(x.shape[0], -1, self.top_k)
+            out = top[0].data.reshape(x.shape[0], 2 if self.out_max_val else 1, self.top_k)
             out[:, 0] = idx
             if self.out_max_val:
                 out[:, 1] = np.take_along_axis(v, idx, axis=-1)
