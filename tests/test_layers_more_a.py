@@ -116,6 +116,16 @@ def test_clip_gradient_includes_both_ends_and_in_place_passes_everything():
     np.testing.assert_array_equal(backward_of(text, x, dy, in_place=True), dy)
 
 
+def test_nan_as_caffe_treats_it():
+    """Caffe's Clip gives min for NaN (std::max(min, NaN) is min); AbsVal's gradient is 0."""
+    _, _, top = run('name: "c" type: "Clip" clip_param { min: -1 max: 1 } bottom: "x" top: "y"',
+                    [[np.nan, 2.0]])
+    np.testing.assert_array_equal(top[0].data, [-1, 1])
+    g = backward_of('name: "a" type: "AbsVal" bottom: "x" top: "y"', np.array([np.nan, -2.0, 0]),
+                    np.ones(3))
+    np.testing.assert_array_equal(g, [0, -1, 0])
+
+
 def test_bnll_is_stable_and_caps_its_gradient_input():
     text = 'name: "b" type: "BNLL" bottom: "x" top: "y"'
     x = np.array([-800.0, -30.0, 0.0, 30.0, 800.0])

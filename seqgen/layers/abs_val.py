@@ -1,4 +1,4 @@
-"""`AbsVal`: |x|, gradient sign(x) (0 at 0, Caffe's caffe_cpu_sign).
+"""`AbsVal`: |x|, gradient sign(x) (0 at 0 and at NaN, Caffe's caffe_cpu_sign).
 
 Caffe's AbsValLayer refuses to run in place (its backward needs the input's sign)."""
 import numpy as np
@@ -17,4 +17,6 @@ class AbsValLayer(ElementwiseLayer):
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
-            np.multiply(np.sign(bottom[0].data), top[0].diff, out=bottom[0].diff)
+            x = bottom[0].data
+            sign = (x > 0).astype(x.dtype) - (x < 0)  # 0 for NaN, as caffe_cpu_sign
+            np.multiply(sign, top[0].diff, out=bottom[0].diff)

@@ -20,7 +20,8 @@ class ClipLayer(ElementwiseLayer):
     def forward(self, bottom, top):
         x = bottom[0].data
         t = x.dtype.type
-        np.maximum(t(self.lo), np.minimum(x, t(self.hi)), out=top[0].data)
+        # fmax: NaN becomes min, as Caffe's std::max(min, std::min(x, max)) gives
+        np.fmax(t(self.lo), np.minimum(x, t(self.hi)), out=top[0].data)
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:
