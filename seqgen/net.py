@@ -288,6 +288,7 @@ class Net:
         self._seeded = [None] * len(self._loss_tops)  # the diff arrays seeded with weights
         self._seed_loss_diffs()
         self._input_shapes = None
+        self._reshape_each = any(layer.reshapes_every_forward for layer in self.layers)
         # the layers that may carry state (the others keep Layer's `get_state: None`)
         self._carriers = [(name, layer) for name, layer in zip(self.layer_names, self.layers)
                           if type(layer).get_state is not layer_base.Layer.get_state]
@@ -548,17 +549,22 @@ class Net:
         """pycaffe's net._forward(start, end) (Caffe's ForwardFromTo): run layers `start`
         to `end` inclusive (indices, or names; default all); returns the weighted loss."""
         self.reshape_if_changed()
-        if start is None and end is None:
-            plan, loss_tops = self._forward_plan, self._loss_tops
+        lo = self._index(start, 0, "_forward")
+        hi = self._index(end, len(self.layers) - 1, "_forward")
+        if self._reshape_each:
+            # a top's shape depends on values (Filter): reshape every layer (Split's aliases
+            # too) just before its forward, in Caffe's order
+            loss_tops = self._forward_reshaping(lo, hi)
+        elif start is None and end is None:
+            loss_tops = self._loss_tops
+            for layer, bottom, top in self._forward_plan:
+                layer.forward(bottom, top)
         else:
-            lo = self._index(start, 0, "_forward")
-            hi = self._index(end, len(self.layers) - 1, "_forward")
             span = range(lo, hi + 1)
-            plan = [(self.layers[i], self._bottoms[i], self._tops[i]) for i in span
-                    if self.layers[i].runs_forward]
             loss_tops = [pair for i in span for pair in self._loss_weights[i]]
-        for layer, bottom, top in plan:
-            layer.forward(bottom, top)
+            for i in span:
+                if self.layers[i].runs_forward:
+                    self.layers[i].forward(self._bottoms[i], self._tops[i])
         loss = np.float32(0)
         for blob, w in loss_tops:
             data = blob.data
@@ -566,6 +572,15 @@ class Net:
             loss += w * (np.float32(data.reshape(-1)[0]) if data.size == 1
                          else data.sum(dtype=np.float32))
         return loss
+
+    def _forward_reshaping(self, lo, hi):
+        """Layers lo..hi, each reshaped then run; returns their (loss top, weight) pairs."""
+        for i in range(lo, hi + 1):
+            layer, bottom, top = self.layers[i], self._bottoms[i], self._tops[i]
+            self._checked(layer.param, bottom, top, layer.reshape)
+            if layer.runs_forward:
+                layer.forward(bottom, top)
+        return [pair for i in range(lo, hi + 1) for pair in self._loss_weights[i]]
 
     def backward(self, diffs=None, start=None, end=None, **top_diffs):
         """pycaffe's net.backward: keyword arguments are diffs for output blobs (e.g.

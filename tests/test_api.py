@@ -93,11 +93,11 @@ def test_constructor_mistakes():
 
 
 def test_unknown_layer_type_lists_supported_types():
-    text = input_text("x", (4, 3)) + 'layer { name: "c" type: "Convolution" bottom: "x" top: "c" }'
+    text = input_text("x", (4, 3)) + 'layer { name: "c" type: "Lsmt" bottom: "x" top: "c" }'
     with pytest.raises(SeqgenError) as e:
         net_from(text)
     msg = str(e.value)
-    assert "'Convolution'" in msg and "InnerProduct" in msg and "HDF5Data" in msg
+    assert "'Lsmt'" in msg and "InnerProduct" in msg and "HDF5Data" in msg
 
 
 # -- blobs, forward, reshape -----------------------------------------------------------------

@@ -1,18 +1,30 @@
 """Every layer module registers itself on import (one file per layer, as in Caffe).
 
-hdf5_data imports h5py only when an HDF5Data layer is built, so importing seqgen never
+hdf5_data and hdf5_output import h5py only when such a layer is built, so importing seqgen never
 needs it."""
 from . import (  # noqa: F401
+    abs_val,
     accuracy,
+    argmax,
+    batch_norm,
+    batch_reindex,
     bias,
+    bnll,
+    clip,
     concat,
+    contrastive_loss,
     dropout,
+    dummy_data,
     eltwise,
+    elu,
     embed,
     euclidean_loss,
+    exp,
+    filter,
     flatten,
     fork_lstm,
     hdf5_data,
+    hdf5_output,
     inner_product,
     input,
     recurrent,

@@ -44,6 +44,9 @@ class Layer:
     in_place_advice = "give the top another name"
     #: Indices of bottoms that never take a gradient (clip/cont markers, labels of some losses).
     no_grad_bottoms = ()
+    #: True for layers whose top shapes depend on their bottoms' values (Filter): the Net
+    #: then reshapes every layer just before its forward, as Caffe's Layer::Forward does.
+    reshapes_every_forward = False
     #: False for layers whose forward does nothing (the Net then skips calling it).
     runs_forward = True
     #: What a net input fed to a bottom holds, by bottom index ("tokens", "cont", "labels"):

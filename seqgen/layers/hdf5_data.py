@@ -25,11 +25,12 @@ from ..registry import register
 from .base import Layer
 
 
-def _h5py(layer):
+def _h5py(layer, doing="reading"):
+    """The h5py module, or a one-line error naming the layer and how to install it."""
     try:
         import h5py
     except ImportError:
-        raise layer.error("reading HDF5 files needs the h5py package, an optional dependency "
+        raise layer.error(f"{doing} HDF5 files needs the h5py package, an optional dependency "
                           "of seqgen: " + install_hint("hdf5")) from None
     return h5py
 
