@@ -366,3 +366,110 @@ def test_losses_refuse_mismatched_bottoms():
     with pytest.raises(SeqgenError, match=r"layer 'm' \(MultinomialLogisticLoss\): bottom "
                                           r"'#1' \(3,\) must hold one label per item"):
         run('name: "m" type: "MultinomialLogisticLoss"', [np.zeros((2, 3)), np.zeros(3)])
+
+
+# ---------------------------------------------------------------------------------------
+# LSTMUnit
+# ---------------------------------------------------------------------------------------
+LSTM_UNIT = 'name: "u" type: "LSTMUnit" bottom: "c_prev" bottom: "gates" bottom: "cont"'
+
+
+def lstm_unit_formula(c_prev, x, cont):
+    """Caffe's cell: gates i, f, o, g in that order; f scaled by cont (0 where cont is 0)."""
+    i, f, o, g = np.split(x, 4, axis=-1)
+    i, f, o, g = sigmoid(i), cont[..., None] * sigmoid(f), sigmoid(o), np.tanh(g)
+    c = f * c_prev + i * g
+    return c, o * np.tanh(c)
+
+
+def lstm_unit_inputs(N=4, H=3, seed=11):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(1, N, H)), rng.normal(size=(1, N, 4 * H)),
+            np.array([[1.0, 0.0, 1.0, 0.0][:N]]))
+
+
+def test_lstm_unit_values_and_gradients():
+    c_prev, x, cont = lstm_unit_inputs()
+    _, _, top = run(LSTM_UNIT, [c_prev, x, cont], n_tops=2)
+    c, h = lstm_unit_formula(c_prev, x, cont)
+    np.testing.assert_allclose(top[0].data, c, rtol=1e-12)
+    np.testing.assert_allclose(top[1].data, h, rtol=1e-12)
+    np.testing.assert_allclose(top[0].data[0, 1], (sigmoid(x[0, 1, :3]) *
+                                                   np.tanh(x[0, 1, 9:])), rtol=1e-12)
+    err = check_layer_gradients(factory(LSTM_UNIT), [c_prev.shape, x.shape, cont.shape],
+                                {0: c_prev, 1: x, 2: cont}, n_tops=2)
+    assert err < 1e-6
+    assert layer_class("LSTMUnit").no_grad_bottoms == (2,)
+
+
+def test_lstm_unit_forget_gradient_for_other_cont_values_is_caffes():
+    """For cont 2 the forward scales f by 2 and Caffe's backward uses f (1 - f) with that
+    scaled f (lstm_unit_layer.cpp), not the derivative 2 s (1 - s)."""
+    c_prev, x, _ = lstm_unit_inputs(N=1)
+    cont = np.array([[2.0]])
+    layer, bottom, top = run(LSTM_UNIT, [c_prev, x, cont], n_tops=2)
+    c, _ = lstm_unit_formula(c_prev, x, cont)
+    np.testing.assert_allclose(top[0].data, c, rtol=1e-12)
+    top[0].diff[...] = 1
+    top[1].diff[...] = 0
+    layer.backward(top, [True, True, False], bottom)
+    f = 2 * sigmoid(x[0, 0, 3:6])
+    np.testing.assert_allclose(bottom[1].diff[0, 0, 3:6], c_prev[0, 0] * f * (1 - f),
+                               rtol=1e-12)
+
+
+def test_lstm_unit_is_one_step_of_bvlc_lstm():
+    """BVLC's LSTM (expose_hidden, T = 1) from h_0, c_0 equals LSTMUnit on the gate inputs
+    W_xc x + b_c + W_hc (cont h_0), the unrolled net's own wiring."""
+    N, I, H = 3, 2, 4
+    net = Net(parse_net_text(f"""
+        layer {{ name: "in" type: "Input" top: "x" top: "cont" top: "h0" top: "c0"
+          input_param {{ shape {{ dim: 1 dim: {N} dim: {I} }} shape {{ dim: 1 dim: {N} }}
+                        shape {{ dim: 1 dim: {N} dim: {H} }} shape {{ dim: 1 dim: {N} dim: {H} }}
+          }} }}
+        layer {{ name: "lstm" type: "LSTM" bottom: "x" bottom: "cont" bottom: "h0" bottom: "c0"
+          top: "h" top: "hT" top: "cT"
+          recurrent_param {{ num_output: {H} expose_hidden: true
+            weight_filler {{ type: "uniform" min: -1 max: 1 }}
+            bias_filler {{ type: "uniform" min: -1 max: 1 }} }} }}"""), TRAIN)
+    rng = np.random.default_rng(12)
+    feed = {"x": rng.normal(size=(1, N, I)), "cont": np.array([[1.0, 0.0, 1.0]]),
+            "h0": rng.normal(size=(1, N, H)), "c0": rng.normal(size=(1, N, H))}
+    out = net.forward(**{k: v.astype(np.float32) for k, v in feed.items()})
+    W_xc, b_c, W_hc = (b.data.astype(np.float64) for b in net.params["lstm"])
+    gates = (feed["x"] @ W_xc.T + b_c + (feed["cont"][..., None] * feed["h0"]) @ W_hc.T)
+    _, _, top = run(LSTM_UNIT, [feed["c0"], gates, feed["cont"]], n_tops=2,
+                    dtype=np.float32)
+    np.testing.assert_allclose(top[0].data, out["cT"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(top[1].data, out["h"], rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_unit_refuses_bad_shapes():
+    c_prev, x, cont = lstm_unit_inputs()
+    with pytest.raises(SeqgenError, match=r"layer 'u' \(LSTMUnit\): bottom 'gates' \(1, 4, 8\) "
+                                          r"must hold 4 x 3 gate inputs"):
+        run(LSTM_UNIT, [c_prev, x[..., :8], cont], n_tops=2)
+    with pytest.raises(SeqgenError, match=r"bottom 'cont' \(1, 3\) must be 2-D with shape "
+                                          r"\(1, N\) and the N of bottom 'c_prev' \(4\)"):
+        run(LSTM_UNIT, [c_prev, x, cont[:, :3]], n_tops=2)
+
+
+# ---------------------------------------------------------------------------------------
+# Embed's padding (-1), as LRCN's files hold it
+# ---------------------------------------------------------------------------------------
+def test_embed_padding_rows_are_zero_and_take_no_gradient(capsys):
+    from seqgen.layers import embed
+
+    embed.WARNED_PADDING.discard("emb_pad")
+    text = ('name: "emb_pad" type: "Embed" bottom: "words" top: "vec" embed_param { '
+            'num_output: 3 input_dim: 5 weight_filler { type: "gaussian" std: 1 } '
+            'bias_filler { type: "uniform" min: -1 max: 1 } }')
+    words = np.array([[0, -1, 2], [-1, 4, 4]], float)
+    layer, _, top = run(text, [words])
+    W, b = layer.blobs[0].data, layer.blobs[1].data
+    pad = words == -1
+    want = np.where(pad[..., None], 0, W[np.where(pad, 0, words).astype(int)] + b)
+    np.testing.assert_array_equal(top[0].data, want)
+    assert check_layer_gradients(factory(text), [words.shape], {0: words}) < 1e-6
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "'emb_pad' (Embed)" in err and "holds 2 padding" in err
