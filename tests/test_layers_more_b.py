@@ -473,3 +473,22 @@ def test_embed_padding_rows_are_zero_and_take_no_gradient(capsys):
     assert check_layer_gradients(factory(text), [words.shape], {0: words}) < 1e-6
     err = capsys.readouterr().err
     assert err.count("warning") == 1 and "'emb_pad' (Embed)" in err and "holds 2 padding" in err
+
+
+def test_a_solver_trains_a_parameter_blob(tmp_path):
+    """SGD on 0.5 |w - t|^2 / N through the Parameter's shared diff: w moves toward t by
+    lr * (w - t) / N a step, exactly as the formula says (the solver packs the blob's
+    arrays, and the top follows them)."""
+    (tmp_path / "net.prototxt").write_text(PARAMETER_NET)
+    (tmp_path / "solver.prototxt").write_text(
+        'net: "net.prototxt" base_lr: 0.5 lr_policy: "fixed" max_iter: 10 display: 0\n')
+    import seqgen
+
+    solver = seqgen.get_solver(str(tmp_path / "solver.prototxt"), log=lambda *a: None)
+    t = np.arange(6, dtype=np.float32).reshape(2, 3)
+    w = np.zeros((2, 3))
+    for _ in range(3):
+        solver.net.blobs["target"].data[...] = t
+        solver.step(1)
+        w -= 0.5 * (w - t) / 2
+    np.testing.assert_allclose(solver.net.params["w"][0].data, w, rtol=1e-6)

@@ -85,6 +85,28 @@ class ParamStrLayer(PhaseLayer):
         top[0].data[()] = float(self.param_str)
 
 
+class HalfSquaredDistance:
+    """A loss in pycaffe's examples/pycaffe style: count, num, reshape(1), loss_weight."""
+
+    def setup(self, bottom, top):
+        if len(bottom) != 2:
+            raise ValueError("two bottoms, please")
+
+    def reshape(self, bottom, top):
+        if bottom[0].count != bottom[1].count:
+            raise ValueError("bottoms differ in size")
+        top[0].reshape(1)
+
+    def forward(self, bottom, top):
+        self.d = bottom[0].data - bottom[1].data
+        top[0].data[...] = (self.d ** 2).sum() / bottom[0].num / 2
+
+    def backward(self, top, propagate_down, bottom):
+        for i, sign in ((0, 1), (1, -1)):
+            if propagate_down[i]:
+                bottom[i].diff[...] = sign * top[0].diff[0] * self.d / bottom[i].num
+
+
 class ScaledTanh:
     """y = a * tanh(x) with a learnable a; propagate_down says whether x wants a diff."""
 
@@ -291,3 +313,23 @@ def test_a_python_layer_on_an_lstm_against_finite_differences(tmp_path, module):
         for blob in net.params[name]:
             num = numeric_gradient(loss, blob.data, 1e-2)
             np.testing.assert_allclose(blob.diff, num, rtol=2e-2, atol=2e-3)
+
+
+def test_a_python_loss_with_loss_weight_as_caffe_s_euclidean_loss(tmp_path, module):
+    """A Python loss (loss_weight 3) gives what the built-in EuclideanLoss gives, and the
+    Net seeds its top diff with the weight as for any loss."""
+    body = f"""
+    force_backward: true
+    layer {{ name: "in" type: "Input" top: "a" top: "b"
+      input_param {{ shape {{ dim: 4 dim: 3 }} shape {{ dim: 4 dim: 3 }} }} }}
+    layer {{ name: "py" type: "Python" bottom: "a" bottom: "b" top: "py" loss_weight: 3
+      python_param {{ module: "{module}" layer: "HalfSquaredDistance" }} }}
+    """
+    net = Net(net_file(tmp_path, body), TRAIN)
+    rng = np.random.default_rng(1)
+    a, b = (rng.normal(size=(4, 3)).astype(np.float32) for _ in range(2))
+    loss = float(net.forward(a=a, b=b)["py"][0])
+    assert loss == pytest.approx(((a - b) ** 2).sum() / 8, rel=1e-6)
+    net.backward()
+    np.testing.assert_allclose(net.blobs["a"].diff, 3 * (a - b) / 4, rtol=1e-6)
+    np.testing.assert_allclose(net.blobs["b"].diff, -3 * (a - b) / 4, rtol=1e-6)
