@@ -72,17 +72,22 @@ class PythonLayer(Layer):
 
     def __init__(self, param, phase, options=None):
         super().__init__(param, phase, options)
-        p = param.python_param
+        self.blobs = LayerBlobs()
+        self.user = "?"
+
+    def _load(self):
+        """Import the module and construct the user's object (Caffe does this in its layer
+        factory; here in setup, so that errors get the net file's line)."""
+        p = self.param.python_param
         if not p.module or not p.layer:
             raise self.error("python_param needs both module and layer")
-        self.blobs = LayerBlobs()
         mod = _import(self, p.module)
         cls = getattr(mod, p.layer, None)
         if cls is None:
             raise self.error(f"module '{p.module}' ({getattr(mod, '__file__', '?')}) has no "
                              f"'{p.layer}'")
-        self.impl = _instantiate(self, cls, param)
         self.user = f"{p.module}.{p.layer}"
+        self.impl = _instantiate(self, cls, self.param)
         try:
             self.impl.blobs = self.blobs
         except AttributeError:  # a base class whose blobs cannot be replaced: use its own
@@ -116,6 +121,7 @@ class PythonLayer(Layer):
         return self.call_user(fn, *args, what=f"{self.user}.{name}")
 
     def layer_setup(self, bottom, top):
+        self._load()
         self.impl.param_str = self.param.python_param.param_str
         self.impl.phase = int(self.phase)
         self._method("setup", bottom, top)
