@@ -107,6 +107,20 @@ class HalfSquaredDistance:
                 bottom[i].diff[...] = sign * top[0].diff[0] * self.d / bottom[i].num
 
 
+class Counter(PhaseLayer):
+    """A data layer in the style that loads its next item in reshape."""
+
+    def setup(self, bottom, top):
+        self.n = 0
+
+    def reshape(self, bottom, top):
+        self.n += 1
+        top[0].reshape()
+
+    def forward(self, bottom, top):
+        top[0].data[()] = self.n
+
+
 class ScaledTanh:
     """y = a * tanh(x) with a learnable a; propagate_down says whether x wants a diff."""
 
@@ -333,3 +347,10 @@ def test_a_python_loss_with_loss_weight_as_caffe_s_euclidean_loss(tmp_path, modu
     net.backward()
     np.testing.assert_allclose(net.blobs["a"].diff, 3 * (a - b) / 4, rtol=1e-6)
     np.testing.assert_allclose(net.blobs["b"].diff, -3 * (a - b) / 4, rtol=1e-6)
+
+
+def test_reshape_runs_before_every_forward_as_in_caffe(tmp_path, module):
+    """Caffe's Layer::Forward calls Reshape first: once per forward, whether or not the
+    net's inputs changed, after the one in the net's setup (so 2, 3, 4 as in Caffe)."""
+    net = Net(net_file(tmp_path, layer("count", "Counter", module, top="n")), TRAIN)
+    assert [float(net.forward()["n"]) for _ in range(3)] == [2, 3, 4]

@@ -5,11 +5,11 @@ not found there, from the folder of the net file, the working folder and the run
 script's folder, and a class in it. As layer_factory.cpp and python_layer.hpp: the class
 is called with the LayerParameter (or with nothing, if it takes no argument: a plain class
 need not derive from caffe.Layer), gets `param_str` and `phase` (0 TRAIN, 1 TEST), then
-`setup(bottom, top)` once, `reshape(bottom, top)`, `forward(bottom, top)` and
-`backward(top, propagate_down, bottom)`. Its `self.blobs` are this layer's parameters;
-`self.blobs.add_blob(*shape)` adds one. An exception in the user's code is raised again as
-a PythonLayerError (a RuntimeError, as pycaffe raises): a line naming the layer, then the
-user's own traceback.
+`setup(bottom, top)` once, `reshape(bottom, top)` before every forward (as Caffe's
+Layer::Forward does), `forward(bottom, top)` and `backward(top, propagate_down, bottom)`.
+Its `self.blobs` are this layer's parameters; `self.blobs.add_blob(*shape)` adds one. An
+exception in the user's code is raised again as a PythonLayerError (a RuntimeError, as
+pycaffe raises): a line naming the layer, then the user's own traceback.
 """
 import importlib
 import inspect
@@ -38,10 +38,10 @@ class LayerBlobs(list):
 def _import(layer, module):
     """The user's module: from sys.path, else from the net's, working and script folders
     (added to the end of sys.path, so the module's own imports find its neighbours)."""
-    top = module.split(".")[0]
+    first = module.split(".")[0]
     what = f"import of module '{module}'"
     try:
-        return layer.call_user(importlib.import_module, module, what=what, missing=top)
+        return layer.call_user(importlib.import_module, module, what=what, missing=first)
     except ModuleNotFoundError:
         pass
     script = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else None
@@ -50,7 +50,7 @@ def _import(layer, module):
         if folder not in sys.path:
             sys.path.append(folder)
     try:
-        return layer.call_user(importlib.import_module, module, what=what, missing=top)
+        return layer.call_user(importlib.import_module, module, what=what, missing=first)
     except ModuleNotFoundError:
         raise layer.error(f"python_param.module '{module}' not found on sys.path nor in "
                           f"{', '.join(dict.fromkeys(folders))}") from None
@@ -74,6 +74,7 @@ class PythonLayer(Layer):
         super().__init__(param, phase, options)
         self.blobs = LayerBlobs()
         self.user = "?"
+        self._reshaped = False
 
     def _load(self):
         """Import the module and construct the user's object (Caffe does this in its layer
@@ -129,8 +130,15 @@ class PythonLayer(Layer):
 
     def reshape(self, bottom, top):
         self._method("reshape", bottom, top)
+        self._reshaped = True
 
     def forward(self, bottom, top):
+        # Caffe's Layer::Forward calls Reshape before every Forward, and Python layers rely
+        # on it (data layers load the next batch in reshape); the Net reshapes only when an
+        # input changed shape, so the user's reshape runs here when the Net's did not
+        if not self._reshaped:
+            self._method("reshape", bottom, top)
+        self._reshaped = False
         self._method("forward", bottom, top)
 
     def backward(self, top, propagate_down, bottom):
