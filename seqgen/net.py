@@ -205,7 +205,10 @@ class Net:
             for step in steps:
                 step(bottoms, tops)
         except SeqgenError as e:
-            raise SeqgenError(f"{self._at(lp.name)}{e}") from None
+            # the same exception, its message prefixed: its type (a Python layer's
+            # RuntimeError, a runtime failure's exit code) stays
+            e.args = (f"{self._at(lp.name)}{e}",) + e.args[1:]
+            raise e from None
         except MemoryError as e:
             raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}): not enough "
                               f"memory for its blobs ({e})") from None

@@ -74,7 +74,7 @@ def test_embed_gradients_and_values(bias):
     np.testing.assert_allclose(top[0].data, want, rtol=1e-6)
 
 
-@pytest.mark.parametrize("bad", [5, -1, 1.5, np.nan])
+@pytest.mark.parametrize("bad", [5, -2, -0.5, 1.5, np.nan])
 def test_embed_rejects_bad_indices(bad):
     words = WORDS.copy()
     words[1, 2] = bad

@@ -2,7 +2,7 @@
 its layer structure (tests/fixtures/lrcn: three HDF5Data layers selected by phase and
 stage, Dropout by stage, Accuracy in TEST, two test_state nets) trained through
 `seqgen train` on small HDF5 files in LRCN's layout (cont_sentence, input_sentence,
-target_sentence, each T_total x N, targets padded with -1)."""
+target_sentence, each T_total x N, padded with -1 as LRCN pads: inputs too)."""
 import re
 import shutil
 
@@ -43,12 +43,12 @@ def lrcn_streams(rng, n_sentences):
 
 def write_split(folder, split, files, seed):
     """`files` HDF5 files of ROWS x N rows and their hdf5_chunk_list.txt. A stream that runs
-    out before the last row is padded as LRCN pads: cont 0, target -1 (and input 0, the EOS
-    index: LRCN writes -1 there too, which Caffe's Embed reads outside its table)."""
+    out before the last row is padded as LRCN pads: cont 0, input -1 and target -1 (Caffe's
+    Embed reads outside its table at input -1; seqgen's gives zeros there)."""
     out = folder / "h5_data" / "buffer_3" / f"{split}_unaligned_batches"
     out.mkdir(parents=True)
     total = files * ROWS
-    arrays = {"cont_sentence": np.zeros((total, N)), "input_sentence": np.zeros((total, N)),
+    arrays = {"cont_sentence": np.zeros((total, N)), "input_sentence": np.full((total, N), -1.0),
               "target_sentence": np.full((total, N), -1.0)}
     for i, stream in enumerate(lrcn_streams(np.random.default_rng(seed), 8)):
         for name, values in zip(arrays, stream):
@@ -176,7 +176,37 @@ def test_solver_file_paths_and_caffe_numbers(lrcn):
     assert p.solver_mode == caffe_pb2.SolverParameter.GPU
 
 
-def test_lrcn_style_input_padding_is_refused_with_a_hint():
+def test_lrcn_input_padding_gives_zero_rows_and_no_gradient(lrcn, capsys):
+    """An input of -1 (LRCN's padding) embeds to a zero row (no bias either) and adds
+    nothing to the table's or the bias's gradient, against numpy's gather and scatter-add
+    over the other positions; one warning names the layer and the count."""
+    from seqgen.layers import embed
+
+    embed.WARNED_PADDING.discard("embedding")
+    net = Net("lstm_language_model.prototxt", TRAIN)
+    for _ in range(2 * ROWS // T):  # to the last batch, which holds the padding
+        net.forward()
+    x = net.blobs["input_sentence"].data.astype(int)
+    pad = x == -1
+    assert pad.any() and (x[~pad] >= 0).all()
+    W = net.params["embedding"][0].data
+    np.testing.assert_array_equal(net.blobs["embedded_input_sentence"].data,
+                                  np.where(pad[..., None], 0, W[np.where(pad, 0, x)]))
+    net.clear_param_diffs()
+    net.backward()
+    dy = net.blobs["embedded_input_sentence"].diff.astype(np.float64)
+    want = np.zeros(W.shape)
+    np.add.at(want, x[~pad], dy[~pad])
+    np.testing.assert_allclose(net.params["embedding"][0].diff, want, rtol=1e-5, atol=1e-7)
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1
+    assert (f"layer 'embedding' (Embed): bottom 'input_sentence' holds {pad.sum()} padding "
+            "indices -1" in err)
+    net.forward()  # warned once per run
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_other_negative_embed_inputs_are_still_refused():
     from seqgen.errors import SeqgenError
     from seqgen.io.prototxt import parse_net_text
 
@@ -185,9 +215,9 @@ def test_lrcn_style_input_padding_is_refused_with_a_hint():
                 input_param { shape { dim: 2 dim: 1 } } }
         layer { name: "embedding" type: "Embed" bottom: "input_sentence" top: "e"
                 embed_param { input_dim: 3 num_output: 2 } }"""), TEST)
-    with pytest.raises(SeqgenError, match=r"holds -1 at \(1, 0\).*LRCN-style padding: pad "
-                                          r"the input stream with 0"):
-        net.forward(input_sentence=np.array([[0.0], [-1.0]]))
+    with pytest.raises(SeqgenError, match=r"holds -2 at \(1, 0\); embedding indices must be "
+                                          r"integers in \[0, 3\).*or -1 for padding"):
+        net.forward(input_sentence=np.array([[0.0], [-2.0]]))
 
 
 def test_info_shows_a_stage_s_net(lrcn, capsys):

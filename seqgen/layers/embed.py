@@ -4,17 +4,23 @@ Caffe stores the table transposed relative to InnerProduct for locality, and the
 holds indices as float values. No gradient flows to the indices. The lookup, its index
 check and the scatter-add run as compiled kernels (kernels/embed.py) over buffers kept
 between calls.
+
+An index of -1 is padding: LRCN's caption files pad `input_sentence` with it, where Caffe
+reads outside its table and nothing downstream uses the result (the targets there are
+ignored, cont = 0 starts the next sentence). Here its row is zeros (bias too) and takes no
+gradient, with a warning the first time a layer of that name sees it in a process.
 """
+import sys
+
 import numpy as np
 
 from ..kernels.embed import embed_backward, embed_forward, read_indices
 from ..registry import register
 from .base import Layer
 
-# LRCN's caption scripts pad input_sentence with -1 as well as target_sentence; Caffe's
-# Embed then reads outside its table (undefined behaviour), so seqgen refuses and says why.
-_PADDING_HINT = ("; -1 looks like LRCN-style padding: pad the input stream with 0 (its EOS "
-                 "index) instead, and keep -1 for the ignored targets")
+#: Names of the Embed layers that have warned about padding in this process (one warning
+#: per run, though a run builds TRAIN and TEST nets).
+WARNED_PADDING = set()
 
 
 @register("Embed")
@@ -70,7 +76,13 @@ class EmbedLayer(Layer):
             name = self.param.bottom[0] if len(self.param.bottom) else "0"
             raise self.error(f"bottom '{name}' holds {float(x[pos]):g} at {pos}; "
                              f"embedding indices must be integers in [0, {self.K}) "
-                             "(embed_param.input_dim)" + (_PADDING_HINT if x[pos] == -1 else ""))
+                             "(embed_param.input_dim), or -1 for padding")
+        self._n_pad = int(np.count_nonzero(self._idx < 0))
+        if self._n_pad and self.name not in WARNED_PADDING:
+            WARNED_PADDING.add(self.name)
+            print(f"seqgen: warning: layer '{self.name}' (Embed): bottom '{self.bottom_name(0)}' "
+                  f"holds {self._n_pad} padding indices -1 (of {x.size}); their rows are zeros "
+                  "and take no gradient (LRCN's padding; warned once)", file=sys.stderr)
         return self._idx
 
     def forward(self, bottom, top):
@@ -83,5 +95,8 @@ class EmbedLayer(Layer):
         dy = top[0].diff.reshape(-1, self.N)
         embed_backward(self._idx, dy, self.blobs[0].diff)
         if self.bias_term:
-            np.sum(dy, axis=0, out=self._acc)  # numpy's order, as dy.sum(axis=0) before
+            if self._n_pad:  # padding rows are constant zeros: no bias gradient from them
+                np.sum(dy[self._idx >= 0], axis=0, out=self._acc)
+            else:
+                np.sum(dy, axis=0, out=self._acc)  # numpy's order, as dy.sum(axis=0) before
             self.blobs[1].diff += self._acc
