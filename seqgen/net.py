@@ -242,29 +242,8 @@ class Net:
                 lp = caffe_pb2.LayerParameter.FromString(lp.SerializeToString())
                 lp.top.append(lp.name)  # Caffe's AutoTopBlobs for loss layers
             layer = cls(lp, self.phase, self.options)
-            bottoms = []
-            for b in lp.bottom:
-                if b not in self.blobs:
-                    raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}) needs "
-                                      f"bottom '{b}', which no earlier layer produces")
-                bottoms.append(self.blobs[b])
-                if b in available:
-                    available.remove(b)
-            tops = []
-            if len(set(lp.top)) != len(lp.top):
-                twice = next(t for t in lp.top if list(lp.top).count(t) > 1)
-                raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}) lists top "
-                                  f"'{twice}' more than once")
-            for t in lp.top:
-                if t in self.blobs and t not in lp.bottom:
-                    raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}) "
-                                      f"produces top '{t}', which layer '{produced_by[t]}' "
-                                      "already produces (only in-place tops may reuse a name)")
-                self.blobs.setdefault(t, Blob())
-                produced_by[t] = lp.name
-                tops.append(self.blobs[t])
-                if t not in available:
-                    available.append(t)
+            bottoms = self._wire_bottoms(lp, available)
+            tops = self._wire_tops(lp, produced_by, available)
             if cls.is_input:
                 self.inputs.extend(lp.top)
             self._setup_layer(layer, lp, bottoms, tops)
@@ -295,6 +274,38 @@ class Net:
         # the layers that may carry state (the others keep Layer's `get_state: None`)
         self._carriers = [(name, layer) for name, layer in zip(self.layer_names, self.layers)
                           if type(layer).get_state is not layer_base.Layer.get_state]
+
+    def _wire_bottoms(self, lp, available):
+        """The layer's bottom blobs, each made by an earlier layer; a blob consumed here is
+        no longer one of the net's outputs."""
+        bottoms = []
+        for b in lp.bottom:
+            if b not in self.blobs:
+                raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}) needs "
+                                  f"bottom '{b}', which no earlier layer produces")
+            bottoms.append(self.blobs[b])
+            if b in available:
+                available.remove(b)
+        return bottoms
+
+    def _wire_tops(self, lp, produced_by, available):
+        """The layer's top blobs, new unless in place; each is an output until consumed."""
+        if len(set(lp.top)) != len(lp.top):
+            twice = next(t for t in lp.top if list(lp.top).count(t) > 1)
+            raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}) lists top "
+                              f"'{twice}' more than once")
+        tops = []
+        for t in lp.top:
+            if t in self.blobs and t not in lp.bottom:
+                raise SeqgenError(f"{self._at(lp.name)}layer '{lp.name}' ({lp.type}) "
+                                  f"produces top '{t}', which layer '{produced_by[t]}' "
+                                  "already produces (only in-place tops may reuse a name)")
+            self.blobs.setdefault(t, Blob())
+            produced_by[t] = lp.name
+            tops.append(self.blobs[t])
+            if t not in available:
+                available.append(t)
+        return tops
 
     def _share_params(self, layer, lp, owners):
         """Caffe's AppendParam: a named parameter seen before is the same blob."""
