@@ -4,6 +4,8 @@ generation in generation/, the application in app/, sweeps in sweep/, export in 
 imports sit at the top of a module unless a comment says why not (`lazy: ...`) or they are
 optional dependencies; and functions stay short."""
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,25 @@ def test_no_function_is_longer_than_the_limit():
                 if n > LONG_FUNCTIONS.get(where, MAX_FUNCTION_LINES):
                     long.append(f"{where} ({n} lines)")
     assert not long, long
+
+
+def test_every_module_imports_on_its_own():
+    """A module imported first, in a fresh state, does not meet a circular import (as
+    generation.generate once did through data's package init)."""
+    names = [name for name, _, _ in modules() if not name.endswith("__main__")]
+    code = ("import importlib, sys\n"
+            "bad = []\n"
+            f"for name in {names!r}:\n"
+            "    for m in [m for m in sys.modules if (m == 'seqgen' or m.startswith('seqgen.'))\n"
+            "              and not m.startswith('seqgen.proto')]:  # (protobuf's pool: once)\n"
+            "        del sys.modules[m]\n"
+            "    try:\n"
+            "        importlib.import_module(name)\n"
+            "    except ImportError as e:\n"
+            f"        if (e.name or '').split('.')[0] not in {sorted(OPTIONAL)!r}:\n"
+            "            bad.append(f'{name}: {e}')\n"
+            "print('\\n'.join(bad))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "", done.stdout

@@ -9,9 +9,10 @@ import re
 import numpy as np
 
 from ..errors import SeqgenError
+from ..generation.inputs import MODES, input_roles
 from ..net import TEST, Net
 from .feedback import FeedbackSchedule, FeedbackSettings
-from .feeder import MODES, SequenceFeeder, input_roles
+from .feeder import SequenceFeeder
 from .holdout import HeldOutTest, holdout_plan
 from .plans import DataPlan, Option, on_off, register_plan
 from .sources import resolve_source

@@ -6,9 +6,9 @@ later one continues it — the fork's test loop.
 """
 import numpy as np
 
-from ..data.feeder import MODES, input_roles
 from ..errors import SeqgenError, SeqgenRuntimeError
 from ..kernels.generate import lstm_stack_generate, rnn_stack_generate
+from .inputs import MODES, input_roles
 
 
 class GenerationDiverged(SeqgenRuntimeError):

@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass, field, replace
 
 from ..errors import SeqgenError
+from ..generation.inputs import MODES
 from ..limits import INT32_MAX
 
-MODES = ("previous", "zero")
 _SHARED = {"seeds", "input", "data", "iters", "set", "comment"}
 
 
