@@ -135,10 +135,11 @@ def test_nets_of(solver):
 
 
 def solver_log(glog):
-    """The solver's own messages: its test lines are CaffeLog's (with Caffe's tags); the
-    rest are seqgen's notes."""
+    """The solver's own messages: its test and snapshot lines are CaffeLog's (with Caffe's
+    tags); the rest are seqgen's notes."""
     def log(message):
-        if not message.startswith(("Iteration ", "    Test net output", "Test loss:")):
+        if not message.startswith(("Iteration ", "    Test net output", "Test loss:",
+                                   "Snapshotting ")):
             glog.info(SEQGEN_TAG, message)
     return log
 
