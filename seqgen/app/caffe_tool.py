@@ -203,7 +203,7 @@ def solve(solver, glog, flags):
     glog.info(TAGS["solver_done"], "Optimization Done.")
 
 
-def build_net(flags, glog, phase, action):
+def build_net(flags, glog, phase):
     net = Net(flags.model, phase=phase, level=flags.level, stages=flags.stages())
     log_net_setup(glog, net)
     return net
@@ -220,7 +220,7 @@ def test(flags, glog):
         raise SeqgenError(f"caffe test: -iterations must be at least 1 (got "
                           f"{flags.iterations})")
     use_cpu(glog, flags, TAGS["test_use_cpu"])
-    net = build_net(flags, glog, TEST, "test")
+    net = build_net(flags, glog, TEST)
     copy_weights(glog, net, flags.weights)
     warn_inputs(glog, net, "test")
     glog.info(TAGS["running_for"], f"Running for {flags.iterations} iterations.")
@@ -254,7 +254,7 @@ def time_net(flags, glog, clock=time.perf_counter):
         raise SeqgenError(f"caffe time: -iterations must be at least 1 (got "
                           f"{flags.iterations})")
     use_cpu(glog, flags, TAGS["time_use_cpu"])
-    net = build_net(flags, glog, TEST if flags.phase == "TEST" else TRAIN, "time")
+    net = build_net(flags, glog, TEST if flags.phase == "TEST" else TRAIN)
     warn_inputs(glog, net, "time")
     glog.info(TAGS["performing_forward"], "Performing Forward")
     net.forward()
