@@ -203,6 +203,8 @@ def check_run_folder(folder, net_file):
             assert data.startswith(b"pid ") or data == b"", data
         elif name.endswith(".png"):
             assert is_png(data), name
+        elif name == "caffe.log":  # Caffe's log, appended and flushed line by line
+            assert data.startswith(b"Log file created at: "), name
         else:
             raise AssertionError(f"unexpected file {name}")
     return real

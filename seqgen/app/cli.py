@@ -117,6 +117,12 @@ def cmd_sweep(args):
     return 1 if bad else 0
 
 
+def cmd_caffe(args):
+    from .caffe_tool import caffe_main  # lazy: --help and --version need no numba
+
+    return caffe_main(args.argv)
+
+
 def add_sweep_parser(sub, common):
     """`seqgen sweep`'s arguments."""
     w = sub.add_parser("sweep", parents=[common],
@@ -317,6 +323,14 @@ def _add_others(sub, common):
     m.set_defaults(func=cmd_import)
 
     add_sweep_parser(sub, common)
+
+    # Caffe's own flags (-solver=S, --weights W, ...) go to caffe_flags.py as given: this
+    # parser takes none itself ('+' prefix), so argparse leaves every '-' argument alone
+    c = sub.add_parser("caffe", prefix_chars="+", add_help=False,
+                       help="Caffe's command line: seqgen caffe train|test|time|device_query "
+                            "with caffe's flags (-solver, -weights, -model, -iterations, ...)")
+    c.add_argument("argv", nargs=argparse.REMAINDER)
+    c.set_defaults(func=cmd_caffe)
 
     d = sub.add_parser("draw", parents=[common, net_phase],
                        help="draw the net: layers as boxes, blobs as labelled edges")

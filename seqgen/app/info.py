@@ -45,62 +45,90 @@ def _net_file(path):
         raise net_error from None
 
 
-def describe(net):
-    """The lines of Caffe's Net::Init log for a built Net, plus parameter shapes."""
-    phase = caffe_pb2.Phase.Name(net.phase)
-    stages = list(net.param.state.stage)
-    state = f"{phase} phase" + (f", stages {', '.join(stages)}" if stages else "")
-    lines = [f'Net "{net.name}" ({state}) from {net.source}']
+#: seqgen's own lines (parameters, totals), which Caffe's log does not have
+SEQGEN_ONLY = ("param", "total")
+
+
+def net_init_events(net):
+    """(kind, text, note) for each line of Caffe's Net::Init log of a built Net, in its order
+    (kinds: layer, bottom, top, in_place, setup, shape, loss_weight, memory, backward,
+    no_backward, output, done), with seqgen's own lines (kinds in SEQGEN_ONLY); `note` is
+    what `seqgen info` adds to the line (the layer's type)."""
     owner_of = {}  # id(parameter blob) -> (layer name, index) of its first use
     fixed = {id(p.blob) for p in net.learnable_params if p.lr_mult == 0}
     memory = 0
     for idx, (name, layer) in enumerate(zip(net.layer_names, net.layers)):
         lp = layer.param
         loss = net._loss_weights[idx]
-        lines.append(f"Creating Layer {name} ({layer.type})")
-        sub = [f"{name} <- {b}" for b in lp.bottom]
+        yield "layer", f"Creating Layer {name}", f" ({layer.type})"
+        for b in lp.bottom:
+            yield "bottom", f"{name} <- {b}", ""
         for t in lp.top:
-            sub.append(f"{name} -> {t}" + (" (in-place)" if t in lp.bottom else ""))
-        sub.append(f"Setting up {name}")
+            if t in lp.bottom:
+                yield "in_place", f"{name} -> {t} (in-place)", ""
+            else:
+                yield "top", f"{name} -> {t}", ""
+        yield "setup", f"Setting up {name}", ""
         for t in lp.top:
             blob = net.blobs[t]
-            sub.append(f"Top shape: {shape_string(blob.shape)}")
+            yield "shape", f"Top shape: {shape_string(blob.shape)}", ""
             weight = next((float(w) for b, w in loss if b is blob), 0.0)
             if weight:
-                sub.append(f"    with loss weight {weight:g}")
+                yield "loss_weight", f"    with loss weight {weight:g}", ""
             memory += blob.count
-        names = layer.param_names
-        for i, blob in enumerate(layer.blobs):
-            label = f"Param {i}" + (f" ({names[i]})" if i < len(names) else "")
-            text = f"{label}: {shape_string(blob.shape)}"
-            spec = lp.param[i] if i < len(lp.param) else None
-            if id(blob) in owner_of:
-                first_layer, first_index = owner_of[id(blob)]
-                shared = f" as '{spec.name}'" if spec is not None and spec.name else ""
-                text += f", shared{shared} with {first_layer} param {first_index}"
-            else:
-                owner_of[id(blob)] = (name, i)
-                if spec is not None and spec.name:
-                    text += f", named '{spec.name}'"
-                if id(blob) in fixed:
-                    text += ", fixed (lr_mult 0)"
-            sub.append(text)
-        sub.append(f"Memory required for data: {memory * 4}")
-        lines.extend("  " + s for s in sub)
+        for text in _param_lines(net, name, layer, owner_of, fixed):
+            yield "param", text, ""
+        yield "memory", f"Memory required for data: {memory * 4}", ""
     for idx in range(len(net.layers) - 1, -1, -1):
-        needs = "needs" if net.layer_needs_backward(net.layer_names[idx]) else \
-            "does not need"
-        lines.append(f"{net.layer_names[idx]} {needs} backward computation.")
+        if net.layer_needs_backward(net.layer_names[idx]):
+            yield "backward", f"{net.layer_names[idx]} needs backward computation.", ""
+        else:
+            yield "no_backward", f"{net.layer_names[idx]} does not need backward computation.", ""
     for out in net.outputs:
-        lines.append(f"This network produces output {out}")
-    lines.append("Network initialization done.")
+        yield "output", f"This network produces output {out}", ""
+    yield "done", "Network initialization done.", ""
     total = sum(p.blob.count for p in net.learnable_params)
     frozen = sum(p.blob.count for p in net.learnable_params if p.lr_mult == 0)
     blobs = len(net.learnable_params)
     line = f"Total learnable parameters: {total} in {blobs} blob{'s' if blobs != 1 else ''}"
     if frozen:
         line += f" ({frozen} fixed by lr_mult 0)"
-    lines.append(line)
+    yield "total", line, ""
+
+
+def _param_lines(net, name, layer, owner_of, fixed):
+    """seqgen's lines for a layer's parameter blobs: shape, name, sharing, lr_mult 0."""
+    lp = layer.param
+    names = layer.param_names
+    for i, blob in enumerate(layer.blobs):
+        label = f"Param {i}" + (f" ({names[i]})" if i < len(names) else "")
+        text = f"{label}: {shape_string(blob.shape)}"
+        spec = lp.param[i] if i < len(lp.param) else None
+        if id(blob) in owner_of:
+            first_layer, first_index = owner_of[id(blob)]
+            shared = f" as '{spec.name}'" if spec is not None and spec.name else ""
+            text += f", shared{shared} with {first_layer} param {first_index}"
+        else:
+            owner_of[id(blob)] = (name, i)
+            if spec is not None and spec.name:
+                text += f", named '{spec.name}'"
+            if id(blob) in fixed:
+                text += ", fixed (lr_mult 0)"
+        yield text
+
+
+#: the lines `seqgen info` indents under their layer
+INDENTED = ("bottom", "top", "in_place", "setup", "shape", "loss_weight", "param", "memory")
+
+
+def describe(net):
+    """The lines of Caffe's Net::Init log for a built Net, plus parameter shapes."""
+    phase = caffe_pb2.Phase.Name(net.phase)
+    stages = list(net.param.state.stage)
+    state = f"{phase} phase" + (f", stages {', '.join(stages)}" if stages else "")
+    lines = [f'Net "{net.name}" ({state}) from {net.source}']
+    for kind, text, note in net_init_events(net):
+        lines.append(("  " if kind in INDENTED else "") + text + note)
     return lines
 
 

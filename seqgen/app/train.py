@@ -19,6 +19,7 @@ from ..runs.set_aside import FLAG as SET_ASIDE
 from ..runs.set_aside import check_not_older, set_aside
 from ..solver.diagnosis import Diverged
 from ..solver.solver import ACTIONS, SNAPSHOT, STOP, Solver, check_solver_param
+from .caffe_log import run_log
 from .endings import Ending, Interrupted  # noqa: F401  (Interrupted: part of the API)
 from .progress import Progress
 from .run_book import RunBook
@@ -240,7 +241,8 @@ def train(path, opts, log=print):
                 f"iterations; run folder {folder}")
             for line in plan.notes():
                 log(line)
-            run_session(solver, book, ending, opts)
+            with run_log(folder, solver):  # caffe.log, Caffe's log of the session
+                run_session(solver, book, ending, opts)
         except WriteFailed as e:
             ending.write_failed(e)
     return Trained(folder, plan.next_hint(folder))

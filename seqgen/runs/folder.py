@@ -110,8 +110,8 @@ def check_folder_free(folder, resume, locked=False):
 
 
 #: files a run writes under these fixed names (besides run.json and its snapshots)
-RUN_OUTPUTS = ("loss.csv", "test_loss.csv", "loss.png", "generated.csv", "generated.json",
-               "generated.png", "generated.txt")
+RUN_OUTPUTS = ("loss.csv", "test_loss.csv", "caffe.log", "loss.png", "generated.csv",
+               "generated.json", "generated.png", "generated.txt")
 
 
 def _check_no_foreign_files(folder):

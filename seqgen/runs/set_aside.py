@@ -18,7 +18,7 @@ from .record import RUN_FILE
 
 FLAG = "--set-aside-newer"
 PREFIX = "set-aside-"
-LOGS = ("loss.csv", "test_loss.csv")
+LOGS = ("loss.csv", "test_loss.csv", "caffe.log")  # (caffe.log is kept whole: appended to)
 #: files the branch may rewrite, copied as they are: plots, early stopping's best weights
 COPIED_SUFFIXES = (".png", "_best.caffemodel")
 #: the files of a snapshot besides its .solverstate
