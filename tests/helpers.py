@@ -80,3 +80,37 @@ def lstm_problem(rng, cont, I, H, dtype):
              cont=cont, top=rng.standard_normal((T, N, H)),
              dhT=rng.standard_normal((N, H)), dcT=rng.standard_normal((N, H)))
     return {k: np.ascontiguousarray(v, dtype) for k, v in p.items()}
+
+
+def layer_factory(text, phase=0, options=None):
+    """() -> a fresh layer built from LayerParameter text (phase 0 is TRAIN)."""
+    from google.protobuf import text_format  # lazy: most tests never build a layer here
+
+    from seqgen.proto import caffe_pb2  # lazy: as above
+    from seqgen.registry import layer_class  # lazy: as above
+
+    lp = text_format.Parse(text, caffe_pb2.LayerParameter())
+    cls = layer_class(lp.type)
+    return lambda: cls(lp, phase, options)
+
+
+def run_layer(text, arrays, n_tops=1, phase=0, dtype=np.float64, options=None,
+              in_place=False):
+    """Set up one layer on bottoms holding `arrays` and run its forward; returns (layer,
+    bottom blobs, top blobs). `in_place`: the first top is the first bottom."""
+    from seqgen.blob import Blob  # lazy: as layer_factory
+
+    layer = layer_factory(text, phase, options)()
+    bottom = []
+    for a in arrays:
+        a = np.asarray(a, dtype)
+        b = Blob(a.shape, dtype)
+        b.data[...] = a
+        bottom.append(b)
+    top = [Blob((0,), dtype) for _ in range(n_tops)]
+    if in_place:
+        top[0] = bottom[0]
+    layer.setup(bottom, top)
+    layer.reshape(bottom, top)
+    layer.forward(bottom, top)
+    return layer, bottom, top

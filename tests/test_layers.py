@@ -3,8 +3,9 @@ differences (float64, see gradcheck.py), forward values against numpy formulas w
 out here, in-place use, phases, and the errors users see."""
 import numpy as np
 import pytest
-from google.protobuf import text_format
 from gradcheck import check_layer_gradients, numeric_gradient
+from helpers import layer_factory as factory
+from helpers import run_layer as run
 from reference import sigmoid
 
 from seqgen import fillers
@@ -12,34 +13,12 @@ from seqgen.blob import Blob
 from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text
 from seqgen.net import TEST, TRAIN, Net
-from seqgen.proto import caffe_pb2
 from seqgen.registry import layer_class
 
 # numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
 pytestmark = pytest.mark.numerics
 
 
-def factory(text, phase=TRAIN):
-    """() -> a fresh layer built from LayerParameter text."""
-    lp = text_format.Parse(text, caffe_pb2.LayerParameter())
-    cls = layer_class(lp.type)
-    return lambda: cls(lp, phase)
-
-
-def run(text, arrays, n_tops=1, phase=TRAIN, dtype=np.float64):
-    """Set up and run forward; returns (layer, bottom blobs, top blobs)."""
-    layer = factory(text, phase)()
-    bottom = []
-    for a in arrays:
-        a = np.asarray(a, dtype)
-        b = Blob(a.shape, dtype)
-        b.data[...] = a
-        bottom.append(b)
-    top = [Blob((0,), dtype) for _ in range(n_tops)]
-    layer.setup(bottom, top)
-    layer.reshape(bottom, top)
-    layer.forward(bottom, top)
-    return layer, bottom, top
 
 
 def away_from_zero(shape, seed=1):

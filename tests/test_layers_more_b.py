@@ -5,10 +5,10 @@ backward against finite differences (float64, gradcheck.py), Caffe's edge cases,
 one-line errors. LSTMUnit is also checked against seqgen's BVLC LSTM stepped once."""
 import numpy as np
 import pytest
-from google.protobuf import text_format
 from gradcheck import check_layer_gradients, numeric_gradient
+from helpers import layer_factory as factory
+from helpers import run_layer as run
 
-from seqgen.blob import Blob
 from seqgen.errors import SeqgenError
 from seqgen.io.prototxt import parse_net_text
 from seqgen.net import TRAIN, Net
@@ -19,29 +19,6 @@ from seqgen.registry import layer_class
 pytestmark = pytest.mark.numerics
 
 
-def factory(text, phase=TRAIN, options=None):
-    """() -> a fresh layer built from LayerParameter text."""
-    lp = text_format.Parse(text, caffe_pb2.LayerParameter())
-    cls = layer_class(lp.type)
-    return lambda: cls(lp, phase, options)
-
-
-def run(text, arrays, n_tops=1, dtype=np.float64, options=None, in_place=False):
-    """Set up and run forward; returns (layer, bottom blobs, top blobs)."""
-    layer = factory(text, options=options)()
-    bottom = []
-    for a in arrays:
-        a = np.asarray(a, dtype)
-        b = Blob(a.shape, dtype)
-        b.data[...] = a
-        bottom.append(b)
-    top = [Blob((0,), dtype) for _ in range(n_tops)]
-    if in_place:
-        top[0] = bottom[0]
-    layer.setup(bottom, top)
-    layer.reshape(bottom, top)
-    layer.forward(bottom, top)
-    return layer, bottom, top
 
 
 def away_from(shape, points=(0.0,), gap=0.1, seed=1, lo=-2.0, hi=2.0):
