@@ -32,6 +32,15 @@ def run(capsys, *argv):
     return code, out, err
 
 
+def one_line(capsys, *argv, code=2):
+    """The one stderr line of `seqgen ARGV` failing with `code` (no traceback)."""
+    got, out, err = run(capsys, *argv)
+    assert got == code, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
 def solver_file(folder, net, settings, extra="", name=None):
     """A solver file for the shipped net NET, copied next to it: `net`, the `settings`
     lines, `snapshot_prefix: "NET"`, then `extra`; named NET_solver.prototxt by default."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run
+from helpers import one_line, run
 from test_text import write_lm
 
 import seqgen.data.tokens as tokens
@@ -22,15 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # 9 distinct characters, one not ASCII, for a net of 24 outputs: 15 have no token
 CORPUS = "abcé défg\n" * 300
 OUTPUTS = 24
-
-
-def one_line(capsys, *argv, code=2):
-    """The one stderr line of `seqgen ARGV` failing with `code`."""
-    got, out, err = run(capsys, *argv)
-    assert got == code, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def seqgen(*argv, env=None, cwd=None, script=None):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run
+from helpers import one_line, run
 
 import seqgen.data.text as text_plan
 from seqgen.data.text import Streams
@@ -210,14 +210,6 @@ def test_several_samples(trained, capsys):
 
 
 # -- bad input -----------------------------------------------------------------------------
-
-def one_line(capsys, *argv, code=2):
-    got, out, err = run(capsys, *argv)
-    assert got == code, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
-
 
 def test_text_that_is_not_utf8_names_the_byte_offset(cwd, capsys):
     (cwd / "bad.txt").write_bytes(b"hello \xff world")
