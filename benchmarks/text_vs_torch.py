@@ -2,7 +2,7 @@
 loss and wall time of the same net, data split, batches, optimizer and clipping.
 
     python benchmarks/text_vs_torch.py char_rnn [--epochs 10]
-    python benchmarks/text_vs_torch.py ptb_small [--epochs 30]
+    python benchmarks/text_vs_torch.py ptb_small [--epochs 13]
     python benchmarks/text_vs_torch.py char_rnn --seqgen-run RUN   # reuse a finished run
 
 PyTorch (nn.Embedding + nn.LSTM + nn.Linear, one thread) gets exactly seqgen's batches:
@@ -52,7 +52,7 @@ CONFIGS = {
                       split=None, val=str(ROOT / "examples/data/ptb/ptb.test.first_half.txt"),
                       test=str(ROOT / "examples/data/ptb/ptb.test.second_half.txt"),
                       E=200, H=200, layers=2, init=0.1, optimizer="sgd", lr=1.0,
-                      loss_weight=20.0, epochs=30, hold=20),
+                      loss_weight=20.0, epochs=13, hold=4),
 }
 
 
