@@ -7,7 +7,6 @@ from ..data.sources import resolve_source
 from ..errors import SeqgenError
 from ..generation.generate import GenerationDiverged, generate
 from ..io.outputs import check_output, check_output_folder
-from ..kernels import compile_notice
 from ..limits import MEMORY_LIMIT, check_memory
 from ..net import TEST, Net
 from ..runs.folder import latest_run, run_of_weights
@@ -63,7 +62,6 @@ def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mod
     generated.csv, generated.json and generated.png. Returns write_generation_figure's
     {csv, json, png, generated, steps, mse_steps, mse, max_abs_error} (the scores when
     there are true values)."""
-    compile_notice(log)
     folder, run, weights = _run_and_weights(weights, log)
     if net is None:
         if run is None:

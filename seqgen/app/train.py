@@ -12,7 +12,6 @@ from ..errors import SeqgenError
 from ..io.atomic import WriteFailed, remove_stale_temps
 from ..io.outputs import check_output_folder
 from ..io.solverstate import read_sidecar, sidecar_path
-from ..kernels import compile_notice
 from ..runs.folder import RunLock, check_folder_free, new_run_dir, remember_run
 from ..runs.record import RUN_FILE, RunRecord, RunSettings, absolute_data
 from ..runs.set_aside import FLAG as SET_ASIDE
@@ -198,7 +197,6 @@ def build(path, opts, log):
 
 def train(path, opts, log=print):
     """Train as `seqgen train` does (see the module docstring); returns Trained."""
-    compile_notice(log)
     solver, plan, book, folder, name, recorded = build(path, opts, log)
     record = book.record
     newer = None
