@@ -41,6 +41,8 @@ class DriverOptions:
     sighup_effect: str = SNAPSHOT
     allow_changes: bool = False
     set_aside_newer: bool = False
+    #: note the folder as the working directory's latest run (a sweep's runs are not noted)
+    remember: bool = True
 
 
 #: `seqgen train`'s options: the driver's and every data plan's (data.plan_options: --input,
@@ -234,7 +236,8 @@ def train(path, opts, log=print):
         ending = Ending(solver, book, plan, folder, name, path, log)
         try:
             record.write(folder)
-            remember_run(folder)
+            if opts.remember:
+                remember_run(folder)
             log(f"Training {name} on {plan.describe()}, {solver.param.max_iter - solver.iter} "
                 f"iterations; run folder {folder}")
             for line in plan.notes():

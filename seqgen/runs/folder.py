@@ -27,13 +27,14 @@ def new_run_dir(name, base=RUNS_DIR):
 
 
 def remember_run(folder):
-    """Note `folder` as the latest run of the working directory (also when it is --out)."""
+    """Note `folder` as the latest run of the working directory (also when it is --out).
+    `seqgen train` does; a sweep's runs do not (the latest run stays the one trained here)."""
     atomic_write_text(LAST_RUN, os.path.abspath(folder) + "\n")
 
 
 def latest_run(base=RUNS_DIR):
-    """The latest run started from this working directory, else the most recently updated
-    run folder under `base`."""
+    """The latest run `seqgen train` started from this working directory (noted in
+    LAST_RUN), else the run folder under `base` whose run.json changed last."""
     try:
         with open(LAST_RUN) as f:
             noted = f.read().strip()
@@ -49,7 +50,7 @@ def latest_run(base=RUNS_DIR):
                 candidates.append((os.path.getmtime(record), entry.path))
     if not candidates:
         raise SeqgenError(f"no training run found under ./{base}/ (run `seqgen train` first, "
-                          "or pass --weights and --net)")
+                          "or name a run folder or a .caffemodel, with --net outside a run)")
     return max(candidates)[1]
 
 

@@ -83,7 +83,7 @@ def _try_run(spec, folder):
     try:
         train(os.path.join(folder, os.path.basename(spec.solver)),
               TrainOptions(iters=2, mode=spec.mode, data=spec.data,
-                           out=os.path.join(folder, "run")), lines.append)
+                           out=os.path.join(folder, "run"), remember=False), lines.append)
         evaluate_run(os.path.join(folder, "run"), lines.append)
     except SeqgenError:
         return False
