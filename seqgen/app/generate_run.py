@@ -86,7 +86,7 @@ def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mod
     name = os.path.splitext(os.path.basename(net))[0]
     result = write_generation_figure(out, name, generated, true, prime, mode, steps,
                                      weights=weights)
-    log(f"Wrote {result['csv']} and {result['png']}")
+    log(f"Wrote {shown(result['csv'])} and {shown(result['png'])}")
     return result
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from .. import __version__
 from ..io.atomic import atomic_write_text
+from ..runs.pick import shown
 
 #: the sampling seed without --seed: char-rnn's (sample.lua's -seed 123), so the same command
 #: draws the same text; --seed S draws another
@@ -85,7 +86,8 @@ def keep_unrecorded(folder, log):
         k += 1
         kept = os.path.join(folder, f"generated-unrecorded-{stamp}-{k}.txt")
     os.replace(os.path.join(folder, TEXT_FILE), kept)
-    log(f"Kept the earlier {TEXT_FILE}, which generated.json does not record, as {kept}")
+    log(f"Kept the earlier {TEXT_FILE}, which {RECORD_FILE} does not record, as "
+        f"{shown(kept)}")
     return kept
 
 
