@@ -181,6 +181,8 @@ def test_the_default_seed_is_123_said_and_recorded(trained, capsys):
     assert run(capsys, *sample, "--seed", 123)[1] == first
     code, other, err = run(capsys, *sample, "--seed", 124)
     assert other != first and "Seed" not in err
+    code, three, err = run(capsys, *sample, "--samples", 3)  # the first is the same sample
+    assert three.split(SEPARATOR)[0] + "\n" == first and three.count(SEPARATOR) == 2
 
 
 def test_generated_json_records_every_setting(trained, capsys):
