@@ -160,6 +160,12 @@ def test_a_sweep_leaves_the_latest_run_alone(trained, capsys):
     assert one_line(capsys, "generate", "sw") == (
         f"seqgen: error: sw: a folder of 1 run(s), not one run; pick one, e.g. seqgen "
         f"generate sw/{child} (its runs: {child})")
+    # a sweep's run noted by an earlier seqgen is not taken for the latest run
+    Path(".seqgen_last_run").write_text(str(trained.parent / "sw" / child) + "\n")
+    shutil.copytree(trained, "runs/T")
+    code, out, err = run(capsys, "generate", "--prime", "the", "--steps", 10)
+    assert code == 0, err
+    assert err.splitlines()[0] == "Using runs/T (latest run)"
 
 
 def test_a_text_prime_on_a_sequence_run_names_the_run(sequence_run, capsys):

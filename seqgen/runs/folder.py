@@ -13,6 +13,7 @@ from .record import RUN_FILE, RunRecord
 RUNS_DIR = "runs"
 LOCK_FILE = ".seqgen.lock"
 LAST_RUN = ".seqgen_last_run"  # in the working directory: the folder of the latest run
+SWEEP_LOCK_FILE = ".seqgen-sweep.lock"  # in a sweep's folder (sweep.SweepLock)
 
 
 def new_run_dir(name, base=RUNS_DIR):
@@ -38,8 +39,9 @@ def latest_run(base=RUNS_DIR):
     try:
         with open(LAST_RUN) as f:
             noted = f.read().strip()
-        if os.path.exists(os.path.join(noted, RUN_FILE)):
-            return noted
+        in_sweep = os.path.exists(os.path.join(os.path.dirname(noted), SWEEP_LOCK_FILE))
+        if os.path.exists(os.path.join(noted, RUN_FILE)) and not in_sweep:
+            return noted  # (an earlier seqgen noted a sweep's runs too: those are skipped)
     except OSError:
         pass
     candidates = []
