@@ -91,9 +91,9 @@ def test_a_run_argument_that_names_no_run_is_one_line(trained, capsys):
     assert one_line(capsys, "generate", "nope") == \
         "seqgen: error: nope: no such run folder or snapshot"
     os.mkdir("E")
-    assert one_line(capsys, "generate", "E") == ("seqgen: error: E: not a run folder (no "
-                                                 "run.json) and no snapshot; give a run folder "
-                                                 "or one of its .caffemodel files")
+    assert one_line(capsys, "generate", "E") == (
+        "seqgen: error: E: not a run folder (no run.json); give a run folder, or a .caffemodel "
+        "(with --net NET.prototxt outside a run)")
     assert one_line(capsys, "generate", "S", "--weights", "S") == (
         "seqgen: error: --weights S is a folder, and S names the run already; give --weights "
         "FILE.caffemodel, or the run once")

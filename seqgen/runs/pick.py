@@ -50,8 +50,8 @@ def not_a_run(folder, command):
     it says so and how to pick one of them."""
     inside = runs_inside(folder)
     if not inside:
-        return SeqgenError(f"{folder}: not a run folder (no {RUN_FILE}) and no snapshot; give "
-                           "a run folder or one of its .caffemodel files")
+        return SeqgenError(f"{folder}: not a run folder (no {RUN_FILE}); give a run folder, or "
+                           "a .caffemodel (with --net NET.prototxt outside a run)")
     names = ", ".join(inside[:SHOWN]) + (", ..." if len(inside) > SHOWN else "")
     return SeqgenError(f"{folder}: a folder of {len(inside)} run(s), not one run; pick one, "
                        f"e.g. seqgen {command} {os.path.join(folder, inside[0])} "
