@@ -275,7 +275,9 @@ def _add_generate(sub, common):
                    help="text: sample from softmax(logits / T) (default 1; near 0: argmax)")
     g.add_argument("--top-k", type=whole("--top-k", 0, INT32_MAX), metavar="K",
                    help="text: sample among the K most likely tokens only (default: all)")
-    g.add_argument("--seed", metavar="S", help="text: the sampling seed",
+    g.add_argument("--seed", metavar="S",
+                   help="text: the sampling seed (default 123, char-rnn's: the same command "
+                        "draws the same text)",
                    type=whole("--seed", 0, SEED_END - 1, "numpy's seeds are 0 to 2**64-1"))
     g.add_argument("--samples", type=whole("--samples", 1, INT32_MAX), metavar="M",
                    help="text: how many samples (default 1)")
