@@ -1,4 +1,5 @@
 """Shared test helpers: golden file paths, the float32 comparison rule, random nets."""
+import re
 import shutil
 from pathlib import Path
 
@@ -32,11 +33,19 @@ def run(capsys, *argv):
     return code, out, err
 
 
+#: the note a command that works on the latest run gives first (runs/pick.py), also before
+#: an error: it says which run the error is about
+LATEST_RUN_NOTE = re.compile(r"Using .+ \(latest run\)")
+
+
 def one_line(capsys, *argv, code=2):
-    """The one stderr line of `seqgen ARGV` failing with `code` (no traceback)."""
+    """The one stderr line of `seqgen ARGV` failing with `code` (no traceback), after the
+    "Using RUN (latest run)" note when no run was named."""
     got, out, err = run(capsys, *argv)
     assert got == code, (out, err)
     lines = err.strip().splitlines()
+    if len(lines) == 2 and LATEST_RUN_NOTE.fullmatch(lines[0]):
+        lines = lines[1:]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 

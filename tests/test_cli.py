@@ -73,7 +73,7 @@ def test_train_writes_run_folder_and_plot_redraws(cwd, capsys):
     code, out, err = run_main(capsys, "plot", "RUN")
     assert code == 0, err
     assert is_png(run / "loss.png")
-    assert "loss.png" in out
+    assert "loss.png" in err and out == ""  # "Wrote ..." is a note: on stderr
 
 
 def test_train_then_generate_from_latest_run(cwd, capsys):

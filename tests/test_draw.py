@@ -17,7 +17,7 @@ def test_every_shipped_net_draws(tmp_path, capsys, net, phase):
     out = tmp_path / f"{net.stem}.png"
     assert main(["draw", str(net), "--phase", phase, "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert capsys.readouterr().out == f"Wrote {out}\n"
+    assert capsys.readouterr().err == f"Wrote {out}\n"  # (stdout is for results)
 
 
 def test_svg_and_a_solver_file(tmp_path):

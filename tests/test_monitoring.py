@@ -169,7 +169,7 @@ def test_plot_draws_the_test_curve(cwd, capsys, monkeypatch):
     monkeypatch.setattr(replot, "plot_run_losses", spy)
     (cwd / "RUN" / "loss.png").unlink()
     assert main(["plot", "RUN"]) == 0
-    assert "loss.png" in capsys.readouterr().out
+    assert "loss.png" in capsys.readouterr().err  # ("Wrote ..." is a note: on stderr)
     png = (cwd / "RUN" / "loss.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     (its, losses, test_its, test_losses, path), = drawn

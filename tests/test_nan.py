@@ -74,7 +74,9 @@ def test_exploding_rate_in_a_real_process(cwd):
     proc = subprocess.run([sys.executable, "-m", "seqgen", "generate", "--steps", "20"],
                           cwd=cwd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "lstm_short_iter_20.caffemodel" in proc.stdout
+    assert proc.stderr.startswith("Using RUN (latest run)\n")
+    record = json.loads((cwd / "RUN" / "generated.json").read_text())
+    assert record["weights"].endswith("lstm_short_iter_20.caffemodel")
 
 
 def inject(monkeypatch, at_pass, action):

@@ -217,7 +217,7 @@ def test_prime_at_or_above_steps_warns(cwd, capsys):
     assert run(capsys, "train", solver_file(cwd, max_iter=4, snapshot=0), "--out", "i")[0] == 0
     code, out, err = run(capsys, "generate", "--prime", "100", "--steps", "100")
     assert code == 0, err
-    assert "Warning: --prime 100 is not below --steps 100" in out
+    assert "Warning: --prime 100 is not below --steps 100" in err  # (a note: stderr)
 
 
 def test_fork_compat_without_the_forks_layer_warns(cwd, capsys):

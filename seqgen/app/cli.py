@@ -2,6 +2,7 @@
 import argparse
 import errno
 import os
+import select
 import signal
 import sys
 
@@ -29,6 +30,16 @@ def _log(message):
             sys.stdout = None
 
 
+def _note(message):
+    """Everything but a command's result (Using..., Wrote..., notes, warnings) goes to
+    stderr, so that stdout carries only the result: `seqgen generate | head` reads the
+    sample alone."""
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # stderr closed: a note is not worth failing for
+        pass
+
+
 def cmd_train(args):
     from ..data import plan_options  # lazy: --help and --version need no numba
     from .train import TrainOptions, train  # lazy: --help and --version need no numba
@@ -52,22 +63,22 @@ def cmd_generate(args):
                                  prime=args.prime, out=args.out, mode=args.input,
                                  data=args.data, temperature=args.temperature,
                                  top_k=args.top_k, seed=args.seed, samples=args.samples,
-                                 argmax=args.argmax, log=_log):
+                                 argmax=args.argmax, log=_note, run=args.run):
         print(line)
 
 
 def cmd_test(args):
     from .text_run import test_command  # lazy: --help and --version need no numba
 
-    for line in test_command(args.run, data=args.data, weights=args.weights):
+    for line in test_command(args.run, data=args.data, weights=args.weights, log=_note):
         print(line)
 
 
 def cmd_plot(args):
     from .replot import replot  # lazy: --help and --version need no numba
 
-    for path in replot(args.target):
-        print(f"Wrote {path}")
+    for path in replot(args.target, log=_note):
+        _note(f"Wrote {path}")
 
 
 def cmd_info(args):
@@ -81,20 +92,20 @@ def cmd_export(args):
 
     for line in export(args.source, net=args.net, fmt=args.format, graph=args.graph,
                        out=args.out, force=args.force):
-        print(line)
+        _note(line)
 
 
 def cmd_import(args):
     from ..export.torch_state import import_torch  # lazy: --help and --version need no numba
 
     for line in import_torch(args.source, args.net, args.out, force=args.force):
-        print(line)
+        _note(line)
 
 
 def cmd_draw(args):
     from .draw import draw_net  # lazy: --help and --version need no numba
 
-    print(f"Wrote {draw_net(args.net, args.out, args.phase, args.stage, args.force)}")
+    _note(f"Wrote {draw_net(args.net, args.out, args.phase, args.stage, args.force)}")
 
 
 def cmd_pycaffe(args):
@@ -248,8 +259,12 @@ class CommandParser(argparse.ArgumentParser):
 
 def _add_generate(sub, common):
     g = sub.add_parser("generate", parents=[common],
-                       help="run a trained net free-running and plot it")
-    g.add_argument("--weights", help=".caffemodel (default: last snapshot of the latest run)")
+                       help="sample text from a text run, or run a sequence net free-running "
+                            "and plot it")
+    g.add_argument("run", metavar="RUN", nargs="?",
+                   help="run folder, or a .caffemodel inside one (default: the latest run)")
+    g.add_argument("--weights", help=".caffemodel, in a run folder or loose with --net; or a "
+                   "run folder (as RUN) (default: the last snapshot of RUN or the latest run)")
     g.add_argument("--net", help="net prototxt (default: the run's)")
     g.add_argument("--steps", type=whole("--steps", 1, INT64_MAX),
                    help="how many steps (default: the run's sequence length)")
@@ -260,7 +275,9 @@ def _add_generate(sub, common):
                    help="text: sample from softmax(logits / T) (default 1; near 0: argmax)")
     g.add_argument("--top-k", type=whole("--top-k", 0, INT32_MAX), metavar="K",
                    help="text: sample among the K most likely tokens only (default: all)")
-    g.add_argument("--seed", metavar="S", help="text: the sampling seed",
+    g.add_argument("--seed", metavar="S",
+                   help="text: the sampling seed (default 123, char-rnn's: the same command "
+                        "draws the same text)",
                    type=whole("--seed", 0, SEED_END - 1, "numpy's seeds are 0 to 2**64-1"))
     g.add_argument("--samples", type=whole("--samples", 1, INT32_MAX), metavar="M",
                    help="text: how many samples (default 1)")
@@ -276,7 +293,8 @@ def _add_others(sub, common):
     """test, info, plot, export, import, draw."""
     q = sub.add_parser("test", parents=[common],
                        help="score a trained text run on its test split or on another file")
-    q.add_argument("run", metavar="RUN", nargs="?", help="run folder (default: the latest run)")
+    q.add_argument("run", metavar="RUN", nargs="?",
+                   help="run folder, or a .caffemodel inside one (default: the latest run)")
     q.add_argument("--data", metavar="chars:FILE|words:FILE",
                    help="score on this file instead of the run's test split")
     q.add_argument("--weights", help=".caffemodel (default: the run's last snapshot)")
@@ -403,6 +421,27 @@ def _parse(argv):
     return args, None
 
 
+def _stdout_closed():
+    """Whether stdout is a pipe whose reader has gone (`| head` read its lines): poll says
+    POLLERR for it. Not a guess from the BrokenPipeError alone, which a socket can raise."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(mask & (select.POLLERR | select.POLLHUP) for _, mask in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no file descriptor (replaced, closed)
+        return False
+
+
+def _drop_stdout():
+    """Send what stdout still holds to /dev/null, so that flushing it at exit raises
+    nothing (Python's own recipe for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv=None):
     escaping_output()
     args, code = _parse(argv)
@@ -415,6 +454,15 @@ def main(argv=None):
         pass
     try:
         code = args.func(args)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at exit
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+        # the reader went away (`seqgen generate | head -1`): the command's files are
+        # written before its result is printed, so it ends as it would have, quietly
+        _drop_stdout()
+        return 0
     except SeqgenError as e:
         if args.debug:
             raise

@@ -7,26 +7,18 @@ from ..data.sources import resolve_source
 from ..errors import SeqgenError
 from ..generation.generate import GenerationDiverged, generate
 from ..io.outputs import check_output, check_output_folder
-from ..kernels import compile_notice
 from ..limits import MEMORY_LIMIT, check_memory
 from ..net import TEST, Net
-from ..runs.folder import latest_run, run_of_weights
-from ..runs.record import RunRecord
+from ..runs.pick import pick_run, shown
 from .generation_record import write_generation_figure
 from .text_run import sample_from_run
+from .text_samples import RECORD_FILE, TEXT_FILE
 
 
-def _run_and_weights(weights, log):
-    """(run folder or None, its RunRecord or None, weights path)."""
-    if weights is None:
-        folder = latest_run()
-        run = RunRecord.read(folder)
-        if run.get("weights") is None:
-            raise SeqgenError(f"{folder}: the run has no snapshot yet")
-        log(f"Using {run.weights} (most recent run)")
-        return folder, run, run.weights
-    folder = run_of_weights(weights)
-    return folder, (RunRecord.read(folder) if folder else None), weights
+def _run_and_weights(run, weights, log):
+    """(run folder or None, its RunRecord or None, weights path) of RUN / --weights."""
+    picked = pick_run(run, weights, say=log)
+    return picked.folder, picked.record, picked.need_weights()
 
 
 def _check_sequence_run(run, folder, data):
@@ -58,13 +50,12 @@ def check_sequence_size(steps, true):
 
 
 def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mode=None,
-                      data=None, log=print):
+                      data=None, log=print, run=None):
     """Generate `steps` free-running steps (default: the run's sequence length); writes
     generated.csv, generated.json and generated.png. Returns write_generation_figure's
     {csv, json, png, generated, steps, mse_steps, mse, max_abs_error} (the scores when
     there are true values)."""
-    compile_notice(log)
-    folder, run, weights = _run_and_weights(weights, log)
+    folder, run, weights = _run_and_weights(run, weights, log)
     if net is None:
         if run is None:
             raise SeqgenError(f"{weights}: not inside a seqgen run folder; say which net it "
@@ -93,8 +84,10 @@ def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mod
     out = out or folder or "."
     os.makedirs(out, exist_ok=True)
     name = os.path.splitext(os.path.basename(net))[0]
-    return write_generation_figure(out, name, generated, true, prime, mode, steps,
-                                   weights=weights)
+    result = write_generation_figure(out, name, generated, true, prime, mode, steps,
+                                     weights=weights)
+    log(f"Wrote {shown(result['csv'])} and {shown(result['png'])}")
+    return result
 
 
 GENERATED = ("generated.csv", "generated.json", "generated.png")
@@ -115,24 +108,25 @@ TEXT_ONLY = ("temperature", "top_k", "seed", "samples", "argmax")
 
 def generate_command(weights=None, net=None, steps=None, prime=None, out=None, mode=None,
                      data=None, temperature=None, top_k=None, seed=None, samples=None,
-                     argmax=False, log=print):
-    """`seqgen generate` for the run the weights belong to: sample text from a text run,
-    or run a sequence net free-running; returns the lines to print."""
+                     argmax=False, log=print, run=None):
+    """`seqgen generate [RUN]`: sample text from a text run, or run a sequence net
+    free-running; returns the lines to print (`log` gets the notes)."""
     if out is not None:
         check_output_folder(out)
-    folder, run, weights = _run_and_weights(weights, log)
+    folder, run, weights = _run_and_weights(run, weights, log)
     given = {"temperature": temperature, "top_k": top_k, "seed": seed, "samples": samples,
              "argmax": argmax or None}
     if run is not None and run.data_kind == "text":
         if mode is not None:
             raise SeqgenError(f"--input {mode} is for sequence runs; {folder} is a text run "
                               "(it reads its own predictions back as tokens)")
-        check_generated(out or folder, ("generated.txt",), folder, (weights, net, data))
-        texts, path = sample_from_run(
+        check_generated(out or folder, (TEXT_FILE, RECORD_FILE), folder, (weights, net, data))
+        text, path = sample_from_run(
             folder, run, prime if prime is not None else "\n", steps,
             1.0 if temperature is None else temperature, top_k or 0, seed, samples or 1,
             argmax, weights, net, out, log)
-        return [t + "\n" for t in texts] + [f"Wrote {path}"]
+        log(f"Wrote {shown(path)} and its record {RECORD_FILE}")
+        return [text.removesuffix("\n")]
     flags = [f"--{k.replace('_', '-')}" for k in TEXT_ONLY if given[k] is not None]
     if flags:
         raise SeqgenError(f"{' '.join(flags)}: for text runs (sampling tokens); this run "
@@ -140,12 +134,13 @@ def generate_command(weights=None, net=None, steps=None, prime=None, out=None, m
     try:
         steps_primed = int(prime) if prime is not None else 0
     except ValueError:
-        raise SeqgenError(f"--prime {prime!r}: this is a sequence run, whose --prime is a "
-                          "number of true steps to feed first (text runs take a text)") from None
+        raise SeqgenError(f"--prime {prime!r}: {folder or weights} is a sequence run, whose "
+                          "--prime is a number of true steps to feed first (text runs take a "
+                          "text); name a text run: seqgen generate RUN --prime TEXT") from None
     if steps_primed < 0:
         raise SeqgenError(f"--prime must be >= 0, got {steps_primed}")
     result = generate_from_run(weights=weights, net=net, steps=steps, prime=steps_primed,
-                               out=out, mode=mode, data=data, log=log)
+                               out=out, mode=mode, data=data, log=log, run=folder)
     return sequence_lines(result)
 
 
@@ -158,5 +153,5 @@ def sequence_lines(result):
             f" over the first {result['mse_steps']} steps (the true sequence's length)"
         lines = [f"Generated {steps} steps: MSE {result['mse']:.6g}, "
                  f"max abs error {result['max_abs_error']:.4g}{over}"]
-    return lines + [f"Wrote {result['csv']} and {result['png']}"]
+    return lines  # (the files written: generate_from_run says which)
 

@@ -10,8 +10,9 @@ import os
 import numpy as np
 
 from ..errors import SeqgenError
-from ..runs.folder import RUN_FILE, latest_run
+from ..runs.folder import RUN_FILE
 from ..runs.losslog import read_loss_csv
+from ..runs.pick import not_a_run, pick_run, runs_inside
 from ..runs.record import RunRecord
 from .generation_record import replot_generation
 from .plot import loss_title, plot_loss
@@ -47,13 +48,15 @@ def run_loss_title(folder):
     return loss_title(name, diverged=run.get("diverged") is not None)
 
 
-def replot(target=None):
+def replot(target=None, log=print):
     """Redraw generated.png (and loss.png for a run); returns the files written."""
-    target = target or latest_run()
+    target = target or pick_run(say=log, command="plot").folder
     written = []
     if os.path.isdir(target):
         if not os.path.exists(os.path.join(target, RUN_FILE)) and not os.path.exists(
                 os.path.join(target, "generated.csv")):
+            if runs_inside(target):
+                raise not_a_run(target, "plot")
             raise SeqgenError(f"{target}: neither a run folder nor a folder with generated.csv")
         gen = os.path.join(target, "generated.csv")
         loss = os.path.join(target, "loss.csv")

@@ -10,11 +10,10 @@ from ..data.text import Corpus, SplitScorer, check_vocabulary
 from ..data.tokens import UNK, Vocabulary, is_text_spec, parse_spec
 from ..errors import SeqgenError
 from ..generation.sample import sample_tokens, spare_outputs, token_inputs
-from ..io.atomic import atomic_write_text
 from ..limits import MEMORY_LIMIT, check_memory, check_whole
 from ..net import TEST, Net
-from ..runs.folder import latest_run
-from ..runs.record import RunRecord
+from ..runs.pick import Picked, pick_run
+from .text_samples import DEFAULT_SEED, write_samples
 
 
 def text_kind(record):
@@ -60,8 +59,9 @@ def check_sample_size(steps, samples):
 
 def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0, seed=None,
                     samples=1, argmax=False, weights=None, net=None, out=None, log=print):
-    """Sample `samples` texts of `steps` tokens after `prime`; writes generated.txt in the
-    run folder (or `out`) and returns the texts (each starting with the prime)."""
+    """Sample `samples` texts of `steps` tokens after `prime` (seed: DEFAULT_SEED when None);
+    writes generated.txt and its record generated.json in the run folder (or `out`) and
+    returns (the texts, each starting with the prime, as joined for printing; the path)."""
     kind = text_kind(record)
     test, vocab = load_text_run(folder, record, weights, net)
     ids = prime_ids(vocab, prime, kind)
@@ -72,6 +72,9 @@ def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0,
     spare = spare_outputs(test.blobs[token_inputs(test)[2]].shape[-1], len(vocab))
     if spare:
         log(f"Note: {spare}")
+    if seed is None:
+        seed = DEFAULT_SEED
+        log(f"Seed {seed} (the default; --seed S draws other samples)")
     rng = np.random.default_rng(seed)
     texts = []
     for _ in range(samples):
@@ -79,12 +82,10 @@ def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0,
         out_ids = sample_tokens(test, ids, steps, temperature=temperature, top_k=top_k,
                                 seed=draw_seed, argmax=argmax, vocab_size=len(vocab))
         texts.append(vocab.text(list(ids) + list(out_ids), kind))
-    target = out or folder
-    os.makedirs(target, exist_ok=True)
-    path = os.path.join(target, "generated.txt")
-    separator = "\n\n" + "-" * 40 + "\n\n"
-    atomic_write_text(path, separator.join(texts) + "\n")
-    return texts, path
+    settings = {"prime": prime, "steps": steps, "temperature": temperature, "top_k": top_k,
+                "seed": seed, "samples": samples, "argmax": argmax}
+    return write_samples(out or folder, texts, settings, run=folder,
+                         snapshot=weights or record.weights, net=net or record.net, log=log)
 
 
 def score_run(folder, record, data=None, weights=None, log=print):
@@ -113,10 +114,13 @@ def score_run(folder, record, data=None, weights=None, log=print):
             "scored_on": where}
 
 
-def test_command(run=None, data=None, weights=None):
-    """`seqgen test`: the lines that report a text run's scores."""
-    folder = run or latest_run()
-    record = RunRecord.read(folder)
+def test_command(run=None, data=None, weights=None, log=print):
+    """`seqgen test`: the lines that report a text run's scores (`log` gets the notes)."""
+    picked = pick_run(run, weights, say=log, command="test")
+    if picked.folder is None:  # loose --weights: with the latest run's net and vocabulary
+        latest = pick_run(say=log, command="test")
+        picked = Picked(latest.folder, latest.record, picked.weights)
+    folder, record, weights = picked.folder, picked.record, picked.weights
     if record.data_kind != "text":
         raise SeqgenError(f"{folder}: seqgen test scores text runs; this run was trained on "
                           f"{record.data or 'its own data layers'} (its test loss is in "

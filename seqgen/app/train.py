@@ -12,7 +12,6 @@ from ..errors import SeqgenError
 from ..io.atomic import WriteFailed, remove_stale_temps
 from ..io.outputs import check_output_folder
 from ..io.solverstate import read_sidecar, sidecar_path
-from ..kernels import compile_notice
 from ..runs.folder import RunLock, check_folder_free, new_run_dir, remember_run
 from ..runs.record import RUN_FILE, RunRecord, RunSettings, absolute_data
 from ..runs.set_aside import FLAG as SET_ASIDE
@@ -42,6 +41,8 @@ class DriverOptions:
     sighup_effect: str = SNAPSHOT
     allow_changes: bool = False
     set_aside_newer: bool = False
+    #: note the folder as the working directory's latest run (a sweep's runs are not noted)
+    remember: bool = True
 
 
 #: `seqgen train`'s options: the driver's and every data plan's (data.plan_options: --input,
@@ -198,7 +199,6 @@ def build(path, opts, log):
 
 def train(path, opts, log=print):
     """Train as `seqgen train` does (see the module docstring); returns Trained."""
-    compile_notice(log)
     solver, plan, book, folder, name, recorded = build(path, opts, log)
     record = book.record
     newer = None
@@ -236,7 +236,8 @@ def train(path, opts, log=print):
         ending = Ending(solver, book, plan, folder, name, path, log)
         try:
             record.write(folder)
-            remember_run(folder)
+            if opts.remember:
+                remember_run(folder)
             log(f"Training {name} on {plan.describe()}, {solver.param.max_iter - solver.iter} "
                 f"iterations; run folder {folder}")
             for line in plan.notes():

@@ -13,6 +13,7 @@ from .record import RUN_FILE, RunRecord
 RUNS_DIR = "runs"
 LOCK_FILE = ".seqgen.lock"
 LAST_RUN = ".seqgen_last_run"  # in the working directory: the folder of the latest run
+SWEEP_LOCK_FILE = ".seqgen-sweep.lock"  # in a sweep's folder (sweep.SweepLock)
 
 
 def new_run_dir(name, base=RUNS_DIR):
@@ -27,18 +28,20 @@ def new_run_dir(name, base=RUNS_DIR):
 
 
 def remember_run(folder):
-    """Note `folder` as the latest run of the working directory (also when it is --out)."""
+    """Note `folder` as the latest run of the working directory (also when it is --out).
+    `seqgen train` does; a sweep's runs do not (the latest run stays the one trained here)."""
     atomic_write_text(LAST_RUN, os.path.abspath(folder) + "\n")
 
 
 def latest_run(base=RUNS_DIR):
-    """The latest run started from this working directory, else the most recently updated
-    run folder under `base`."""
+    """The latest run `seqgen train` started from this working directory (noted in
+    LAST_RUN), else the run folder under `base` whose run.json changed last."""
     try:
         with open(LAST_RUN) as f:
             noted = f.read().strip()
-        if os.path.exists(os.path.join(noted, RUN_FILE)):
-            return noted
+        in_sweep = os.path.exists(os.path.join(os.path.dirname(noted), SWEEP_LOCK_FILE))
+        if os.path.exists(os.path.join(noted, RUN_FILE)) and not in_sweep:
+            return noted  # (an earlier seqgen noted a sweep's runs too: those are skipped)
     except OSError:
         pass
     candidates = []
@@ -49,7 +52,7 @@ def latest_run(base=RUNS_DIR):
                 candidates.append((os.path.getmtime(record), entry.path))
     if not candidates:
         raise SeqgenError(f"no training run found under ./{base}/ (run `seqgen train` first, "
-                          "or pass --weights and --net)")
+                          "or name a run folder or a .caffemodel, with --net outside a run)")
     return max(candidates)[1]
 
 

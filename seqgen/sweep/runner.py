@@ -54,7 +54,8 @@ def _train(spec, log):
     if last is not None and last[0] >= spec.max_iter:
         log(f"Already trained to iteration {last[0]}: scoring only")
         return None
-    options = TrainOptions(mode=spec.mode, data=spec.data, out=spec.folder, **dict(spec.options))
+    options = TrainOptions(mode=spec.mode, data=spec.data, out=spec.folder, remember=False,
+                           **dict(spec.options))
     if last is None:
         for name in _UNSNAPSHOTTED:  # killed before its first snapshot: start again
             path = os.path.join(spec.folder, name)

@@ -10,7 +10,7 @@ from ..app.train import TrainOptions, train
 from ..errors import SeqgenError
 from ..io.outputs import check_output_folder
 from ..io.prototxt import parse_net_text
-from ..runs.folder import RunLock
+from ..runs.folder import SWEEP_LOCK_FILE, RunLock
 from .engine import dask_client, run_tasks
 from .grid import split_set
 from .report import write_report
@@ -24,7 +24,7 @@ SWEEPS_DIR = "sweeps"
 
 class SweepLock(RunLock):
     """The lock a sweep holds on its folder DIR: a second sweep into it is refused."""
-    file = ".seqgen-sweep.lock"
+    file = SWEEP_LOCK_FILE
     doing = "sweeping into this folder"
 
 
@@ -83,7 +83,7 @@ def _try_run(spec, folder):
     try:
         train(os.path.join(folder, os.path.basename(spec.solver)),
               TrainOptions(iters=2, mode=spec.mode, data=spec.data,
-                           out=os.path.join(folder, "run")), lines.append)
+                           out=os.path.join(folder, "run"), remember=False), lines.append)
         evaluate_run(os.path.join(folder, "run"), lines.append)
     except SeqgenError:
         return False
