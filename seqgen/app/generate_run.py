@@ -13,7 +13,7 @@ from ..net import TEST, Net
 from ..runs.folder import latest_run, run_of_weights
 from ..runs.record import RunRecord
 from .generation_record import write_generation_figure
-from .text_run import sample_from_run
+from .text_run import read_prime_file, sample_from_run
 
 
 def _run_and_weights(weights, log):
@@ -110,28 +110,35 @@ def check_generated(target, names, folder, inputs):
         check_output(os.path.join(target, name), inputs=inputs, own_run=folder, force=True)
 
 
-TEXT_ONLY = ("temperature", "top_k", "seed", "samples", "argmax")
+TEXT_ONLY = ("temperature", "top_k", "seed", "samples", "argmax", "top_p", "beam",
+             "beam_alpha", "stop", "prime_file", "static")
 
 
 def generate_command(weights=None, net=None, steps=None, prime=None, out=None, mode=None,
                      data=None, temperature=None, top_k=None, seed=None, samples=None,
-                     argmax=False, log=print):
+                     argmax=False, log=print, top_p=None, beam=None, beam_alpha=None,
+                     stop=None, prime_file=None, static=None):
     """`seqgen generate` for the run the weights belong to: sample text from a text run,
     or run a sequence net free-running; returns the lines to print."""
     if out is not None:
         check_output_folder(out)
     folder, run, weights = _run_and_weights(weights, log)
     given = {"temperature": temperature, "top_k": top_k, "seed": seed, "samples": samples,
-             "argmax": argmax or None}
+             "argmax": argmax or None, "top_p": top_p, "beam": beam, "beam_alpha": beam_alpha,
+             "stop": stop or None, "prime_file": prime_file, "static": static}
     if run is not None and run.data_kind == "text":
         if mode is not None:
             raise SeqgenError(f"--input {mode} is for sequence runs; {folder} is a text run "
                               "(it reads its own predictions back as tokens)")
         check_generated(out or folder, ("generated.txt",), folder, (weights, net, data))
+        if prime_file is not None and prime is not None:
+            raise SeqgenError("--prime and --prime-file: give one of them")
+        prime = read_prime_file(prime_file) if prime_file is not None else prime
         texts, path = sample_from_run(
             folder, run, prime if prime is not None else "\n", steps,
             1.0 if temperature is None else temperature, top_k or 0, seed, samples or 1,
-            argmax, weights, net, out, log)
+            argmax, weights, net, out, log, 1.0 if top_p is None else top_p, beam or 0,
+            1.0 if beam_alpha is None else beam_alpha, stop or (), static)
         return [t + "\n" for t in texts] + [f"Wrote {path}"]
     flags = [f"--{k.replace('_', '-')}" for k in TEXT_ONLY if given[k] is not None]
     if flags:

@@ -241,16 +241,22 @@ def rows_step(I, H, wx, ox, wh, oh, b, ob, h, c, G, X, M, first):
 
 
 @njit(**JIT)
+def rows_affine(I, H, W_out, b_out, X, M, logits):
+    """logits[:M] (M, V) = the output layer over the top layer's h in X[:M]."""
+    for r in range(M):
+        affine_output(X[r], H[I.shape[0] - 1], W_out, b_out, logits, r)
+
+
+@njit(**JIT)
 def rows_logits(table, table_b, I, H, wx, ox, wh, oh, b, ob, W_out, b_out, tokens, h, c, G,
-                X, first, logits):
-    """Feed tokens (M,) to rows 0..M-1 of the stack (states h, c) and write their logits
-    (M, V): one step of every stream, for beam search."""
+                X, logits):
+    """Feed tokens (M,) to rows 0..M-1 of the stack (states h, c, after at least one
+    step) and write their logits (M, V): one step of every stream, for beam search."""
     M = tokens.shape[0]
     for r in range(M):
         _feed(table, table_b, tokens[r], X[r])
-    rows_step(I, H, wx, ox, wh, oh, b, ob, h, c, G, X, M, first)
-    for r in range(M):
-        affine_output(X[r], H[I.shape[0] - 1], W_out, b_out, logits, r)
+    rows_step(I, H, wx, ox, wh, oh, b, ob, h, c, G, X, M, False)
+    rows_affine(I, H, W_out, b_out, X, M, logits)
 
 
 @njit(**JIT)
