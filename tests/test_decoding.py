@@ -242,17 +242,24 @@ def test_a_full_beam_over_two_steps_is_exhaustive(tiny):
     assert [tuple(s.ids.tolist()) for s in got] == best
 
 
-@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0])
-def test_beam_with_a_stop_id_normalises_by_length(tiny, alpha):
-    prime = [0]
-    scores = all_scores(tiny, prime, 4)
-    want = reference_beam(scores, 3, 4, stop_ids=(2,), alpha=alpha)
-    got = sample(tiny, prime, Decoding(steps=4, beam=3, alpha=alpha, stop_ids=(2,)))
-    assert [tuple(s.ids.tolist()) for s in got] == want
-    assert any(s.ended == "stop_id" for s in got)
-    for s in got:
-        assert s.score == pytest.approx(scores[tuple(s.ids.tolist())] / len(s.ids) ** alpha,
-                                        abs=1e-4)
+@pytest.mark.parametrize("prime,stop,K", [([2], 2, 3), ([1], 1, 3), ([3], 3, 2)])
+def test_beam_with_a_stop_id_normalises_by_length(tiny, prime, stop, K):
+    """Settings where the ranking with alpha 0 (log-probability) and with alpha 1 (its
+    mean per token) differ, so the normalisation is tested."""
+    scores = all_scores(tiny, prime, 5)
+    results = {}
+    for alpha in (0.0, 0.6, 1.0):
+        want = reference_beam(scores, K, 5, stop_ids=(stop,), alpha=alpha)
+        got = sample(tiny, prime, Decoding(steps=5, beam=K, alpha=alpha, stop_ids=(stop,)))
+        assert [tuple(s.ids.tolist()) for s in got] == want
+        for s in got:
+            lp = scores[tuple(s.ids.tolist())]
+            assert s.logprob == pytest.approx(lp, abs=1e-4)
+            assert s.score == pytest.approx(lp / len(s.ids) ** alpha, abs=1e-4)
+        assert all((s.ended == "stop_id") == (s.ids[-1] == stop) for s in got)
+        results[alpha] = want
+    assert results[0.0] != results[1.0]
+    assert any(len(s) < 5 for s in results[0.0])  # a stopped text among the best
 
 
 def test_beam_refuses_a_net_it_cannot_run():
