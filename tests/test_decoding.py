@@ -13,6 +13,7 @@ from reference import lstm_forward
 from seqgen.errors import SeqgenError
 from seqgen.generation.decoding import Decoding, sample, stop_at
 from seqgen.generation.sample import (
+    _one_step_inputs,
     draw_numpy,
     draw_streams,
     next_probabilities,
@@ -263,11 +264,33 @@ def test_beam_with_a_stop_id_normalises_by_length(tiny, prime, stop, K):
 
 
 def test_beam_refuses_a_net_it_cannot_run():
-    net = random_net(lm(5, 3, (4,), static=2), seed=0)
+    text = lm(5, 3, (4,)).replace('bottom: "l1"\n        top: "logits"', 'bottom: "relu"\n'
+                                  '        top: "logits"')
+    text = text.replace('layer { name: "logits"', 'layer { name: "relu" type: "ReLU" '
+                        'bottom: "l1" top: "relu" }\nlayer { name: "logits"')
+    net = random_net(text, seed=0)
+    assert "ReLU" in text and sample_plan(net, "x", "cont") is None
     with pytest.raises(SeqgenError, match=r"--beam runs on Embed -> LSTM stack -> "
                                           r"InnerProduct nets only"):
-        sample(net, [0], Decoding(steps=3, beam=2),
-               static=("feats", np.ones(2, np.float32)))
+        sample(net, [0], Decoding(steps=3, beam=2))
+
+
+def test_beam_on_a_static_net_against_every_sequence():
+    """x_static folded into the compiled chain's bias: the beam of a static net is the
+    reference beam over a table scored with the static term at every step."""
+    net = random_net(lm(V_TINY, 3, (8,), static=2), seed=5, std=1.2)
+    feats = np.array([1.5, -0.5], np.float32)
+    scores = {(): 0.0}
+    for t in range(L):
+        for seq in itertools.product(range(V_TINY), repeat=t):
+            l = reference_logits(net, [1] + list(seq), feats.astype(np.float64))
+            lp = l - l.max() - np.log(np.exp(l - l.max()).sum())
+            for j in range(V_TINY):
+                scores[seq + (j,)] = scores[seq] + lp[j]
+    got = sample(net, [1], Decoding(steps=L, beam=3), static=("feats", feats))
+    assert [tuple(s.ids.tolist()) for s in got] == reference_beam(scores, 3, L)
+    for s in got:
+        assert s.logprob == pytest.approx(scores[tuple(s.ids.tolist())], abs=1e-4)
 
 
 # -- stops and static inputs ---------------------------------------------------------------
@@ -304,12 +327,25 @@ def test_the_static_input_conditions_every_step():
     want = np.exp(l - l.max())
     got = next_probabilities_static(net, prime, feats)
     np.testing.assert_allclose(got, want / want.sum(), rtol=1e-4, atol=1e-7)
+    stepwise = next_probabilities_static(net, prime, feats, compiled=False)
+    np.testing.assert_allclose(stepwise, want / want.sum(), rtol=1e-4, atol=1e-7)
     other = next_probabilities_static(net, prime, -feats)
     assert np.abs(other - got).max() > 1e-3
 
 
-def next_probabilities_static(net, prime, feats):
-    return draw_streams(net, prime, 1, [0], static=("feats", feats))[1]
+def next_probabilities_static(net, prime, feats, compiled=True):
+    return draw_streams(net, prime, 1, [0], static=("feats", feats), compiled=compiled)[1]
+
+
+def test_a_static_net_runs_compiled_and_stepwise_alike():
+    net = random_net(lm(7, 3, (5, 9), static=4), seed=2, std=0.8)
+    static = ("feats", np.array([0.5, -1.0, 2.0, 0.25], np.float32))
+    _one_step_inputs(net, static)
+    assert sample_plan(net, "x", "cont") is not None
+    seeds = stream_seeds(1, 5)
+    a, _ = draw_streams(net, [1, 2], 80, seeds, static=static)
+    b, _ = draw_streams(net, [1, 2], 80, seeds, static=static, compiled=False)
+    np.testing.assert_array_equal(a, b)
 
 
 # -- bad settings --------------------------------------------------------------------------

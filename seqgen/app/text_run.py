@@ -88,8 +88,9 @@ def static_input(net, path):
         raise SeqgenError(f"--static {path}: cannot read it as a .npy array ({e})") from None
     want = tuple(net.blobs[name].shape[1:])
     if values.shape not in (want, (1,) + want) or values.dtype.kind not in "iuf":
-        raise SeqgenError(f"--static {path}: shape {values.shape} ({values.dtype}), but the "
-                          f"net's static input '{name}' takes {want} numbers per stream")
+        raise SeqgenError(f"--static {path}: an array of shape {values.shape} "
+                          f"({values.dtype}), but the net's static input '{name}' takes "
+                          f"numbers of shape {want} (or {(1,) + want})")
     return name, np.asarray(values, np.float32)
 
 

@@ -39,6 +39,14 @@ def token_inputs(net):
     return roles["tokens"], roles["cont"], logits
 
 
+def _lstm_weights(net, layer, bottoms):
+    """A layer's LSTM weights for the compiled chain: a static input (bottom 2, a net
+    input holding the --static values) folded into the bias."""
+    if len(bottoms) == 3 and bottoms[2] in net.inputs:
+        return layer.lstm_weights(net.blobs[bottoms[2]].data.reshape(-1))
+    return layer.lstm_weights() if len(bottoms) == 2 else None
+
+
 def sample_plan(net, tokens, cont):
     """The compiled sampler's arrays (table, table_b, LSTM stack layout, W_out, b_out) when
     the net is exactly Embed(tokens) -> LSTM(..., cont)... -> affine -> heads; else None."""
@@ -52,9 +60,9 @@ def sample_plan(net, tokens, cont):
             embed = layer.embed_weights() if bottoms == [tokens] and len(tops) == 1 else None
             if embed is None:
                 return None
-        elif layer.lstm_weights() is not None and stackable(layer, bottoms, tops, current,
-                                                            cont):
-            layers.append(layer.lstm_weights())
+        elif _lstm_weights(net, layer, bottoms) is not None and stackable(
+                layer, bottoms[:2], tops, current, cont):
+            layers.append(_lstm_weights(net, layer, bottoms))
         elif layers and bottoms == [current] and len(tops) == 1:
             affine = layer.affine_weights()
             if affine is None:
