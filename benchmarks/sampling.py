@@ -5,10 +5,11 @@ two LSTM layers of 128, InnerProduct 65) with random weights.
                                   [--samples 64]
 
 Prints the CPU and its vector flags, then the median over repeats (after a warm-up call
-that compiles or loads the kernels), alternating in one run: the one-stream kernel as it
-was before batching (`lstm_stack_sample`, "before"), the sampler as seqgen runs it now for
-one stream (the rows kernel with M = 1, "after"), and --samples streams in one batched
-pass (chars of all streams together), with the ratio of the last to "after"; then the
+that compiles or loads the kernels), alternating in one run: the one-stream kernel called
+directly (`lstm_stack_sample`, as the sampler called it before batching), the sampler as
+seqgen runs it now for one stream (`draw_streams` with one seed, which calls that kernel),
+and --samples streams in one batched pass (the rows kernel; chars of all streams
+together), with the ratio of the last to one stream now; then the
 Net.forward path's for scale. Per CPU second is printed too: on a shared machine the wall
 figure depends on the load, and the CPU figure is the one the ratios use.
 """
@@ -109,7 +110,7 @@ def main():
     print("net: V = 65, Embed 65, 2 x LSTM 128, InnerProduct 65; one thread")
     net = build()
     batch_steps = max(1, args.steps // args.samples)
-    cases = {"one stream, before batching": (before(net, args.steps), args.steps),
+    cases = {"one stream, kernel alone": (before(net, args.steps), args.steps),
              "one stream, now": (streams(net, args.steps, 1), args.steps),
              f"{args.samples} streams in one pass": (
                  streams(net, batch_steps, args.samples), batch_steps * args.samples)}

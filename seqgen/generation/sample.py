@@ -5,8 +5,8 @@ Such a chain runs in one compiled call (kernels/sample.py). Any other net steps 
 Net.forward one token at a time (inputs reshaped to T = N = 1, cont 0 at the first step,
 then 1) and draws in numpy with the same rule, so both paths give the same ids for a seed:
 the uniforms are drawn up front from numpy's Generator, one per step. The compiled path
-runs any number of streams at once (kernels/sample.py's rows kernel); one stream is its
-M = 1 case, so a stream's ids are the same alone or beside others.
+runs any number of streams at once (kernels/sample.py's rows kernel), each with the
+arithmetic of the one-stream kernel, so a stream's ids are the same alone or beside others.
 """
 import math
 import numbers
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..data.roles import inputs_by_role
 from ..errors import SeqgenError
-from ..kernels.sample import lstm_stack_sample_rows
+from ..kernels.sample import lstm_stack_sample, lstm_stack_sample_rows
 from ..limits import MEMORY_LIMIT, check_memory
 from .generate import computing_layers, lstm_arrays, output_name, stackable
 
@@ -235,8 +235,11 @@ def draw_streams(net, prime_ids, steps, seeds, temperature=1.0, top_k=0, top_p=1
         runs = [_stepwise(net, names, prime, u, n, draw) for u in uniforms]
         return np.stack([r[0] for r in runs]), runs[0][1]
     out, first = np.zeros(uniforms.shape, np.int64), np.zeros(V, np.float64)
-    lstm_stack_sample_rows(*plan, prime, uniforms, n, temperature, int(top_k), float(top_p),
-                           bool(argmax), out, first)
+    # one stream: the one-stream kernel, whose arithmetic per element is the rows kernel's
+    # (tests/test_decoding.py checks the ids agree), without its bookkeeping of rows
+    kernel = lstm_stack_sample if len(seeds) == 1 else lstm_stack_sample_rows
+    kernel(*plan, prime, uniforms[0] if len(seeds) == 1 else uniforms, n, temperature,
+           int(top_k), float(top_p), bool(argmax), out[0] if len(seeds) == 1 else out, first)
     return out, first
 
 

@@ -5,11 +5,13 @@ token from softmax(logits / temperature) (char-rnn's convention), optionally res
 to the logits >= the top_k-th largest, and feeds it back. The LSTM layers use the flat
 layout of `generate.lstm_stack_step`; the embedding table E is (V, E_dim).
 
-M streams run at once (`lstm_stack_sample_rows`): each layer's gate products take four
-rows per pass over the weights, so a weight is loaded once for four streams. Each element
-is still the sum `_add_product` computes for one stream, in the same order (bias, then
-the x terms four at a time, then the h terms), so a stream's ids do not depend on how many
-run beside it: one stream alone is the M = 1 case of the same kernel.
+M streams run at once (`lstm_stack_sample_rows`): each layer's gate products run in
+register tiles of 4 streams by 32 gate columns, every column block of the weights staying
+in cache while all the streams pass it. Each element is still the sum `_add_product`
+computes for one stream: its old value (the bias), then the x terms, then the h terms,
+added one after the other in k order (reassociation is off in both, so each
+multiply-add rounds alike), so a stream's ids do not depend on how many run beside it: a
+stream alone (`lstm_stack_sample`) draws what it draws in a batch (tests/test_decoding.py).
 
 The draw rule (shared with the numpy path in generation/sample.py, which must match it):
 only the first n logits count, n being the run's vocabulary size: the net may have more
