@@ -117,8 +117,9 @@ def main():
     for fn, _ in cases.values():  # compile or load the cached kernels
         fn()
     runs = {name: [] for name in cases}
-    for _ in range(args.repeats):  # alternating, so that a change of load hits all alike
-        for name, (fn, chars) in cases.items():
+    for i in range(args.repeats):  # alternating (in turn reversed), so that a change of
+        order = list(cases.items())   # load or clock hits every case alike
+        for name, (fn, chars) in order[::-1] if i % 2 else order:
             runs[name].append(_timed(fn, chars))
     base = None
     for name, (_, chars) in cases.items():

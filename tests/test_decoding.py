@@ -263,6 +263,21 @@ def test_beam_with_a_stop_id_normalises_by_length(tiny, prime, stop, K):
     assert any(len(s) < 5 for s in results[0.0])  # a stopped text among the best
 
 
+def test_beam_stop_strings_end_texts_like_the_ids_that_spell_them(tiny):
+    """A stop string that only token 2 completes ends texts where stop id 2 does; one that
+    spans two tokens ("da": 3 then 0) ends them at the second."""
+    def text(ids):
+        return "".join("abcd"[i] for i in ids)
+
+    by_id = sample(tiny, [0], Decoding(steps=5, beam=3, stop_ids=(2,)))
+    by_text = sample(tiny, [0], Decoding(steps=5, beam=3, stop=("c",)), text=text)
+    assert [s.ids.tolist() for s in by_text] == [s.ids.tolist() for s in by_id]
+    assert [s.ended for s in by_text] == [s.ended.replace("stop_id", "stop") for s in by_id]
+    for s in sample(tiny, [0], Decoding(steps=5, beam=3, stop=("da",)), text=text):
+        t = text(s.ids)
+        assert ("da" in t) == (s.ended == "stop") and ("da" not in t[:-1])
+
+
 def test_beam_refuses_a_net_it_cannot_run():
     text = lm(5, 3, (4,)).replace('bottom: "l1"\n        top: "logits"', 'bottom: "relu"\n'
                                   '        top: "logits"')
