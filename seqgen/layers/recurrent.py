@@ -276,8 +276,8 @@ class LSTMLayer(_Recurrent):
             return None
         W_x, b, W_s, W_h = self._weights()
         if self.static:
-            b = b + np.asarray(static, b.dtype).reshape(1, self.S) @ W_s.T
-        return W_x, W_h, b.reshape(-1)
+            b = (b + np.asarray(static, b.dtype).reshape(1, self.S) @ W_s.T).reshape(-1)
+        return W_x, W_h, b
 
     def _parts(self):
         """Stream groups to run on separate threads (`kernels.bvlc_lstm_path.parts_for`)."""
