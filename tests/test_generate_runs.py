@@ -204,6 +204,8 @@ def test_generated_json_records_every_setting(trained, capsys):
         "snapshot": str(trained / "lm_iter_60.caffemodel"),
         "net": str(trained.parent / "lm.prototxt"), "prime": "the q", "steps": 25,
         "temperature": 0.7, "top_k": 5, "seed": 9, "samples": 2, "argmax": False,
+        "top_p": 1.0, "beam": 0, "alpha": 1.0, "stop": [], "stop_ids": [],
+        "prime_file": None, "static": None,
         "text_sha256": hashlib.sha256(text).hexdigest(), "seqgen": seqgen.__version__}
     assert err.splitlines()[-1] == "Wrote S/generated.txt and its record generated.json"
 

@@ -63,7 +63,10 @@ def cmd_generate(args):
                                  prime=args.prime, out=args.out, mode=args.input,
                                  data=args.data, temperature=args.temperature,
                                  top_k=args.top_k, seed=args.seed, samples=args.samples,
-                                 argmax=args.argmax, log=_note, run=args.run):
+                                  argmax=args.argmax, log=_note, run=args.run,
+                                  top_p=args.top_p, beam=args.beam,
+                                  beam_alpha=args.beam_alpha, stop=args.stop,
+                                  prime_file=args.prime_file, static=args.static):
         print(line)
 
 
@@ -257,6 +260,18 @@ class CommandParser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
 
+def _top_p(text):
+    """--top-p: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= 1:
+        raise SeqgenError(f"--top-p must be a number in (0, 1] (1 keeps every token), got "
+                          f"{text!r}")
+    return value
+
+
 def _add_generate(sub, common):
     g = sub.add_parser("generate", parents=[common],
                        help="sample text from a text run, or run a sequence net free-running "
@@ -283,6 +298,17 @@ def _add_generate(sub, common):
                    help="text: how many samples (default 1)")
     g.add_argument("--argmax", action="store_true",
                    help="text: always take the most likely token")
+    g.add_argument("--top-p", type=_top_p, metavar="P",
+                   help="text: sample among the most likely tokens holding probability P")
+    g.add_argument("--beam", type=whole("--beam", 1, INT32_MAX), metavar="K",
+                   help="text: beam search, printing the K most likely texts")
+    g.add_argument("--beam-alpha", type=float, metavar="A",
+                   help="text: --beam ranks by logprob / length**A (default 1)")
+    g.add_argument("--stop", action="append", metavar="STRING",
+                   help="text: end a sample when it produces STRING (repeatable)")
+    g.add_argument("--prime-file", metavar="FILE", help="text: read the prime from FILE")
+    g.add_argument("--static", metavar="FILE.npy",
+                   help="text: the net's static input (x_static), fed at every step")
     g.add_argument("--input", choices=["previous", "zero"], help="default: the run's mode")
     g.add_argument("--data", metavar="SPEC", help="true sequence (default: the run's)")
     g.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")

@@ -11,7 +11,7 @@ from ..limits import MEMORY_LIMIT, check_memory
 from ..net import TEST, Net
 from ..runs.pick import pick_run, shown
 from .generation_record import write_generation_figure
-from .text_run import sample_from_run
+from .text_run import read_prime_file, sample_from_run
 from .text_samples import RECORD_FILE, TEXT_FILE
 
 
@@ -103,28 +103,36 @@ def check_generated(target, names, folder, inputs):
         check_output(os.path.join(target, name), inputs=inputs, own_run=folder, force=True)
 
 
-TEXT_ONLY = ("temperature", "top_k", "seed", "samples", "argmax")
+TEXT_ONLY = ("temperature", "top_k", "seed", "samples", "argmax", "top_p", "beam",
+             "beam_alpha", "stop", "prime_file", "static")
 
 
 def generate_command(weights=None, net=None, steps=None, prime=None, out=None, mode=None,
                      data=None, temperature=None, top_k=None, seed=None, samples=None,
-                     argmax=False, log=print, run=None):
+                     argmax=False, log=print, run=None, top_p=None, beam=None,
+                     beam_alpha=None, stop=None, prime_file=None, static=None):
     """`seqgen generate [RUN]`: sample text from a text run, or run a sequence net
     free-running; returns the lines to print (`log` gets the notes)."""
     if out is not None:
         check_output_folder(out)
     folder, run, weights = _run_and_weights(run, weights, log)
     given = {"temperature": temperature, "top_k": top_k, "seed": seed, "samples": samples,
-             "argmax": argmax or None}
+             "argmax": argmax or None, "top_p": top_p, "beam": beam, "beam_alpha": beam_alpha,
+             "stop": stop or None, "prime_file": prime_file, "static": static}
     if run is not None and run.data_kind == "text":
         if mode is not None:
             raise SeqgenError(f"--input {mode} is for sequence runs; {folder} is a text run "
                               "(it reads its own predictions back as tokens)")
         check_generated(out or folder, (TEXT_FILE, RECORD_FILE), folder, (weights, net, data))
+        if prime_file is not None and prime is not None:
+            raise SeqgenError("--prime and --prime-file: give one of them")
+        prime = read_prime_file(prime_file) if prime_file is not None else prime
         text, path = sample_from_run(
             folder, run, prime if prime is not None else "\n", steps,
             1.0 if temperature is None else temperature, top_k or 0, seed, samples or 1,
-            argmax, weights, net, out, log)
+            argmax, weights, net, out, log, 1.0 if top_p is None else top_p, beam or 0,
+            1.0 if beam_alpha is None else beam_alpha, stop or (), static,
+            prime_file=prime_file)
         log(f"Wrote {shown(path)} and its record {RECORD_FILE}")
         return [text.removesuffix("\n")]
     flags = [f"--{k.replace('_', '-')}" for k in TEXT_ONLY if given[k] is not None]

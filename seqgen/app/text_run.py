@@ -7,9 +7,10 @@ import numpy as np
 
 from ..data.roles import inputs_by_role
 from ..data.text import Corpus, SplitScorer, check_vocabulary
-from ..data.tokens import UNK, Vocabulary, is_text_spec, parse_spec
+from ..data.tokens import EOS, UNK, Vocabulary, is_text_spec, parse_spec
 from ..errors import SeqgenError
-from ..generation.sample import sample_tokens, spare_outputs, token_inputs
+from ..generation.decoding import Decoding, sample
+from ..generation.sample import spare_outputs, token_inputs
 from ..limits import MEMORY_LIMIT, check_memory, check_whole
 from ..net import TEST, Net
 from ..runs.pick import Picked, pick_run
@@ -57,33 +58,83 @@ def check_sample_size(steps, samples):
                  f"give --steps {fits} or fewer" if fits else "give fewer --samples")
 
 
+def read_prime_file(path):
+    """The prime held in a file (nanoGPT's --start=FILE:), as UTF-8 text."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise SeqgenError(f"--prime-file {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SeqgenError(f"--prime-file {path}: cannot read it as UTF-8 text ({e})") from None
+    if not text:
+        raise SeqgenError(f"--prime-file {path}: the file is empty; give some text to start "
+                          "from")
+    return text
+
+
+def static_input(net, path):
+    """(input name, values) for --static FILE.npy: the net's static input (what a recurrent
+    layer reads as x_static), checked against the file's shape."""
+    roles = inputs_by_role(net)
+    name = roles.get("static")
+    if name is None:
+        raise SeqgenError(f"--static {path}: the net has no static input (an Input read by "
+                          f"a recurrent layer as x_static; inputs: {', '.join(net.inputs)})")
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise SeqgenError(f"--static {path}: cannot read it as a .npy array ({e})") from None
+    want = tuple(net.blobs[name].shape[1:])
+    if values.shape not in (want, (1,) + want) or values.dtype.kind not in "iuf":
+        raise SeqgenError(f"--static {path}: an array of shape {values.shape} "
+                          f"({values.dtype}), but the net's static input '{name}' takes "
+                          f"numbers of shape {want} (or {(1,) + want})")
+    return name, np.asarray(values, np.float32)
+
+
+def _decoded_texts(results, ids, vocab, kind, beam):
+    """The texts of decoded samples (prime included); a beam's each headed by its
+    log-probability."""
+    texts = []
+    for i, result in enumerate(results):
+        text = vocab.text(list(ids) + result.ids.tolist(), kind)
+        if beam:
+            text = (f"[beam {i + 1}: log-probability {result.logprob:.4f}, score "
+                    f"{result.score:.4f}]\n{text}")
+        texts.append(text)
+    return texts
+
+
 def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0, seed=None,
-                    samples=1, argmax=False, weights=None, net=None, out=None, log=print):
-    """Sample `samples` texts of `steps` tokens after `prime` (seed: DEFAULT_SEED when None);
-    writes generated.txt and its record generated.json in the run folder (or `out`) and
-    returns (the texts, each starting with the prime, as joined for printing; the path)."""
+                    samples=1, argmax=False, weights=None, net=None, out=None, log=print,
+                    top_p=1.0, beam=0, alpha=1.0, stop=(), static=None, prime_file=None):
+    """Sample `samples` texts of `steps` tokens after `prime` (or the `beam` best; seed:
+    DEFAULT_SEED when None); writes generated.txt and its record generated.json in the run
+    folder (or `out`) and returns (the texts as joined for printing, the path). A word
+    model's sample ends at <eos> when its vocabulary has it."""
     kind = text_kind(record)
     test, vocab = load_text_run(folder, record, weights, net)
     ids = prime_ids(vocab, prime, kind)
     check_whole("--top-k", top_k, 0, len(vocab), f"the run's vocabulary has {len(vocab)} "
                 "tokens; 0 means all")
     steps = steps or 500
-    check_sample_size(steps, samples)
+    check_sample_size(steps, max(samples, beam))
     spare = spare_outputs(test.blobs[token_inputs(test)[2]].shape[-1], len(vocab))
     if spare:
         log(f"Note: {spare}")
-    if seed is None:
-        seed = DEFAULT_SEED
+    default_seed = seed is None
+    seed = DEFAULT_SEED if default_seed else seed
+    eos = (vocab.index[EOS],) if kind == "words" and EOS in vocab.index else ()
+    decoding = Decoding(steps, temperature, top_k, top_p, argmax, samples, seed, beam, alpha,
+                        tuple(stop), eos)
+    results = sample(test, ids, decoding, len(vocab), lambda t: vocab.text(t, kind),
+                     static_input(test, static) if static else None)
+    texts = _decoded_texts(results, ids, vocab, kind, beam)
+    if default_seed and not (beam or argmax):  # (said once the settings were taken)
         log(f"Seed {seed} (the default; --seed S draws other samples)")
-    rng = np.random.default_rng(seed)
-    texts = []
-    for _ in range(samples):
-        draw_seed = int(rng.integers(2 ** 63))
-        out_ids = sample_tokens(test, ids, steps, temperature=temperature, top_k=top_k,
-                                seed=draw_seed, argmax=argmax, vocab_size=len(vocab))
-        texts.append(vocab.text(list(ids) + list(out_ids), kind))
-    settings = {"prime": prime, "steps": steps, "temperature": temperature, "top_k": top_k,
-                "seed": seed, "samples": samples, "argmax": argmax}
+    settings = {"prime": prime, "prime_file": prime_file, "static": static,
+                **decoding.as_dict()}
     return write_samples(out or folder, texts, settings, run=folder,
                          snapshot=weights or record.weights, net=net or record.net, log=log)
 

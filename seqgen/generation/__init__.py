@@ -1,2 +1,3 @@
 """Running a trained net free: generated sequences (generate.py) and sampled text
-(sample.py)."""
+(sample.py; decoding.py's `Decoding` and `sample` are the entry point, beam.py the beam
+search)."""

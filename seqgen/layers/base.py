@@ -214,8 +214,9 @@ class Layer:
         layers that take no token ids."""
         return None
 
-    def lstm_weights(self):
-        """(W_x (4H, I), W_h (4H, H), b (4H)) of an LSTM that reads (x, cont); None here."""
+    def lstm_weights(self, static=None):
+        """(W_x (4H, I), W_h (4H, H), b (4H)) of an LSTM that reads (x, cont), or (x, cont,
+        x_static) given the static values (S,); None here."""
         return None
 
     def rnn_weights(self):

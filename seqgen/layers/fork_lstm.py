@@ -162,9 +162,10 @@ class ForkLstmLayer(Layer):
         self.blobs[2].data[self.H:2 * self.H] = value
         return True
 
-    def lstm_weights(self):
-        """(W_x (4H, I), W_h (4H, H), b (4H)) for compiled generation of LSTM stacks."""
-        return tuple(blob.data for blob in self.blobs)
+    def lstm_weights(self, static=None):
+        """(W_x (4H, I), W_h (4H, H), b (4H)) for compiled generation of LSTM stacks (the
+        fork's layer has no static input)."""
+        return tuple(blob.data for blob in self.blobs) if static is None else None
 
     # -- compute -------------------------------------------------------------------------
     def _parts(self):

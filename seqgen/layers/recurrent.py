@@ -110,6 +110,8 @@ class _Recurrent(Layer):
         # (the counts are checked: x, cont, [x_static], then the exposed states)
         self.static = len(bottom) == 3 + (len(self.STATES) if self.expose else 0)
         self._first_state = 3 if self.static else 2  # index of h_0 among the bottoms
+        if self.static:  # the sampler feeds x_static (--static); bottom 2 is h_0 without it
+            self.bottom_roles = {1: "cont", 2: "static"}
         x = bottom[0]
         if x.data.ndim < 2:
             raise self.error(f"the x bottom must have at least 2 axes (T, N, ...), got "
@@ -265,13 +267,16 @@ class LSTMLayer(_Recurrent):
         self.blobs[1].data[self.H:2 * self.H] = value
         return True
 
-    def lstm_weights(self):
+    def lstm_weights(self, static=None):
         """(W_x (4H, I), W_h (4H, H), b (4H)) for compiled generation of LSTM stacks; None
-        with a static input or exposed states, which the compiled generator lacks (the
-        step loop runs such nets)."""
-        if self.static or self.expose:
+        with exposed states, which the compiled generator lacks (the step loop runs such
+        nets). With a static input, given its values (S,), b holds b + W_xc_static x_static
+        (computed as forward's _static_bias does), the term Caffe adds at every step."""
+        if self.expose or self.static != (static is not None):
             return None
-        W_x, b, _, W_h = self._weights()
+        W_x, b, W_s, W_h = self._weights()
+        if self.static:
+            b = (b + np.asarray(static, b.dtype).reshape(1, self.S) @ W_s.T).reshape(-1)
         return W_x, W_h, b
 
     def _parts(self):
