@@ -6,8 +6,9 @@ import os
 import numpy as np
 
 from ..data.roles import inputs_by_role
-from ..data.text import Corpus, SplitScorer, check_vocabulary
+from ..data.text import Corpus, SplitScorer
 from ..data.tokens import UNK, Vocabulary, is_text_spec, parse_spec
+from ..data.vocab_size import check_vocabulary
 from ..errors import SeqgenError
 from ..generation.sample import sample_tokens, spare_outputs, token_inputs
 from ..io.atomic import atomic_write_text

@@ -124,7 +124,7 @@ def warn_no_record(resume, folder, log):
 
 
 def open_plan(opts, net_path, log, has_inputs):
-    plan_opts = PlanOptions(data=opts.data, resuming=bool(opts.resume),
+    plan_opts = PlanOptions(data=opts.data, resuming=opts.resume or False,
                             **{o.field: getattr(opts, o.field) for o in plan_options()})
     cls = plan_class(opts.data, has_inputs)
     cls.check_options(plan_opts)

@@ -89,9 +89,10 @@ def resume_order(settings):
 
 
 class PlanOptions(SimpleNamespace):
-    """The training options a plan may read: the data spec, whether a run resumes (then
-    its recorded settings count, not the net file's), a vocabulary to reuse (a text run's),
-    and every plan's declared options (None: not given)."""
+    """The training options a plan may read: the data spec, whether a run resumes (the
+    snapshot's path, else False; then its recorded settings count, not the net file's), a
+    vocabulary to reuse (a text run's), and every plan's declared options (None: not
+    given)."""
 
     def __init__(self, data=None, resuming=False, vocab=None, **given):
         values = {option.field: None for option in plan_options()}

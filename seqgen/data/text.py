@@ -19,6 +19,7 @@ from ..solver.solver import STOP
 from .plans import DataPlan, Option, register_plan
 from .roles import inputs_by_role, require_roles
 from .tokens import (
+    UNK,
     VOCAB_FILE,
     Vocabulary,
     is_text_spec,
@@ -28,15 +29,18 @@ from .tokens import (
     split_tokens,
     tokens_of,
 )
+from .vocab_size import check_vocabulary
 
 DEFAULT_SPLIT = "0.9,0.05,0.05"
 
 
 class Corpus:
-    """The token ids of the train, val and test splits of a text spec, and the vocabulary
-    (built from the training split, or given: a run's vocab.txt)."""
+    """The token ids of the train, val and test splits of a text spec, and the vocabulary:
+    built from all the splits (Vocabulary.of), or given (a run's vocab.txt, which then
+    must hold every token, or `<unk>` for words; `kept_by`: the run folder a resume keeps
+    it from, named when a token has no id)."""
 
-    def __init__(self, spec, split=None, val=None, test=None, vocab=None):
+    def __init__(self, spec, split=None, val=None, test=None, vocab=None, kept_by=None):
         self.kind, self.path = parse_spec(spec)
         tokens = tokens_of(read_text(self.path), self.kind)
         if val is None and test is None:
@@ -46,10 +50,14 @@ class Corpus:
             train = tokens
             val_tokens = tokens_of(read_text(val), self.kind) if val else []
             test_tokens = tokens_of(read_text(test), self.kind) if test else []
-        self.vocab = vocab or Vocabulary.of(train)
+        if kept_by is not None:
+            check_kept(vocab, Vocabulary.of(train, val_tokens + test_tokens), kept_by,
+                       self.path)
+        self.vocab = vocab or Vocabulary.of(train, val_tokens + test_tokens)
         self.train = self.vocab.ids(train, f"{self.path} (training split)")
         self.val = self.vocab.ids(val_tokens, f"{val or self.path} (validation split)")
         self.test = self.vocab.ids(test_tokens, f"{test or self.path} (test split)")
+        self.val_path, self.test_path = val or self.path, test or self.path
 
     def score_name(self):
         return "bits_per_character" if self.kind == "chars" else "perplexity"
@@ -94,22 +102,6 @@ def net_shape(net, roles):
         raise SeqgenError(f"{net.source}: the token input '{roles['tokens']}' has shape "
                           f"{shape}; a language model's inputs are (T, N)")
     return shape
-
-
-def check_vocabulary(net, roles, vocab, what):
-    """Refuse a vocabulary larger than an Embed's input_dim or the logits' size."""
-    for name, layer in zip(net.layer_names, net.layers):
-        capacity = layer.token_capacity()
-        if capacity is not None and capacity < len(vocab):
-            raise SeqgenError(f"{what} has {len(vocab)} distinct tokens, but layer '{name}' "
-                              f"({layer.type}) takes {capacity} (embed_param.input_dim)")
-    for name, layer in zip(net.layer_names, net.layers):
-        if roles.get("labels") in layer.param.bottom[1:2] and layer.is_loss:
-            logits = net.blobs[layer.param.bottom[0]].shape[-1]
-            if logits < len(vocab):
-                raise SeqgenError(f"{what} has {len(vocab)} distinct tokens, but layer "
-                                  f"'{name}' ({layer.type}) scores {logits} classes (the "
-                                  "output InnerProduct's num_output)")
 
 
 class SplitScorer:
@@ -182,8 +174,9 @@ class TextPlan(DataPlan):
 
     def __init__(self, options, net_path, log):
         super().__init__(options, net_path, log)
+        kept, folder = kept_vocabulary(options)
         self.corpus = Corpus(options.data, options.split, options.val, options.test,
-                             options.vocab)
+                             options.vocab or kept, kept_by=folder if kept else None)
         self.early = {"best": None, "best_iter": None, "since": 0}
         self.tester = None
 
@@ -191,7 +184,9 @@ class TextPlan(DataPlan):
         net = solver.net
         self.roles = inputs_by_role(net)
         require_roles(net, self.roles, ("tokens", "cont", "labels"), "training on text")
-        check_vocabulary(net, self.roles, self.corpus.vocab, self.corpus.path)
+        check_vocabulary(net, self.roles, self.corpus.vocab, self.corpus.path,
+                         "or train with --fit-vocab: the run gets a copy of the net with that "
+                         "size")
         T, N = net_shape(net, self.roles)
         self.streams = Streams(self.corpus.train, N, T, f"{self.corpus.path} (training split)")
         self.passes = 0
@@ -273,25 +268,6 @@ class TextPlan(DataPlan):
     def prepare_folder(self, folder):
         self.corpus.vocab.write(folder)
 
-    def check_resume(self, snapshot_folder):
-        """A vocabulary that gained or lost tokens shifts the ids of the tokens after them
-        (ids are places in the sorted list), so the net's weights would read other tokens:
-        refused even with --allow-changes, naming the change."""
-        if not os.path.exists(os.path.join(snapshot_folder, VOCAB_FILE)):
-            return
-        old = Vocabulary.read(snapshot_folder).tokens
-        new = self.corpus.vocab.tokens
-        if old == new:
-            return
-        added, lost = sorted(set(new) - set(old)), sorted(set(old) - set(new))
-        change = "; ".join(f"{len(ts)} token(s) {what}: {_shown(ts)}"
-                           for ts, what in ((added, "added"), (lost, "gone")) if ts)
-        raise SeqgenError(
-            f"{self.corpus.path}: its vocabulary differs from the run's "
-            f"{os.path.join(os.path.relpath(snapshot_folder), VOCAB_FILE)} ({change or 'order'}"
-            "): the token ids would shift and the weights read other tokens, so this resume "
-            "is refused even with --allow-changes; start a new run on this data")
-
     def finish_test_due(self, solver):
         return self.tester is not None
 
@@ -313,6 +289,31 @@ class TextPlan(DataPlan):
                                                           else 2], self.corpus.kind)
         return (f"seqgen generate --prime {shlex.quote(first)} --steps 500 "
                 "--temperature 0.8")
+
+
+def check_kept(kept, fresh, folder, path):
+    """A resume keeps its run's vocabulary (so every id means what the weights learnt);
+    a token the data has and that vocabulary lacks has no id, and is refused even with
+    --allow-changes (words become `<unk>` when it has one)."""
+    added = [t for t in fresh.tokens if t not in kept.index]
+    if not added or UNK in kept.index:
+        return
+    raise SeqgenError(
+        f"{path}: its vocabulary differs from the run's "
+        f"{os.path.join(os.path.relpath(folder), VOCAB_FILE)} ({len(added)} token(s) added: "
+        f"{_shown(sorted(added))}): the run's net has no ids for them, so this resume is "
+        "refused even with --allow-changes; start a new run on this data")
+
+
+def kept_vocabulary(options):
+    """(vocabulary, folder) a resume keeps: the resumed snapshot's run's vocab.txt; (None,
+    None) when not resuming or the folder has none."""
+    if not options.resuming:
+        return None, None
+    folder = os.path.dirname(os.path.abspath(str(options.resuming)))
+    if not os.path.exists(os.path.join(folder, VOCAB_FILE)):
+        return None, None
+    return Vocabulary.read(folder), folder
 
 
 def _shown(tokens, most=10):
