@@ -7,7 +7,7 @@ import os
 import secrets
 from dataclasses import dataclass, make_dataclass, replace
 
-from ..data import PlanOptions, on_off, plan_class, plan_options, resume_order
+from ..data import PlanOptions, check_spec, on_off, plan_class, plan_options, resume_order
 from ..errors import SeqgenError
 from ..io.atomic import WriteFailed, remove_stale_temps
 from ..io.outputs import check_output_folder
@@ -126,6 +126,7 @@ def warn_no_record(resume, folder, log):
 def open_plan(opts, net_path, log, has_inputs):
     plan_opts = PlanOptions(data=opts.data, resuming=opts.resume or False,
                             **{o.field: getattr(opts, o.field) for o in plan_options()})
+    check_spec(opts.data, net_path)
     cls = plan_class(opts.data, has_inputs)
     cls.check_options(plan_opts)
     return cls(plan_opts, net_path, log)

@@ -134,6 +134,13 @@ class DataPlan(Callback):
         return False
 
     @classmethod
+    def misread(cls, spec, net_path):
+        """The one line refusing `spec` (None: no --data) for a net this kind of data
+        recognises as its own (a text net's Embed reading token ids), when the spec is not
+        this kind's; None when it has nothing to say."""
+        return None
+
+    @classmethod
     def check_options(cls, options):
         """Refuse options that make no sense for this kind of data (before anything is
         read)."""
@@ -217,6 +224,15 @@ class DataPlan(Callback):
         """The input blobs holding the user's data, to point out badly scaled data (None:
         all inputs)."""
         return None
+
+
+def check_spec(spec, net_path):
+    """Refuse a --data spec (or none) that a registered kind of data recognises as wrong
+    for the net, before any data is read: its line says what to give instead."""
+    for cls in PLANS:
+        message = cls.misread(spec, net_path)
+        if message:
+            raise SeqgenError(message)
 
 
 def plan_class(spec, has_inputs):

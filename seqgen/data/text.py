@@ -13,6 +13,7 @@ import shlex
 import numpy as np
 
 from ..errors import SeqgenError
+from ..io.prototxt import read_net
 from ..limits import INT32_MAX, check_whole
 from ..net import TEST, Net
 from ..solver.solver import STOP
@@ -32,6 +33,21 @@ from .tokens import (
 from .vocab_size import check_vocabulary
 
 DEFAULT_SPLIT = "0.9,0.05,0.05"
+
+
+def token_reader(net_path):
+    """The name of an Embed layer reading a net input in the net file (a text net), or
+    None (also for a file that does not read: the net's own checks say why later)."""
+    try:
+        param = read_net(net_path) if net_path else None
+    except SeqgenError:
+        return None
+    if param is None:
+        return None
+    inputs = set(param.input) | {top for layer in param.layer if layer.type == "Input"
+                                 for top in layer.top}
+    return next((layer.name for layer in param.layer if layer.type == "Embed"
+                 and layer.bottom and layer.bottom[0] in inputs), None)
 
 
 class Corpus:
@@ -71,10 +87,11 @@ class Streams:
     """N contiguous streams of token ids walked in chunks of T (inputs, next-token labels,
     cont 0 only at a stream's start)."""
 
-    def __init__(self, ids, N, T, where):
+    def __init__(self, ids, N, T, where, hint=""):
         if len(ids) < N * T + 1:
             raise SeqgenError(f"{where}: {len(ids)} tokens, fewer than one chunk of the net's "
-                              f"N x T + 1 = {N} x {T} + 1 = {N * T + 1}")
+                              f"N x T + 1 = {N} x {T} + 1 = {N * T + 1}"
+                              + (f" ({hint})" if hint else ""))
         self.N, self.T = N, T
         self.length = (len(ids) - 1) // N  # tokens per stream (one more for the labels)
         starts = np.arange(N) * self.length
@@ -107,12 +124,12 @@ def net_shape(net, roles):
 class SplitScorer:
     """The TEST net's mean loss over a whole split, its state carried across the chunks."""
 
-    def __init__(self, net, corpus, ids, where):
+    def __init__(self, net, corpus, ids, where, hint=""):
         self.net, self.corpus = net, corpus
         self.roles = inputs_by_role(net)
         require_roles(net, self.roles, ("tokens", "cont", "labels"), "scoring text")
         T, N = net_shape(net, self.roles)
-        self.streams = Streams(ids, N, T, where)
+        self.streams = Streams(ids, N, T, where, hint)
         weights = net.blob_loss_weights
         self.losses = [o for o in net.outputs if weights.get(o)]
 
@@ -162,6 +179,22 @@ class TextPlan(DataPlan):
         return is_text_spec(spec)
 
     @classmethod
+    def misread(cls, spec, net_path):
+        """A net whose Embed reads token ids from an input trains on text: a plain file or
+        no --data is refused with the spec to give."""
+        if is_text_spec(spec):
+            return None
+        reader = token_reader(net_path)
+        if reader is None:
+            return None
+        read = f"{net_path} is a text net (layer '{reader}' (Embed) reads token ids)"
+        if spec is None:
+            return f"{read}: it needs --data chars:FILE (a token a character) or words:FILE"
+        file = spec if os.path.isfile(spec) else "FILE"
+        return (f"--data {spec}: {read}; give --data chars:{file} (a token a character) or "
+                f"--data words:{file} (whitespace-separated words)")
+
+    @classmethod
     def refusal(cls, flag, value, options):
         if flag == "--input":
             return (f"--input {value} is for sequence data; a text run feeds token ids and "
@@ -188,7 +221,8 @@ class TextPlan(DataPlan):
                          "or train with --fit-vocab: the run gets a copy of the net with that "
                          "size")
         T, N = net_shape(net, self.roles)
-        self.streams = Streams(self.corpus.train, N, T, f"{self.corpus.path} (training split)")
+        self.streams = Streams(self.corpus.train, N, T, f"{self.corpus.path} (training split)",
+                               "give a longer file, or a net with smaller input shape (T, N)")
         self.passes = 0
         p = solver.param
         if self.options.epochs:
@@ -198,9 +232,13 @@ class TextPlan(DataPlan):
             p.max_iter = self.options.epochs * chunks
         if len(self.corpus.val):
             self.tester = SplitScorer(self._test_net(solver), self.corpus, self.corpus.val,
-                                      "the validation split")
+                                      f"{self.corpus.val_path} (validation split)",
+                                      split_hint(self.options, "validation", "--val"))
             if not p.test_interval:
                 p.test_interval = self.streams.chunks  # once per epoch
+        if len(self.corpus.test):  # checked now, not after the training
+            Streams(self.corpus.test, N, T, f"{self.corpus.test_path} (test split)",
+                    split_hint(self.options, "test", "--test"))
         self.prefix = solver.snapshot_prefix()
         return self
 
@@ -278,7 +316,8 @@ class TextPlan(DataPlan):
         if self.options.early_stop and os.path.exists(self.best_path()):
             solver.net.copy_from(self.best_path())
         scorer = SplitScorer(self._test_net(solver), self.corpus, self.corpus.test,
-                             "the test split")
+                             f"{self.corpus.test_path} (test split)",
+                             split_hint(self.options, "test", "--test"))
         results = scorer()
         loss, score = results[0][1], results[-1][1]
         self.log(f"Test split: loss = {loss:.6g}, {self.corpus.score_name()} = {score:.6g}")
@@ -289,6 +328,13 @@ class TextPlan(DataPlan):
                                                           else 2], self.corpus.kind)
         return (f"seqgen generate --prime {shlex.quote(first)} --steps 500 "
                 "--temperature 0.8")
+
+
+def split_hint(options, part, flag):
+    """How to give a split more tokens."""
+    if options.val is None and options.test is None:
+        return f"give a larger {part} fraction in --split, or a {flag} FILE"
+    return f"give a longer {flag} file"
 
 
 def check_kept(kept, fresh, folder, path):
