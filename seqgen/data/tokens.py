@@ -135,9 +135,14 @@ class Vocabulary:
             return "".join(tokens)
         return " ".join(tokens).replace(f" {EOS} ", "\n").replace(EOS, "\n")
 
-    def write(self, folder):
+    def file_text(self):
+        """vocab.txt's text: one token a line, in id order, newlines and backslashes
+        escaped."""
         lines = ["".join(_ESCAPES.get(c, c) for c in t) for t in self.tokens]
-        atomic_write_text(os.path.join(folder, VOCAB_FILE), "\n".join(lines) + "\n")
+        return "\n".join(lines) + "\n"
+
+    def write(self, folder):
+        atomic_write_text(os.path.join(folder, VOCAB_FILE), self.file_text())
 
     @classmethod
     def read(cls, folder):
