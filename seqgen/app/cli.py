@@ -223,8 +223,8 @@ def _add_data_options(parser):
 
     for o in plan_options():
         if o.switch:
-            parser.add_argument(o.flag, dest=o.field, action="store_const", const=False,
-                                help=o.help)
+            parser.add_argument(o.flag, dest=o.field, action="store_const",
+                                const=o.switch_to, help=o.help)
         else:
             parser.add_argument(o.flag, dest=o.field, metavar=o.metavar, choices=o.choices,
                                 type=whole(o.flag, 1, INT32_MAX) if o.type is int else o.type,

@@ -30,6 +30,8 @@ class Option:
     choices: tuple | None = None
     #: a flag without a value that turns something off (the field is then False, else None)
     switch: bool = False
+    #: the value a switch sets (True: it turns something on)
+    switch_to: bool = False
     #: where a snapshot's run keeps it (a RunSettings field, or FIELD.KEY inside a dict
     #: field), for a resume to take it back; None: not taken back
     recorded: str | None = None
@@ -194,6 +196,11 @@ class DataPlan(Callback):
 
     def prepare_folder(self, folder):
         """Write what the run folder needs besides the driver's files (a vocabulary...)."""
+
+    def adapted_net(self, net_path, folder):
+        """(NetParameter, its path in `folder`) of a copy of the net this data needs
+        trained instead (written by prepare_folder; run.json names it), or None."""
+        return None
 
     def final_scores(self, solver):
         """Scores of the trained net to log and record at the end (a test split...)."""

@@ -11,8 +11,10 @@ import os
 import shlex
 
 import numpy as np
+from google.protobuf import text_format
 
 from ..errors import SeqgenError
+from ..io.atomic import atomic_write_text
 from ..io.prototxt import read_net
 from ..limits import INT32_MAX, check_whole
 from ..net import TEST, Net
@@ -30,7 +32,7 @@ from .tokens import (
     split_tokens,
     tokens_of,
 )
-from .vocab_size import check_vocabulary
+from .vocab_size import check_vocabulary, fit_sizes, fitted_net
 
 DEFAULT_SPLIT = "0.9,0.05,0.05"
 
@@ -169,6 +171,10 @@ class TextPlan(DataPlan):
                recorded="text.test"),
         Option("epochs", "--epochs", "text: train E passes over the training split (sets "
                "max_iter)", int, "E"),
+        Option("fit_vocab", "--fit-vocab", "text: train a copy of the net whose Embed "
+               "input_dim and output num_output are the vocabulary's size, written into the "
+               "run folder (the net file is not changed)", switch=True, switch_to=True,
+               recorded="text.fit_vocab"),
         Option("early_stop", "--early-stop", "text: stop when the validation loss has not "
                "improved for K tests; the best weights are kept as PREFIX_best.caffemodel",
                int, "K", recorded="text.early_stop"),
@@ -212,6 +218,7 @@ class TextPlan(DataPlan):
                              options.vocab or kept, kept_by=folder if kept else None)
         self.early = {"best": None, "best_iter": None, "since": 0}
         self.tester = None
+        self.fitted = None  # (NetParameter, its file in the run folder) with --fit-vocab
 
     def bind(self, solver):
         net = solver.net
@@ -242,8 +249,25 @@ class TextPlan(DataPlan):
         self.prefix = solver.snapshot_prefix()
         return self
 
+    def adapted_net(self, net_path, folder):
+        if not self.options.fit_vocab:
+            return None
+        param, sizes = fit_sizes(net_path, len(self.corpus.vocab))
+        stem = os.path.splitext(os.path.basename(net_path))[0]
+        copy = os.path.join(folder, f"{stem}_vocab{len(self.corpus.vocab)}.prototxt")
+        if os.path.abspath(copy) == os.path.abspath(net_path):  # never the net file itself
+            copy = os.path.join(folder, f"{stem}_fitted.prototxt")
+        header = (f"# seqgen train --fit-vocab: {net_path} with "
+                  + ", ".join(f"layer '{k}' sized {v}" for k, v in sizes.items())
+                  + f" (the vocabulary of {self.corpus.path})\n")
+        self.fitted = (fitted_net(param, sizes), copy, header)
+        self.log(f"--fit-vocab: training {copy}, a copy of {net_path} with "
+                 + ", ".join(f"'{k}' sized {v}" for k, v in sizes.items()))
+        return self.fitted[:2]
+
     def _test_net(self, solver):
-        net = Net(self.net_path, TEST, options=solver.options)
+        net = Net(self.fitted[0] if self.fitted else self.net_path, TEST,
+                  options=solver.options)
         net.share_weights(solver.net)
         return net
 
@@ -301,10 +325,14 @@ class TextPlan(DataPlan):
         return {"text": {"split": o.split if o.val is None and o.test is None
                          else None, "val": _abs(o.val), "test": _abs(o.test),
                          "early_stop": o.early_stop, "vocabulary": len(self.corpus.vocab),
-                         "iterations_per_epoch": self.streams.chunks}}
+                         "iterations_per_epoch": self.streams.chunks,
+                         **({"fit_vocab": True} if o.fit_vocab else {})}}
 
     def prepare_folder(self, folder):
         self.corpus.vocab.write(folder)
+        if self.fitted:
+            net_param, copy, header = self.fitted
+            atomic_write_text(copy, header + text_format.MessageToString(net_param))
 
     def finish_test_due(self, solver):
         return self.tester is not None

@@ -4,7 +4,10 @@ out). Checked against a corpus or a run's vocab.txt, naming both layers and the 
 set; `fitted_net` is the copy `seqgen train --fit-vocab` trains. More outputs than tokens
 is no error: the spare outputs are never sampled (generation/sample.py)."""
 from ..errors import SeqgenError
+from ..io.prototxt import read_net
+from ..net import TRAIN, Net
 from ..proto import caffe_pb2
+from .roles import inputs_by_role
 
 EMBED_FIELD = "embed_param.input_dim"
 OUTPUT_FIELD = "inner_product_param.num_output"
@@ -60,6 +63,17 @@ def check_vocabulary(net, roles, vocab, what, fix=None):
     raise SeqgenError(f"{what} has {len(vocab)} distinct tokens, but "
                       + ", ".join(_said(*entry) for entry in layers)
                       + f": set {fields} to {len(vocab)}{where}" + (f" ({fix})" if fix else ""))
+
+
+def fit_sizes(net_path, size):
+    """(the net file's NetParameter, {layer name: size}) for --fit-vocab: its Embed layers
+    and its output InnerProduct, found in the TRAIN net built from the file."""
+    net = Net(net_path, TRAIN)
+    layers = vocabulary_layers(net, inputs_by_role(net))
+    if not any(field == OUTPUT_FIELD for *_, field in layers) or len(layers) < 2:
+        raise SeqgenError(f"--fit-vocab: {net_path} has no Embed layer reading token ids and "
+                          "InnerProduct scoring the labels to size")
+    return read_net(net_path), {name: size for name, _, _, field in layers}
 
 
 def fitted_net(param, sizes):
