@@ -202,3 +202,27 @@ def test_a_different_vocab_txt_beside_the_export_needs_force(char_rnn_run, tmp_p
     shutil.copy(run_dir / "vocab.txt", tmp_path / "vocab.txt")  # the same text: no --force
     assert run(capsys, "export", run_dir, "--format", "onnx", "--out", tmp_path / "x.onnx")[0] \
         == 0
+
+
+def test_words_outside_the_vocabulary_are_unk_in_a_scored_file(cwd, capsys):
+    line = "the cat sat on the <unk> mat\n"
+    (cwd / "w.txt").write_text(line * 60, encoding="utf-8")
+    words = sorted(set(line.split()) | {"<eos>"})
+    solver = write_lm(cwd, len(words), max_iter=2, T=4, N=3)
+    assert run(capsys, "train", solver, "--data", "words:w.txt", "--split", "0.8,0.2",
+               "--out", "W")[0] == 0
+    (cwd / "new.txt").write_text("the zebra sat on the mat\n" * 4, encoding="utf-8")
+    (cwd / "unk.txt").write_text("the <unk> sat on the mat\n" * 4, encoding="utf-8")
+    code, out, err = run(capsys, "test", "W", "--data", "new.txt")
+    assert code == 0, err
+    assert out.startswith("new.txt (28 tokens): loss = ")  # 6 words and <eos>, 4 lines
+    assert out.replace("new.txt", "unk.txt") == run(capsys, "test", "W", "--data",
+                                                    "unk.txt")[1]
+
+
+def test_characters_outside_the_vocabulary_in_a_scored_file_are_named(cwd, capsys):
+    solver = write_lm(cwd, V_CHARS, max_iter=2)
+    assert run(capsys, "train", solver, "--data", "chars:corpus.txt", "--out", "R")[0] == 0
+    (cwd / "odd.txt").write_text(CORPUS[:500] + "\u00e9", encoding="utf-8")
+    err = one_line(capsys, "test", "R", "--data", "odd.txt")
+    assert err == "seqgen: error: odd.txt: 1 token(s) not in the vocabulary: '\u00e9'"

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from ..data.roles import inputs_by_role
-from ..data.text import Corpus, SplitScorer
+from ..data.text import WHOLE, Corpus, SplitScorer
 from ..data.tokens import UNK, Vocabulary, is_text_spec, parse_spec
 from ..data.vocab_size import check_vocabulary
 from ..errors import SeqgenError
@@ -120,7 +120,7 @@ def score_run(folder, record, data=None, weights=None, log=print):
     words:FILE, scored whole), with the run's vocabulary."""
     net, vocab = load_text_run(folder, record, weights)
     if data is not None:
-        corpus = Corpus(scored_file(data, record), "1,0,0", vocab=vocab)
+        corpus = Corpus(scored_file(data, record), WHOLE, vocab=vocab)
         ids, where = corpus.train, corpus.path
     else:
         corpus, ids, where = run_split(folder, record, vocab)

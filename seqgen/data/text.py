@@ -35,6 +35,7 @@ from .tokens import (
 from .vocab_size import check_vocabulary, fit_sizes, fitted_net
 
 DEFAULT_SPLIT = "0.9,0.05,0.05"
+WHOLE = "1,0,0"  # a file scored whole (seqgen test --data)
 
 
 def token_reader(net_path):
@@ -72,7 +73,8 @@ class Corpus:
             check_kept(vocab, Vocabulary.of(train, val_tokens + test_tokens), kept_by,
                        self.path)
         self.vocab = vocab or Vocabulary.of(train, val_tokens + test_tokens)
-        self.train = self.vocab.ids(train, f"{self.path} (training split)")
+        self.train = self.vocab.ids(train, self.path if split == WHOLE
+                                    else f"{self.path} (training split)")
         self.val = self.vocab.ids(val_tokens, f"{val or self.path} (validation split)")
         self.test = self.vocab.ids(test_tokens, f"{test or self.path} (test split)")
         self.val_path, self.test_path = val or self.path, test or self.path
