@@ -4,7 +4,8 @@ stream with the next token as label, cont = 1 so the state carries from chunk to
 at the start of each epoch. The validation split is scored at test_interval (default: once
 per epoch) with the TEST net's state carried over the whole split; the test split at the
 end. `--early-stop K` stops when validation has not improved for K tests and keeps the best
-weights as <prefix>_best.caffemodel."""
+weights as <prefix>_best.caffemodel. The vocabulary is every split's (tokens.Vocabulary.of),
+the run's vocab.txt on resume; `--fit-vocab` trains a copy of the net sized to it."""
 import hashlib
 import math
 import os
