@@ -118,8 +118,8 @@ def test_resume_refuses_a_vocabulary_that_shifts_ids_even_with_allow_changes(cwd
     assert code == 2
     assert err.strip() == (  # (--data taken back from the run: its file's absolute path)
         f"seqgen: error: {cwd / 'corpus.txt'}: its vocabulary differs from the run's R/vocab.txt "
-        "(2 token(s) added: 'Q', 'Z'): the token ids would shift and the weights read other "
-        "tokens, so this resume is refused even with --allow-changes; start a new run on "
+        "(2 token(s) added: 'Q', 'Z'): the run's net has no ids for them, so this resume is "
+        "refused even with --allow-changes; start a new run on "
         "this data")
     assert digests(cwd / "R") == before
 

@@ -248,7 +248,11 @@ def test_a_vocabulary_larger_than_the_output_names_the_layer(cwd, capsys):
     solver = write_lm(cwd, V_CHARS)
     (cwd / "lm.prototxt").write_text(net)
     err = one_line(capsys, "train", solver, "--data", "chars:corpus.txt")
-    assert f"has {V_CHARS} distinct tokens, but layer 'loss' (SoftmaxWithLoss) scores 12" in err
+    assert (f"corpus.txt has {V_CHARS} distinct tokens, but layer 'embed' (Embed) takes "
+            f"{V_CHARS + 5} (embed_param.input_dim), layer 'predict' (InnerProduct) scores 12 "
+            f"(inner_product_param.num_output): set num_output to {V_CHARS} in ") in err
+    assert err.endswith("lm.prototxt (or train with --fit-vocab: the run gets a copy of the "
+                        "net with that size)")
 
 
 def test_input_mode_and_holdout_are_refused_for_text(cwd, capsys):

@@ -237,8 +237,8 @@ def _add_data_options(parser):
 
     for o in plan_options():
         if o.switch:
-            parser.add_argument(o.flag, dest=o.field, action="store_const", const=False,
-                                help=o.help)
+            parser.add_argument(o.flag, dest=o.field, action="store_const",
+                                const=o.switch_to, help=o.help)
         else:
             parser.add_argument(o.flag, dest=o.field, metavar=o.metavar, choices=o.choices,
                                 type=whole(o.flag, 1, INT32_MAX) if o.type is int else o.type,
@@ -318,11 +318,12 @@ def _add_generate(sub, common):
 def _add_others(sub, common):
     """test, info, plot, export, import, draw."""
     q = sub.add_parser("test", parents=[common],
-                       help="score a trained text run on its test split or on another file")
+                       help="score a trained text run on its test split (else its "
+                            "validation split) or on another file")
     q.add_argument("run", metavar="RUN", nargs="?",
                    help="run folder, or a .caffemodel inside one (default: the latest run)")
-    q.add_argument("--data", metavar="chars:FILE|words:FILE",
-                   help="score on this file instead of the run's test split")
+    q.add_argument("--data", metavar="FILE",
+                   help="score on this file instead (read as the run's chars or words)")
     q.add_argument("--weights", help=".caffemodel (default: the run's last snapshot)")
     q.set_defaults(func=cmd_test)
 

@@ -6,8 +6,9 @@ import os
 import numpy as np
 
 from ..data.roles import inputs_by_role
-from ..data.text import Corpus, SplitScorer, check_vocabulary
+from ..data.text import WHOLE, Corpus, SplitScorer
 from ..data.tokens import EOS, UNK, Vocabulary, is_text_spec, parse_spec
+from ..data.vocab_size import check_vocabulary
 from ..errors import SeqgenError
 from ..generation.decoding import Decoding, sample
 from ..generation.sample import spare_outputs, token_inputs
@@ -139,30 +140,46 @@ def sample_from_run(folder, record, prime, steps=None, temperature=1.0, top_k=0,
                          snapshot=weights or record.weights, net=net or record.net, log=log)
 
 
-def score_run(folder, record, data=None, weights=None, log=print):
-    """Mean loss and perplexity / bits per character of a text run on its test split, or
-    on the file `data` (chars:FILE / words:FILE, scored whole), with the run's vocabulary."""
-    net, vocab = load_text_run(folder, record, weights)
+def scored_file(data, record):
+    """The text spec of --data for a text run: FILE as the run's kind (chars or words), or
+    chars:FILE / words:FILE of that kind."""
+    kind = text_kind(record)
+    if not is_text_spec(data):
+        return f"{kind}:{data}"
+    if parse_spec(data)[0] != kind:
+        raise SeqgenError(f"--data {data}: the run was trained on {record.data}; score it on "
+                          f"{kind}:FILE (or just FILE)")
+    return data
+
+
+def run_split(folder, record, vocab):
+    """(corpus, ids, where) of the split a run is scored on by default: its test split, or
+    its validation split when it has none (the README's --split 0.95,0.05)."""
     text = record.get("text") or {}
+    corpus = Corpus(record.get("data_abs", record.data), text.get("split"), text.get("val"),
+                    text.get("test"), vocab=vocab)
+    if len(corpus.test):
+        return corpus, corpus.test, "the run's test split"
+    if len(corpus.val):
+        return corpus, corpus.val, "the run's validation split"
+    raise SeqgenError(f"{folder}: the run has no test or validation split (trained with "
+                      "--split 1,0); score it on another file with --data FILE")
+
+
+def score_run(folder, record, data=None, weights=None, log=print):
+    """Mean loss and perplexity / bits per character of a text run on its test split (its
+    validation split when it has none), or on the file `data` (FILE, chars:FILE or
+    words:FILE, scored whole), with the run's vocabulary."""
+    net, vocab = load_text_run(folder, record, weights)
     if data is not None:
-        if not is_text_spec(data):
-            raise SeqgenError(f"--data {data}: a text run is scored on chars:FILE or "
-                              "words:FILE")
-        if parse_spec(data)[0] != text_kind(record):
-            raise SeqgenError(f"--data {data}: the run was trained on {record.data}; score it "
-                              f"on {text_kind(record)}:FILE")
-        corpus = Corpus(data, "1,0,0", vocab=vocab)
-        ids, where = corpus.train, parse_spec(data)[1]
+        corpus = Corpus(scored_file(data, record), WHOLE, vocab=vocab)
+        ids, where = corpus.train, corpus.path
     else:
-        corpus = Corpus(record.get("data_abs", record.data), text.get("split"),
-                        text.get("val"), text.get("test"), vocab=vocab)
-        ids, where = corpus.test, "the run's test split"
-        if not len(ids):
-            raise SeqgenError(f"{folder}: the run has no test split (it was trained with "
-                              "--split TRAIN,VAL or without --test); give --data FILE")
+        corpus, ids, where = run_split(folder, record, vocab)
     results = SplitScorer(net, corpus, ids, where)()
+    note = "; the run has no test split" if where == "the run's validation split" else ""
     return {"loss": results[0][1], corpus.score_name(): results[-1][1], "tokens": len(ids),
-            "scored_on": where}
+            "scored_on": where, "note": note}
 
 
 def test_command(run=None, data=None, weights=None, log=print):
@@ -178,6 +195,7 @@ def test_command(run=None, data=None, weights=None, log=print):
                           "test_loss.csv)")
     scores = score_run(folder, record, data, weights)
     name = "bits_per_character" if "bits_per_character" in scores else "perplexity"
-    return [f"{scores['scored_on']} ({scores['tokens']} tokens): loss = {scores['loss']:.6g}, "
+    return [f"{scores['scored_on']} ({scores['tokens']} tokens{scores['note']}): loss = "
+            f"{scores['loss']:.6g}, "
             f"{name} = {scores[name]:.6g}"]
 

@@ -7,7 +7,7 @@ import os
 import secrets
 from dataclasses import dataclass, make_dataclass, replace
 
-from ..data import PlanOptions, on_off, plan_class, plan_options, resume_order
+from ..data import PlanOptions, check_spec, on_off, plan_class, plan_options, resume_order
 from ..errors import SeqgenError
 from ..io.atomic import WriteFailed, remove_stale_temps
 from ..io.outputs import check_output_folder
@@ -125,11 +125,25 @@ def warn_no_record(resume, folder, log):
 
 
 def open_plan(opts, net_path, log, has_inputs):
-    plan_opts = PlanOptions(data=opts.data, resuming=bool(opts.resume),
+    plan_opts = PlanOptions(data=opts.data, resuming=opts.resume or False,
                             **{o.field: getattr(opts, o.field) for o in plan_options()})
+    check_spec(opts.data, net_path)
     cls = plan_class(opts.data, has_inputs)
     cls.check_options(plan_opts)
     return cls(plan_opts, net_path, log)
+
+
+def adapt_net(plan, param, net_path, folder):
+    """The net file the run trains: the plan's copy in the run folder when it adapts the
+    net (a text run's --fit-vocab), else `net_path`; the solver then builds the copy."""
+    adapted = plan.adapted_net(net_path, folder) if plan is not None else None
+    if adapted is None:
+        return net_path
+    net_param, copy = adapted
+    param.ClearField("net")
+    param.ClearField("train_net")
+    param.net_param.CopyFrom(net_param)
+    return copy
 
 
 def new_record(opts, plan, param, net_path, solver_path, name):
@@ -167,6 +181,7 @@ def build(path, opts, log):
     if opts.resume and not opts.out:
         warn_no_record(opts.resume, folder, log)
     check_folder_free(folder, opts.resume)
+    net_path = adapt_net(plan, param, net_path, folder)
     if not param.HasField("random_seed") or param.random_seed < 0:
         # Caffe would draw from /dev/urandom; we draw too, but record the seed so that any
         # run can be repeated with --seed or `random_seed: <seed>` in the solver

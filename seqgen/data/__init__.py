@@ -7,6 +7,7 @@ from .plans import (  # noqa: F401
     DataPlan,
     Option,
     PlanOptions,
+    check_spec,
     on_off,
     plan_class,
     plan_options,

@@ -30,6 +30,8 @@ class Option:
     choices: tuple | None = None
     #: a flag without a value that turns something off (the field is then False, else None)
     switch: bool = False
+    #: the value a switch sets (True: it turns something on)
+    switch_to: bool = False
     #: where a snapshot's run keeps it (a RunSettings field, or FIELD.KEY inside a dict
     #: field), for a resume to take it back; None: not taken back
     recorded: str | None = None
@@ -89,9 +91,10 @@ def resume_order(settings):
 
 
 class PlanOptions(SimpleNamespace):
-    """The training options a plan may read: the data spec, whether a run resumes (then
-    its recorded settings count, not the net file's), a vocabulary to reuse (a text run's),
-    and every plan's declared options (None: not given)."""
+    """The training options a plan may read: the data spec, whether a run resumes (the
+    snapshot's path, else False; then its recorded settings count, not the net file's), a
+    vocabulary to reuse (a text run's), and every plan's declared options (None: not
+    given)."""
 
     def __init__(self, data=None, resuming=False, vocab=None, **given):
         values = {option.field: None for option in plan_options()}
@@ -131,6 +134,13 @@ class DataPlan(Callback):
         """Whether this plan reads `spec` (None: no --data given) for a net with or
         without Input blobs."""
         return False
+
+    @classmethod
+    def misread(cls, spec, net_path):
+        """The one line refusing `spec` (None: no --data) for a net this kind of data
+        recognises as its own (a text net's Embed reading token ids), when the spec is not
+        this kind's; None when it has nothing to say."""
+        return None
 
     @classmethod
     def check_options(cls, options):
@@ -187,6 +197,11 @@ class DataPlan(Callback):
     def prepare_folder(self, folder):
         """Write what the run folder needs besides the driver's files (a vocabulary...)."""
 
+    def adapted_net(self, net_path, folder):
+        """(NetParameter, its path in `folder`) of a copy of the net this data needs
+        trained instead (written by prepare_folder; run.json names it), or None."""
+        return None
+
     def final_scores(self, solver):
         """Scores of the trained net to log and record at the end (a test split...)."""
         return {}
@@ -216,6 +231,15 @@ class DataPlan(Callback):
         """The input blobs holding the user's data, to point out badly scaled data (None:
         all inputs)."""
         return None
+
+
+def check_spec(spec, net_path):
+    """Refuse a --data spec (or none) that a registered kind of data recognises as wrong
+    for the net, before any data is read: its line says what to give instead."""
+    for cls in PLANS:
+        message = cls.misread(spec, net_path)
+        if message:
+            raise SeqgenError(message)
 
 
 def plan_class(spec, has_inputs):

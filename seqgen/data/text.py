@@ -4,21 +4,26 @@ stream with the next token as label, cont = 1 so the state carries from chunk to
 at the start of each epoch. The validation split is scored at test_interval (default: once
 per epoch) with the TEST net's state carried over the whole split; the test split at the
 end. `--early-stop K` stops when validation has not improved for K tests and keeps the best
-weights as <prefix>_best.caffemodel."""
+weights as <prefix>_best.caffemodel. The vocabulary is every split's (tokens.Vocabulary.of),
+the run's vocab.txt on resume; `--fit-vocab` trains a copy of the net sized to it."""
 import hashlib
 import math
 import os
 import shlex
 
 import numpy as np
+from google.protobuf import text_format
 
 from ..errors import SeqgenError
+from ..io.atomic import atomic_write_text
+from ..io.prototxt import read_net
 from ..limits import INT32_MAX, check_whole
 from ..net import TEST, Net
 from ..solver.solver import STOP
 from .plans import DataPlan, Option, register_plan
 from .roles import inputs_by_role, require_roles
 from .tokens import (
+    UNK,
     VOCAB_FILE,
     Vocabulary,
     is_text_spec,
@@ -28,15 +33,34 @@ from .tokens import (
     split_tokens,
     tokens_of,
 )
+from .vocab_size import check_vocabulary, fit_sizes, fitted_net
 
 DEFAULT_SPLIT = "0.9,0.05,0.05"
+WHOLE = "1,0,0"  # a file scored whole (seqgen test --data)
+
+
+def token_reader(net_path):
+    """The name of an Embed layer reading a net input in the net file (a text net), or
+    None (also for a file that does not read: the net's own checks say why later)."""
+    try:
+        param = read_net(net_path) if net_path else None
+    except SeqgenError:
+        return None
+    if param is None:
+        return None
+    inputs = set(param.input) | {top for layer in param.layer if layer.type == "Input"
+                                 for top in layer.top}
+    return next((layer.name for layer in param.layer if layer.type == "Embed"
+                 and layer.bottom and layer.bottom[0] in inputs), None)
 
 
 class Corpus:
-    """The token ids of the train, val and test splits of a text spec, and the vocabulary
-    (built from the training split, or given: a run's vocab.txt)."""
+    """The token ids of the train, val and test splits of a text spec, and the vocabulary:
+    built from all the splits (Vocabulary.of), or given (a run's vocab.txt, which then
+    must hold every token, or `<unk>` for words; `kept_by`: the run folder a resume keeps
+    it from, named when a token has no id)."""
 
-    def __init__(self, spec, split=None, val=None, test=None, vocab=None):
+    def __init__(self, spec, split=None, val=None, test=None, vocab=None, kept_by=None):
         self.kind, self.path = parse_spec(spec)
         tokens = tokens_of(read_text(self.path), self.kind)
         if val is None and test is None:
@@ -46,10 +70,15 @@ class Corpus:
             train = tokens
             val_tokens = tokens_of(read_text(val), self.kind) if val else []
             test_tokens = tokens_of(read_text(test), self.kind) if test else []
-        self.vocab = vocab or Vocabulary.of(train)
-        self.train = self.vocab.ids(train, f"{self.path} (training split)")
+        if kept_by is not None:
+            check_kept(vocab, Vocabulary.of(train, val_tokens + test_tokens), kept_by,
+                       self.path)
+        self.vocab = vocab or Vocabulary.of(train, val_tokens + test_tokens)
+        self.train = self.vocab.ids(train, self.path if split == WHOLE
+                                    else f"{self.path} (training split)")
         self.val = self.vocab.ids(val_tokens, f"{val or self.path} (validation split)")
         self.test = self.vocab.ids(test_tokens, f"{test or self.path} (test split)")
+        self.val_path, self.test_path = val or self.path, test or self.path
 
     def score_name(self):
         return "bits_per_character" if self.kind == "chars" else "perplexity"
@@ -63,10 +92,11 @@ class Streams:
     """N contiguous streams of token ids walked in chunks of T (inputs, next-token labels,
     cont 0 only at a stream's start)."""
 
-    def __init__(self, ids, N, T, where):
+    def __init__(self, ids, N, T, where, hint=""):
         if len(ids) < N * T + 1:
             raise SeqgenError(f"{where}: {len(ids)} tokens, fewer than one chunk of the net's "
-                              f"N x T + 1 = {N} x {T} + 1 = {N * T + 1}")
+                              f"N x T + 1 = {N} x {T} + 1 = {N * T + 1}"
+                              + (f" ({hint})" if hint else ""))
         self.N, self.T = N, T
         self.length = (len(ids) - 1) // N  # tokens per stream (one more for the labels)
         starts = np.arange(N) * self.length
@@ -96,31 +126,15 @@ def net_shape(net, roles):
     return shape
 
 
-def check_vocabulary(net, roles, vocab, what):
-    """Refuse a vocabulary larger than an Embed's input_dim or the logits' size."""
-    for name, layer in zip(net.layer_names, net.layers):
-        capacity = layer.token_capacity()
-        if capacity is not None and capacity < len(vocab):
-            raise SeqgenError(f"{what} has {len(vocab)} distinct tokens, but layer '{name}' "
-                              f"({layer.type}) takes {capacity} (embed_param.input_dim)")
-    for name, layer in zip(net.layer_names, net.layers):
-        if roles.get("labels") in layer.param.bottom[1:2] and layer.is_loss:
-            logits = net.blobs[layer.param.bottom[0]].shape[-1]
-            if logits < len(vocab):
-                raise SeqgenError(f"{what} has {len(vocab)} distinct tokens, but layer "
-                                  f"'{name}' ({layer.type}) scores {logits} classes (the "
-                                  "output InnerProduct's num_output)")
-
-
 class SplitScorer:
     """The TEST net's mean loss over a whole split, its state carried across the chunks."""
 
-    def __init__(self, net, corpus, ids, where):
+    def __init__(self, net, corpus, ids, where, hint=""):
         self.net, self.corpus = net, corpus
         self.roles = inputs_by_role(net)
         require_roles(net, self.roles, ("tokens", "cont", "labels"), "scoring text")
         T, N = net_shape(net, self.roles)
-        self.streams = Streams(ids, N, T, where)
+        self.streams = Streams(ids, N, T, where, hint)
         weights = net.blob_loss_weights
         self.losses = [o for o in net.outputs if weights.get(o)]
 
@@ -160,6 +174,10 @@ class TextPlan(DataPlan):
                recorded="text.test"),
         Option("epochs", "--epochs", "text: train E passes over the training split (sets "
                "max_iter)", int, "E"),
+        Option("fit_vocab", "--fit-vocab", "text: train a copy of the net whose Embed "
+               "input_dim and output num_output are the vocabulary's size, written into the "
+               "run folder (the net file is not changed)", switch=True, switch_to=True,
+               recorded="text.fit_vocab"),
         Option("early_stop", "--early-stop", "text: stop when the validation loss has not "
                "improved for K tests; the best weights are kept as PREFIX_best.caffemodel",
                int, "K", recorded="text.early_stop"),
@@ -168,6 +186,22 @@ class TextPlan(DataPlan):
     @classmethod
     def accepts(cls, spec, has_inputs):
         return is_text_spec(spec)
+
+    @classmethod
+    def misread(cls, spec, net_path):
+        """A net whose Embed reads token ids from an input trains on text: a plain file or
+        no --data is refused with the spec to give."""
+        if is_text_spec(spec):
+            return None
+        reader = token_reader(net_path)
+        if reader is None:
+            return None
+        read = f"{net_path} is a text net (layer '{reader}' (Embed) reads token ids)"
+        if spec is None:
+            return f"{read}: it needs --data chars:FILE (a token a character) or words:FILE"
+        file = spec if os.path.isfile(spec) else "FILE"
+        return (f"--data {spec}: {read}; give --data chars:{file} (a token a character) or "
+                f"--data words:{file} (whitespace-separated words)")
 
     @classmethod
     def refusal(cls, flag, value, options):
@@ -182,18 +216,23 @@ class TextPlan(DataPlan):
 
     def __init__(self, options, net_path, log):
         super().__init__(options, net_path, log)
+        kept, folder = kept_vocabulary(options)
         self.corpus = Corpus(options.data, options.split, options.val, options.test,
-                             options.vocab)
+                             options.vocab or kept, kept_by=folder if kept else None)
         self.early = {"best": None, "best_iter": None, "since": 0}
         self.tester = None
+        self.fitted = None  # (NetParameter, its file in the run folder) with --fit-vocab
 
     def bind(self, solver):
         net = solver.net
         self.roles = inputs_by_role(net)
         require_roles(net, self.roles, ("tokens", "cont", "labels"), "training on text")
-        check_vocabulary(net, self.roles, self.corpus.vocab, self.corpus.path)
+        check_vocabulary(net, self.roles, self.corpus.vocab, self.corpus.path,
+                         "or train with --fit-vocab: the run gets a copy of the net with that "
+                         "size")
         T, N = net_shape(net, self.roles)
-        self.streams = Streams(self.corpus.train, N, T, f"{self.corpus.path} (training split)")
+        self.streams = Streams(self.corpus.train, N, T, f"{self.corpus.path} (training split)",
+                               "give a longer file, or a net with smaller input shape (T, N)")
         self.passes = 0
         p = solver.param
         if self.options.epochs:
@@ -203,14 +242,35 @@ class TextPlan(DataPlan):
             p.max_iter = self.options.epochs * chunks
         if len(self.corpus.val):
             self.tester = SplitScorer(self._test_net(solver), self.corpus, self.corpus.val,
-                                      "the validation split")
+                                      f"{self.corpus.val_path} (validation split)",
+                                      split_hint(self.options, "validation", "--val"))
             if not p.test_interval:
                 p.test_interval = self.streams.chunks  # once per epoch
+        if len(self.corpus.test):  # checked now, not after the training
+            Streams(self.corpus.test, N, T, f"{self.corpus.test_path} (test split)",
+                    split_hint(self.options, "test", "--test"))
         self.prefix = solver.snapshot_prefix()
         return self
 
+    def adapted_net(self, net_path, folder):
+        if not self.options.fit_vocab:
+            return None
+        param, sizes = fit_sizes(net_path, len(self.corpus.vocab))
+        stem = os.path.splitext(os.path.basename(net_path))[0]
+        copy = os.path.join(folder, f"{stem}_vocab{len(self.corpus.vocab)}.prototxt")
+        if os.path.abspath(copy) == os.path.abspath(net_path):  # never the net file itself
+            copy = os.path.join(folder, f"{stem}_fitted.prototxt")
+        header = (f"# seqgen train --fit-vocab: {net_path} with "
+                  + ", ".join(f"layer '{k}' sized {v}" for k, v in sizes.items())
+                  + f" (the vocabulary of {self.corpus.path})\n")
+        self.fitted = (fitted_net(param, sizes), copy, header)
+        self.log(f"--fit-vocab: training {copy}, a copy of {net_path} with "
+                 + ", ".join(f"'{k}' sized {v}" for k, v in sizes.items()))
+        return self.fitted[:2]
+
     def _test_net(self, solver):
-        net = Net(self.net_path, TEST, options=solver.options)
+        net = Net(self.fitted[0] if self.fitted else self.net_path, TEST,
+                  options=solver.options)
         net.share_weights(solver.net)
         return net
 
@@ -268,29 +328,14 @@ class TextPlan(DataPlan):
         return {"text": {"split": o.split if o.val is None and o.test is None
                          else None, "val": _abs(o.val), "test": _abs(o.test),
                          "early_stop": o.early_stop, "vocabulary": len(self.corpus.vocab),
-                         "iterations_per_epoch": self.streams.chunks}}
+                         "iterations_per_epoch": self.streams.chunks,
+                         **({"fit_vocab": True} if o.fit_vocab else {})}}
 
     def prepare_folder(self, folder):
         self.corpus.vocab.write(folder)
-
-    def check_resume(self, snapshot_folder):
-        """A vocabulary that gained or lost tokens shifts the ids of the tokens after them
-        (ids are places in the sorted list), so the net's weights would read other tokens:
-        refused even with --allow-changes, naming the change."""
-        if not os.path.exists(os.path.join(snapshot_folder, VOCAB_FILE)):
-            return
-        old = Vocabulary.read(snapshot_folder).tokens
-        new = self.corpus.vocab.tokens
-        if old == new:
-            return
-        added, lost = sorted(set(new) - set(old)), sorted(set(old) - set(new))
-        change = "; ".join(f"{len(ts)} token(s) {what}: {_shown(ts)}"
-                           for ts, what in ((added, "added"), (lost, "gone")) if ts)
-        raise SeqgenError(
-            f"{self.corpus.path}: its vocabulary differs from the run's "
-            f"{os.path.join(os.path.relpath(snapshot_folder), VOCAB_FILE)} ({change or 'order'}"
-            "): the token ids would shift and the weights read other tokens, so this resume "
-            "is refused even with --allow-changes; start a new run on this data")
+        if self.fitted:
+            net_param, copy, header = self.fitted
+            atomic_write_text(copy, header + text_format.MessageToString(net_param))
 
     def finish_test_due(self, solver):
         return self.tester is not None
@@ -302,7 +347,8 @@ class TextPlan(DataPlan):
         if self.options.early_stop and os.path.exists(self.best_path()):
             solver.net.copy_from(self.best_path())
         scorer = SplitScorer(self._test_net(solver), self.corpus, self.corpus.test,
-                             "the test split")
+                             f"{self.corpus.test_path} (test split)",
+                             split_hint(self.options, "test", "--test"))
         results = scorer()
         loss, score = results[0][1], results[-1][1]
         self.log(f"Test split: loss = {loss:.6g}, {self.corpus.score_name()} = {score:.6g}")
@@ -313,6 +359,38 @@ class TextPlan(DataPlan):
                                                           else 2], self.corpus.kind)
         return (f"seqgen generate --prime {shlex.quote(first)} --steps 500 "
                 "--temperature 0.8")
+
+
+def split_hint(options, part, flag):
+    """How to give a split more tokens."""
+    if options.val is None and options.test is None:
+        return f"give a larger {part} fraction in --split, or a {flag} FILE"
+    return f"give a longer {flag} file"
+
+
+def check_kept(kept, fresh, folder, path):
+    """A resume keeps its run's vocabulary (so every id means what the weights learnt);
+    a token the data has and that vocabulary lacks has no id, and is refused even with
+    --allow-changes (words become `<unk>` when it has one)."""
+    added = [t for t in fresh.tokens if t not in kept.index]
+    if not added or UNK in kept.index:
+        return
+    raise SeqgenError(
+        f"{path}: its vocabulary differs from the run's "
+        f"{os.path.join(os.path.relpath(folder), VOCAB_FILE)} ({len(added)} token(s) added: "
+        f"{_shown(sorted(added))}): the run's net has no ids for them, so this resume is "
+        "refused even with --allow-changes; start a new run on this data")
+
+
+def kept_vocabulary(options):
+    """(vocabulary, folder) a resume keeps: the resumed snapshot's run's vocab.txt; (None,
+    None) when not resuming or the folder has none."""
+    if not options.resuming:
+        return None, None
+    folder = os.path.dirname(os.path.abspath(str(options.resuming)))
+    if not os.path.exists(os.path.join(folder, VOCAB_FILE)):
+        return None, None
+    return Vocabulary.read(folder), folder
 
 
 def _shown(tokens, most=10):

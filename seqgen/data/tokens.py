@@ -1,7 +1,7 @@
 """Text to train language models on: `chars:FILE` (one token per character) or `words:FILE`
 (whitespace-separated words, each newline an `<eos>` token, as TensorFlow's PTB reader
-reads it), UTF-8; the vocabulary of the training split (sorted, saved as vocab.txt, one
-token a line) and the token ids of every split."""
+reads it), UTF-8; the vocabulary of all the splits (saved as vocab.txt, one token a line)
+and the token ids of every split."""
 import os
 from dataclasses import dataclass
 
@@ -93,7 +93,7 @@ def parse_fractions(text):
 
 @dataclass
 class Vocabulary:
-    """Token <-> id; ids are positions in the sorted token list."""
+    """Token <-> id; ids are positions in the token list (see `of`)."""
     tokens: list
 
     def __post_init__(self):
@@ -103,8 +103,17 @@ class Vocabulary:
         return len(self.tokens)
 
     @classmethod
-    def of(cls, tokens):
-        return cls(sorted(set(tokens)))
+    def of(cls, tokens, others=()):
+        """The training split's tokens sorted, then the tokens only the other splits have,
+        sorted (char-rnn and nanoGPT take every split's characters: a character only in
+        the validation part is no error). Sorted training tokens first, because seqgen
+        0.2 numbered those alone so, and its runs keep their ids. A training split
+        holding `<unk>` is a corpus with a closed vocabulary (PTB): words outside it are
+        `<unk>` there, as TensorFlow's reader makes them, not new ids no step trains."""
+        own = set(tokens)
+        if UNK in own:
+            return cls(sorted(own))
+        return cls(sorted(own) + sorted(set(others) - own))
 
     def ids(self, tokens, where):
         """Token ids; unknown tokens become <unk> when the vocabulary has it, else an
@@ -126,9 +135,14 @@ class Vocabulary:
             return "".join(tokens)
         return " ".join(tokens).replace(f" {EOS} ", "\n").replace(EOS, "\n")
 
-    def write(self, folder):
+    def file_text(self):
+        """vocab.txt's text: one token a line, in id order, newlines and backslashes
+        escaped."""
         lines = ["".join(_ESCAPES.get(c, c) for c in t) for t in self.tokens]
-        atomic_write_text(os.path.join(folder, VOCAB_FILE), "\n".join(lines) + "\n")
+        return "\n".join(lines) + "\n"
+
+    def write(self, folder):
+        atomic_write_text(os.path.join(folder, VOCAB_FILE), self.file_text())
 
     @classmethod
     def read(cls, folder):

@@ -1,14 +1,15 @@
 """What `seqgen export` and `seqgen import` do, behind the CLI: resolve the run or weights,
-pick the format's writer, and say what was written."""
+pick the format's writer, carry a text run's vocabulary along, and say what was written."""
 from ..errors import SeqgenError
 from ..io.outputs import check_output
 from .source import resolve
+from .vocab import run_vocabulary
 
 
-def _onnx(net, weights, out, graph, force):
+def _onnx(net, weights, out, graph, force, metadata):
     from .onnx_export import export_onnx  # lazy: needs the [onnx] extra
 
-    model = export_onnx(net, weights, out, graph or "step")
+    model = export_onnx(net, weights, out, graph or "step", metadata)
     names = lambda values: ", ".join(v.name for v in values)
     return [f"Wrote {out} (ONNX {graph or 'step'} graph, opset "
             f"{model.opset_import[0].version})",
@@ -16,11 +17,11 @@ def _onnx(net, weights, out, graph, force):
             f"  outputs: {names(model.graph.output)}"]
 
 
-def _torch(net, weights, out, graph, force):
+def _torch(net, weights, out, graph, force, metadata):
     from .torch_state import check_model_py, export_torch  # lazy: needs the [torch] extra
 
     check_model_py(out, force, inputs=(net, weights))
-    return export_torch(net, weights, out)
+    return export_torch(net, weights, out, metadata)
 
 
 FORMATS = {"onnx": _onnx, "torch": _torch}
@@ -40,4 +41,8 @@ def export(source, net=None, fmt=None, graph=None, out=None, force=False):
     net, weights = resolve(source, net)
     check_output(out, suffixes=SUFFIXES[fmt], what=f"--format {fmt}", inputs=(net, weights),
                  force=force)
-    return FORMATS[fmt](net, weights, out, graph, force)
+    vocab = run_vocabulary(source)
+    if vocab is not None:
+        vocab.check(out, force, (net, weights))
+    lines = FORMATS[fmt](net, weights, out, graph, force, vocab.metadata() if vocab else {})
+    return lines + ([vocab.write(out)] if vocab else [])

@@ -12,6 +12,13 @@ RECURRENT = (FORK,) + BVLC
 SKIPPED = ("Input", "Silence")  # no computation to export
 
 
+def evaluates(layer):
+    """Whether a layer only scores the net against labels (a loss, Accuracy): left out of
+    an export as sampling leaves it out (generation/sample.py HEADS), so that a training
+    net exports as its prediction; its input blob becomes an output instead."""
+    return layer.is_loss or layer.type == "Accuracy"
+
+
 def _untimed_bottoms(layer):
     """The bottoms of a BVLC recurrent layer without a time axis: x_static and the
     expose_hidden initial states (everything after x and cont)."""
@@ -73,19 +80,27 @@ def to_one_step(net):
 
 
 def layers(net):
-    """(layer, bottom names, top names) to convert, in net order: Input and Silence left out,
-    Split tops replaced by the blob they copy."""
+    """(layer, bottom names, top names) to convert, in net order: Input, Silence, losses and
+    Accuracy left out, Split tops replaced by the blob they copy."""
     alias = _sources(net)
     for layer in net.layers:
-        if layer.type in SKIPPED or layer.type == "Split":
+        if layer.type in SKIPPED or layer.type == "Split" or evaluates(layer):
             continue
         yield layer, [alias.get(b, b) for b in layer.param.bottom], list(layer.param.top)
 
 
 def predictions(net):
-    """The output blobs of the net (what the exported graph returns besides states)."""
+    """The output blobs of the net (what the exported graph returns besides states): its
+    outputs but those of losses and Accuracy, and what those read that nothing exported
+    reads (the logits of a training net)."""
     alias = _sources(net)
-    return [alias.get(n, n) for n in net.outputs if n not in net.inputs]
+    dropped = [layer for layer in net.layers if evaluates(layer)]
+    gone = {top for layer in dropped for top in layer.param.top}
+    read = {b for _, bottoms, _ in layers(net) for b in bottoms}
+    names = [alias.get(n, n) for n in net.outputs if n not in gone]
+    names += [alias.get(b, b) for layer in dropped for b in layer.param.bottom
+              if alias.get(b, b) not in read]
+    return [n for n in dict.fromkeys(names) if n not in net.inputs]
 
 
 #: the names of an LSTM's blobs W_x, W_h, b, W_static in either dialect: the fork's Lstm

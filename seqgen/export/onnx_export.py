@@ -51,13 +51,17 @@ def onnx_model(net, graph="step"):
     return ctx.model(_doc(ctx, graph, net.source), f"{net.name or 'net'}_{graph}")
 
 
-def export_onnx(net_file, weights, out, graph="step"):
-    """Write the ONNX model of `net_file` with `weights` to `out`; returns the model."""
+def export_onnx(net_file, weights, out, graph="step", metadata=None):
+    """Write the ONNX model of `net_file` with `weights` to `out`, with {key: text}
+    `metadata` in its metadata_props (a text net's vocabulary); returns the model."""
     if graph not in GRAPHS:
         raise SeqgenError(f"unknown --graph '{graph}' (known: {', '.join(GRAPHS)})")
     model = onnx_model(Net(net_file, weights, TEST), graph)
     model.doc_string = model.doc_string.replace(
         "from " + str(net_file), f"from {os.path.basename(str(net_file))} with "
         f"{os.path.basename(str(weights))}", 1)
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
     atomic_write_bytes(out, model.SerializeToString())
     return model

@@ -65,11 +65,14 @@ def check_model_py(out, force, inputs=()):
                  content=MODEL_SOURCE.read_text())
 
 
-def export_torch(net_file, weights, out):
-    """Write the safetensors file and model.py beside it; returns the lines to print."""
+def export_torch(net_file, weights, out, metadata=None):
+    """Write the safetensors file (with {key: text} `metadata` besides the module's
+    settings: a text net's vocabulary) and model.py beside it; returns the lines to
+    print."""
     st = require_safetensors()
     config, tensors = state_dict(Net(net_file, weights, TEST))
-    atomic_write_bytes(out, st.save(tensors, metadata={"seqgen": json.dumps(config)}))
+    atomic_write_bytes(out, st.save(tensors, metadata={**(metadata or {}),
+                                                       "seqgen": json.dumps(config)}))
     model = model_py(out)
     atomic_write_text(model, MODEL_SOURCE.read_text())
     return [f"Wrote {out} ({len(tensors)} tensors) and {model} (the module: "
