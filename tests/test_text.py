@@ -12,7 +12,7 @@ from helpers import one_line, run
 
 import seqgen.data.text as text_plan
 from seqgen.data.text import Streams
-from seqgen.data.tokens import Vocabulary, tokens_of
+from seqgen.data.tokens import EOS, Vocabulary, tokens_of
 from seqgen.runs.record import RunRecord
 
 CORPUS = ("the quick brown fox jumps over the lazy dog.\n"
@@ -300,3 +300,12 @@ def test_sampling_finds_inputs_by_what_reads_them_not_by_name():
         text = text.replace(old, new)
     ids = sample_tokens(Net(parse_net_text(text), TEST), [1, 2, 3], 20, seed=3)
     assert len(ids) == 20 and ids.min() >= 0 and ids.max() < 12
+
+
+def test_word_text_has_no_space_beside_a_line_break():
+    """<eos> reads as a line end, never with a space before or after it (a sample that ends
+    at <eos> ends with the line, as the corpus's own lines do)."""
+    vocab = Vocabulary(["a", "b", EOS])
+    assert vocab.text([0, 1, 2], "words") == "a b\n"
+    assert vocab.text([2, 0, 1], "words") == "\na b"
+    assert vocab.text([0, 2, 1, 2, 2, 0], "words") == "a\nb\n\na"

@@ -147,7 +147,7 @@ def test_the_char_rnn_run_exports_to_onnx_with_its_vocabulary(char_rnn_run, tmp_
     out = tmp_path / "lm.onnx"
     code, printed, err = run(capsys, "export", run_dir, "--format", "onnx", "--out", out)
     assert code == 0, err
-    assert f"Wrote {tmp_path / 'vocab.txt'} (" in printed
+    assert f"Wrote {tmp_path / 'vocab.txt'} (" in err  # notes go to stderr
     assert (tmp_path / "vocab.txt").read_bytes() == (run_dir / "vocab.txt").read_bytes()
     model = onnx.load(out)
     meta = {p.key: p.value for p in model.metadata_props}

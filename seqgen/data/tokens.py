@@ -133,7 +133,14 @@ class Vocabulary:
         tokens = [self.tokens[i] for i in ids]
         if kind == "chars":
             return "".join(tokens)
-        return " ".join(tokens).replace(f" {EOS} ", "\n").replace(EOS, "\n")
+        lines, line = [], []
+        for token in tokens:  # (no space next to a line break, at either end too)
+            if token == EOS:
+                lines.append(" ".join(line))
+                line = []
+            else:
+                line.append(token)
+        return "\n".join(lines + [" ".join(line)])
 
     def file_text(self):
         """vocab.txt's text: one token a line, in id order, newlines and backslashes
