@@ -169,13 +169,15 @@ def embed_into_lstm(net):
         k = _embed_lstm_refusal(net, i, readers)
         if isinstance(k, int):
             lstm = net.layers[k]
-            embed.fusion = lstm.fusion = EmbedProjection(embed, lstm)
+            link = embed.fusion = lstm.fusion = EmbedProjection(embed, lstm)
             names = (net.layer_names[i], net.layer_names[k])
+            tokens = net.blobs[embed.param.bottom[0]].count
+            now = "on" if link.worth_it(tokens, lstm.path) else "off"
             yield Applied("embed-lstm", names, True, (
                 f"Fused {names[0]} -> {names[1]} (embed-lstm): {names[1]}'s input projection "
-                f"from {names[0]}'s table times its W_xc, {embed.K} x {4 * lstm.H}, while "
-                f"input_dim {embed.K} < T*N tokens a forward; {embed.param.top[0]}'s diff "
-                "is not formed"))
+                f"from a {embed.K} x {4 * lstm.H} table ({names[0]}'s rows times W_xc) while "
+                f"input_dim {embed.K} < T*N tokens ({tokens} now: {now}); blob "
+                f"'{embed.param.top[0]}' keeps its data, its diff is not formed"))
         elif k is not None:
             yield Applied("embed-lstm", (net.layer_names[i],), False,
                           f"Not fused: {net.layer_names[i]} (Embed): {k}")
