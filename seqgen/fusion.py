@@ -52,6 +52,7 @@ class Applied:
     layers: tuple
     applied: bool
     text: str
+    link: object = None  # what the fused layers share (None when refused)
 
 
 #: the rewrites, in the order they are tried: name -> function(net) yielding Applied
@@ -75,6 +76,13 @@ def apply(net):
     return [done for fn in REWRITES.values() for done in fn(net)]
 
 
+def hold(fusions, held):
+    """Make the fused layers compute unfused (held True) or fused again: a forward that
+    starts or ends between them (pycaffe's start/end) sees the blobs as an unfused net."""
+    for applied in fusions:
+        applied.link.held = held
+
+
 def _readers(net):
     """blob name -> [(layer index, bottom index)] of every layer reading it."""
     readers = {}
@@ -90,6 +98,7 @@ class EmbedProjection:
     def __init__(self, embed, lstm):
         self.embed, self.lstm = embed, lstm
         self.active = False  # whether the last forward ran fused (backward follows it)
+        self.held = False  # a partial forward (pycaffe's start/end) computes unfused
         self._dP = None
         self._no_bias = None
 
@@ -107,7 +116,7 @@ class EmbedProjection:
     def project(self, gates, path):
         """Forward: gates (T·N, 4H) = row token of P when worth it (returns True); else
         False and the LSTM multiplies its x as unfused."""
-        self.active = self.worth_it(gates.shape[0], path)
+        self.active = not self.held and self.worth_it(gates.shape[0], path)
         if not self.active:
             return False
         W_x = self.lstm.blobs[0].data
@@ -177,7 +186,7 @@ def embed_into_lstm(net):
                 f"Fused {names[0]} -> {names[1]} (embed-lstm): {names[1]}'s input projection "
                 f"from a {embed.K} x {4 * lstm.H} table ({names[0]}'s rows times W_xc) while "
                 f"input_dim {embed.K} < T*N tokens ({tokens} now: {now}); blob "
-                f"'{embed.param.top[0]}' keeps its data, its diff is not formed"))
+                f"'{embed.param.top[0]}' keeps its data, its diff is not formed"), link)
         elif k is not None:
             yield Applied("embed-lstm", (net.layer_names[i],), False,
                           f"Not fused: {net.layer_names[i]} (Embed): {k}")

@@ -580,9 +580,14 @@ class Net:
         else:
             span = range(lo, hi + 1)
             loss_tops = [pair for i in span for pair in self._loss_weights[i]]
-            for i in span:
-                if self.layers[i].runs_forward:
-                    self.layers[i].forward(self._bottoms[i], self._tops[i])
+            # a forward over part of the net runs unfused (it may start after an Embed)
+            fusion.hold(self.fusions, lo > 0 or hi < len(self.layers) - 1)
+            try:
+                for i in span:
+                    if self.layers[i].runs_forward:
+                        self.layers[i].forward(self._bottoms[i], self._tops[i])
+            finally:
+                fusion.hold(self.fusions, False)
         loss = np.float32(0)
         for blob, w in loss_tops:
             data = blob.data

@@ -202,6 +202,25 @@ def test_fused_net_equals_unfused_net_and_the_formula(tmp_path):
         cont[0] = 1
 
 
+def test_a_partial_forward_runs_unfused(tmp_path):
+    """pycaffe's forward(start=) from the LSTM reads the Embed's top as the user wrote it."""
+    net, plain = _net(tmp_path), _net(tmp_path, fused=False)
+    _same_weights(net, plain)
+    rng = np.random.default_rng(0)
+    cont = np.zeros((6, 8))
+    for n in (net, plain):
+        n.forward(data=rng.integers(0, 11, (6, 8)), label=np.zeros((6, 8)), cont=cont)
+    x = rng.standard_normal((6, 8, 5))
+    for n in (net, plain):
+        n.reset_state()
+        n.blobs["embed"].data[...] = x
+        n.forward(start="lstm")
+    assert not net.layer("lstm").fusion.active
+    assert_close(net.blobs["lstm"].data, plain.blobs["lstm"].data, "h")
+    net.forward()  # the whole net again: fused
+    assert net.layer("lstm").fusion.active
+
+
 def test_rule_leaves_small_batches_unfused(tmp_path):
     """V >= T*N: the pair computes unfused (and still right)."""
     net = _net(tmp_path, T=2, N=4)  # 8 tokens, V = 11
