@@ -14,8 +14,9 @@ backward, the gate gradients are added up by token into dP (V × 4H), and dW_x +
 dW_e += dP W_x, db_e += (Σ_k dP_k) W_x replace the two T·N-row products (dx, dW_x) and the
 scatter of dx. It runs when it saves work, V < T·N (tokens a forward) on the LSTM's GEMM
 path; otherwise the pair computes as unfused. The Embed's top still holds the embedded rows
-(a copy, cheap beside the product); its diff is not formed while fused (it would cost the
-product saved): build with fusion off to read it.
+(a copy, cheap beside the product); its diff, the gate gradients times W_x, is formed only
+when something reads it (Blob.defer_diff: the backward keeps a copy of both), so a script
+that reads it gets what the unfused net writes, and training never pays for it.
 """
 import os
 from dataclasses import dataclass
@@ -95,8 +96,9 @@ def _readers(net):
 class EmbedProjection:
     """The link of a fused Embed → LSTM pair: the LSTM's input projection from P = X W_xᵀ."""
 
-    def __init__(self, embed, lstm):
-        self.embed, self.lstm = embed, lstm
+    def __init__(self, embed, lstm, top):
+        self.embed, self.lstm, self.top = embed, lstm, top  # top: the Embed's top Blob
+        self._kept = None  # the gate gradients and W_x of the last backward, for top's diff
         self.active = False  # whether the last forward ran fused (backward follows it)
         self.held = False  # a partial forward (pycaffe's start/end) computes unfused
         self._dP = None
@@ -127,9 +129,9 @@ class EmbedProjection:
         embed_forward(self.embed.token_ids(), P, self._no_bias, gates)
         return True
 
-    def input_gradients(self, dpre, dW_x):
+    def input_gradients(self, dpre, dW_x, to_input=True):
         """LSTM backward: dP = the gate gradients dpre (T·N, 4H) added up by token, and
-        dW_x += dPᵀ X."""
+        dW_x += dPᵀ X; the Embed top's diff when the LSTM propagates to its input."""
         V, G = self.embed.K, dpre.shape[1]
         if self._dP is None or self._dP.shape != (V, G) or self._dP.dtype != dpre.dtype:
             self._dP = np.zeros((V, G), dpre.dtype)
@@ -137,6 +139,21 @@ class EmbedProjection:
             self._dP.fill(0)
         embed_backward(self.embed.token_ids(), dpre, self._dP)
         dW_x += self._dP.T @ self._rows()
+        if to_input:
+            self._defer_top_diff(dpre)
+
+    def _defer_top_diff(self, dpre):
+        """The Embed top's diff (dpre W_x, what the unfused LSTM writes), formed when read:
+        copies of dpre and W_x as they are now (the solver's update changes W_x)."""
+        W_x = self.lstm.blobs[0].data
+        if self._kept is None or self._kept[0].shape != dpre.shape \
+                or self._kept[0].dtype != dpre.dtype or self._kept[1].shape != W_x.shape:
+            self._kept = (np.empty_like(dpre), np.empty_like(W_x))
+        kept_dpre, kept_W = self._kept
+        np.copyto(kept_dpre, dpre)
+        np.copyto(kept_W, W_x)
+        self.top.defer_diff(
+            lambda diff: np.matmul(kept_dpre, kept_W, out=diff.reshape(len(kept_dpre), -1)))
 
     def embed_gradients(self):
         """Embed backward: dW_e += dP W_x and db_e += (Σ_k dP_k) W_x."""
@@ -178,7 +195,8 @@ def embed_into_lstm(net):
         k = _embed_lstm_refusal(net, i, readers)
         if isinstance(k, int):
             lstm = net.layers[k]
-            link = embed.fusion = lstm.fusion = EmbedProjection(embed, lstm)
+            link = embed.fusion = lstm.fusion = EmbedProjection(
+                embed, lstm, net.blobs[embed.param.top[0]])
             names = (net.layer_names[i], net.layer_names[k])
             tokens = net.blobs[embed.param.bottom[0]].count
             now = "on" if link.worth_it(tokens, lstm.path) else "off"
@@ -186,7 +204,7 @@ def embed_into_lstm(net):
                 f"Fused {names[0]} -> {names[1]} (embed-lstm): {names[1]}'s input projection "
                 f"from a {embed.K} x {4 * lstm.H} table ({names[0]}'s rows times W_xc) while "
                 f"input_dim {embed.K} < T*N tokens ({tokens} now: {now}); blob "
-                f"'{embed.param.top[0]}' keeps its data, its diff is not formed"), link)
+                f"'{embed.param.top[0]}' keeps its data, its diff is formed when read"), link)
         elif k is not None:
             yield Applied("embed-lstm", (net.layer_names[i],), False,
                           f"Not fused: {net.layer_names[i]} (Embed): {k}")

@@ -54,7 +54,8 @@ class Pair:
             b.data[...] = rng.uniform(-0.5, 0.5, b.shape)
         self.lstm.reshape([self.x, self.cont], [self.h])
         if fused:
-            self.embed.fusion = self.lstm.fusion = fusion.EmbedProjection(self.embed, self.lstm)
+            self.embed.fusion = self.lstm.fusion = fusion.EmbedProjection(self.embed, self.lstm,
+                                                                           self.x)
 
     def params(self):
         return [b for layer in (self.embed, self.lstm) for b in layer.blobs]
@@ -113,6 +114,9 @@ def test_fused_pair_equals_unfused_in_float64(gemm_path, bias_term):
         for s in ("h", "c"):  # the carried state
             np.testing.assert_allclose(fused.lstm.get_state()[s], plain.lstm.get_state()[s],
                                        rtol=0, atol=1e-12)
+        # the Embed top's diff, formed when read from the gate gradients kept by backward
+        scale = max(1.0, np.abs(plain.x.diff).max())
+        np.testing.assert_allclose(fused.x.diff, plain.x.diff, rtol=0, atol=1e-12 * scale)
 
 
 def test_fused_pair_gradients_against_finite_differences(gemm_path):
@@ -192,6 +196,9 @@ def test_fused_net_equals_unfused_net_and_the_formula(tmp_path):
         for name, blobs in plain.params.items():
             for i, blob in enumerate(blobs):
                 assert_close(fused.params[name][i].diff, blob.diff, f"{name} {i} diff")
+        assert fused.blobs["embed"]._pending is not None  # backward left it unformed
+        assert_close(fused.blobs["embed"].diff, plain.blobs["embed"].diff, "the top's diff")
+        assert fused.blobs["embed"]._pending is None  # formed once, when read
         # the forward against numpy in float64, from the state the first call left
         W_e = fused.params["embed"][0].data.astype(np.float64)
         W_x, b, W_h = (p.data.astype(np.float64) for p in fused.params["lstm"])
@@ -270,7 +277,7 @@ def test_info_reports_the_rewrite(tmp_path, capsys):
     net = _net(tmp_path)
     assert ("Fused embed -> lstm (embed-lstm): lstm's input projection from a 11 x 64 table "
             "(embed's rows times W_xc) while input_dim 11 < T*N tokens (48 now: on); blob "
-            "'embed' keeps its data, its diff is not formed") in describe(net)
+            "'embed' keeps its data, its diff is formed when read") in describe(net)
     code, out, _ = run(capsys, "info", tmp_path / "lm.prototxt")
     assert code == 0 and "Fused embed -> lstm (embed-lstm)" in out
 

@@ -378,7 +378,8 @@ class LSTMLayer(_Recurrent):
         if self.fusion is not None and self.fusion.active:
             # the input's share goes by token through the fused Embed (no dx is formed)
             lstm_state_gradients_gemm(self._dpre, self._hm, blobs[1].diff, blobs[-1].diff)
-            self.fusion.input_gradients(self._dpre.reshape(T * N, -1), blobs[0].diff)
+            self.fusion.input_gradients(self._dpre.reshape(T * N, -1), blobs[0].diff,
+                                        bool(propagate_down[0]))
         else:
             dx = bottom[0].diff.reshape(T * N, self.I) if propagate_down[0] else self._no_dx
             lstm_param_gradients_gemm(self._dpre, x.reshape(T * N, self.I), self._hm, W_x,
