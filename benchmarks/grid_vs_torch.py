@@ -1,7 +1,8 @@
 """Training speed at language-model sizes, seqgen against PyTorch over a grid (issue 11).
 
     python benchmarks/grid_vs_torch.py [--grid full | --points "T,N,H,L,V;..."] [--iters 20]
-        [--repeats 5] [--threads {1,2}] [--scaling] [--baseline GITREF] [--markdown]
+        [--repeats 5] [--threads {1,2}] [--scaling] [--baseline GITREF] [--unfused]
+        [--markdown]
     python benchmarks/grid_vs_torch.py --fork [--baseline GITREF] [--iters 500] [--repeats 5]
     python benchmarks/grid_vs_torch.py --memory [--baseline GITREF] [--iters 20000]
 
@@ -15,6 +16,7 @@ state detached. Printed: the median ms/iteration over R repeats of K iterations 
 warm-up (numba compiles there). Each measurement runs in a fresh subprocess with the thread
 settings in its environment, seqgen and PyTorch alternating. --scaling: seqgen's 1 against
 2 threads. --baseline GITREF: seqgen also from a temporary worktree of GITREF, side by side.
+--unfused: seqgen also with its rewrites off (SEQGEN_FUSION=off, seqgen/fusion.py).
 --fork: the shipped lstm_short and deep_lstm_short solvers (bench.py's measurement).
 --memory: RSS of lstm_short training after iters / 20 and after iters iterations.
 Ratios: seqgen / PyTorch below 1 and GITREF / seqgen above 1 mean this tree is faster.
@@ -190,9 +192,12 @@ def child(args):
 
 # -- the parent: runs children, prints tables --------------------------------------------
 def run(kind, what, args, tree, threads=None):
-    """One child measurement with seqgen from `tree` and the thread variables set."""
+    """One child measurement with seqgen from `tree` and the thread variables set; kind
+    "unfused" is seqgen with SEQGEN_FUSION=off."""
     threads = threads or args.threads
     env = dict(os.environ, PYTHONPATH=tree, **{v: str(threads) for v in THREAD_VARS})
+    if kind == "unfused":
+        kind, env["SEQGEN_FUSION"] = "seqgen", "off"
     cmd = [sys.executable, __file__, "--child", kind, "--points", what, "--iters",
            str(args.iters), "--repeats", str(args.repeats), "--threads", str(threads)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -249,12 +254,15 @@ def grid_report(args, trees, has_torch):
     cols = ["T × N, H, L, V", "seqgen ms/iter"]
     if len(trees) > 1:
         cols += [f"{names[1]} ms/iter", f"{names[1]} / seqgen"]
+    if args.unfused:
+        cols += ["unfused ms/iter", "unfused / seqgen"]
     if has_torch:
         cols += ["PyTorch ms/iter", "seqgen / PyTorch"]
     widths = header(cols, args.markdown)
     for i, point in enumerate(args.points):
         what = ",".join(map(str, point))
         jobs = [("seqgen", tree) for _, tree in trees] + ([("torch", ROOT)] if has_torch else [])
+        jobs += [("unfused", ROOT)] if args.unfused else []
         ms = {}
         for kind, tree in (jobs if i % 2 == 0 else jobs[::-1]):
             ms[kind, tree] = run(kind, what, args, tree)
@@ -263,6 +271,9 @@ def grid_report(args, trees, has_torch):
         if len(trees) > 1:
             base = ms["seqgen", trees[1][1]]
             cells += [f"{base:.3f}", f"{base / ours:.2f}x"]
+        if args.unfused:
+            plain = ms["unfused", ROOT]
+            cells += [f"{plain:.3f}", f"{plain / ours:.2f}x"]
         if has_torch:
             cells += [f"{ms['torch', ROOT]:.3f}", f"{ours / ms['torch', ROOT]:.2f}"]
         row(cells, args.markdown, widths)
@@ -319,6 +330,8 @@ def main(argv=None):
     ap.add_argument("--baseline", metavar="GITREF", help="seqgen from GITREF side by side")
     ap.add_argument("--fork", action="store_true", help="lstm_short, deep_lstm_short solvers")
     ap.add_argument("--memory", action="store_true", help="RSS of a long lstm_short run")
+    ap.add_argument("--unfused", action="store_true",
+                    help="seqgen with SEQGEN_FUSION=off too, side by side")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                     help="cpu: count the process's CPU time (one thread, loaded machine)")

@@ -16,15 +16,24 @@ class Blob:
     seqgen's own code replaces the arrays with `set_arrays`.
     """
 
-    __slots__ = ("_data", "_diff")
+    __slots__ = ("_data", "_diff", "_pending")
 
     def __init__(self, shape=(0,), dtype=np.float32):
         """float32 as in Caffe; float64 blobs are for finite-difference gradient checks."""
         self._data = np.zeros(tuple(shape), dtype)
         self._diff = np.zeros(tuple(shape), dtype)
+        self._pending = None
+
+    def defer_diff(self, fill):
+        """Have `fill(diff)` write the diff when it is first read (a fused backward that
+        skips a product nobody may read: seqgen/fusion.py); None drops a pending fill."""
+        self._pending = fill
 
     def _read_only(name):
         def get(self):
+            if name == "diff" and self._pending is not None:
+                fill, self._pending = self._pending, None
+                fill(self._diff)
             return getattr(self, "_" + name)
 
         def refuse(self, value):
@@ -101,6 +110,7 @@ class Blob:
         if shape != self._data.shape:
             self._data = np.zeros(shape, self._data.dtype)
             self._diff = np.zeros(shape, self._data.dtype)
+            self._pending = None
 
     def share_data(self, other):
         """Make this blob use another blob's arrays (weight sharing between nets)."""

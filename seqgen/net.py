@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import batches
+from . import batches, fusion
 from .blob import Blob, BlobVec
 from .errors import SeqgenError
 from .io import hdf5_weights
@@ -132,7 +132,8 @@ class Net:
 
     Net(prototxt, weights=None, phase=TEST) and pycaffe's Net(prototxt, phase) and
     Net(prototxt, weights, phase) forms; `prototxt` may also be a NetParameter. `options`
-    is handed to every layer (e.g. {"fork_compat": True}); `level` and `stages` select
+    is handed to every layer (e.g. {"fork_compat": True}; {"fusion": False} turns off the
+    rewrites of `seqgen.fusion`); `level` and `stages` select
     layers as Caffe's NetState does. `state` (a NetState, as the solver's train_state and
     test_state) replaces `level` and `stages`: the net is built in the state Caffe's Solver
     would use (`phase`, the net's own `state` merged over it, then `state`).
@@ -263,6 +264,9 @@ class Net:
                 self.blob_loss_weights[t] = float(weights[i]) if i < len(weights) else 0.0
         self.outputs = sorted(available)  # Caffe lists its outputs from a std::set
         self._plan_backward()
+        # rewrites that fuse layers (seqgen.fusion): every match, applied or refused
+        self.fusion_notes = fusion.apply(self)
+        self.fusions = [f for f in self.fusion_notes if f.applied]
         self.params = OrderedDict((k, v) for k, v in self.params.items() if v)
         self._forward_plan = [(layer, b, t) for layer, b, t in
                               zip(self.layers, self._bottoms, self._tops) if layer.runs_forward]
@@ -576,9 +580,14 @@ class Net:
         else:
             span = range(lo, hi + 1)
             loss_tops = [pair for i in span for pair in self._loss_weights[i]]
-            for i in span:
-                if self.layers[i].runs_forward:
-                    self.layers[i].forward(self._bottoms[i], self._tops[i])
+            # a forward over part of the net runs unfused (it may start after an Embed)
+            fusion.hold(self.fusions, lo > 0 or hi < len(self.layers) - 1)
+            try:
+                for i in span:
+                    if self.layers[i].runs_forward:
+                        self.layers[i].forward(self._bottoms[i], self._tops[i])
+            finally:
+                fusion.hold(self.fusions, False)
         loss = np.float32(0)
         for blob, w in loss_tops:
             data = blob.data

@@ -46,7 +46,7 @@ def _net_file(path):
 
 
 #: seqgen's own lines (parameters, totals), which Caffe's log does not have
-SEQGEN_ONLY = ("param", "total")
+SEQGEN_ONLY = ("param", "total", "fusion")
 
 
 def net_init_events(net):
@@ -87,6 +87,8 @@ def net_init_events(net):
     for out in net.outputs:
         yield "output", f"This network produces output {out}", ""
     yield "done", "Network initialization done.", ""
+    for note in net.fusion_notes:  # seqgen.fusion's rewrites, applied or refused
+        yield "fusion", note.text, ""
     total = sum(p.blob.count for p in net.learnable_params)
     frozen = sum(p.blob.count for p in net.learnable_params if p.lr_mult == 0)
     blobs = len(net.learnable_params)

@@ -94,6 +94,14 @@ def lstm_forward_gemm(x2, W_x, bias, W_h, cont, h, c, gates, tanh_c, hm, P, part
     with parts = 1."""
     T, N, G = gates.shape
     gemm(False, True, 1.0, x2, W_x, 0.0, gates.reshape(T * N, G))
+    lstm_recurrence_gemm(bias, W_h, cont, h, c, gates, tanh_c, hm, P, parts)
+
+
+@njit(**JIT)
+def lstm_recurrence_gemm(bias, W_h, cont, h, c, gates, tanh_c, hm, P, parts):
+    """`lstm_forward_gemm` once gates (T, N, G) holds each step's input projection W_x x_t
+    (written by the caller: a product, or rows of a precomputed table, `seqgen.fusion`)."""
+    N = gates.shape[1]
     if P.shape[0]:
         pack_panels(W_h, True, P)
     if parts > 1:
@@ -157,9 +165,18 @@ def lstm_param_gradients_gemm(dpre, x2, hm, W_x, dW_x, db, dW_h, dx2, want_dx):
     T, N, G = dpre.shape
     d2 = dpre.reshape(T * N, G)
     gemm(True, False, 1.0, d2, x2, 1.0, dW_x)
+    lstm_state_gradients_gemm(dpre, hm, db, dW_h)
+    if want_dx:
+        gemm(False, False, 1.0, d2, W_x, 0.0, dx2)
+
+
+@njit(**JIT)
+def lstm_state_gradients_gemm(dpre, hm, db, dW_h):
+    """The gradients that do not involve the input: dW_h += dpre^T hm and db += the column
+    sums of dpre (float32 BLAS sums, as in `lstm_param_gradients_gemm`)."""
+    T, N, G = dpre.shape
+    d2 = dpre.reshape(T * N, G)
     gemm(True, False, 1.0, d2, hm.reshape(T * N, hm.shape[2]), 1.0, dW_h)
     for r in range(T * N):
         for j in range(G):
             db[j] += d2[r, j]
-    if want_dx:
-        gemm(False, False, 1.0, d2, W_x, 0.0, dx2)

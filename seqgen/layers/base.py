@@ -62,6 +62,9 @@ class Layer:
     #: The Net's build options (`Net(..., options=)`) the layer reads, so that a command can
     #: say when an option it was given reaches no layer.
     reads_options = ()
+    #: The link of a fused pair this layer belongs to (`seqgen.fusion`), set by the Net;
+    #: None: the layer computes on its own.
+    fusion = None
     #: The blob shapes `reshape` validated (`record_shapes`), for layers whose jitted
     #: kernels `check_shapes` guards; None until the first reshape.
     _shapes = None

@@ -90,7 +90,14 @@ class EmbedLayer(Layer):
         b = self.blobs[1].data if self.bias_term else self._none
         embed_forward(idx, self.blobs[0].data, b, top[0].data.reshape(-1, self.N))
 
+    def token_ids(self):
+        """The int64 token ids the last forward read (for a fused LSTM, `seqgen.fusion`)."""
+        return self._idx
+
     def backward(self, top, propagate_down, bottom):
+        if self.fusion is not None and self.fusion.active:
+            self.fusion.embed_gradients()  # from the gate gradients by token: no top diff
+            return
         # unbuffered scatter-add in index order, like Caffe's loop of axpy calls
         dy = top[0].diff.reshape(-1, self.N)
         embed_backward(self._idx, dy, self.blobs[0].diff)

@@ -55,6 +55,8 @@ from ..kernels.bvlc_lstm_gemm import (
     lstm_backward_gemm,
     lstm_forward_gemm,
     lstm_param_gradients_gemm,
+    lstm_recurrence_gemm,
+    lstm_state_gradients_gemm,
     panel_buffer,
 )
 from ..kernels.bvlc_lstm_path import panels_for, parts_for, path_for
@@ -318,7 +320,13 @@ class LSTMLayer(_Recurrent):
         self._static_bias(bottom, self._bias, b, W_s)
         self._initial_state(bottom, 0, self._h)
         self._initial_state(bottom, 1, self._c)
-        if self.path == "gemm":
+        fused = self.fusion is not None and self.fusion.project(
+            self._gates.reshape(T * N, -1), self.path)  # the gates' input part from a table
+        if fused:
+            parts = self._parts()
+            lstm_recurrence_gemm(self._bias, W_h, self._cont, self._h, self._c, self._gates,
+                                 self._tanh_c, self._hm, self._panels(parts, False), parts)
+        elif self.path == "gemm":
             parts = self._parts()
             lstm_forward_gemm(x.reshape(T * N, self.I), W_x, self._bias, W_h, self._cont,
                               self._h, self._c, self._gates, self._tanh_c, self._hm,
@@ -367,10 +375,16 @@ class LSTMLayer(_Recurrent):
         lstm_backward_gemm(top_diff, W_h, self._cont, self._c, self._gates, self._tanh_c,
                            self._dpre, dh, dc, self._panels(parts, True), parts)
         blobs = self.blobs
-        dx = bottom[0].diff.reshape(T * N, self.I) if propagate_down[0] else self._no_dx
-        lstm_param_gradients_gemm(self._dpre, x.reshape(T * N, self.I), self._hm, W_x,
-                                  blobs[0].diff, blobs[1].diff, blobs[-1].diff, dx,
-                                  bool(propagate_down[0]))
+        if self.fusion is not None and self.fusion.active:
+            # the input's share goes by token through the fused Embed (no dx is formed)
+            lstm_state_gradients_gemm(self._dpre, self._hm, blobs[1].diff, blobs[-1].diff)
+            self.fusion.input_gradients(self._dpre.reshape(T * N, -1), blobs[0].diff,
+                                        bool(propagate_down[0]))
+        else:
+            dx = bottom[0].diff.reshape(T * N, self.I) if propagate_down[0] else self._no_dx
+            lstm_param_gradients_gemm(self._dpre, x.reshape(T * N, self.I), self._hm, W_x,
+                                      blobs[0].diff, blobs[1].diff, blobs[-1].diff, dx,
+                                      bool(propagate_down[0]))
         if self.static:
             self._static_backward(bottom, propagate_down, self._dpre.sum(axis=0), W_s,
                                   blobs[2].diff)
