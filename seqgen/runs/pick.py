@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import SeqgenError
-from .folder import latest_run
+from .folder import latest_run, run_of_weights
 from .record import RUN_FILE, RunRecord
 
 #: runs named in a message about a folder of runs (a sweep's), before "..."
@@ -77,10 +77,8 @@ def _loose(weights):
     """Picked for a snapshot file: its run when it lies in a run folder, else none."""
     if not os.path.isfile(weights):
         raise SeqgenError(f"{weights}: no such snapshot file (--weights FILE.caffemodel)")
-    folder = os.path.dirname(os.path.abspath(weights))
-    if not os.path.exists(os.path.join(folder, RUN_FILE)):
-        return Picked(None, None, weights)
-    return Picked(folder, RunRecord.read(folder), weights)
+    folder = run_of_weights(weights)
+    return Picked(folder, RunRecord.read(folder) if folder else None, weights)
 
 
 def pick_run(target=None, weights=None, say=None, command="generate"):
