@@ -18,7 +18,9 @@ result does not depend on the width (each sum runs over k in order), only its sp
 """
 import os
 
+from llvmlite import binding
 from numba.core import config
+from numba.core.registry import cpu_target
 
 #: what LLVM is told to drop on a CPU with AVX-512 (its tuning prefers 256-bit vectors)
 PREFER_512 = "-prefer-256-bit"
@@ -38,8 +40,6 @@ def widen():
     first compile or cache load)."""
     if os.environ.get(SWITCH, "0") in ("", "0") or user_target():
         return
-    from llvmlite import binding
-
     features = binding.get_host_cpu_features().flatten()
     if "+avx512f" in features.split(","):
         config.CPU_FEATURES = f"{features},{PREFER_512}"
@@ -62,8 +62,6 @@ def compiled_features():
     """The feature string numba's CPU target compiles with: read from its codegen (created
     here if no kernel has been compiled yet), so a target set before seqgen was imported
     counts."""
-    from numba.core.registry import cpu_target
-
     return cpu_target.target_context.codegen().magic_tuple()[2]
 
 
