@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 from seqgen.kernels.blas import NO_TRANS, ROW_MAJOR, TRANS, _blas_libraries, _cblas_address  # noqa: E402
-from seqgen.kernels.panels import pack_panels, panel_count, panel_gemm  # noqa: E402
+from seqgen.kernels.panels import WIDTH, pack_panels, panel_count, panel_gemm  # noqa: E402
 
 
 def functions():
@@ -85,7 +85,7 @@ def main():
         G = 4 * H
         W = rng.standard_normal((G, H)).astype(np.float32)
         K, cols = (G, H) if args.backward else (H, G)
-        P = np.empty((panel_count(cols), K, 16), np.float32)
+        P = np.empty((panel_count(cols), K, WIDTH), np.float32)
         trans = not args.backward
         pack = statistics.median(compiled(_pack_calls, 20, W, trans, P)
                                  for _ in range(args.repeats))

@@ -102,7 +102,9 @@ class EmbedProjection:
         self.active = False  # whether the last forward ran fused (backward follows it)
         self.held = False  # a partial forward (pycaffe's start/end) computes unfused
         self._dP = None
+        self._P = None
         self._no_bias = None
+        self._held = None  # the LSTM's gate gradients the deferred top diff is formed from
 
     def worth_it(self, tokens, path):
         """Fused when the table has fewer rows than a forward has tokens (V·E·4H < T·N·E·4H
@@ -122,7 +124,11 @@ class EmbedProjection:
         if not self.active:
             return False
         W_x = self.lstm.blobs[0].data
-        P = self._rows() @ W_x.T
+        rows = self._rows()
+        if self._P is None or self._P.shape != (len(rows), len(W_x)) or \
+                self._P.dtype != gates.dtype:  # kept: a new one each forward page-faulted
+            self._P = np.empty((len(rows), len(W_x)), gates.dtype)
+        P = np.matmul(rows, W_x.T, out=self._P)
         if self._no_bias is None or self._no_bias.dtype != gates.dtype:
             self._no_bias = np.zeros(0, gates.dtype)
         # padding ids (-1) get zero rows, as the Embed's own top has them
@@ -144,16 +150,18 @@ class EmbedProjection:
 
     def _defer_top_diff(self, dpre):
         """The Embed top's diff (dpre W_x, what the unfused LSTM writes), formed when read:
-        copies of dpre and W_x as they are now (the solver's update changes W_x)."""
+        from the LSTM's gate-gradient buffer itself, which it hands over (the LSTM takes the
+        buffer of the previous deferral, whose fill this one replaces, for its next
+        backward), and a copy of W_x as it is now (the solver's update changes W_x)."""
         W_x = self.lstm.blobs[0].data
-        if self._kept is None or self._kept[0].shape != dpre.shape \
-                or self._kept[0].dtype != dpre.dtype or self._kept[1].shape != W_x.shape:
-            self._kept = (np.empty_like(dpre), np.empty_like(W_x))
-        kept_dpre, kept_W = self._kept
-        np.copyto(kept_dpre, dpre)
+        if self._kept is None or self._kept.shape != W_x.shape or self._kept.dtype != W_x.dtype:
+            self._kept = np.empty_like(W_x)
+        kept_W = self._kept
         np.copyto(kept_W, W_x)
-        self.top.defer_diff(
-            lambda diff: np.matmul(kept_dpre, kept_W, out=diff.reshape(len(kept_dpre), -1)))
+        rows = len(dpre)
+        self.top.defer_diff(  # replaces the fill that read self._held, which goes back
+            lambda diff, held=dpre: np.matmul(held, kept_W, out=diff.reshape(rows, -1)))
+        self._held = self.lstm.exchange_gate_gradients(self._held)
 
     def embed_gradients(self):
         """Embed backward: dW_e += dP W_x and db_e += (Σ_k dP_k) W_x."""

@@ -119,6 +119,31 @@ def test_fused_pair_equals_unfused_in_float64(gemm_path, bias_term):
         np.testing.assert_allclose(fused.x.diff, plain.x.diff, rtol=0, atol=1e-12 * scale)
 
 
+def test_deferred_top_diff_survives_later_backwards_and_updates(gemm_path):
+    """The top's diff of the last backward that formed it: read after a change of W_x (the
+    solver's update comes before anyone reads it), and after a backward that does not
+    propagate to the input, over calls whose gate-gradient buffers change hands."""
+    rng = np.random.default_rng(2)
+    fused, plain = Pair(True, False), Pair(False, False)
+    tokens, cont = _calls(rng)
+    for call in range(4):
+        dh = rng.standard_normal((T, N, H))
+        for pair in (fused, plain):
+            pair.forward(tokens[call % 2], cont[call % 2])
+            pair.backward(dh)
+        assert fused.x._pending is not None
+        if call == 1:
+            W = fused.lstm.blobs[0].data
+            W[...] += 1.0  # an update, then the diff is read
+            np.testing.assert_allclose(fused.x.diff, plain.x.diff, rtol=0, atol=1e-12)
+            W[...] -= 1.0
+    dh = rng.standard_normal((T, N, H))
+    for pair in (fused, plain):  # a backward that leaves the input's diff alone
+        pair.h.diff[...] = dh
+        pair.lstm.backward([pair.h], [False, False], [pair.x, pair.cont])
+    np.testing.assert_allclose(fused.x.diff, plain.x.diff, rtol=0, atol=1e-12)
+
+
 def test_fused_pair_gradients_against_finite_differences(gemm_path):
     """Embed's table and bias and the LSTM's W_xc, from a carried state and with a restart
     in the middle of the call."""

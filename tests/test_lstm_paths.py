@@ -23,7 +23,7 @@ from seqgen.kernels.bvlc_lstm_gemm import (
     lstm_param_gradients_gemm,
     panel_buffer,
 )
-from seqgen.kernels.bvlc_lstm_path import FORCED, choose_path, split_parts
+from seqgen.kernels.bvlc_lstm_path import FORCED, PANEL_MAX_ROWS, choose_path, split_parts
 
 # numerics: CI runs these again with numba compiling for a generic CPU (docs/testing.md)
 pytestmark = pytest.mark.numerics
@@ -311,7 +311,9 @@ def test_layer_puts_few_row_steps_on_panels(monkeypatch):
                             lambda *a, k=kernel, n=name: (used.append((n, a[-2].size > 0)),
                                                           k(*a))[1])
     monkeypatch.setattr(threads, "_threads", 1)
-    for Tn, Nn, want in ((10, 8, (True, True)), (10, 48, (False, True)), (4, 8, (False, False)),
+    wide = PANEL_MAX_ROWS[False] + 1  # one row over the forward limit (32; 128 on AVX-512)
+    for Tn, Nn, want in ((10, 8, (True, True)), (10, 48, (48 <= PANEL_MAX_ROWS[False], True)),
+                         (10, wide, (False, wide <= PANEL_MAX_ROWS[True])), (4, 8, (False, False)),
                          (10, 1, (False, False)), (10, 2, (True, True))):
         outs = {}
         for forced in (None, False):

@@ -16,6 +16,7 @@ from ..data.tokens import VOCAB_FILE, Vocabulary
 from ..errors import SeqgenError
 from ..generation.sample import spare_outputs, token_inputs
 from ..io.prototxt import read_net, read_solver
+from ..kernels import target
 from ..net import Net
 from ..proto import caffe_pb2
 
@@ -46,7 +47,7 @@ def _net_file(path):
 
 
 #: seqgen's own lines (parameters, totals), which Caffe's log does not have
-SEQGEN_ONLY = ("param", "total", "fusion")
+SEQGEN_ONLY = ("param", "total", "fusion", "vectors")
 
 
 def net_init_events(net):
@@ -96,6 +97,7 @@ def net_init_events(net):
     if frozen:
         line += f" ({frozen} fixed by lr_mult 0)"
     yield "total", line, ""
+    yield "vectors", target.describe(), ""
 
 
 def _param_lines(net, name, layer, owner_of, fixed):

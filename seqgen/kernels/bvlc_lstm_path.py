@@ -13,6 +13,7 @@ import numba
 
 from .. import threads
 from .blas import GEMV_MAX_ROWS
+from .panels import WIDTH
 
 #: below this many multiply-adds per step (N * H * 4H) the loop kernels are faster
 #: (benchmarks/lstm_paths.py; README "Performance")
@@ -34,8 +35,10 @@ SPLIT_MIN_PART_WORK = 1 << 16
 #: rows, forward and backward (from 64 rows forward sgemm is as fast: 0.92-0.97x; backward
 #: panels still won 1.02-1.18x there), over at least PANEL_MIN_STEPS steps, which pay for
 #: packing W_h (about 1.3-5 one-row products); one row stays on gemv, which matched the
-#: panels at H = 512 (`python benchmarks/gemm_rows.py [--backward]`, AMD EPYC, one thread)
-PANEL_MAX_ROWS = {False: 32, True: 64}
+#: panels at H = 512 (`python benchmarks/gemm_rows.py [--backward]`, AMD EPYC, one thread).
+#: With AVX-512's 32-column panels the forward tile wins up to 128 rows (1.08-1.15x there,
+#: 1.3-1.4x at 64; H = 128-512, Intel Xeon with AVX-512, one thread); backward the same 64.
+PANEL_MAX_ROWS = {False: 128 if WIDTH == 32 else 32, True: 64}
 PANEL_MIN_STEPS = 8
 
 

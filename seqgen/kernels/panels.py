@@ -22,11 +22,13 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .activations import FASTMATH
+from .target import vector_bits
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
-#: columns per panel (two AVX2 float32 vectors) and rows per register tile
-WIDTH = 16
+#: columns per panel (two float32 vectors of the width numba compiles for: 16 with AVX2,
+#: 32 with AVX-512) and rows per register tile
+WIDTH = 32 if vector_bits() == 512 else 16
 ROWS = 4
 
 

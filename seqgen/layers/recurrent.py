@@ -281,6 +281,15 @@ class LSTMLayer(_Recurrent):
             b = (b + np.asarray(static, b.dtype).reshape(1, self.S) @ W_s.T).reshape(-1)
         return W_x, W_h, b
 
+    def exchange_gate_gradients(self, spare):
+        """Take `spare` (or a new buffer, if it does not fit) for the next backward's gate
+        gradients and return the buffer the last backward filled: a fused Embed keeps it for
+        the diff it forms when read (seqgen/fusion.py), instead of copying 4H floats a token."""
+        if spare is None or spare.shape != self._dpre.shape or spare.dtype != self._dpre.dtype:
+            spare = np.empty_like(self._dpre)
+        filled, self._dpre = self._dpre, spare
+        return filled
+
     def _parts(self):
         """Stream groups to run on separate threads (`kernels.bvlc_lstm_path.parts_for`)."""
         return parts_for(self.path, self.N, self.H, self._TN[0])

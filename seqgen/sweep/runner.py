@@ -11,9 +11,11 @@ from ..app.evaluate import evaluate_run
 from ..app.train import TrainOptions, train
 from ..errors import SeqgenError
 from ..io.atomic import atomic_write_text
+from ..limits import threads_from_env
 from ..runs.folder import snapshot_of
 from ..runs.record import RUN_FILE
 from ..solver.diagnosis import Diverged
+from .cores import core_slots
 from .run_specs import write_copies
 
 SCORES_FILE = "scores.json"  # a finished run's status and scores: the sweep skips it
@@ -80,8 +82,9 @@ def run_one(spec):
     start = time.perf_counter()
     result = {"run": spec.name, "status": "ok", "resumed_from": None, "error": None}
     try:
-        result["resumed_from"] = _train(spec, log)
-        result.update(evaluate_run(spec.folder, log))
+        with core_slots(threads_from_env(), log):  # another sweep's runs wait, and ours
+            result["resumed_from"] = _train(spec, log)
+            result.update(evaluate_run(spec.folder, log))
     except Diverged as e:
         result.update(status="diverged", error=str(e).splitlines()[0])
     except SeqgenError as e:
