@@ -5,19 +5,26 @@
 
 A tiny lstm_long run is trained first (`seqgen train prototxt/lstm_long_solver.prototxt
 --iters 50`, in a temporary folder), then `seqgen generate --steps 320` is run in that
-folder as a user runs it: one process, from start to exit, its wall time measured around
-the subprocess (and its CPU time, user + system, from the children's rusage: less moved
-by other work on a shared machine). Each tree runs twice first, untimed: numba compiles or
-loads its kernels into the tree's cache, and Python writes the tree's bytecode (the
-benchmark lets it, whatever PYTHONDONTWRITEBYTECODE says, as an installed seqgen has
-its .pyc files), so every timed run is warm.
+folder as a user runs it (as `python -m seqgen`, the same command): one process, from
+start to exit, its wall time measured around the subprocess (and its CPU time, user +
+system, from the children's rusage: less moved by other work on a shared machine). Each
+tree runs twice first, untimed: numba compiles or loads its kernels into the tree's cache,
+and Python writes the tree's bytecode (the benchmark lets it, whatever
+PYTHONDONTWRITEBYTECODE says, as an installed seqgen has its .pyc files), so every timed
+run is warm.
 
 --baseline GITREF runs an earlier commit's seqgen beside this one: its tree is exported
 (`git archive`, no worktree registered) into the temporary folder and put first on
-PYTHONPATH, so the same `seqgen` script imports it. Runs alternate between the trees
+PYTHONPATH, so that `python -m seqgen` imports it. Runs alternate between the trees
 (a, b, a, b, ...), so load on the machine hits both alike, and the two trees' output
 (stdout, stderr, generated.csv, generated.json, generated.png) is compared byte for byte.
 --cpu N pins the benchmark and its children to core N.
+
+--breakdown times the parts of one generate inside a process of this tree (medians over
+--repeats processes): the interpreter's start (`python -c pass`), numpy, numba's import,
+numba's compiler context (which its first kernel loaded from the cache sets up), seqgen's
+modules, matplotlib's, and in the command itself the drawing of generated.png and the rest
+(run, net, generation, CSV and JSON), then the process's exit (as the command ends it).
 """
 import argparse
 import os
@@ -51,9 +58,9 @@ def cpu_description():
 
 
 def seqgen_command():
-    """The `seqgen` script beside this Python (as a user runs it), else `python -m seqgen`."""
-    script = Path(sys.executable).parent / "seqgen"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "seqgen"]
+    """`python -m seqgen`: the `seqgen` script's work, from whichever tree PYTHONPATH names
+    (the installed script names its entry function, which an older tree may not have)."""
+    return [sys.executable, "-m", "seqgen"]
 
 
 def environment(tree):
@@ -117,16 +124,61 @@ def measure(trees, work, steps, repeats):
             _, _, out, err = run(command, environment(tree), work)
         seen[name] = outputs(work, (out, err))
     first = next(iter(seen.values()))
-    for name, got in seen.items():
+    for name, got in list(seen.items())[1:]:
         differ = [k for k in first if got[k] != first[k]]
-        print(f"output of {name}: " + (f"DIFFERS in {', '.join(differ)}" if differ else
-                                       "identical (stdout, stderr, " + ", ".join(OUTPUTS)
-                                       + ")"))
+        print(f"output of {name} against {next(iter(seen))}: "
+              + (f"DIFFERS in {', '.join(differ)}" if differ else
+                 "identical (stdout, stderr, " + ", ".join(OUTPUTS) + ")"))
     times = {name: [] for name in trees}
     for _ in range(repeats):
         for name, tree in trees.items():
             times[name].append(run(command, environment(tree), work)[:2])
     return times
+
+
+#: what --breakdown runs in one process: the parts in the order the command meets them
+BREAKDOWN = """
+import sys, time
+laps, t = {}, time.perf_counter()
+def lap(name):
+    global t
+    now = time.perf_counter(); laps[name] = now - t; t = now
+import numpy; lap("numpy")
+import numba; lap("numba import")
+from numba.core.registry import cpu_target
+cpu_target.target_context.refresh(); lap("numba's compiler context")
+import seqgen.app.generate_run as g; lap("seqgen's modules")
+from matplotlib.figure import Figure
+from matplotlib.backends.backend_agg import FigureCanvasAgg; lap("matplotlib import")
+import seqgen.app.generation_record as r
+draw = r.plot_generation
+def timed(*a, **k):
+    start = time.perf_counter(); out = draw(*a, **k)
+    laps["drawing generated.png"] = time.perf_counter() - start; return out
+r.plot_generation = timed
+g.generate_command(steps=int(sys.argv[1]), log=lambda m: None); lap("the command")
+laps["the command"] -= laps["drawing generated.png"]
+print(repr(laps), time.monotonic(), flush=True)
+from seqgen.app.quick_exit import leave_now
+leave_now(0)
+"""
+
+
+def breakdown(work, steps, repeats):
+    """Medians of the parts of one generate (BREAKDOWN) over `repeats` processes."""
+    env = environment(ROOT)
+    parts = {"interpreter start": []}
+    for _ in range(repeats):
+        parts["interpreter start"].append(run([sys.executable, "-c", "pass"], env, work)[0])
+        printed = run([sys.executable, "-c", BREAKDOWN, str(steps)], env, work)[2].decode()
+        laps, ended = printed.rsplit(" ", 1)
+        laps = dict(eval(laps), exit=time.monotonic() - float(ended))
+        for name, seconds in laps.items():
+            parts.setdefault(name, []).append(seconds)
+    print(f"\nparts of one generate --steps {steps} (median seconds of {repeats} processes):")
+    for name, samples in parts.items():
+        print(f"  {name:28s} {statistics.median(samples):7.3f}")
+    print(f"  {'sum':28s} {sum(statistics.median(s) for s in parts.values()):7.3f}")
 
 
 def report(times, steps):
@@ -150,6 +202,8 @@ def main():
     ap.add_argument("--iters", type=int, default=50, help="training iterations of the run")
     ap.add_argument("--baseline", metavar="GITREF", help="also time this commit's seqgen")
     ap.add_argument("--cpu", type=int, metavar="N", help="pin to core N")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time the parts of one generate (this tree)")
     args = ap.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -175,6 +229,8 @@ def main():
         run(seqgen_command() + ["train", str(SOLVER), "--iters", str(args.iters)],
             environment(ROOT), work)
         report(measure(trees, work, args.steps, args.repeats), args.steps)
+        if args.breakdown:
+            breakdown(work, args.steps, args.repeats)
         shutil.rmtree(work)
 
 
