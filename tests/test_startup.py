@@ -84,3 +84,25 @@ def test_the_data_plans_register_in_one_order_whatever_is_imported_first():
     assert len(orders) == 1
     modules = orders.pop().splitlines()[0]
     assert modules == str([f"seqgen.data.{m}" for m in ("arrays", "own", "sequence", "text")])
+
+
+GC_SCRIPT = """
+import gc, sys
+from seqgen.app import imports
+if sys.argv[1] == "seqgen process":
+    imports.freeze_after_imports()
+passes = []
+gc.callbacks.append(lambda phase, info: passes.append(info) if phase == "stop" else None)
+with imports.imports_at_once():
+    import matplotlib.figure
+    inside = len(passes)
+print(inside, gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+
+
+@pytest.mark.parametrize("process, frozen", [("seqgen process", True), ("session", False)])
+def test_large_imports_run_without_collections_and_freeze_in_the_seqgen_process(process,
+                                                                                frozen):
+    done = subprocess.run([sys.executable, "-c", GC_SCRIPT, process], capture_output=True,
+                          text=True, check=True, timeout=120)
+    assert done.stdout.split() == ["0", "True", str(frozen)]

@@ -9,6 +9,7 @@ import sys
 from .. import __version__
 from ..errors import SeqgenError
 from ..limits import INT32_MAX, INT64_MAX, SEED_END, THREADS_MAX, threads_from_env, whole
+from .imports import freeze_after_imports, imports_at_once
 from .quick_exit import leave_now
 
 # the whole numbers the flags take, each bounded by where it ends (seqgen/limits.py)
@@ -58,7 +59,8 @@ def cmd_train(args):
 
 
 def cmd_generate(args):
-    from .generate_run import generate_command  # lazy: --help and --version need no numba
+    with imports_at_once():  # (numba, its compiler context, the net's modules)
+        from .generate_run import generate_command  # lazy: --help and --version need no numba
 
     for line in generate_command(weights=args.weights, net=args.net, steps=args.steps,
                                  prime=args.prime, out=args.out, mode=args.input,
@@ -473,6 +475,7 @@ def _drop_stdout():
 def run():
     """The `seqgen` script and `python -m seqgen`: the command line, then the process ends
     (without the interpreter's teardown when the command allows, see app/quick_exit.py)."""
+    freeze_after_imports()
     sys.exit(main(quick_exit=True))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from seqgen.app.imports import imports_at_once
 from seqgen.errors import SeqgenError
 from seqgen.io.atomic import atomic_write, write_csv_atomic
 
@@ -39,8 +40,9 @@ GENERATED_HEADER = ("step", "true", "generated")
 
 
 def _new_figure(nrows: int = 1, figsize=(10.0, 4.0)):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: 0.3 s to import
-    from matplotlib.figure import Figure  # lazy: only when drawing
+    with imports_at_once():
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: 0.3 s to import
+        from matplotlib.figure import Figure  # lazy: only when drawing
 
     fig = Figure(figsize=figsize, dpi=100)
     FigureCanvasAgg(fig)
