@@ -144,12 +144,14 @@ def lap(name):
     global t
     now = time.perf_counter(); laps[name] = now - t; t = now
 import numpy; lap("numpy")
-import numba; lap("numba import")
-from numba.core.registry import cpu_target
-cpu_target.target_context.refresh(); lap("numba's compiler context")
-import seqgen.app.generate_run as g; lap("seqgen's modules")
-from matplotlib.figure import Figure
-from matplotlib.backends.backend_agg import FigureCanvasAgg; lap("matplotlib import")
+from seqgen.app.imports import as_the_command, imports_at_once, matplotlib_figure
+as_the_command()  # (as the seqgen command does)
+with imports_at_once():
+    import numba; lap("numba import")
+    from numba.core.registry import cpu_target
+    cpu_target.target_context.refresh(); lap("numba's compiler context")
+    import seqgen.app.generate_run as g; lap("seqgen's modules")
+matplotlib_figure(); lap("matplotlib import")
 import seqgen.app.generation_record as r
 draw = r.plot_generation
 def timed(*a, **k):

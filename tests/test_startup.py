@@ -90,7 +90,7 @@ GC_SCRIPT = """
 import gc, sys
 from seqgen.app import imports
 if sys.argv[1] == "seqgen process":
-    imports.freeze_after_imports()
+    imports.as_the_command()
 passes = []
 gc.callbacks.append(lambda phase, info: passes.append(info) if phase == "stop" else None)
 with imports.imports_at_once():
@@ -106,3 +106,31 @@ def test_large_imports_run_without_collections_and_freeze_in_the_seqgen_process(
     done = subprocess.run([sys.executable, "-c", GC_SCRIPT, process], capture_output=True,
                           text=True, check=True, timeout=120)
     assert done.stdout.split() == ["0", "True", str(frozen)]
+
+
+DOCS_SCRIPT = """
+import hashlib, sys
+import numpy as np
+from seqgen.app import imports
+from seqgen.app.plot import plot_generation
+if sys.argv[1] == "seqgen process":
+    imports.as_the_command()
+x = np.arange(40)
+plot_generation(x, np.sin(x / 4), np.cos(x / 4), 5, path=sys.argv[2], title="a\\nb")
+import matplotlib.artist
+from matplotlib.lines import Line2D
+print("drawstyle" in Line2D.set.__doc__, matplotlib.artist.kwdoc.__module__,
+      hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest())
+"""
+
+
+def test_the_seqgen_process_imports_matplotlib_without_property_docs_and_draws_the_same(
+        tmp_path):
+    said = {}
+    for process in ("seqgen process", "session"):
+        said[process] = subprocess.run(
+            [sys.executable, "-c", DOCS_SCRIPT, process, str(tmp_path / f"{process}.png")],
+            capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    assert said["session"][:2] == ["True", "matplotlib.artist"]
+    assert said["seqgen process"][:2] == ["False", "matplotlib.artist"]  # (kwdoc put back)
+    assert said["seqgen process"][2] == said["session"][2]  # the same PNG bytes

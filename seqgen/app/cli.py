@@ -9,7 +9,7 @@ import sys
 from .. import __version__
 from ..errors import SeqgenError
 from ..limits import INT32_MAX, INT64_MAX, SEED_END, THREADS_MAX, threads_from_env, whole
-from .imports import freeze_after_imports, imports_at_once
+from .imports import as_the_command, imports_at_once
 from .quick_exit import leave_now
 
 # the whole numbers the flags take, each bounded by where it ends (seqgen/limits.py)
@@ -475,7 +475,7 @@ def _drop_stdout():
 def run():
     """The `seqgen` script and `python -m seqgen`: the command line, then the process ends
     (without the interpreter's teardown when the command allows, see app/quick_exit.py)."""
-    freeze_after_imports()
+    as_the_command()
     sys.exit(main(quick_exit=True))
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seqgen.app.imports import imports_at_once
+from seqgen.app.imports import matplotlib_figure
 from seqgen.errors import SeqgenError
 from seqgen.io.atomic import atomic_write, write_csv_atomic
 
@@ -40,9 +40,7 @@ GENERATED_HEADER = ("step", "true", "generated")
 
 
 def _new_figure(nrows: int = 1, figsize=(10.0, 4.0)):
-    with imports_at_once():
-        from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: 0.3 s to import
-        from matplotlib.figure import Figure  # lazy: only when drawing
+    Figure, FigureCanvasAgg = matplotlib_figure()
 
     fig = Figure(figsize=figsize, dpi=100)
     FigureCanvasAgg(fig)
