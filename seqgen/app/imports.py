@@ -5,7 +5,7 @@ modules, nearly all alive until the process ends. Python's cyclic collector, whi
 every few hundred allocations, walked them 350 times during `seqgen generate`, twice in
 full, collecting nothing: 0.1-0.25 s of the command's 1.1 s (docs/performance.md,
 "Start-up"). Inside `imports_at_once()` the collector is off. In the `seqgen` process
-(`cli.run` calls `as_the_command`) what exists when the block ends is then frozen
+(`cli.run` calls `as_the_command`) what is alive when the block ends is then frozen
 (gc.freeze: kept where no collection looks), so that no later full pass walks it again.
 
 matplotlib also writes, for every Artist class it defines, a docstring listing the class's
@@ -33,8 +33,11 @@ def as_the_command():
 @contextlib.contextmanager
 def imports_at_once():
     """Run the block (large imports) with the cyclic collector off; in the `seqgen`
-    process, freeze what exists when it ends."""
+    process, collect first (cheap: what earlier blocks made is frozen), so that only what
+    is alive when the block ends gets frozen."""
     enabled = gc.isenabled()
+    if enabled and _COMMAND[0]:
+        gc.collect()
     gc.disable()
     try:
         yield
