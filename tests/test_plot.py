@@ -304,3 +304,23 @@ def test_a_single_test_point_is_drawn_on_top_and_the_legend_covers_no_data(tmp_p
     legend = ax.get_legend().get_window_extent(renderer)
     assert legend.x0 >= ax.get_window_extent(renderer).x1  # beside the axes, not on them
     assert legend.x1 <= fig.bbox.x1  # and still inside the figure
+
+
+def test_a_figure_is_laid_out_tight_and_drawn_once(tmp_path, monkeypatch):
+    """tight_layout's margins, and one draw per PNG: no unseen draw before it for a layout
+    engine left behind (app/plot.py's _lay_out)."""
+    from matplotlib.figure import Figure
+
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(1) or
+                        draw(self, renderer))
+    x = np.arange(50)
+    fig = plot_generation(x, np.sin(x / 5), np.cos(x / 5), 10, path=tmp_path / "g.png",
+                          title="a title")
+    assert len(draws) == 1
+    # matplotlib's default margins leave 0.125 left and 0.1 right; tight_layout takes what
+    # the labels need
+    assert fig.subplotpars.left < 0.11 and fig.subplotpars.right > 0.95
+    plot_loss(x, np.exp(-x / 10), tmp_path / "l.png")
+    assert len(draws) == 2

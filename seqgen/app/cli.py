@@ -9,6 +9,8 @@ import sys
 from .. import __version__
 from ..errors import SeqgenError
 from ..limits import INT32_MAX, INT64_MAX, SEED_END, THREADS_MAX, threads_from_env, whole
+from .imports import as_the_command, imports_at_once
+from .quick_exit import leave_now
 
 # the whole numbers the flags take, each bounded by where it ends (seqgen/limits.py)
 ITERS = ("the solver's max_iter is a 32-bit integer", 1, INT32_MAX)
@@ -57,7 +59,8 @@ def cmd_train(args):
 
 
 def cmd_generate(args):
-    from .generate_run import generate_command  # lazy: --help and --version need no numba
+    with imports_at_once():  # (numba, its compiler context, the net's modules)
+        from .generate_run import generate_command  # lazy: --help and --version need no numba
 
     for line in generate_command(weights=args.weights, net=args.net, steps=args.steps,
                                  prime=args.prime, out=args.out, mode=args.input,
@@ -312,7 +315,7 @@ def _add_generate(sub, common):
     g.add_argument("--input", choices=["previous", "zero"], help="default: the run's mode")
     g.add_argument("--data", metavar="SPEC", help="true sequence (default: the run's)")
     g.add_argument("--out", metavar="DIR", help="where to write (default: the run folder)")
-    g.set_defaults(func=cmd_generate)
+    g.set_defaults(func=cmd_generate, quick_exit=True)
 
 
 def _add_others(sub, common):
@@ -469,7 +472,14 @@ def _drop_stdout():
         pass
 
 
-def main(argv=None):
+def run():
+    """The `seqgen` script and `python -m seqgen`: the command line, then the process ends
+    (without the interpreter's teardown when the command allows, see app/quick_exit.py)."""
+    as_the_command()
+    sys.exit(main(quick_exit=True))
+
+
+def main(argv=None, quick_exit=False):
     escaping_output()
     args, code = _parse(argv)
     if args is None:
@@ -483,6 +493,8 @@ def main(argv=None):
         code = args.func(args)
         if sys.stdout is not None:
             sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at exit
+        if quick_exit and getattr(args, "quick_exit", False):
+            leave_now(code or 0)
     except BrokenPipeError:
         if not _stdout_closed():
             raise
@@ -514,4 +526,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

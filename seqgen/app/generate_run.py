@@ -2,7 +2,6 @@
 true sequence, and write generated.csv and generated.png."""
 import os
 
-from ..data.sequence import default_data_spec
 from ..data.sources import resolve_source
 from ..errors import SeqgenError
 from ..generation.generate import GenerationDiverged, generate
@@ -11,7 +10,6 @@ from ..limits import MEMORY_LIMIT, check_memory
 from ..net import TEST, Net
 from ..runs.pick import pick_run, shown
 from .generation_record import write_generation_figure
-from .text_run import read_prime_file, sample_from_run
 from .text_samples import RECORD_FILE, TEXT_FILE
 
 
@@ -63,7 +61,7 @@ def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mod
         net = run.net
     _check_sequence_run(run, folder, data)
     mode = mode or (run.get("input") if run else None) or "previous"
-    spec = data or (run.get("data_abs", run.data) if run else None) or default_data_spec(net)
+    spec = data or (run.get("data_abs", run.data) if run else None) or _default_spec(net)
     check_generated(out or folder or ".", GENERATED, folder, (weights, net, spec))
     _, true = resolve_source(spec)
     steps = steps or len(true)
@@ -93,6 +91,13 @@ def generate_from_run(weights=None, net=None, steps=None, prime=0, out=None, mod
 GENERATED = ("generated.csv", "generated.json", "generated.png")
 
 
+def _default_spec(net):
+    """The sinusoid the net's prototxt names (or the fork's), for --net without --data."""
+    from ..data.sequence import default_data_spec  # lazy: the sequence plan imports the solver
+
+    return default_data_spec(net)
+
+
 def check_generated(target, names, folder, inputs):
     """generate rewrites its own generated.* wherever it writes, but never the command's
     inputs nor another run's files (io.outputs' rules, without --force)."""
@@ -120,6 +125,8 @@ def generate_command(weights=None, net=None, steps=None, prime=None, out=None, m
              "argmax": argmax or None, "top_p": top_p, "beam": beam, "beam_alpha": beam_alpha,
              "stop": stop or None, "prime_file": prime_file, "static": static}
     if run is not None and run.data_kind == "text":
+        from .text_run import read_prime_file, sample_from_run  # lazy: text runs only
+
         if mode is not None:
             raise SeqgenError(f"--input {mode} is for sequence runs; {folder} is a text run "
                               "(it reads its own predictions back as tokens)")

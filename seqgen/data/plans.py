@@ -7,6 +7,7 @@ data before any net is built; `bind` ties the plan to the TRAIN net the Solver b
 then gives the solver its feeding callback, its tester, and says what identifies the data,
 what run.json and a snapshot must keep, and what to run next.
 """
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -15,6 +16,10 @@ from ..errors import SeqgenError
 from ..solver.callbacks import Callback
 
 PLANS = []
+#: the modules whose plan classes register when imported, in the order their options are
+#: listed: imported when the registry is first read, not with the package, so that what
+#: reads a sequence only (data.sources, for `seqgen generate`) needs no training side
+PLAN_MODULES = ("arrays", "own", "sequence", "text")
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,18 @@ def register_plan(cls):
     return cls
 
 
+def registered_plans():
+    """Every registered plan class: the built-in ones (all imported now) in PLAN_MODULES'
+    order, whichever was imported first, then any other in the order it registered."""
+    for name in PLAN_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+    rank = {f"{__package__}.{name}": k for k, name in enumerate(PLAN_MODULES)}
+    return sorted(PLANS, key=lambda cls: rank.get(cls.__module__, len(rank)))
+
+
 def plan_options():
-    """Every registered plan's options, in the order the plans registered."""
-    return tuple(option for cls in PLANS for option in cls.options)
+    """Every registered plan's options, in the order of `registered_plans`."""
+    return tuple(option for cls in registered_plans() for option in cls.options)
 
 
 def resume_order(settings):
@@ -154,7 +168,8 @@ class DataPlan(Callback):
     @classmethod
     def refusal(cls, flag, value, options):
         """The one line refusing another kind of data's option `flag`."""
-        owner = next((c for c in PLANS if any(o.flag == flag for o in c.options)), None)
+        owner = next((c for c in registered_plans() if any(o.flag == flag for o in c.options)),
+                     None)
         return (f"{flag} is for {owner.described if owner else 'other data'}; it is not used "
                 f"with {options.data or 'the default data (no --data given)'}")
 
@@ -236,7 +251,7 @@ class DataPlan(Callback):
 def check_spec(spec, net_path):
     """Refuse a --data spec (or none) that a registered kind of data recognises as wrong
     for the net, before any data is read: its line says what to give instead."""
-    for cls in PLANS:
+    for cls in registered_plans():
         message = cls.misread(spec, net_path)
         if message:
             raise SeqgenError(message)
@@ -244,7 +259,7 @@ def check_spec(spec, net_path):
 
 def plan_class(spec, has_inputs):
     """The registered plan class that reads `spec`."""
-    for cls in sorted(PLANS, key=lambda c: c.order):
+    for cls in sorted(registered_plans(), key=lambda c: c.order):
         if cls.accepts(spec, has_inputs):
             return cls
     raise SeqgenError(f"--data {spec}: no kind of data seqgen knows reads it")
