@@ -16,6 +16,9 @@ from seqgen.data.sources import sinusoid
 from seqgen.io.solverstate import read_sidecar, sidecar_path
 from seqgen.net import TEST, TRAIN, Net
 from seqgen.solver import Solver
+from seqgen.sweep.run_specs import plan_runs
+from seqgen.sweep.runner import run_one
+from seqgen.sweep.sweepfile import entries_of
 
 NET = ROOT / "prototxt" / "lstm_short.prototxt"
 
@@ -153,3 +156,14 @@ def test_bad_values_are_refused_in_one_line(tmp_path, capsys, value):
                  "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--restart-flat" in err and "\n" not in err
+
+
+def test_a_sweep_key_reaches_runs_of_either_mode(tmp_path):
+    (entry,) = entries_of(solver_file(tmp_path), sets=[("restart_flat", ["0.25"])], iters=120,
+                          modes=["previous", "zero"])
+    specs = plan_runs([entry], str(tmp_path / "sweep"), log=lambda _: None)
+    assert [s.options for s in specs] == [(("restart_flat", 0.25),)] * 2
+    result = run_one(specs[1])  # the zero run
+    assert result["status"] == "ok", result
+    assert "Restarting at iteration 30" in (tmp_path / "sweep" / specs[1].name /
+                                             "train.log").read_text()

@@ -117,7 +117,8 @@ def _feedback_option(name, type, metavar, help):
     return Option(f"feedback_{name}", f"--feedback-{name}", help, type, metavar,
                   recorded=f"feedback_schedule.{name}", default=default,
                   resumes_if=_schedule_applies, in_recorded_order=True, sweep=True,
-                  problem=lambda value: FeedbackSettings.problem(name, value))
+                  problem=lambda value: FeedbackSettings.problem(name, value),
+                  only_mode="previous")
 
 
 @register_plan
