@@ -23,6 +23,12 @@ from seqgen.sweep.sweepfile import entries_of
 NET = ROOT / "prototxt" / "lstm_short.prototxt"
 
 
+@pytest.fixture(autouse=True)
+def early_checks(monkeypatch):
+    """Checks from the first one on: these runs are a few hundred iterations long."""
+    monkeypatch.setattr(flat_restart, "FIRST_CHECK", 1)
+
+
 def solver_file(folder, snapshot=0, seed=3):
     path = folder / "solver.prototxt"
     path.write_text(f'net: "{NET}"\nbase_lr: 0.0001\nmomentum: 0.95\nlr_policy: "fixed"\n'
@@ -61,6 +67,14 @@ def test_a_restart_fills_a_new_runs_weights_and_clears_the_history(tmp_path):
 def test_checks_at_each_fraction_up_to_half_the_run(monkeypatch):
     restart = FlatRestart(0.1, 1000, "zero", sinusoid(320), None, str(NET), 5.0)
     assert [i for i in range(1, 1001) if restart.due(i)] == [100, 200, 300, 400, 500]
+    assert restart.checks() == [100, 200, 300, 400, 500]
+    monkeypatch.setattr(flat_restart, "FIRST_CHECK", 10000)  # the real first check
+    assert FlatRestart(0.1, 100000, "zero", sinusoid(320), None, str(NET), 5.0).checks() \
+        == [10000, 20000, 30000, 40000, 50000]
+    assert FlatRestart(0.2, 100000, "zero", sinusoid(320), None, str(NET), 5.0).checks() \
+        == [20000, 40000]
+    short = FlatRestart(0.2, 20000, "zero", sinusoid(320), None, str(NET), 5.0)
+    assert short.checks() == [] and not any(short.due(i) for i in range(20001))
 
 
 def test_an_output_that_moves_is_left_alone(tmp_path, monkeypatch):
@@ -167,3 +181,12 @@ def test_a_sweep_key_reaches_runs_of_either_mode(tmp_path):
     assert result["status"] == "ok", result
     assert "Restarting at iteration 30" in (tmp_path / "sweep" / specs[1].name /
                                              "train.log").read_text()
+
+
+def test_a_short_run_is_not_judged(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(flat_restart, "FIRST_CHECK", 10000)  # (as shipped)
+    _train(tmp_path / "run", solver_file(tmp_path), "--restart-flat", "0.25", iters=120)
+    said = capsys.readouterr().out
+    assert "Restart when flat (--restart-flat 0.25): no check in this run (none before " \
+           "iteration 10000)" in said
+    assert "Restarting" not in said and "Free-running check" not in said

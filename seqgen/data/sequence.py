@@ -310,10 +310,12 @@ class SequencePlan(DataPlan):
             out.append(f"Feedback schedule: {settings.text()} (default "
                        f"{FeedbackSettings().text()}{source})")
         if self.restarts is not None:
-            r = self.restarts
-            out.append(f"Restart when flat: every {r.every} iterations up to iteration "
-                       f"{int(flat_restart.LAST_CHECK * r.total)}, the free-running output is "
-                       f"checked (--restart-flat {self.restart_flat:g})")
+            at = self.restarts.checks()
+            out.append(f"Restart when flat (--restart-flat {self.restart_flat:g}): the "
+                       f"free-running output is checked at iteration(s) "
+                       f"{', '.join(map(str, at))}" if at else
+                       f"Restart when flat (--restart-flat {self.restart_flat:g}): no check in "
+                       f"this run (none before iteration {flat_restart.FIRST_CHECK})")
         unused = len(self.sequence) - len(self.feeder.sequence) - (self.held_steps() or 0)
         if unused > 0:
             out.append(f"Note: the last {unused} steps of {self.source} do not fill a chunk "
