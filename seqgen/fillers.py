@@ -8,6 +8,7 @@ sparse / shape[0]), positive_unitball (rows along axis 0 sum to 1) and bilinear,
 Caffe's CHECKs as errors. The random numbers themselves are numpy's, not Caffe's
 (boost mt19937): a seed repeats a seqgen run, not a Caffe run.
 """
+import contextlib
 import math
 
 import numpy as np
@@ -24,6 +25,19 @@ def seed(value):
     """Make fills repeatable (the solver's random_seed); a negative value means 'random'."""
     global _rng
     _rng = np.random.default_rng(None if value is None or value < 0 else int(value))
+
+
+@contextlib.contextmanager
+def seeded(value):
+    """Fills from a generator seeded with `value` inside the block; the shared one, and the
+    draws layers such as Dropout make from it, carry on afterwards as if untouched."""
+    global _rng
+    saved = _rng
+    seed(value)
+    try:
+        yield
+    finally:
+        _rng = saved
 
 
 def generator():

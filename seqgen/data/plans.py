@@ -53,6 +53,8 @@ class Option:
     sweep: bool = False
     #: value -> what it must be, or None when it is good (for sweep KEYs)
     problem: Callable | None = None
+    #: the one input mode it applies to (a sweep refuses it for runs of another), or None
+    only_mode: str | None = None
 
     def recorded_value(self, settings):
         """Its value in a run's RunSettings (None: not recorded)."""

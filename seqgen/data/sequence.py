@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import SeqgenError
 from ..generation.inputs import MODES, input_roles
 from ..net import TEST, Net
+from . import flat_restart
 from .feedback import FeedbackSchedule, FeedbackSettings
 from .feeder import SequenceFeeder
 from .holdout import HeldOutTest, holdout_plan
@@ -67,6 +68,33 @@ def net_recipe(net_path):
     return out
 
 
+_RESTART_DIRECTIVE = re.compile(r"^#\s*seqgen:\s*restart_flat\s+(\S+)\s*$", re.M)
+
+
+def restart_fraction(options, net_path=None):
+    """--restart-flat's fraction: the option given, else (for a new run) the net file's
+    `# seqgen: restart_flat F` line, else 0 (off). SeqgenError naming the file and line of
+    a bad line."""
+    if options.restart_flat is not None:
+        return options.restart_flat
+    if not net_path or options.resuming:
+        return 0.0
+    text = _net_text(net_path)
+    match = _RESTART_DIRECTIVE.search(text)
+    if match is None:
+        return 0.0
+    raw = match.group(1)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = raw
+    want = flat_restart.problem(value)
+    if want:
+        line = text.count("\n", 0, match.start()) + 1
+        raise SeqgenError(f"{net_path}:{line}: restart_flat must be {want}, not '{raw}'")
+    return value
+
+
 def feedback_settings(options, net_path=None):
     """The feedback schedule's settings: the options given, else (for a new run) the net
     file's recipe, else the defaults. A resumed run gets its recorded settings as options;
@@ -89,7 +117,8 @@ def _feedback_option(name, type, metavar, help):
     return Option(f"feedback_{name}", f"--feedback-{name}", help, type, metavar,
                   recorded=f"feedback_schedule.{name}", default=default,
                   resumes_if=_schedule_applies, in_recorded_order=True, sweep=True,
-                  problem=lambda value: FeedbackSettings.problem(name, value))
+                  problem=lambda value: FeedbackSettings.problem(name, value),
+                  only_mode="previous")
 
 
 @register_plan
@@ -117,6 +146,11 @@ class SequencePlan(DataPlan):
                          "rises from 0 (default 0.1)"),
         _feedback_option("refresh", int, "K", "predict the whole sequence free-running every "
                          "K iterations (default 20)"),
+        Option("restart_flat", "--restart-flat", "every F of the run, up to its half, "
+               "generate free-running and start again from new weights if the output is "
+               "still flat (said in the log; 0: off, the default unless the net file has a "
+               "'# seqgen: restart_flat F' line)", float, "F", recorded="restart_flat",
+               default=0.0, sweep=True, problem=flat_restart.problem),
     )
 
     @classmethod
@@ -129,6 +163,10 @@ class SequencePlan(DataPlan):
             raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not "
                               f"'{options.mode}'")
         feedback_settings(options)  # (its values' ranges)
+        if options.restart_flat is not None and flat_restart.problem(options.restart_flat):
+            raise SeqgenError(f"--restart-flat must be "
+                              f"{flat_restart.problem(options.restart_flat)}, not "
+                              f"{options.restart_flat!r}")
         given = [o.flag for o in cls.options
                  if o.flag.startswith("--feedback-") and getattr(options, o.field) is not None]
         if given and (options.mode or "previous") != "previous":
@@ -145,7 +183,8 @@ class SequencePlan(DataPlan):
         self.source, self.sequence = resolve_source(self.data_spec)
         self.mode = options.mode or "previous"
         self.feedback = feedback_settings(options, net_path)
-        self.schedule = self.tester = None
+        self.restart_flat = restart_fraction(options, net_path)
+        self.schedule = self.tester = self.restarts = None
         self.held_out = None
 
     def bind(self, solver):
@@ -162,6 +201,10 @@ class SequencePlan(DataPlan):
             self.schedule = FeedbackSchedule(self.feeder, self._test_net(solver),
                                              param.max_iter, self.feedback,
                                              seed=param.random_seed)
+        if self.restart_flat:
+            self.restarts = flat_restart.FlatRestart(
+                self.restart_flat, param.max_iter, self.mode, np.asarray(train_part),
+                self._test_net(solver), self.net_path, FORK_FORGET_BIAS, self.log)
         if held:
             self.tester = HeldOutTest(self._test_net(solver), self.sequence, self.mode, T,
                                       train_chunks, test_chunks)
@@ -175,6 +218,10 @@ class SequencePlan(DataPlan):
         return net
 
     # -- the solver callback -----------------------------------------------------------
+    def on_start(self, solver):
+        if self.restarts is not None:
+            self.restarts.check(solver)
+
     def before_forward(self, solver):
         if self.schedule is not None:
             self.schedule.update(solver)
@@ -184,6 +231,8 @@ class SequencePlan(DataPlan):
         meta = {"passes": int(self.feeder.passes)}
         if self.schedule is not None:
             meta["feedback"] = self.schedule.get_state()
+        if self.restarts is not None:
+            meta["flat_restart"] = self.restarts.get_state()
         return meta, {"inputs": self.feeder.inputs}
 
     def restore_state(self, solver, meta, arrays):
@@ -197,6 +246,8 @@ class SequencePlan(DataPlan):
             self.feeder.inputs = inputs
         if self.schedule is not None and meta.get("feedback"):
             self.schedule.set_state(meta["feedback"])
+        if self.restarts is not None and meta.get("flat_restart"):
+            self.restarts.set_state(meta["flat_restart"])
 
     def restore_without_sidecar(self, solver):
         """A state without a sidecar: the data position follows from the iteration."""
@@ -232,6 +283,8 @@ class SequencePlan(DataPlan):
             # (only then: runs with the default schedule keep the fingerprint they had
             # before the schedule could be set, so their snapshots still resume)
             out["feedback schedule"] = settings.text()
+        if self.restart_flat:  # (only then, as the schedule: older runs keep theirs)
+            out["--restart-flat"] = f"{self.restart_flat:g}"
         return out
 
     def record(self):
@@ -240,7 +293,8 @@ class SequencePlan(DataPlan):
         # stay byte for byte what seqgen 0.1.0 wrote, tests/test_run_compat.py)
         custom = self.schedule is not None and not settings.is_default()
         return {"input": self.mode, "holdout_steps": self.held_steps(),
-                "feedback_schedule": settings.to_json() if custom else None}
+                "feedback_schedule": settings.to_json() if custom else None,
+                "restart_flat": self.restart_flat or None}
 
     def prepare(self, net, weights_given, resuming):
         if not weights_given and not resuming:
@@ -255,6 +309,13 @@ class SequencePlan(DataPlan):
                       if settings != feedback_settings(self.options) else "")
             out.append(f"Feedback schedule: {settings.text()} (default "
                        f"{FeedbackSettings().text()}{source})")
+        if self.restarts is not None:
+            at = self.restarts.checks()
+            out.append(f"Restart when flat (--restart-flat {self.restart_flat:g}): the "
+                       f"free-running output is checked at iteration(s) "
+                       f"{', '.join(map(str, at))}" if at else
+                       f"Restart when flat (--restart-flat {self.restart_flat:g}): no check in "
+                       f"this run (none before iteration {flat_restart.FIRST_CHECK})")
         unused = len(self.sequence) - len(self.feeder.sequence) - (self.held_steps() or 0)
         if unused > 0:
             out.append(f"Note: the last {unused} steps of {self.source} do not fill a chunk "

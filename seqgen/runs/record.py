@@ -41,6 +41,7 @@ class RunRecord:
     data_abs: object = _UNSET
     holdout_steps: object = _UNSET
     feedback_schedule: object = _UNSET  # {share, ramp, refresh} while feedback is on
+    restart_flat: object = _UNSET  # sequence runs started again when flat (a fraction)
     resumed_from: object = _UNSET
     iterations: object = _UNSET
     weights: object = _UNSET
@@ -183,12 +184,13 @@ class RunSettings:
     fingerprint: dict | None = None
     text: dict | None = None
     feedback_schedule: dict | None = None
+    restart_flat: float | None = None
 
     def to_sidecar(self):
         out = {"max_iter": self.max_iter, "data": self.data, "input": self.input,
                "holdout": self.holdout, "feedback": self.feedback,
                "fork_compat": self.fork_compat}
-        for key in ("text", "feedback_schedule"):  # (only where they apply)
+        for key in ("text", "feedback_schedule", "restart_flat"):  # (only where they apply)
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -208,4 +210,5 @@ class RunSettings:
                    input=record.get("input"), holdout=record.get("holdout_steps"),
                    feedback=record.get("feedback"), fork_compat=record.get("fork_compat"),
                    fingerprint=record.get("fingerprint"), text=record.get("text"),
-                   feedback_schedule=record.get("feedback_schedule"))
+                   feedback_schedule=record.get("feedback_schedule"),
+                   restart_flat=record.get("restart_flat"))

@@ -131,6 +131,12 @@ class Solver:
             self.testers = [NetTester(net, n) if n > 0 and not net.inputs else None
                             for net, n in zip(self.test_nets, p.test_iter)]
 
+    def clear_history(self):
+        """Zero the update history (momentum, squared gradients): a run that starts again
+        from new weights (seqgen.data.flat_restart) must not carry the old ones' steps."""
+        for flat in self._flat_history:
+            flat[...] = 0
+
     def _init_history(self):
         """One flat history buffer per slot; `history` holds Caffe's per-parameter views
         (all params of slot 0, then all of slot 1), the order of a .solverstate."""

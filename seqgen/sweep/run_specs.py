@@ -12,7 +12,7 @@ from ..io.atomic import atomic_write_text
 from ..io.prototxt import read_net
 from ..limits import MEMORY_LIMIT, check_memory
 from ..solver.solver import check_solver_param
-from .grid import combinations, resolve_key, run_name, typed_values
+from .grid import TRAIN_OPTION_KEYS, combinations, resolve_key, run_name, typed_values
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,11 @@ def _entry_runs(entry, out, log):
     for text, raws in entry.grid.items():
         key = resolve_key(text, param, net)
         grid[key] = typed_values(key, raws)
-        if key.option is not None and any(m not in (None, "previous") for m in entry.modes):
-            raise SeqgenError(f"{text}: the feedback schedule is for input mode previous "
-                              f"only; give {solver_name} \"input\": [\"previous\"] (or "
-                              "--input previous)")
+        only = TRAIN_OPTION_KEYS[key.option].only_mode if key.option is not None else None
+        if only and any(m not in (None, only) for m in entry.modes):
+            raise SeqgenError(f"{text}: the feedback schedule is for input mode {only} "
+                              f"only; give {solver_name} \"input\": [\"{only}\"] (or "
+                              f"--input {only})")
     header = _header(net_path)
     combos = combinations(grid)
     _check_count(entry, len(combos), _spec(entry, out, param, net, config, header, combos[0],

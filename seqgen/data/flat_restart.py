@@ -1,0 +1,115 @@
+"""Starting a sequence run again from new weights when its free-running output is still
+(nearly) flat, within its own iteration budget.
+
+Some seeds of the fork's configurations never get far from a flat output, most of all in
+input mode 'zero', where the net must make the whole sequence from its own state:
+lstm_long's seeds 2 and 3 ended at free-running MSE 0.237 where the others reached
+0.002-0.003 (examples/results). Such a run is stuck long before its end (seed 2: MSE 0.49
+of the sequence's variance at iteration 20000 of 100000, 0.67 at 40000, against 0.017 for
+seed 1 at 20000; 2-core Intel Xeon, 2026-12-07). So every `fraction` of the run, up to its
+half, the current weights generate the sequence free-running; if that output's MSE is still
+above FAR of the sequence's variance (a flat line at the mean scores 1), the weights are
+filled again as a new run's would be (from a seed derived from the run's), the update
+history is cleared and training goes on, counting the same iterations. Each check and
+restart is said in the log, and the restarts are kept in the snapshots' sidecars, so that
+a resume continues exactly.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import fillers
+from ..errors import SeqgenRuntimeError
+from ..generation.generate import generate
+from ..net import TRAIN, Net
+
+#: still (nearly) flat: free-running MSE above this share of the sequence's variance
+FAR = 0.25
+#: checks run up to this share of the run (later, a new start has too little budget left)
+LAST_CHECK = 0.5
+#: and not before this iteration: earlier, a run that will do well can still be far off
+#: (lstm_long's good seeds were at 0.015-0.017 of the variance by iteration 20000), and a
+#: short run (tests, trials with --iters) is not judged at all
+FIRST_CHECK = 10000
+#: seeds of restarts: the run's random_seed plus this times the restart's number
+SEED_STRIDE = 1_000_003
+
+
+def problem(value):
+    """What --restart-flat must be, or None when `value` is good."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 0.5
+    return None if ok else "a number in [0, 0.5] (0: off)"
+
+
+def restart_seed(run_seed, number):
+    """The seed the `number`-th restart fills its weights from (repeatable, recorded)."""
+    return (int(run_seed) + SEED_STRIDE * number) % 2 ** 31
+
+
+@dataclass
+class FlatRestart:
+    """The checks and restarts of one run (see the module docstring)."""
+
+    fraction: float
+    total: int  # the run's max_iter
+    mode: str
+    sequence: np.ndarray
+    test_net: Net  # shares the training net's weights
+    net_path: str
+    forget_bias: float  # what a new run's LSTMs get (the fork's driver sets it)
+    log: object = print
+
+    def __post_init__(self):
+        self.every = max(1, round(self.fraction * self.total))
+        self.restarts = []  # [{"iteration": i, "seed": s, "std_ratio": r}]
+        self.target = np.asarray(self.sequence, np.float64).reshape(len(self.sequence), -1)
+        self.variance = float(self.target.var())
+
+    def due(self, iteration):
+        return FIRST_CHECK <= iteration <= LAST_CHECK * self.total \
+            and iteration % self.every == 0
+
+    def checks(self):
+        """The iterations the run is checked at (none for a short run)."""
+        first = -(-FIRST_CHECK // self.every) * self.every
+        return list(range(first, int(LAST_CHECK * self.total) + 1, self.every))
+
+    def check(self, solver):
+        """At a check's iteration, generate free-running and start again if flat."""
+        if not self.due(solver.iter):
+            return
+        try:
+            out = np.asarray(generate(self.test_net, len(self.target), self.mode), np.float64)
+        except SeqgenRuntimeError:  # not finite: the divergence checks say so themselves
+            return
+        mse = float(np.mean((out.reshape(self.target.shape) - self.target) ** 2))
+        share = mse / max(self.variance, 1e-12)
+        if share <= FAR:
+            self.log(f"Free-running check at iteration {solver.iter}: MSE {mse:.4g} "
+                     f"({share:.3g} of the sequence's variance)")
+            return
+        seed = restart_seed(solver.param.random_seed, len(self.restarts) + 1)
+        self.log(f"Restarting at iteration {solver.iter} of {self.total}: the free-running "
+                 f"output is still nearly flat (MSE {mse:.4g}, {share:.3g} of the sequence's "
+                 f"variance, above {FAR}; a flat line scores 1); new weights from seed {seed}, "
+                 f"update history cleared (--restart-flat 0 turns this off)")
+        self._fill_again(solver, seed)
+        self.restarts.append({"iteration": int(solver.iter), "seed": seed,
+                              "mse": round(mse, 8)})
+
+    def _fill_again(self, solver, seed):
+        """The training net's weights as a new run with `seed` would fill them."""
+        with fillers.seeded(seed):
+            fresh = Net(self.net_path, TRAIN, options=solver.options)
+        for name, blobs in solver.net.params.items():
+            for blob, new in zip(blobs, fresh.params[name]):
+                blob.data[...] = new.data
+        for layer in solver.net.layers:
+            layer.set_forget_bias(self.forget_bias)
+        solver.clear_history()
+
+    def get_state(self):
+        return {"restarts": self.restarts}
+
+    def set_state(self, state):
+        self.restarts = list(state.get("restarts", []))

@@ -1,0 +1,192 @@
+"""--restart-flat (seqgen.data.flat_restart): a sequence run whose free-running output is
+still flat at a check starts again from a new run's weights within its budget, says so,
+resumes exactly, is recorded, and is off by default and with 0."""
+import json
+
+import numpy as np
+import pytest
+from helpers import ROOT
+
+from seqgen import fillers
+from seqgen.app.cli import main
+from seqgen.data import flat_restart
+from seqgen.data.flat_restart import FAR, FlatRestart, restart_seed
+from seqgen.data.sequence import FORK_FORGET_BIAS
+from seqgen.data.sources import sinusoid
+from seqgen.io.solverstate import read_sidecar, sidecar_path
+from seqgen.net import TEST, TRAIN, Net
+from seqgen.solver import Solver
+from seqgen.sweep.run_specs import plan_runs
+from seqgen.sweep.runner import run_one
+from seqgen.sweep.sweepfile import entries_of
+
+NET = ROOT / "prototxt" / "lstm_short.prototxt"
+
+
+@pytest.fixture(autouse=True)
+def early_checks(monkeypatch):
+    """Checks from the first one on: these runs are a few hundred iterations long."""
+    monkeypatch.setattr(flat_restart, "FIRST_CHECK", 1)
+
+
+def solver_file(folder, snapshot=0, seed=3):
+    path = folder / "solver.prototxt"
+    path.write_text(f'net: "{NET}"\nbase_lr: 0.0001\nmomentum: 0.95\nlr_policy: "fixed"\n'
+                    f'display: 0\nmax_iter: 400\nsnapshot: {snapshot}\n'
+                    f'snapshot_prefix: "s"\nrandom_seed: {seed}\n')
+    return str(path)
+
+
+def weights(caffemodel):
+    net = Net(str(NET), TEST, weights=str(caffemodel))
+    return [b.data.copy() for blobs in net.params.values() for b in blobs]
+
+
+def test_a_restart_fills_a_new_runs_weights_and_clears_the_history(tmp_path):
+    solver = Solver(solver_file(tmp_path), out_dir=str(tmp_path), log=lambda *a: None)
+    for blobs in solver.net.params.values():
+        for b in blobs:
+            b.data[...] = 7.0
+    for h in solver.history:
+        h[...] = 1.0
+    solver.iter = 40
+    restart = FlatRestart(0.1, 400, "zero", sinusoid(320), None, str(NET), FORK_FORGET_BIAS,
+                          log=lambda line: None)
+    restart._fill_again(solver, 12345)
+    # what a new run with random_seed 12345 starts from: its fillers, then the fork's bias
+    fillers.seed(12345)
+    fresh = Net(str(NET), TRAIN)
+    H = 15
+    fresh.params["lstm1"][2].data[H:2 * H] = FORK_FORGET_BIAS  # b, in (i, f, o, g) order
+    for name, blobs in fresh.params.items():
+        for got, want in zip(solver.net.params[name], blobs):
+            np.testing.assert_array_equal(got.data, want.data, err_msg=name)
+    assert all(not h.any() for h in solver.history)
+
+
+def test_checks_at_each_fraction_up_to_half_the_run(monkeypatch):
+    restart = FlatRestart(0.1, 1000, "zero", sinusoid(320), None, str(NET), 5.0)
+    assert [i for i in range(1, 1001) if restart.due(i)] == [100, 200, 300, 400, 500]
+    assert restart.checks() == [100, 200, 300, 400, 500]
+    monkeypatch.setattr(flat_restart, "FIRST_CHECK", 10000)  # the real first check
+    assert FlatRestart(0.1, 100000, "zero", sinusoid(320), None, str(NET), 5.0).checks() \
+        == [10000, 20000, 30000, 40000, 50000]
+    assert FlatRestart(0.2, 100000, "zero", sinusoid(320), None, str(NET), 5.0).checks() \
+        == [20000, 40000]
+    short = FlatRestart(0.2, 20000, "zero", sinusoid(320), None, str(NET), 5.0)
+    assert short.checks() == [] and not any(short.due(i) for i in range(20001))
+
+
+def test_an_output_that_moves_is_left_alone(tmp_path, monkeypatch):
+    seq = sinusoid(320)
+    lines = []
+    restart = FlatRestart(0.1, 1000, "zero", seq, None, str(NET), 5.0, log=lines.append)
+    solver = Solver(solver_file(tmp_path), out_dir=str(tmp_path), log=lambda *a: None)
+    before = [b.data.copy() for blobs in solver.net.params.values() for b in blobs]
+    # the sequence scaled by (1 - sqrt(FAR / 2)): its MSE is FAR / 2 of the variance plus the
+    # mean's share, below the limit for a sequence of mean near 0
+    scale = 1 - np.sqrt(FAR / 2)
+    monkeypatch.setattr(flat_restart, "generate",
+                        lambda net, steps, mode: np.asarray(seq)[:steps] * scale)
+    solver.iter = 100
+    restart.check(solver)
+    target = np.asarray(seq, np.float64)
+    share = np.mean((target * scale - target) ** 2) / target.var()
+    assert share < FAR
+    assert restart.restarts == [] and lines == [
+        f"Free-running check at iteration 100: MSE {np.mean((target * scale - target) ** 2):.4g} "
+        f"({share:.3g} of the sequence's variance)"]
+    after = [b.data for blobs in solver.net.params.values() for b in blobs]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def _train(out, solver, *flags, resume=None, iters=400):
+    argv = ["train", solver, "--input", "zero", "--iters", str(iters), "--out", str(out),
+            *flags]
+    if resume:
+        argv += ["--resume", str(resume)]
+    assert main(argv) == 0
+
+
+def test_a_flat_run_starts_again_says_so_and_resumes_exactly(tmp_path, capsys):
+    solver = solver_file(tmp_path, snapshot=100)
+    _train(tmp_path / "whole", solver, "--restart-flat", "0.25")
+    said = capsys.readouterr().out
+    # zero mode from a new run's weights: after 100 iterations the output still sits near
+    # the net's fixed point (flat); the second start's weights had left it by 200
+    assert said.count("Restarting at iteration 100 of 400") == 1, said
+    assert f"new weights from seed {restart_seed(3, 1)}" in said
+    assert "Free-running check at iteration 200" in said or "Restarting at iteration 200" in said
+    meta, _ = read_sidecar(sidecar_path(str(tmp_path / "whole" / "s_iter_400.solverstate")))
+    restarts = meta["extra"]["flat_restart"]["restarts"]
+    assert restarts[0]["iteration"] == 100 and restarts[0]["seed"] == restart_seed(3, 1)
+    assert meta["extra"]["run"]["restart_flat"] == 0.25
+    record = json.loads((tmp_path / "whole" / "run.json").read_text())
+    assert record["restart_flat"] == 0.25
+    # resumed from the snapshot at a check's iteration (100) and after the first restart
+    for at in (100, 200):
+        out = tmp_path / f"from{at}"
+        _train(out, solver, resume=tmp_path / "whole" / f"s_iter_{at}.solverstate")
+        said = capsys.readouterr().out
+        assert "--restart-flat 0.25" in said  # taken back from the snapshot's run
+        for a, b in zip(weights(out / "s_iter_400.caffemodel"),
+                        weights(tmp_path / "whole" / "s_iter_400.caffemodel")):
+            np.testing.assert_array_equal(a, b)
+        meta, _ = read_sidecar(sidecar_path(str(out / "s_iter_400.solverstate")))
+        assert meta["extra"]["flat_restart"]["restarts"] == restarts
+
+
+def test_off_by_default_and_with_zero(tmp_path, capsys):
+    solver = solver_file(tmp_path)
+    _train(tmp_path / "default", solver, iters=120)
+    _train(tmp_path / "zero", solver, "--restart-flat", "0", iters=120)
+    said = capsys.readouterr().out
+    assert "Restarting" not in said and "Free-running check" not in said
+    for a, b in zip(weights(tmp_path / "default" / "s_iter_120.caffemodel"),
+                    weights(tmp_path / "zero" / "s_iter_120.caffemodel")):
+        np.testing.assert_array_equal(a, b)
+    assert "restart_flat" not in json.loads((tmp_path / "default" / "run.json").read_text())
+
+
+def test_a_net_file_line_turns_it_on_and_a_bad_one_names_its_line(tmp_path, capsys):
+    net = tmp_path / "net.prototxt"
+    net.write_text(NET.read_text() + "# seqgen: restart_flat 0.25\n")
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(open(solver_file(tmp_path)).read().replace(str(NET), str(net)))
+    _train(tmp_path / "run", str(solver), iters=120)
+    assert "Restarting at iteration 30" in capsys.readouterr().out
+    net.write_text(NET.read_text() + "# seqgen: restart_flat 0.9\n")
+    assert main(["train", str(solver), "--input", "zero", "--iters", "10",
+                 "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    line = len(NET.read_text().splitlines()) + 1
+    assert err.endswith(f"{net}:{line}: restart_flat must be a number in [0, 0.5] (0: off), "
+                        "not '0.9'") and "\n" not in err
+
+
+@pytest.mark.parametrize("value", ["0.7", "-0.1"])
+def test_bad_values_are_refused_in_one_line(tmp_path, capsys, value):
+    assert main(["train", solver_file(tmp_path), "--restart-flat", value, "--iters", "10",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--restart-flat" in err and "\n" not in err
+
+
+def test_a_sweep_key_reaches_runs_of_either_mode(tmp_path):
+    (entry,) = entries_of(solver_file(tmp_path), sets=[("restart_flat", ["0.25"])], iters=120,
+                          modes=["previous", "zero"])
+    specs = plan_runs([entry], str(tmp_path / "sweep"), log=lambda _: None)
+    assert [s.options for s in specs] == [(("restart_flat", 0.25),)] * 2
+    result = run_one(specs[1])  # the zero run
+    assert result["status"] == "ok", result
+    assert "Restarting at iteration 30" in (tmp_path / "sweep" / specs[1].name /
+                                             "train.log").read_text()
+
+
+def test_a_short_run_is_not_judged(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(flat_restart, "FIRST_CHECK", 10000)  # (as shipped)
+    _train(tmp_path / "run", solver_file(tmp_path), "--restart-flat", "0.25", iters=120)
+    said = capsys.readouterr().out
+    assert "Restart when flat (--restart-flat 0.25): no check in this run (none before " \
+           "iteration 10000)" in said
+    assert "Restarting" not in said and "Free-running check" not in said
