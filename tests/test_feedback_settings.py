@@ -21,6 +21,15 @@ SHORT = ROOT / "prototxt" / "lstm_short.prototxt"
 SOLVER = str(ROOT / "prototxt" / "lstm_short_solver.prototxt")
 
 
+def without_recipe():
+    """The shipped lstm_short's text without its own feedback recipe (test_short_recipe.py)."""
+    text = SHORT.read_text()
+    for line in ("# seqgen: feedback_refresh 5\n", "# seqgen: feedback_ramp 0.05\n"):
+        assert line in text
+        text = text.replace(line, "")
+    return text
+
+
 def _schedule(settings, total=100):
     feeder = SequenceFeeder(Net(str(SHORT), TRAIN), sinusoid(320), "previous")
     return feeder, FeedbackSchedule(feeder, Net(str(SHORT), TEST), total, settings, seed=3)
@@ -91,8 +100,9 @@ def test_text_data_refuses_the_feedback_settings(tmp_path, capsys):
 
 def test_settings_are_recorded_and_taken_back_on_resume(tmp_path, capsys):
     out = tmp_path / "run"
+    # (--feedback-ramp 0.1 over the shipped lstm_short's own recipe: test_short_recipe.py)
     assert main(["train", SOLVER, "--iters", "40", "--feedback-refresh", "5",
-                 "--feedback-share", "0.5", "--out", str(out)]) == 0
+                 "--feedback-share", "0.5", "--feedback-ramp", "0.1", "--out", str(out)]) == 0
     record = json.loads((out / "run.json").read_text())
     assert record["feedback_schedule"] == {"share": 0.5, "ramp": 0.1, "refresh": 5}
     capsys.readouterr()
@@ -109,8 +119,11 @@ def test_settings_are_recorded_and_taken_back_on_resume(tmp_path, capsys):
 
 
 def test_a_default_run_keeps_the_fingerprint_it_had_before_the_settings(tmp_path):
+    # (the net without the recipe line the shipped lstm_short carries: test_short_recipe.py)
+    net = tmp_path / "short.prototxt"
+    net.write_text(without_recipe())
     out = tmp_path / "run"
-    assert main(["train", SOLVER, "--iters", "20", "--out", str(out)]) == 0
+    assert main(["train", str(net), "--iters", "20", "--out", str(out)]) == 0
     record = json.loads((out / "run.json").read_text())
     assert "feedback_schedule" not in record  # (nor in the sidecar: test_run_compat.py)
     assert "feedback schedule" not in record["fingerprint"]["options"]
@@ -138,7 +151,7 @@ def test_a_sweep_key_reaches_the_run(tmp_path, capsys):
 
 def test_a_net_file_carries_its_recipe_and_a_resume_keeps_the_runs_own(tmp_path, capsys):
     net = tmp_path / "short.prototxt"
-    plain = SHORT.read_text()
+    plain = without_recipe()
     net.write_text("# seqgen: feedback_refresh 5\n# seqgen: feedback_ramp 0.3\n" + plain)
     assert main(["train", str(net), "--iters", "20", "--out", str(tmp_path / "a")]) == 0
     assert "short.prototxt asks for it" in capsys.readouterr().out

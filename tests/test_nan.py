@@ -46,9 +46,10 @@ def test_exploding_rate_in_a_real_process(cwd):
     at iteration 24. Exit 1, no traceback, the message says where and what to do."""
     write_solver(cwd, 'base_lr: 0.0001\nlr_policy: "exp"\ngamma: 2\nmax_iter: 1000\n'
                       'snapshot: 10\n')
+    # (the feedback schedule as before lstm_short's own recipe: test_short_recipe.py)
     proc = subprocess.run([sys.executable, "-m", "seqgen", "train", "d_solver.prototxt",
-                           "--out", "RUN"], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+                           "--out", "RUN", "--feedback-refresh", "20", "--feedback-ramp",
+                           "0.1"], cwd=cwd, capture_output=True, text=True, timeout=120)
     err = proc.stderr
     assert proc.returncode == 1, err
     assert "Traceback" not in err and "RuntimeWarning" not in err
@@ -187,9 +188,11 @@ def test_feedback_generation_blow_up_stops_training(cwd, capsys, monkeypatch):
         raise GenerationDiverged("generation diverged: step 3 produced [inf]", 3, [np.inf])
 
     monkeypatch.setattr(feedback, "generate", wild)
-    code, out, err = run(capsys, "train", "d_solver.prototxt", "--out", "RUN")
+    code, out, err = run(capsys, "train", "d_solver.prototxt", "--out", "RUN",
+                         "--feedback-refresh", "20")
     assert code == 1
-    # the schedule's first refresh with p > 0 is at iteration 20
+    # the schedule's first refresh with p > 0 is at iteration 20 (the shipped lstm_short
+    # asks for refresh 5: test_short_recipe.py)
     assert "training diverged at iteration 20: the net's free-running predictions, which " \
            "the feedback schedule feeds back as inputs, are not finite" in err
     assert "last good snapshot: RUN/lstm_short_iter_20.caffemodel" in err
