@@ -15,8 +15,9 @@ dW_e += dP W_x, db_e += (Σ_k dP_k) W_x replace the two T·N-row products (dx, d
 scatter of dx. It runs when it saves work, V < T·N (tokens a forward) on the LSTM's GEMM
 path; otherwise the pair computes as unfused. The Embed's top still holds the embedded rows
 (a copy, cheap beside the product); its diff, the gate gradients times W_x, is formed only
-when something reads it (Blob.defer_diff: the backward keeps a copy of both), so a script
-that reads it gets what the unfused net writes, and training never pays for it.
+when something reads it (Blob.defer_diff: the backward keeps the LSTM's gate-gradient
+buffer and a copy of W_x), so a script that reads it gets what the unfused net writes, and
+training never pays for it.
 """
 import os
 from dataclasses import dataclass
@@ -93,12 +94,19 @@ def _readers(net):
     return readers
 
 
+def _fitting(buffer, shape, dtype):
+    """`buffer` when it has this shape and dtype, else a new (uninitialised) one."""
+    if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype:
+        return np.empty(shape, dtype)
+    return buffer
+
+
 class EmbedProjection:
     """The link of a fused Embed → LSTM pair: the LSTM's input projection from P = X W_xᵀ."""
 
     def __init__(self, embed, lstm, top):
         self.embed, self.lstm, self.top = embed, lstm, top  # top: the Embed's top Blob
-        self._kept = None  # the gate gradients and W_x of the last backward, for top's diff
+        self._kept = None  # W_x as the last backward saw it, for the top's deferred diff
         self.active = False  # whether the last forward ran fused (backward follows it)
         self.held = False  # a partial forward (pycaffe's start/end) computes unfused
         self._dP = None
@@ -125,12 +133,10 @@ class EmbedProjection:
             return False
         W_x = self.lstm.blobs[0].data
         rows = self._rows()
-        if self._P is None or self._P.shape != (len(rows), len(W_x)) or \
-                self._P.dtype != gates.dtype:  # kept: a new one each forward page-faulted
-            self._P = np.empty((len(rows), len(W_x)), gates.dtype)
+        # (kept: a new one each forward page-faulted)
+        self._P = _fitting(self._P, (len(rows), len(W_x)), gates.dtype)
         P = np.matmul(rows, W_x.T, out=self._P)
-        if self._no_bias is None or self._no_bias.dtype != gates.dtype:
-            self._no_bias = np.zeros(0, gates.dtype)
+        self._no_bias = _fitting(self._no_bias, (0,), gates.dtype)
         # padding ids (-1) get zero rows, as the Embed's own top has them
         embed_forward(self.embed.token_ids(), P, self._no_bias, gates)
         return True
@@ -139,10 +145,8 @@ class EmbedProjection:
         """LSTM backward: dP = the gate gradients dpre (T·N, 4H) added up by token, and
         dW_x += dPᵀ X; the Embed top's diff when the LSTM propagates to its input."""
         V, G = self.embed.K, dpre.shape[1]
-        if self._dP is None or self._dP.shape != (V, G) or self._dP.dtype != dpre.dtype:
-            self._dP = np.zeros((V, G), dpre.dtype)
-        else:
-            self._dP.fill(0)
+        self._dP = _fitting(self._dP, (V, G), dpre.dtype)
+        self._dP.fill(0)
         embed_backward(self.embed.token_ids(), dpre, self._dP)
         dW_x += self._dP.T @ self._rows()
         if to_input:
@@ -154,9 +158,7 @@ class EmbedProjection:
         buffer of the previous deferral, whose fill this one replaces, for its next
         backward), and a copy of W_x as it is now (the solver's update changes W_x)."""
         W_x = self.lstm.blobs[0].data
-        if self._kept is None or self._kept.shape != W_x.shape or self._kept.dtype != W_x.dtype:
-            self._kept = np.empty_like(W_x)
-        kept_W = self._kept
+        kept_W = self._kept = _fitting(self._kept, W_x.shape, W_x.dtype)
         np.copyto(kept_W, W_x)
         rows = len(dpre)
         self.top.defer_diff(  # replaces the fill that read self._held, which goes back

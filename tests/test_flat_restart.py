@@ -50,7 +50,11 @@ def test_a_restart_fills_a_new_runs_weights_and_clears_the_history(tmp_path):
     for h in solver.history:
         h[...] = 1.0
     solver.iter = 40
-    restart = FlatRestart(0.1, 400, "zero", sinusoid(320), None, str(NET), FORK_FORGET_BIAS,
+    def fork_bias(net):  # what the sequence plan gives a new run's net
+        for layer in net.layers:
+            layer.set_forget_bias(FORK_FORGET_BIAS)
+
+    restart = FlatRestart(0.1, 400, "zero", sinusoid(320), None, str(NET), fork_bias,
                           log=lambda line: None)
     restart._fill_again(solver, 12345)
     # what a new run with random_seed 12345 starts from: its fillers, then the fork's bias
@@ -65,22 +69,22 @@ def test_a_restart_fills_a_new_runs_weights_and_clears_the_history(tmp_path):
 
 
 def test_checks_at_each_fraction_up_to_half_the_run(monkeypatch):
-    restart = FlatRestart(0.1, 1000, "zero", sinusoid(320), None, str(NET), 5.0)
+    restart = FlatRestart(0.1, 1000, "zero", sinusoid(320), None, str(NET), None)
     assert [i for i in range(1, 1001) if restart.due(i)] == [100, 200, 300, 400, 500]
     assert restart.checks() == [100, 200, 300, 400, 500]
     monkeypatch.setattr(flat_restart, "FIRST_CHECK", 10000)  # the real first check
-    assert FlatRestart(0.1, 100000, "zero", sinusoid(320), None, str(NET), 5.0).checks() \
+    assert FlatRestart(0.1, 100000, "zero", sinusoid(320), None, str(NET), None).checks() \
         == [10000, 20000, 30000, 40000, 50000]
-    assert FlatRestart(0.2, 100000, "zero", sinusoid(320), None, str(NET), 5.0).checks() \
+    assert FlatRestart(0.2, 100000, "zero", sinusoid(320), None, str(NET), None).checks() \
         == [20000, 40000]
-    short = FlatRestart(0.2, 20000, "zero", sinusoid(320), None, str(NET), 5.0)
+    short = FlatRestart(0.2, 20000, "zero", sinusoid(320), None, str(NET), None)
     assert short.checks() == [] and not any(short.due(i) for i in range(20001))
 
 
 def test_an_output_that_moves_is_left_alone(tmp_path, monkeypatch):
     seq = sinusoid(320)
     lines = []
-    restart = FlatRestart(0.1, 1000, "zero", seq, None, str(NET), 5.0, log=lines.append)
+    restart = FlatRestart(0.1, 1000, "zero", seq, None, str(NET), None, log=lines.append)
     solver = Solver(solver_file(tmp_path), out_dir=str(tmp_path), log=lambda *a: None)
     before = [b.data.copy() for blobs in solver.net.params.values() for b in blobs]
     # the sequence scaled by (1 - sqrt(FAR / 2)): its MSE is FAR / 2 of the variance plus the

@@ -14,6 +14,7 @@ history is cleared and training goes on, counting the same iterations. Each chec
 restart is said in the log, and the restarts are kept in the snapshots' sidecars, so that
 a resume continues exactly.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,12 +57,14 @@ class FlatRestart:
     sequence: np.ndarray
     test_net: Net  # shares the training net's weights
     net_path: str
-    forget_bias: float  # what a new run's LSTMs get (the fork's driver sets it)
+    #: what a new run's net gets after its fillers (the plan's `prepare`: the fork's
+    #: forget-gate bias)
+    prepare_new: Callable
     log: object = print
 
     def __post_init__(self):
         self.every = max(1, round(self.fraction * self.total))
-        self.restarts = []  # [{"iteration": i, "seed": s, "std_ratio": r}]
+        self.restarts = []  # [{"iteration": i, "seed": s, "mse": m}]
         self.target = np.asarray(self.sequence, np.float64).reshape(len(self.sequence), -1)
         self.variance = float(self.target.var())
 
@@ -104,8 +107,7 @@ class FlatRestart:
         for name, blobs in solver.net.params.items():
             for blob, new in zip(blobs, fresh.params[name]):
                 blob.data[...] = new.data
-        for layer in solver.net.layers:
-            layer.set_forget_bias(self.forget_bias)
+        self.prepare_new(solver.net)
         solver.clear_history()
 
     def get_state(self):

@@ -2,6 +2,7 @@
 user's .csv/.txt/.npy file, walked in chunks of the net's T with the clip marker carrying
 state across chunks, in input mode "previous" (with the feedback schedule) or "zero"; an
 optional held-out tail is tested on."""
+import functools
 import hashlib
 import os
 import re
@@ -44,31 +45,44 @@ def default_data_spec(net_path):
     return f"sinusoid:{_KNOWN_LENGTHS.get(name, 320)}"
 
 
-_FEEDBACK_DIRECTIVE = re.compile(
-    r"^#\s*seqgen:\s*feedback_(share|ramp|refresh)\s+(\S+)\s*$", re.M)
+#: the recipe lines a net file may carry, `# seqgen: NAME VALUE`: NAME -> (the type of its
+#: value, what the value must be, or None when it is good)
+_RECIPE = {**{f"feedback_{name}": (int if name == "refresh" else float,
+                                   functools.partial(FeedbackSettings.problem, name))
+              for name in ("share", "ramp", "refresh")},
+           "restart_flat": (float, flat_restart.problem)}
+_RECIPE_LINE = re.compile(r"^#\s*seqgen:\s*(\w+)\s+(\S+)\s*$", re.M)
+
+
+def _recipe_lines(net_path, names):
+    """{NAME: value} of the net file's recipe lines for `names` (the last line of a NAME
+    counts); SeqgenError naming the file and line of a bad value."""
+    text = _net_text(net_path)
+    out = {}
+    for match in _RECIPE_LINE.finditer(text):
+        name, raw = match.groups()
+        if name not in names:
+            continue
+        number, problem = _RECIPE[name]
+        try:
+            value = number(raw)
+        except ValueError:
+            value = raw
+        want = problem(value)
+        if want:
+            line = text.count("\n", 0, match.start()) + 1
+            raise SeqgenError(f"{net_path}:{line}: {name} must be {want}, not '{raw}'")
+        out[name] = value
+    return out
 
 
 def net_recipe(net_path):
     """The feedback settings a net file asks for with `# seqgen: feedback_share P`,
     `feedback_ramp F`, `feedback_refresh K` comment lines ({name: value}); SeqgenError
     naming the file and line of a bad one."""
-    text = _net_text(net_path)
-    out = {}
-    for match in _FEEDBACK_DIRECTIVE.finditer(text):
-        name, raw = match.groups()
-        line = text.count("\n", 0, match.start()) + 1
-        try:
-            value = int(raw) if name == "refresh" else float(raw)
-        except ValueError:
-            value = raw
-        want = FeedbackSettings.problem(name, value)
-        if want:
-            raise SeqgenError(f"{net_path}:{line}: feedback_{name} must be {want}, not '{raw}'")
-        out[name] = value
-    return out
-
-
-_RESTART_DIRECTIVE = re.compile(r"^#\s*seqgen:\s*restart_flat\s+(\S+)\s*$", re.M)
+    feedback = [name for name in _RECIPE if name.startswith("feedback_")]
+    return {name.removeprefix("feedback_"): value
+            for name, value in _recipe_lines(net_path, feedback).items()}
 
 
 def restart_fraction(options, net_path=None):
@@ -79,20 +93,7 @@ def restart_fraction(options, net_path=None):
         return options.restart_flat
     if not net_path or options.resuming:
         return 0.0
-    text = _net_text(net_path)
-    match = _RESTART_DIRECTIVE.search(text)
-    if match is None:
-        return 0.0
-    raw = match.group(1)
-    try:
-        value = float(raw)
-    except ValueError:
-        value = raw
-    want = flat_restart.problem(value)
-    if want:
-        line = text.count("\n", 0, match.start()) + 1
-        raise SeqgenError(f"{net_path}:{line}: restart_flat must be {want}, not '{raw}'")
-    return value
+    return _recipe_lines(net_path, ("restart_flat",)).get("restart_flat", 0.0)
 
 
 def feedback_settings(options, net_path=None):
@@ -163,10 +164,9 @@ class SequencePlan(DataPlan):
             raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not "
                               f"'{options.mode}'")
         feedback_settings(options)  # (its values' ranges)
-        if options.restart_flat is not None and flat_restart.problem(options.restart_flat):
-            raise SeqgenError(f"--restart-flat must be "
-                              f"{flat_restart.problem(options.restart_flat)}, not "
-                              f"{options.restart_flat!r}")
+        want = options.restart_flat is not None and flat_restart.problem(options.restart_flat)
+        if want:
+            raise SeqgenError(f"--restart-flat must be {want}, not {options.restart_flat!r}")
         given = [o.flag for o in cls.options
                  if o.flag.startswith("--feedback-") and getattr(options, o.field) is not None]
         if given and (options.mode or "previous") != "previous":
@@ -204,7 +204,8 @@ class SequencePlan(DataPlan):
         if self.restart_flat:
             self.restarts = flat_restart.FlatRestart(
                 self.restart_flat, param.max_iter, self.mode, np.asarray(train_part),
-                self._test_net(solver), self.net_path, FORK_FORGET_BIAS, self.log)
+                self._test_net(solver), self.net_path,
+                lambda net: self.prepare(net, weights_given=False, resuming=False), self.log)
         if held:
             self.tester = HeldOutTest(self._test_net(solver), self.sequence, self.mode, T,
                                       train_chunks, test_chunks)

@@ -1,12 +1,13 @@
-"""Few-row matrix products over a weight packed once into 16-column panels.
+"""Few-row matrix products over a weight packed once into WIDTH-column panels.
 
 An LSTM step's recurrent product has one row per stream, against a weight of 4H x H that
 stays the same for the whole sequence. OpenBLAS's sgemm packs op(B) again on every call,
 and with a few rows that packing is most of each step. Here the weight is packed once per
-forward (or backward) call into panels P[b, k, 0:16] = op(B)[k, 16b:16b+16]
-(`pack_panels`), and each step runs a 4-row by 16-column tile whose 64 accumulators stay in
-registers (eight AVX2 vectors) while it walks one contiguous panel (`panel_gemm`); a
-group's last 1-3 rows run the same tile with its last row repeated.
+forward (or backward) call into panels P[b, k, 0:W] = op(B)[k, Wb:Wb+W] (`pack_panels`),
+and each step runs a 4-row by W-column tile whose accumulators stay in registers (eight
+vectors: W = 16 on AVX2, 32 with 512-bit vectors, `kernels.target`) while it walks one
+contiguous panel (`panel_gemm`); a group's last 1-3 rows run the same tile with its last
+row repeated.
 
 Against sgemm on the step product (M x H by H x 4H, one thread, AMD EPYC with
 AVX2; `python benchmarks/gemm_rows.py`, 2026-12-01): at H = 512, 3.4x faster with 2 rows,
