@@ -191,6 +191,70 @@ def test_a_short_run_is_not_judged(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(flat_restart, "FIRST_CHECK", 10000)  # (as shipped)
     _train(tmp_path / "run", solver_file(tmp_path), "--restart-flat", "0.25", iters=120)
     said = capsys.readouterr().out
-    assert "Restart when flat (--restart-flat 0.25): no check in this run (none before " \
-           "iteration 10000)" in said
+    assert "Restart when flat (--restart-flat 0.25, --restart-limit 0.25): no check in this " \
+           "run (none before iteration 10000)" in said
     assert "Restarting" not in said and "Free-running check" not in said
+
+
+def test_the_limit_decides_and_a_check_below_it_leaves_training_alone(tmp_path, capsys):
+    """--restart-limit: this seed's run is at 0.596 and 0.425 of the variance at iterations
+    100 and 200 (previous mode), so the default limit restarts it and 0.7 does not; checks
+    that do not restart leave the training bit for bit as without them."""
+    solver = solver_file(tmp_path, snapshot=100)
+    base = ["--input", "previous"]
+    _train(tmp_path / "default", solver, *base, "--restart-flat", "0.25")
+    assert "Restarting at iteration 100" in capsys.readouterr().out
+    _train(tmp_path / "high", solver, *base, "--restart-flat", "0.25", "--restart-limit", "0.7")
+    said = capsys.readouterr().out
+    assert "--restart-limit 0.7" in said and "Restarting" not in said
+    assert said.count("Free-running check at iteration") == 2
+    _train(tmp_path / "off", solver, *base, "--restart-flat", "0")
+    for a, b in zip(weights(tmp_path / "high" / "s_iter_400.caffemodel"),
+                    weights(tmp_path / "off" / "s_iter_400.caffemodel")):
+        np.testing.assert_array_equal(a, b)
+    record = json.loads((tmp_path / "high" / "run.json").read_text())
+    assert (record["restart_flat"], record["restart_limit"]) == (0.25, 0.7)
+    meta, _ = read_sidecar(sidecar_path(str(tmp_path / "high" / "s_iter_100.solverstate")))
+    assert meta["extra"]["run"]["restart_limit"] == 0.7
+    # a resume from iteration 100 takes the limit back: with the default it would restart
+    # at 200 (0.425 > 0.25)
+    _train(tmp_path / "resumed", solver, *base,
+           resume=tmp_path / "high" / "s_iter_100.solverstate")
+    said = capsys.readouterr().out
+    assert "Restarting" not in said
+    for a, b in zip(weights(tmp_path / "resumed" / "s_iter_400.caffemodel"),
+                    weights(tmp_path / "high" / "s_iter_400.caffemodel")):
+        np.testing.assert_array_equal(a, b)
+    assert "restart_limit" not in json.loads((tmp_path / "off" / "run.json").read_text())
+
+
+def test_a_limit_line_in_the_net_file_and_a_bad_one(tmp_path, capsys):
+    net = tmp_path / "net.prototxt"
+    net.write_text(NET.read_text() + "# seqgen: restart_flat 0.25\n# seqgen: restart_limit 0.7\n")
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(open(solver_file(tmp_path)).read().replace(str(NET), str(net)))
+    _train(tmp_path / "run", str(solver), "--input", "previous")
+    said = capsys.readouterr().out
+    assert "--restart-limit 0.7" in said and "Restarting" not in said
+    net.write_text(NET.read_text() + "# seqgen: restart_limit 0\n")
+    assert main(["train", str(solver), "--iters", "10", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    line = len(NET.read_text().splitlines()) + 1
+    assert err.endswith(f"{net}:{line}: restart_limit must be a number in (0, 1], not '0'")
+    assert main(["train", solver_file(tmp_path), "--restart-limit", "1.5", "--iters", "10",
+                 "--out", str(tmp_path / "bad2")]) == 2
+    assert "--restart-limit must be a number in (0, 1], not 1.5" in capsys.readouterr().err
+
+
+def test_a_limit_below_the_share_says_the_run_is_far_off(tmp_path, monkeypatch):
+    seq = sinusoid(320)
+    lines = []
+    restart = FlatRestart(0.1, 1000, "zero", seq, None, str(NET), lambda net: None,
+                          log=lines.append, limit=0.05)
+    solver = Solver(solver_file(tmp_path), out_dir=str(tmp_path), log=lambda *a: None)
+    monkeypatch.setattr(flat_restart, "generate",
+                        lambda net, steps, mode: np.asarray(seq)[:steps] * 0.7)
+    solver.iter = 100
+    restart.check(solver)
+    assert [r["iteration"] for r in restart.restarts] == [100]
+    assert "still far off" in lines[0] and "above 0.05;" in lines[0]

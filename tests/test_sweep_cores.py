@@ -125,3 +125,29 @@ def test_a_sweep_run_waits_while_another_sweep_holds_the_cores(tmp_path, monkeyp
     # one worker has all the cores as its thread budget (engine.dask_client), so all slots
     assert f"Waiting for {n} of this machine's {n} core(s)" in log
     assert f"Got {n} core(s) after" in log and "== ok" in log
+
+
+def test_a_sweep_given_one_thread_per_run_takes_one_slot(tmp_path, monkeypatch):
+    """--workers 1 --threads 1: the run holds one slot, so it trains while another sweep
+    holds all the others (without --threads it would wait for all of them)."""
+    folder = tmp_path / "slots"
+    monkeypatch.setenv("SEQGEN_CORE_LOCKS", str(folder))
+    others = (os.cpu_count() or 1) - 1
+    code = ("import sys; from seqgen.sweep.cores import core_slots\n"
+            f"with core_slots({max(others, 1)}):\n"
+            "    print('held', flush=True); sys.stdin.readline()\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) if others else None
+    try:
+        assert holder is None or holder.stdout.readline().strip() == "held"
+        done = subprocess.run([sys.executable, "-m", "seqgen", "sweep", SOLVER, "--seeds", "1",
+                               "--set", "max_iter=20", "--workers", "1", "--threads", "1",
+                               "--out", str(tmp_path / "out")],
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        if holder is not None:
+            holder.communicate("go\n")
+    assert done.returncode == 0, done.stderr
+    assert "1 worker process(es), 1 thread(s) each" in done.stdout
+    log = next((tmp_path / "out").glob("*/train.log")).read_text()
+    assert "Waiting for" not in log and "== ok" in log

@@ -120,13 +120,22 @@ def cmd_pycaffe(args):
     return run_script(args.script, args.args)
 
 
+def _given_threads(args):
+    """--threads, else $SEQGEN_THREADS, else None (not given)."""
+    threads = getattr(args, "threads", None)
+    if threads is None and os.environ.get("SEQGEN_THREADS", "").strip():
+        threads = threads_from_env()
+    return threads
+
+
 def cmd_sweep(args):
     from ..sweep.sweep import SweepOptions, sweep  # lazy: --help and --version need no numba
 
     options = SweepOptions(sets=args.set or [], seeds=args.seeds,
                            modes=args.input.split(",") if args.input else None,
                            iters=args.iters, data=args.data, out=args.out,
-                           workers=args.workers, scheduler=args.scheduler)
+                           workers=args.workers, scheduler=args.scheduler,
+                           threads=_given_threads(args))
     swept = sweep(args.source, options, log=_log)
     bad = sum(r["status"] != "ok" for r in swept.results.values())
     print(f"Sweep folder: {swept.out} ({len(swept.results) - bad} ok, {bad} not; "
@@ -162,7 +171,8 @@ def add_sweep_parser(sub, common):
                    help="sweep folder, one run folder per run (default: sweeps/NAME); the "
                         "same command continues the sweep in it")
     w.add_argument("--workers", type=WORKERS, metavar="W",
-                   help="local worker processes, one thread each (default: one per core)")
+                   help="local worker processes (default: one per core), each run with an "
+                        "equal share of the cores, or --threads N")
     w.add_argument("--scheduler", metavar="ADDR",
                    help="run on a Dask cluster (tcp://HOST:8786; default: "
                         "$DASK_SCHEDULER_ADDRESS, else a local cluster)")

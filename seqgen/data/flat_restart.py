@@ -8,7 +8,8 @@ lstm_long's seeds 2 and 3 ended at free-running MSE 0.237 where the others reach
 of the sequence's variance at iteration 20000 of 100000, 0.67 at 40000, against 0.017 for
 seed 1 at 20000; 2-core Intel Xeon, 2026-12-07). So every `fraction` of the run, up to its
 half, the current weights generate the sequence free-running; if that output's MSE is still
-above FAR of the sequence's variance (a flat line at the mean scores 1), the weights are
+above `limit` of the sequence's variance (a flat line at the mean scores 1; the default,
+FAR, catches flat runs, a lower limit (--restart-limit) also slow starters), the weights are
 filled again as a new run's would be (from a seed derived from the run's), the update
 history is cleared and training goes on, counting the same iterations. Each check and
 restart is said in the log, and the restarts are kept in the snapshots' sidecars, so that
@@ -24,7 +25,8 @@ from ..errors import SeqgenRuntimeError
 from ..generation.generate import generate
 from ..net import TRAIN, Net
 
-#: still (nearly) flat: free-running MSE above this share of the sequence's variance
+#: still (nearly) flat: free-running MSE above this share of the sequence's variance (the
+#: default limit)
 FAR = 0.25
 #: checks run up to this share of the run (later, a new start has too little budget left)
 LAST_CHECK = 0.5
@@ -40,6 +42,12 @@ def problem(value):
     """What --restart-flat must be, or None when `value` is good."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 0.5
     return None if ok else "a number in [0, 0.5] (0: off)"
+
+
+def limit_problem(value):
+    """What --restart-limit must be, or None when `value` is good."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1
+    return None if ok else "a number in (0, 1]"
 
 
 def restart_seed(run_seed, number):
@@ -61,6 +69,8 @@ class FlatRestart:
     #: forget-gate bias)
     prepare_new: Callable
     log: object = print
+    #: restart above this share of the sequence's variance
+    limit: float = FAR
 
     def __post_init__(self):
         self.every = max(1, round(self.fraction * self.total))
@@ -87,15 +97,16 @@ class FlatRestart:
             return
         mse = float(np.mean((out.reshape(self.target.shape) - self.target) ** 2))
         share = mse / max(self.variance, 1e-12)
-        if share <= FAR:
+        if share <= self.limit:
             self.log(f"Free-running check at iteration {solver.iter}: MSE {mse:.4g} "
                      f"({share:.3g} of the sequence's variance)")
             return
         seed = restart_seed(solver.param.random_seed, len(self.restarts) + 1)
+        still = "nearly flat" if self.limit >= FAR else "far off"
         self.log(f"Restarting at iteration {solver.iter} of {self.total}: the free-running "
-                 f"output is still nearly flat (MSE {mse:.4g}, {share:.3g} of the sequence's "
-                 f"variance, above {FAR}; a flat line scores 1); new weights from seed {seed}, "
-                 f"update history cleared (--restart-flat 0 turns this off)")
+                 f"output is still {still} (MSE {mse:.4g}, {share:.3g} of the sequence's "
+                 f"variance, above {self.limit:g}; a flat line scores 1); new weights from seed "
+                 f"{seed}, update history cleared (--restart-flat 0 turns this off)")
         self._fill_again(solver, seed)
         self.restarts.append({"iteration": int(solver.iter), "seed": seed,
                               "mse": round(mse, 8)})

@@ -50,7 +50,8 @@ def default_data_spec(net_path):
 _RECIPE = {**{f"feedback_{name}": (int if name == "refresh" else float,
                                    functools.partial(FeedbackSettings.problem, name))
               for name in ("share", "ramp", "refresh")},
-           "restart_flat": (float, flat_restart.problem)}
+           "restart_flat": (float, flat_restart.problem),
+           "restart_limit": (float, flat_restart.limit_problem)}
 _RECIPE_LINE = re.compile(r"^#\s*seqgen:\s*(\w+)\s+(\S+)\s*$", re.M)
 
 
@@ -85,15 +86,17 @@ def net_recipe(net_path):
             for name, value in _recipe_lines(net_path, feedback).items()}
 
 
-def restart_fraction(options, net_path=None):
-    """--restart-flat's fraction: the option given, else (for a new run) the net file's
-    `# seqgen: restart_flat F` line, else 0 (off). SeqgenError naming the file and line of
-    a bad line."""
-    if options.restart_flat is not None:
-        return options.restart_flat
+def restart_setting(name, options, net_path=None):
+    """--restart-flat's fraction or --restart-limit's share (`name` restart_flat or
+    restart_limit): the option given, else (for a new run) the net file's `# seqgen: NAME
+    VALUE` line, else the default (no restarts; FAR). SeqgenError naming the file and line
+    of a bad line."""
+    default = {"restart_flat": 0.0, "restart_limit": flat_restart.FAR}[name]
+    if getattr(options, name) is not None:
+        return getattr(options, name)
     if not net_path or options.resuming:
-        return 0.0
-    return _recipe_lines(net_path, ("restart_flat",)).get("restart_flat", 0.0)
+        return default
+    return _recipe_lines(net_path, (name,)).get(name, default)
 
 
 def feedback_settings(options, net_path=None):
@@ -152,6 +155,12 @@ class SequencePlan(DataPlan):
                "still flat (said in the log; 0: off, the default unless the net file has a "
                "'# seqgen: restart_flat F' line)", float, "F", recorded="restart_flat",
                default=0.0, sweep=True, problem=flat_restart.problem),
+        Option("restart_limit", "--restart-limit", "with --restart-flat: start again when "
+               "the free-running MSE at a check is above S of the sequence's variance (a "
+               f"flat line scores 1; default {flat_restart.FAR:g}, or the net file's "
+               "'# seqgen: restart_limit S' line); lower catches slow starters too", float,
+               "S", recorded="restart_limit", default=flat_restart.FAR, sweep=True,
+               problem=flat_restart.limit_problem),
     )
 
     @classmethod
@@ -164,9 +173,12 @@ class SequencePlan(DataPlan):
             raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not "
                               f"'{options.mode}'")
         feedback_settings(options)  # (its values' ranges)
-        want = options.restart_flat is not None and flat_restart.problem(options.restart_flat)
-        if want:
-            raise SeqgenError(f"--restart-flat must be {want}, not {options.restart_flat!r}")
+        for option in cls.options:
+            value = getattr(options, option.field, None)
+            want = option.field.startswith("restart_") and value is not None \
+                and option.problem(value)
+            if want:
+                raise SeqgenError(f"{option.flag} must be {want}, not {value!r}")
         given = [o.flag for o in cls.options
                  if o.flag.startswith("--feedback-") and getattr(options, o.field) is not None]
         if given and (options.mode or "previous") != "previous":
@@ -183,7 +195,8 @@ class SequencePlan(DataPlan):
         self.source, self.sequence = resolve_source(self.data_spec)
         self.mode = options.mode or "previous"
         self.feedback = feedback_settings(options, net_path)
-        self.restart_flat = restart_fraction(options, net_path)
+        self.restart_flat = restart_setting("restart_flat", options, net_path)
+        self.restart_limit = restart_setting("restart_limit", options, net_path)
         self.schedule = self.tester = self.restarts = None
         self.held_out = None
 
@@ -205,7 +218,8 @@ class SequencePlan(DataPlan):
             self.restarts = flat_restart.FlatRestart(
                 self.restart_flat, param.max_iter, self.mode, np.asarray(train_part),
                 self._test_net(solver), self.net_path,
-                lambda net: self.prepare(net, weights_given=False, resuming=False), self.log)
+                lambda net: self.prepare(net, weights_given=False, resuming=False), self.log,
+                self.restart_limit)
         if held:
             self.tester = HeldOutTest(self._test_net(solver), self.sequence, self.mode, T,
                                       train_chunks, test_chunks)
@@ -286,6 +300,8 @@ class SequencePlan(DataPlan):
             out["feedback schedule"] = settings.text()
         if self.restart_flat:  # (only then, as the schedule: older runs keep theirs)
             out["--restart-flat"] = f"{self.restart_flat:g}"
+            if self.restart_limit != flat_restart.FAR:
+                out["--restart-limit"] = f"{self.restart_limit:g}"
         return out
 
     def record(self):
@@ -295,7 +311,8 @@ class SequencePlan(DataPlan):
         custom = self.schedule is not None and not settings.is_default()
         return {"input": self.mode, "holdout_steps": self.held_steps(),
                 "feedback_schedule": settings.to_json() if custom else None,
-                "restart_flat": self.restart_flat or None}
+                "restart_flat": self.restart_flat or None,
+                "restart_limit": self.restart_limit if self.restart_flat else None}
 
     def prepare(self, net, weights_given, resuming):
         if not weights_given and not resuming:
@@ -312,11 +329,12 @@ class SequencePlan(DataPlan):
                        f"{FeedbackSettings().text()}{source})")
         if self.restarts is not None:
             at = self.restarts.checks()
-            out.append(f"Restart when flat (--restart-flat {self.restart_flat:g}): the "
-                       f"free-running output is checked at iteration(s) "
+            what = (f"Restart when flat (--restart-flat {self.restart_flat:g}, "
+                    f"--restart-limit {self.restart_limit:g})")
+            out.append(f"{what}: the free-running output is checked at iteration(s) "
                        f"{', '.join(map(str, at))}" if at else
-                       f"Restart when flat (--restart-flat {self.restart_flat:g}): no check in "
-                       f"this run (none before iteration {flat_restart.FIRST_CHECK})")
+                       f"{what}: no check in this run (none before iteration "
+                       f"{flat_restart.FIRST_CHECK})")
         unused = len(self.sequence) - len(self.feeder.sequence) - (self.held_steps() or 0)
         if unused > 0:
             out.append(f"Note: the last {unused} steps of {self.source} do not fill a chunk "

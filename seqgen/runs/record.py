@@ -42,6 +42,7 @@ class RunRecord:
     holdout_steps: object = _UNSET
     feedback_schedule: object = _UNSET  # {share, ramp, refresh} while feedback is on
     restart_flat: object = _UNSET  # sequence runs started again when flat (a fraction)
+    restart_limit: object = _UNSET  # ... above this share of the sequence's variance
     resumed_from: object = _UNSET
     iterations: object = _UNSET
     weights: object = _UNSET
@@ -185,12 +186,14 @@ class RunSettings:
     text: dict | None = None
     feedback_schedule: dict | None = None
     restart_flat: float | None = None
+    restart_limit: float | None = None
 
     def to_sidecar(self):
         out = {"max_iter": self.max_iter, "data": self.data, "input": self.input,
                "holdout": self.holdout, "feedback": self.feedback,
                "fork_compat": self.fork_compat}
-        for key in ("text", "feedback_schedule", "restart_flat"):  # (only where they apply)
+        # (only where they apply)
+        for key in ("text", "feedback_schedule", "restart_flat", "restart_limit"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -211,4 +214,5 @@ class RunSettings:
                    feedback=record.get("feedback"), fork_compat=record.get("fork_compat"),
                    fingerprint=record.get("fingerprint"), text=record.get("text"),
                    feedback_schedule=record.get("feedback_schedule"),
-                   restart_flat=record.get("restart_flat"))
+                   restart_flat=record.get("restart_flat"),
+                   restart_limit=record.get("restart_limit"))

@@ -1,6 +1,6 @@
-"""Running a sweep's tasks on Dask distributed: a LocalCluster of single-threaded worker
-processes, or a running cluster (`--scheduler` / DASK_SCHEDULER_ADDRESS); one task per
-run with its own key, results gathered as they finish with a progress line."""
+"""Running a sweep's tasks on Dask distributed: a LocalCluster of worker processes (one
+thread each by default), or a running cluster (`--scheduler` / DASK_SCHEDULER_ADDRESS); one
+task per run with its own key, results gathered as they finish with a progress line."""
 import contextlib
 import os
 import signal
@@ -16,9 +16,10 @@ PROGRESS_SECONDS = 30.0  # a progress line at least this often while runs go on
 
 
 @contextlib.contextmanager
-def dask_client(workers=None, scheduler=None, log=print):
+def dask_client(workers=None, scheduler=None, log=print, threads=None):
     """A distributed Client: on the cluster at `scheduler` (or DASK_SCHEDULER_ADDRESS),
-    else on a LocalCluster of `workers` single-threaded processes (default: one per core)."""
+    else on a LocalCluster of `workers` processes (default: one per core), each run in them
+    with `threads` threads (default: an equal share of the cores)."""
     try:
         import dask  # lazy: needs the [sweep] extra
         from distributed import Client, LocalCluster  # lazy: needs the [sweep] extra
@@ -40,13 +41,15 @@ def dask_client(workers=None, scheduler=None, log=print):
             return
         n = workers or os.cpu_count() or 1
         # each worker process gets an equal share of the cores (BLAS and numba threads
-        # included), so n workers never oversubscribe; the workers inherit the environment
-        share = str(max(1, (os.cpu_count() or 1) // n))
+        # included), so n workers never oversubscribe, unless the threads are given (then
+        # the core slots, sweep.cores, keep runs from oversubscribing); the workers inherit
+        # the environment
+        share = str(threads or max(1, (os.cpu_count() or 1) // n))
         with _environment({var: share for var in THREAD_VARIABLES}), \
                 LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                              host="127.0.0.1", dashboard_address=None) as cluster, \
                 Client(cluster) as client:
-            log(f"Local Dask cluster: {n} single-threaded worker process(es)")
+            log(f"Local Dask cluster: {n} worker process(es), {share} thread(s) each")
             try:
                 yield client
             except KeyboardInterrupt:

@@ -39,6 +39,8 @@ class SweepOptions:
     out: str | None = None
     workers: int | None = None
     scheduler: str | None = None
+    #: threads of each run (--threads, $SEQGEN_THREADS); None: the cores shared by workers
+    threads: int | None = None
 
 
 @dataclass
@@ -109,7 +111,7 @@ def sweep(source, opts, log=print):
         try:
             if todo:
                 warm_up(todo, log)
-                with dask_client(opts.workers, opts.scheduler, log) as client:
+                with dask_client(opts.workers, opts.scheduler, log, opts.threads) as client:
                     run_tasks(client, todo, results, len(specs), log)
         except KeyboardInterrupt:
             done = sum(finished(s) is not None for s in specs)
