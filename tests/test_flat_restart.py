@@ -258,3 +258,23 @@ def test_a_limit_below_the_share_says_the_run_is_far_off(tmp_path, monkeypatch):
     restart.check(solver)
     assert [r["iteration"] for r in restart.restarts] == [100]
     assert "still far off" in lines[0] and "above 0.05;" in lines[0]
+
+
+def test_a_limit_without_restarts_is_refused(tmp_path, capsys):
+    assert main(["train", solver_file(tmp_path), "--restart-limit", "0.1", "--iters", "10",
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--restart-limit" in err and "--restart-flat F" in err and "\n" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_resume_may_turn_the_restarts_off(tmp_path, capsys):
+    solver = solver_file(tmp_path, snapshot=100)
+    _train(tmp_path / "run", solver, "--restart-flat", "0.25", "--restart-limit", "0.7",
+           iters=200)
+    _train(tmp_path / "off", solver, "--restart-flat", "0", "--allow-changes",
+           resume=tmp_path / "run" / "s_iter_100.solverstate", iters=200)
+    said = capsys.readouterr().out
+    assert "Free-running check at iteration 200" not in said.split("Resuming")[-1]
+    record = json.loads((tmp_path / "off" / "run.json").read_text())
+    assert "restart_limit" not in record and "restart_flat" not in record

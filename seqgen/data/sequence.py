@@ -160,7 +160,9 @@ class SequencePlan(DataPlan):
                f"flat line scores 1; default {flat_restart.FAR:g}, or the net file's "
                "'# seqgen: restart_limit S' line); lower catches slow starters too", float,
                "S", recorded="restart_limit", default=flat_restart.FAR, sweep=True,
-               problem=flat_restart.limit_problem),
+               problem=flat_restart.limit_problem,
+               # (a resume that turns the restarts off does not take the limit back)
+               resumes_if=lambda opts: opts.restart_flat != 0),
     )
 
     @classmethod
@@ -197,6 +199,10 @@ class SequencePlan(DataPlan):
         self.feedback = feedback_settings(options, net_path)
         self.restart_flat = restart_setting("restart_flat", options, net_path)
         self.restart_limit = restart_setting("restart_limit", options, net_path)
+        if options.restart_limit is not None and not self.restart_flat:
+            raise SeqgenError("--restart-limit sets when --restart-flat restarts a run, and "
+                              "restarts are off (give --restart-flat F, or use a net file "
+                              "with a '# seqgen: restart_flat F' line)")
         self.schedule = self.tester = self.restarts = None
         self.held_out = None
 
