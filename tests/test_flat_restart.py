@@ -20,7 +20,19 @@ from seqgen.sweep.run_specs import plan_runs
 from seqgen.sweep.runner import run_one
 from seqgen.sweep.sweepfile import entries_of
 
-NET = ROOT / "prototxt" / "lstm_short.prototxt"
+SHIPPED = ROOT / "prototxt" / "lstm_short.prototxt"
+NET = SHIPPED  # the shipped net without its restart lines (plain_net)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def plain_net(tmp_path_factory):
+    """lstm_short as shipped but for its own restart lines, which these tests set."""
+    global NET
+    NET = tmp_path_factory.mktemp("net") / "lstm_short.prototxt"
+    NET.write_text("".join(line for line in SHIPPED.read_text().splitlines(True)
+                           if not line.startswith("# seqgen: restart_")))
+    yield
+    NET = SHIPPED
 
 
 @pytest.fixture(autouse=True)

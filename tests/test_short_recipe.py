@@ -1,9 +1,10 @@
-"""lstm_short's shipped feedback recipe (`# seqgen: feedback_refresh 5` and `feedback_ramp
+"""lstm_short's shipped recipe (`# seqgen: feedback_refresh 5` and `feedback_ramp
 0.05` in prototxt/lstm_short.prototxt, issue 24; the sweeps in examples/results/recipe/): a
 new run takes it and records it, its predictions are renewed every 5 iterations, a run
 stopped between two renewals resumes bit for bit, and `--feedback-refresh 20
 --feedback-ramp 0.1`, `--no-feedback` and `--input zero` train exactly what the net without
-the recipe lines trains."""
+the recipe lines trains; its restart lines (`restart_flat 0.2`, `restart_limit 0.04`) are
+recorded and `--restart-flat 0` turns them off."""
 import json
 import os
 import signal
@@ -87,6 +88,27 @@ def test_a_new_run_takes_the_recipe_and_records_it(cwd, capsys):
     assert (meta["extra"]["feedback"]["refresh"], meta["extra"]["feedback"]["ramp"]) == (5, 0.05)
     assert meta["fingerprint"]["options"]["feedback schedule"] == \
         "share 1, ramp 0.05, refresh 5"
+
+
+def test_the_shipped_net_restarts_runs_still_far_off_and_records_it(cwd, capsys):
+    """`# seqgen: restart_flat 0.2` and `restart_limit 0.04` (issue 24): recorded in run.json
+    and the sidecar; `--restart-flat 0` trains the same weights without them (a 30-iteration
+    run has no check: the checks themselves are tested in test_flat_restart.py)."""
+    solver = write_solver(cwd / "a")
+    code, out, err = run(capsys, "train", solver, "--out", "on")
+    assert code == 0, err
+    assert "Restart when flat (--restart-flat 0.2, --restart-limit 0.04): no check" in out
+    record = json.loads((cwd / "on" / "run.json").read_text())
+    assert (record["restart_flat"], record["restart_limit"]) == (0.2, 0.04)
+    meta = sidecar_meta(cwd / "on" / f"lstm_short_iter_{N}.seqgen.npz")
+    assert (meta["extra"]["run"]["restart_flat"], meta["extra"]["run"]["restart_limit"]) == \
+        (0.2, 0.04)
+    code, out, err = run(capsys, "train", solver, "--out", "off", "--restart-flat", "0")
+    assert code == 0, err
+    assert "Restart when flat" not in out
+    record = json.loads((cwd / "off" / "run.json").read_text())
+    assert "restart_flat" not in record and "restart_limit" not in record
+    assert final_files(cwd / "on") == final_files(cwd / "off")
 
 
 @pytest.mark.parametrize("flags, refresh", [((), 5), (("--feedback-refresh", "20"), 20)])
