@@ -54,6 +54,20 @@ def weights(caffemodel):
     return [b.data.copy() for blobs in net.params.values() for b in blobs]
 
 
+def assert_same_weights(a, b):
+    for x, y in zip(weights(a), weights(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def net_with_lines(folder, lines):
+    """A copy of the net with `lines` appended, and a solver for it."""
+    net = folder / "net.prototxt"
+    net.write_text(NET.read_text() + lines)
+    solver = folder / "solver.prototxt"
+    solver.write_text(open(solver_file(folder)).read().replace(str(NET), str(net)))
+    return net, str(solver)
+
+
 def test_a_restart_fills_a_new_runs_weights_and_clears_the_history(tmp_path):
     solver = Solver(solver_file(tmp_path), out_dir=str(tmp_path), log=lambda *a: None)
     for blobs in solver.net.params.values():
@@ -145,9 +159,8 @@ def test_a_flat_run_starts_again_says_so_and_resumes_exactly(tmp_path, capsys):
         _train(out, solver, resume=tmp_path / "whole" / f"s_iter_{at}.solverstate")
         said = capsys.readouterr().out
         assert "--restart-flat 0.25" in said  # taken back from the snapshot's run
-        for a, b in zip(weights(out / "s_iter_400.caffemodel"),
-                        weights(tmp_path / "whole" / "s_iter_400.caffemodel")):
-            np.testing.assert_array_equal(a, b)
+        assert_same_weights(out / "s_iter_400.caffemodel",
+                        tmp_path / "whole" / "s_iter_400.caffemodel")
         meta, _ = read_sidecar(sidecar_path(str(out / "s_iter_400.solverstate")))
         assert meta["extra"]["flat_restart"]["restarts"] == restarts
 
@@ -158,21 +171,17 @@ def test_off_by_default_and_with_zero(tmp_path, capsys):
     _train(tmp_path / "zero", solver, "--restart-flat", "0", iters=120)
     said = capsys.readouterr().out
     assert "Restarting" not in said and "Free-running check" not in said
-    for a, b in zip(weights(tmp_path / "default" / "s_iter_120.caffemodel"),
-                    weights(tmp_path / "zero" / "s_iter_120.caffemodel")):
-        np.testing.assert_array_equal(a, b)
+    assert_same_weights(tmp_path / "default" / "s_iter_120.caffemodel",
+                        tmp_path / "zero" / "s_iter_120.caffemodel")
     assert "restart_flat" not in json.loads((tmp_path / "default" / "run.json").read_text())
 
 
 def test_a_net_file_line_turns_it_on_and_a_bad_one_names_its_line(tmp_path, capsys):
-    net = tmp_path / "net.prototxt"
-    net.write_text(NET.read_text() + "# seqgen: restart_flat 0.25\n")
-    solver = tmp_path / "solver.prototxt"
-    solver.write_text(open(solver_file(tmp_path)).read().replace(str(NET), str(net)))
-    _train(tmp_path / "run", str(solver), iters=120)
+    net, solver = net_with_lines(tmp_path, "# seqgen: restart_flat 0.25\n")
+    _train(tmp_path / "run", solver, iters=120)
     assert "Restarting at iteration 30" in capsys.readouterr().out
     net.write_text(NET.read_text() + "# seqgen: restart_flat 0.9\n")
-    assert main(["train", str(solver), "--input", "zero", "--iters", "10",
+    assert main(["train", solver, "--input", "zero", "--iters", "10",
                  "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip()
     line = len(NET.read_text().splitlines()) + 1
@@ -221,9 +230,8 @@ def test_the_limit_decides_and_a_check_below_it_leaves_training_alone(tmp_path, 
     assert "--restart-limit 0.7" in said and "Restarting" not in said
     assert said.count("Free-running check at iteration") == 2
     _train(tmp_path / "off", solver, *base, "--restart-flat", "0")
-    for a, b in zip(weights(tmp_path / "high" / "s_iter_400.caffemodel"),
-                    weights(tmp_path / "off" / "s_iter_400.caffemodel")):
-        np.testing.assert_array_equal(a, b)
+    assert_same_weights(tmp_path / "high" / "s_iter_400.caffemodel",
+                        tmp_path / "off" / "s_iter_400.caffemodel")
     record = json.loads((tmp_path / "high" / "run.json").read_text())
     assert (record["restart_flat"], record["restart_limit"]) == (0.25, 0.7)
     meta, _ = read_sidecar(sidecar_path(str(tmp_path / "high" / "s_iter_100.solverstate")))
@@ -234,22 +242,19 @@ def test_the_limit_decides_and_a_check_below_it_leaves_training_alone(tmp_path, 
            resume=tmp_path / "high" / "s_iter_100.solverstate")
     said = capsys.readouterr().out
     assert "Restarting" not in said
-    for a, b in zip(weights(tmp_path / "resumed" / "s_iter_400.caffemodel"),
-                    weights(tmp_path / "high" / "s_iter_400.caffemodel")):
-        np.testing.assert_array_equal(a, b)
+    assert_same_weights(tmp_path / "resumed" / "s_iter_400.caffemodel",
+                        tmp_path / "high" / "s_iter_400.caffemodel")
     assert "restart_limit" not in json.loads((tmp_path / "off" / "run.json").read_text())
 
 
 def test_a_limit_line_in_the_net_file_and_a_bad_one(tmp_path, capsys):
-    net = tmp_path / "net.prototxt"
-    net.write_text(NET.read_text() + "# seqgen: restart_flat 0.25\n# seqgen: restart_limit 0.7\n")
-    solver = tmp_path / "solver.prototxt"
-    solver.write_text(open(solver_file(tmp_path)).read().replace(str(NET), str(net)))
-    _train(tmp_path / "run", str(solver), "--input", "previous")
+    net, solver = net_with_lines(tmp_path, "# seqgen: restart_flat 0.25\n"
+                                 "# seqgen: restart_limit 0.7\n")
+    _train(tmp_path / "run", solver, "--input", "previous")
     said = capsys.readouterr().out
     assert "--restart-limit 0.7" in said and "Restarting" not in said
     net.write_text(NET.read_text() + "# seqgen: restart_limit 0\n")
-    assert main(["train", str(solver), "--iters", "10", "--out", str(tmp_path / "bad")]) == 2
+    assert main(["train", solver, "--iters", "10", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip()
     line = len(NET.read_text().splitlines()) + 1
     assert err.endswith(f"{net}:{line}: restart_limit must be a number in (0, 1], not '0'")
