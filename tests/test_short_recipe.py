@@ -200,3 +200,23 @@ def test_a_sweeps_run_folder_keeps_the_recipe(tmp_path):
     copy = tmp_path / "copy.prototxt"
     copy.write_text(dict(spec.files)["lstm_short.prototxt"])
     assert net_recipe(str(copy)) == {"refresh": 5, "ramp": 0.05}
+
+
+def test_no_feedback_in_zero_mode_leaves_out_the_restart_lines(cwd, capsys):
+    """`--input zero --no-feedback` is the fork's own training (issue 24): no schedule and
+    none of the net file's restarts; `--input zero` alone keeps the restarts."""
+    solver = write_solver(cwd / "a")
+    code, out, err = run(capsys, "train", solver, "--out", "fork", "--input", "zero",
+                         "--no-feedback")
+    assert code == 0, err
+    assert "Restart when flat" not in out
+    record = json.loads((cwd / "fork" / "run.json").read_text())
+    assert "restart_flat" not in record and "feedback_schedule" not in record
+    code, out, err = run(capsys, "train", solver, "--out", "zero", "--input", "zero")
+    assert code == 0, err
+    assert json.loads((cwd / "zero" / "run.json").read_text())["restart_flat"] == 0.2
+    # an explicit --restart-flat still counts with --no-feedback
+    code, out, err = run(capsys, "train", solver, "--out", "both", "--input", "zero",
+                         "--no-feedback", "--restart-flat", "0.3")
+    assert code == 0, err
+    assert json.loads((cwd / "both" / "run.json").read_text())["restart_flat"] == 0.3

@@ -88,13 +88,15 @@ def net_recipe(net_path):
 
 def restart_setting(name, options, net_path=None):
     """--restart-flat's fraction or --restart-limit's share (`name` restart_flat or
-    restart_limit): the option given, else (for a new run) the net file's `# seqgen: NAME
-    VALUE` line, else the default (no restarts; FAR). SeqgenError naming the file and line
-    of a bad line."""
+    restart_limit): the option given, else (for a new run without --no-feedback) the net
+    file's `# seqgen: NAME VALUE` line, else the default (no restarts; FAR). SeqgenError
+    naming the file and line of a bad line."""
     default = {"restart_flat": 0.0, "restart_limit": flat_restart.FAR}[name]
     if getattr(options, name) is not None:
         return getattr(options, name)
-    if not net_path or options.resuming:
+    # --no-feedback leaves out the net file's recipe: `--input zero --no-feedback` trains
+    # as the fork does, bit for bit (issue 24)
+    if not net_path or options.resuming or options.feedback is False:
         return default
     return _recipe_lines(net_path, (name,)).get(name, default)
 
@@ -141,8 +143,9 @@ class SequencePlan(DataPlan):
                "test_interval and at the end; test_loss.csv). Default with test_interval and "
                "test_iter in the solver: test_iter chunks", int, "STEPS", recorded="holdout"),
         Option("feedback", "--no-feedback", "in 'previous' mode, train by teacher forcing "
-               "only (no own predictions)", switch=True, recorded="feedback", default=True,
-               refused=False),
+               "only (no own predictions); in either mode without the net file's restart "
+               "lines (--input zero --no-feedback: the fork's own training)", switch=True,
+               recorded="feedback", default=True, refused=False),
         _feedback_option("share", float, "P", "'previous' mode: the share of the inputs that "
                          "are the net's own predictions once the schedule has ramped up "
                          "(default 1)"),
