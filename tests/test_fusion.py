@@ -317,3 +317,24 @@ def test_the_switch(tmp_path, monkeypatch, capsys):
         _net(tmp_path, fused=None)
     code, _, err = run(capsys, "info", tmp_path / "lm.prototxt")
     assert code == 2 and err.strip() == "seqgen: error: SEQGEN_FUSION='maybe': expected off or on"
+
+
+def test_a_new_gate_gradient_buffer_holds_no_garbage(gemm_path, monkeypatch):
+    """The buffer the LSTM takes when the fused Embed keeps its gate gradients is zeroed:
+    the backward kernels read their typed zero from it, so NaN left in new memory made
+    every gradient NaN (a CI failure, one run in several). The allocator is made to hand
+    out NaN-filled memory here."""
+    def nan_empty_like(a, *args, **kwargs):
+        return np.full_like(a, np.nan)
+    monkeypatch.setattr(np, "empty_like", nan_empty_like)
+    rng = np.random.default_rng(3)
+    fused, plain = Pair(True, False), Pair(False, False)
+    tokens, cont = _calls(rng)
+    for call in range(3):
+        dh = rng.standard_normal((T, N, H))
+        for pair in (fused, plain):
+            pair.forward(tokens[call % 2], cont[call % 2])
+            pair.backward(dh)
+        for got, want in zip(fused.lstm.blobs, plain.lstm.blobs):
+            assert np.isfinite(got.diff).all()
+            np.testing.assert_allclose(got.diff, want.diff, rtol=0, atol=1e-12)

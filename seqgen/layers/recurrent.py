@@ -286,7 +286,10 @@ class LSTMLayer(_Recurrent):
         gradients and return the buffer the last backward filled: a fused Embed keeps it for
         the diff it forms when read (seqgen/fusion.py), instead of copying 4H floats a token."""
         if spare is None or spare.shape != self._dpre.shape or spare.dtype != self._dpre.dtype:
-            spare = np.empty_like(self._dpre)
+            # zeros, not empty: the backward kernels take their typed zero from dpre[0, 0, 0]
+            # (kernels.bvlc_lstm.step_gradients), so a NaN left in new memory made every
+            # gate gradient NaN
+            spare = np.zeros_like(self._dpre)
         filled, self._dpre = self._dpre, spare
         return filled
 
