@@ -95,6 +95,15 @@ def _calls(rng):
     return tokens, cont
 
 
+def _forward_backward_both(fused, plain, tokens, cont, call, rng):
+    """Call number `call` (alternating the two of `_calls`) on both pairs: the forward,
+    then the backward of one random top diff."""
+    dh = rng.standard_normal((T, N, H))
+    for pair in (fused, plain):
+        pair.forward(tokens[call % 2], cont[call % 2])
+        pair.backward(dh)
+
+
 @pytest.mark.parametrize("bias_term", [False, True])
 def test_fused_pair_equals_unfused_in_float64(gemm_path, bias_term):
     rng = np.random.default_rng(1)
@@ -127,10 +136,7 @@ def test_deferred_top_diff_survives_later_backwards_and_updates(gemm_path):
     fused, plain = Pair(True, False), Pair(False, False)
     tokens, cont = _calls(rng)
     for call in range(4):
-        dh = rng.standard_normal((T, N, H))
-        for pair in (fused, plain):
-            pair.forward(tokens[call % 2], cont[call % 2])
-            pair.backward(dh)
+        _forward_backward_both(fused, plain, tokens, cont, call, rng)
         assert fused.x._pending is not None
         if call == 1:
             W = fused.lstm.blobs[0].data
@@ -331,10 +337,7 @@ def test_a_new_gate_gradient_buffer_holds_no_garbage(gemm_path, monkeypatch):
     fused, plain = Pair(True, False), Pair(False, False)
     tokens, cont = _calls(rng)
     for call in range(3):
-        dh = rng.standard_normal((T, N, H))
-        for pair in (fused, plain):
-            pair.forward(tokens[call % 2], cont[call % 2])
-            pair.backward(dh)
+        _forward_backward_both(fused, plain, tokens, cont, call, rng)
         for got, want in zip(fused.lstm.blobs, plain.lstm.blobs):
             assert np.isfinite(got.diff).all()
             np.testing.assert_allclose(got.diff, want.diff, rtol=0, atol=1e-12)

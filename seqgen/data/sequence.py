@@ -177,11 +177,9 @@ class SequencePlan(DataPlan):
         if options.mode is not None and options.mode not in MODES:
             raise SeqgenError(f"--input must be one of {', '.join(MODES)}, not "
                               f"'{options.mode}'")
-        feedback_settings(options)  # (its values' ranges)
-        for option in cls.options:
+        for option in cls.options:  # (the values' ranges)
             value = getattr(options, option.field, None)
-            want = option.field.startswith("restart_") and value is not None \
-                and option.problem(value)
+            want = option.problem is not None and value is not None and option.problem(value)
             if want:
                 raise SeqgenError(f"{option.flag} must be {want}, not {value!r}")
         given = [o.flag for o in cls.options
