@@ -9,8 +9,9 @@ from helpers import ROOT
 
 from seqgen import fillers
 from seqgen.app.cli import main
-from seqgen.data import flat_restart
+from seqgen.data import flat_restart, free_running
 from seqgen.data.flat_restart import FAR, FlatRestart, restart_seed
+from seqgen.data.free_running import FreeRunningScore
 from seqgen.data.sequence import FORK_FORGET_BIAS
 from seqgen.data.sources import sinusoid
 from seqgen.io.solverstate import read_sidecar, sidecar_path
@@ -30,7 +31,7 @@ def plain_net(tmp_path_factory):
     global NET
     NET = tmp_path_factory.mktemp("net") / "lstm_short.prototxt"
     NET.write_text("".join(line for line in SHIPPED.read_text().splitlines(True)
-                           if not line.startswith("# seqgen: restart_")))
+                           if not line.startswith(("# seqgen: restart_", "# seqgen: keep_best"))))
     yield
     NET = SHIPPED
 
@@ -68,6 +69,12 @@ def net_with_lines(folder, lines):
     return net, str(solver)
 
 
+def _restart(fraction, total, seq=None, prepare=None, **kwargs):
+    """FlatRestart over `seq` (default the sinusoid) in 'zero' mode, with no test net."""
+    score = FreeRunningScore(None, sinusoid(320) if seq is None else seq, "zero")
+    return FlatRestart(fraction, total, score, str(NET), prepare, **kwargs)
+
+
 def test_a_restart_fills_a_new_runs_weights_and_clears_the_history(tmp_path):
     solver = Solver(solver_file(tmp_path), out_dir=str(tmp_path), log=lambda *a: None)
     for blobs in solver.net.params.values():
@@ -80,8 +87,7 @@ def test_a_restart_fills_a_new_runs_weights_and_clears_the_history(tmp_path):
         for layer in net.layers:
             layer.set_forget_bias(FORK_FORGET_BIAS)
 
-    restart = FlatRestart(0.1, 400, "zero", sinusoid(320), None, str(NET), fork_bias,
-                          log=lambda line: None)
+    restart = _restart(0.1, 400, prepare=fork_bias, log=lambda line: None)
     restart._fill_again(solver, 12345)
     # what a new run with random_seed 12345 starts from: its fillers, then the fork's bias
     fillers.seed(12345)
@@ -95,28 +101,28 @@ def test_a_restart_fills_a_new_runs_weights_and_clears_the_history(tmp_path):
 
 
 def test_checks_at_each_fraction_up_to_half_the_run(monkeypatch):
-    restart = FlatRestart(0.1, 1000, "zero", sinusoid(320), None, str(NET), None)
+    restart = _restart(0.1, 1000)
     assert [i for i in range(1, 1001) if restart.due(i)] == [100, 200, 300, 400, 500]
     assert restart.checks() == [100, 200, 300, 400, 500]
     monkeypatch.setattr(flat_restart, "FIRST_CHECK", 10000)  # the real first check
-    assert FlatRestart(0.1, 100000, "zero", sinusoid(320), None, str(NET), None).checks() \
+    assert _restart(0.1, 100000).checks() \
         == [10000, 20000, 30000, 40000, 50000]
-    assert FlatRestart(0.2, 100000, "zero", sinusoid(320), None, str(NET), None).checks() \
+    assert _restart(0.2, 100000).checks() \
         == [20000, 40000]
-    short = FlatRestart(0.2, 20000, "zero", sinusoid(320), None, str(NET), None)
+    short = _restart(0.2, 20000)
     assert short.checks() == [] and not any(short.due(i) for i in range(20001))
 
 
 def test_an_output_that_moves_is_left_alone(tmp_path, monkeypatch):
     seq = sinusoid(320)
     lines = []
-    restart = FlatRestart(0.1, 1000, "zero", seq, None, str(NET), None, log=lines.append)
+    restart = _restart(0.1, 1000, seq, log=lines.append)
     solver = Solver(solver_file(tmp_path), out_dir=str(tmp_path), log=lambda *a: None)
     before = [b.data.copy() for blobs in solver.net.params.values() for b in blobs]
     # the sequence scaled by (1 - sqrt(FAR / 2)): its MSE is FAR / 2 of the variance plus the
     # mean's share, below the limit for a sequence of mean near 0
     scale = 1 - np.sqrt(FAR / 2)
-    monkeypatch.setattr(flat_restart, "generate",
+    monkeypatch.setattr(free_running, "generate",
                         lambda net, steps, mode: np.asarray(seq)[:steps] * scale)
     solver.iter = 100
     restart.check(solver)
@@ -266,10 +272,9 @@ def test_a_limit_line_in_the_net_file_and_a_bad_one(tmp_path, capsys):
 def test_a_limit_below_the_share_says_the_run_is_far_off(tmp_path, monkeypatch):
     seq = sinusoid(320)
     lines = []
-    restart = FlatRestart(0.1, 1000, "zero", seq, None, str(NET), lambda net: None,
-                          log=lines.append, limit=0.05)
+    restart = _restart(0.1, 1000, seq, lambda net: None, log=lines.append, limit=0.05)
     solver = Solver(solver_file(tmp_path), out_dir=str(tmp_path), log=lambda *a: None)
-    monkeypatch.setattr(flat_restart, "generate",
+    monkeypatch.setattr(free_running, "generate",
                         lambda net, steps, mode: np.asarray(seq)[:steps] * 0.7)
     solver.iter = 100
     restart.check(solver)

@@ -57,6 +57,8 @@ class Ending:
         scores = self.plan.final_scores(solver)
         if scores:
             record.scores = scores
+        for key, value in self.plan.final_record(solver).items():
+            setattr(record, key, value)
         rows = self.book.write_logs(solver.iter + 1)
         record.iterations, record.train_seconds = solver.iter, round(elapsed, 2)
         record.final_loss = finite_or_none(solver.last_loss)

@@ -21,7 +21,7 @@ def evaluate_run(folder, log=print):
 
 
 def _sequence(folder, record, log):
-    result = generate_from_run(weights=record.weights, out=folder, log=log)
+    result = generate_from_run(weights=record.result_weights(), out=folder, log=log)
     return {"mse": result.get("mse"), "max_abs_error": result.get("max_abs_error")}
 
 

@@ -18,12 +18,9 @@ a resume continues exactly.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from .. import fillers
-from ..errors import SeqgenRuntimeError
-from ..generation.generate import generate
 from ..net import TRAIN, Net
+from .free_running import FreeRunningScore
 
 #: still (nearly) flat: free-running MSE above this share of the sequence's variance (the
 #: default limit)
@@ -61,9 +58,7 @@ class FlatRestart:
 
     fraction: float
     total: int  # the run's max_iter
-    mode: str
-    sequence: np.ndarray
-    test_net: Net  # shares the training net's weights
+    score: FreeRunningScore
     net_path: str
     #: what a new run's net gets after its fillers (the plan's `prepare`: the fork's
     #: forget-gate bias)
@@ -75,8 +70,6 @@ class FlatRestart:
     def __post_init__(self):
         self.every = max(1, round(self.fraction * self.total))
         self.restarts = []  # [{"iteration": i, "seed": s, "mse": m}]
-        self.target = np.asarray(self.sequence, np.float64).reshape(len(self.sequence), -1)
-        self.variance = float(self.target.var())
 
     def due(self, iteration):
         return FIRST_CHECK <= iteration <= LAST_CHECK * self.total \
@@ -91,12 +84,10 @@ class FlatRestart:
         """At a check's iteration, generate free-running and start again if flat."""
         if not self.due(solver.iter):
             return
-        try:
-            out = np.asarray(generate(self.test_net, len(self.target), self.mode), np.float64)
-        except SeqgenRuntimeError:  # not finite: the divergence checks say so themselves
+        mse = self.score.at(solver.iter)
+        if mse is None:  # not finite: the divergence checks say so themselves
             return
-        mse = float(np.mean((out.reshape(self.target.shape) - self.target) ** 2))
-        share = mse / max(self.variance, 1e-12)
+        share = self.score.share(mse)
         if share <= self.limit:
             self.log(f"Free-running check at iteration {solver.iter}: MSE {mse:.4g} "
                      f"({share:.3g} of the sequence's variance)")
@@ -108,6 +99,7 @@ class FlatRestart:
                  f"variance, above {self.limit:g}; a flat line scores 1); new weights from seed "
                  f"{seed}, update history cleared (--restart-flat 0 turns this off)")
         self._fill_again(solver, seed)
+        self.score.forget()
         self.restarts.append({"iteration": int(solver.iter), "seed": seed,
                               "mse": round(mse, 8)})
 

@@ -223,6 +223,11 @@ class DataPlan(Callback):
         """Scores of the trained net to log and record at the end (a test split...)."""
         return {}
 
+    def final_record(self, solver):
+        """run.json fields known only when a session ends (a sequence run's best checked
+        weights)."""
+        return {}
+
     def notes_on_resume(self):
         """Lines for the log when a run resumes."""
         return []

@@ -12,9 +12,10 @@ import numpy as np
 from ..errors import SeqgenError
 from ..generation.inputs import MODES, input_roles
 from ..net import TEST, Net
-from . import flat_restart
+from . import flat_restart, keep_best
 from .feedback import FeedbackSchedule, FeedbackSettings
 from .feeder import SequenceFeeder
+from .free_running import FreeRunningScore
 from .holdout import HeldOutTest, holdout_plan
 from .plans import DataPlan, Option, on_off, register_plan
 from .sources import resolve_source
@@ -51,7 +52,8 @@ _RECIPE = {**{f"feedback_{name}": (int if name == "refresh" else float,
                                    functools.partial(FeedbackSettings.problem, name))
               for name in ("share", "ramp", "refresh")},
            "restart_flat": (float, flat_restart.problem),
-           "restart_limit": (float, flat_restart.limit_problem)}
+           "restart_limit": (float, flat_restart.limit_problem),
+           "keep_best": (float, keep_best.problem)}
 _RECIPE_LINE = re.compile(r"^#\s*seqgen:\s*(\w+)\s+(\S+)\s*$", re.M)
 
 
@@ -86,12 +88,12 @@ def net_recipe(net_path):
             for name, value in _recipe_lines(net_path, feedback).items()}
 
 
-def restart_setting(name, options, net_path=None):
-    """--restart-flat's fraction or --restart-limit's share (`name` restart_flat or
-    restart_limit): the option given, else (for a new run without --no-feedback) the net
-    file's `# seqgen: NAME VALUE` line, else the default (no restarts; FAR). SeqgenError
-    naming the file and line of a bad line."""
-    default = {"restart_flat": 0.0, "restart_limit": flat_restart.FAR}[name]
+def recipe_setting(name, options, net_path=None):
+    """--restart-flat's fraction, --restart-limit's share or --keep-best's fraction (`name`
+    restart_flat, restart_limit or keep_best): the option given, else (for a new run without
+    --no-feedback) the net file's `# seqgen: NAME VALUE` line, else the default (off; FAR).
+    SeqgenError naming the file and line of a bad line."""
+    default = {"restart_flat": 0.0, "restart_limit": flat_restart.FAR, "keep_best": 0.0}[name]
     if getattr(options, name) is not None:
         return getattr(options, name)
     # --no-feedback leaves out the net file's recipe: `--input zero --no-feedback` trains
@@ -166,6 +168,12 @@ class SequencePlan(DataPlan):
                problem=flat_restart.limit_problem,
                # (a resume that turns the restarts off does not take the limit back)
                resumes_if=lambda opts: opts.restart_flat != 0),
+        Option("keep_best", "--keep-best", "every F of the run and at its end, generate "
+               "free-running from a snapshot; the best of them is the run's result, which "
+               "generate, test, plot and export use (said in the log; training is unchanged; "
+               "0: the last weights, the default unless the net file has a '# seqgen: "
+               "keep_best F' line)", float, "F", recorded="keep_best", default=0.0,
+               sweep=True, problem=keep_best.problem),
     )
 
     @classmethod
@@ -198,13 +206,14 @@ class SequencePlan(DataPlan):
         self.source, self.sequence = resolve_source(self.data_spec)
         self.mode = options.mode or "previous"
         self.feedback = feedback_settings(options, net_path)
-        self.restart_flat = restart_setting("restart_flat", options, net_path)
-        self.restart_limit = restart_setting("restart_limit", options, net_path)
+        self.restart_flat = recipe_setting("restart_flat", options, net_path)
+        self.restart_limit = recipe_setting("restart_limit", options, net_path)
         if options.restart_limit is not None and not self.restart_flat:
             raise SeqgenError("--restart-limit sets when --restart-flat restarts a run, and "
                               "restarts are off (give --restart-flat F, or use a net file "
                               "with a '# seqgen: restart_flat F' line)")
-        self.schedule = self.tester = self.restarts = None
+        self.keep_best = recipe_setting("keep_best", options, net_path)
+        self.schedule = self.tester = self.restarts = self.best = None
         self.held_out = None
 
     def bind(self, solver):
@@ -221,10 +230,15 @@ class SequencePlan(DataPlan):
             self.schedule = FeedbackSchedule(self.feeder, self._test_net(solver),
                                              param.max_iter, self.feedback,
                                              seed=param.random_seed)
+        # (a test net only when checked: building one draws from the fillers' generator,
+        # which the sidecars keep)
+        score = FreeRunningScore(self._test_net(solver), np.asarray(train_part), self.mode) \
+            if self.keep_best or self.restart_flat else None
+        if self.keep_best:
+            self.best = keep_best.KeepBest(self.keep_best, param.max_iter, score, self.log)
         if self.restart_flat:
             self.restarts = flat_restart.FlatRestart(
-                self.restart_flat, param.max_iter, self.mode, np.asarray(train_part),
-                self._test_net(solver), self.net_path,
+                self.restart_flat, param.max_iter, score, self.net_path,
                 lambda net: self.prepare(net, weights_given=False, resuming=False), self.log,
                 self.restart_limit)
         if held:
@@ -241,6 +255,8 @@ class SequencePlan(DataPlan):
 
     # -- the solver callback -----------------------------------------------------------
     def on_start(self, solver):
+        if self.best is not None:  # (first: it keeps the weights a restart replaces)
+            self.best.check(solver)
         if self.restarts is not None:
             self.restarts.check(solver)
 
@@ -255,6 +271,8 @@ class SequencePlan(DataPlan):
             meta["feedback"] = self.schedule.get_state()
         if self.restarts is not None:
             meta["flat_restart"] = self.restarts.get_state()
+        if self.best is not None:
+            meta["keep_best"] = self.best.get_state()
         return meta, {"inputs": self.feeder.inputs}
 
     def restore_state(self, solver, meta, arrays):
@@ -270,6 +288,8 @@ class SequencePlan(DataPlan):
             self.schedule.set_state(meta["feedback"])
         if self.restarts is not None and meta.get("flat_restart"):
             self.restarts.set_state(meta["flat_restart"])
+        if self.best is not None and meta.get("keep_best"):
+            self.best.set_state(meta["keep_best"])
 
     def restore_without_sidecar(self, solver):
         """A state without a sidecar: the data position follows from the iteration."""
@@ -319,7 +339,8 @@ class SequencePlan(DataPlan):
         return {"input": self.mode, "holdout_steps": self.held_steps(),
                 "feedback_schedule": settings.to_json() if custom else None,
                 "restart_flat": self.restart_flat or None,
-                "restart_limit": self.restart_limit if self.restart_flat else None}
+                "restart_limit": self.restart_limit if self.restart_flat else None,
+                "keep_best": self.keep_best or None}
 
     def prepare(self, net, weights_given, resuming):
         if not weights_given and not resuming:
@@ -342,11 +363,20 @@ class SequencePlan(DataPlan):
                        f"{', '.join(map(str, at))}" if at else
                        f"{what}: no check in this run (none before iteration "
                        f"{flat_restart.FIRST_CHECK})")
+        if self.best is not None:
+            at = self.best.checks()
+            out.append(f"Keep the best checked weights (--keep-best {self.keep_best:g}): "
+                       f"checked at iteration(s) {', '.join(map(str, at))} and at the end"
+                       if at else f"Keep the best checked weights (--keep-best "
+                       f"{self.keep_best:g}): checked at the end")
         unused = len(self.sequence) - len(self.feeder.sequence) - (self.held_steps() or 0)
         if unused > 0:
             out.append(f"Note: the last {unused} steps of {self.source} do not fill a chunk "
                        "and are not used")
         return out
+
+    def final_record(self, solver):
+        return {"best": self.best.finish(solver)} if self.best is not None else {}
 
     def finish_test_due(self, solver):
         # with a held-out part seqgen always tests the final weights

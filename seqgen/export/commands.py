@@ -38,11 +38,12 @@ def export(source, net=None, fmt=None, graph=None, out=None, force=False):
         raise SeqgenError("--graph is for --format onnx; the torch state dict has no graph")
     if not out:
         raise SeqgenError("give --out FILE")
-    net, weights = resolve(source, net)
+    said = []
+    net, weights = resolve(source, net, say=said.append)
     check_output(out, suffixes=SUFFIXES[fmt], what=f"--format {fmt}", inputs=(net, weights),
                  force=force)
     vocab = run_vocabulary(source)
     if vocab is not None:
         vocab.check(out, force, (net, weights))
     lines = FORMATS[fmt](net, weights, out, graph, force, vocab.metadata() if vocab else {})
-    return lines + ([vocab.write(out)] if vocab else [])
+    return said + lines + ([vocab.write(out)] if vocab else [])

@@ -7,9 +7,10 @@ from ..errors import SeqgenError
 from ..runs.pick import pick_run
 
 
-def resolve(run_or_weights, net=None):
-    """(net prototxt, .caffemodel) for `seqgen export`: --net wins over the run's net."""
-    picked = pick_run(run_or_weights, command="export")
+def resolve(run_or_weights, net=None, say=None):
+    """(net prototxt, .caffemodel) for `seqgen export`: --net wins over the run's net (`say`
+    gets the line naming a run's best checked weights)."""
+    picked = pick_run(run_or_weights, say=say, command="export")
     weights = picked.need_weights()
     net = net or (picked.record.net if picked.record is not None else None)
     if not net:

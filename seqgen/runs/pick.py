@@ -58,8 +58,21 @@ def not_a_run(folder, command):
                        f"(its runs: {names})")
 
 
-def _named_run(target, weights, command):
-    """Picked for a RUN argument (a folder or a snapshot) and an optional --weights file."""
+def _result(folder, record, say):
+    """The run's snapshot a command uses when none is named: its result (the best checked
+    one with --keep-best, said through `say`), else its last."""
+    weights = record.result_weights()
+    if say is not None and weights and weights != record.get("weights"):
+        best = record.best
+        say(f"Using {shown(folder)}'s best checked weights, {os.path.basename(weights)} "
+            f"(free-running MSE {best['mse']:.4g}; the run's last snapshot is "
+            f"{os.path.basename(record.get('weights') or '')})")
+    return weights
+
+
+def _named_run(target, weights, command, say):
+    """Picked for a RUN argument (a folder or a snapshot) and an optional --weights file
+    (`say`: a function taking a line, or None)."""
     if not os.path.exists(target):
         raise SeqgenError(f"{target}: no such run folder or snapshot")
     if not os.path.isdir(target):
@@ -70,7 +83,8 @@ def _named_run(target, weights, command):
     if not os.path.exists(os.path.join(target, RUN_FILE)):
         raise not_a_run(target, command)
     record = RunRecord.read(target)
-    return Picked(target, record, weights if weights is not None else record.get("weights"))
+    return Picked(target, record,
+                  weights if weights is not None else _result(target, record, say))
 
 
 def _loose(weights):
@@ -91,11 +105,11 @@ def pick_run(target=None, weights=None, say=None, command="generate"):
                               "already; give --weights FILE.caffemodel, or the run once")
         target, weights = weights, None
     if target is not None:
-        return _named_run(target, weights, command)
+        return _named_run(target, weights, command, say)
     if weights is not None:
         return _loose(weights)
     folder = latest_run()
     if say is not None:
         say(f"Using {shown(folder)} (latest run)")
     record = RunRecord.read(folder)
-    return Picked(folder, record, record.get("weights"))
+    return Picked(folder, record, _result(folder, record, say))

@@ -43,6 +43,7 @@ class RunRecord:
     feedback_schedule: object = _UNSET  # {share, ramp, refresh} while feedback is on
     restart_flat: object = _UNSET  # sequence runs started again when flat (a fraction)
     restart_limit: object = _UNSET  # ... above this share of the sequence's variance
+    keep_best: object = _UNSET  # sequence runs checked every F: the best is the result
     resumed_from: object = _UNSET
     iterations: object = _UNSET
     weights: object = _UNSET
@@ -54,6 +55,7 @@ class RunRecord:
     diverged: object = _UNSET
     text: object = _UNSET  # text runs: {split, val, test, early_stop, vocabulary, ...}
     scores: object = _UNSET  # what final_scores gave (a text run's test split)
+    best: object = _UNSET  # --keep-best: {iteration, mse, weights} of the best checked snapshot
     extra: dict = field(default_factory=dict)  # keys of later seqgen versions, kept as read
 
     # -- JSON --------------------------------------------------------------------------
@@ -79,6 +81,15 @@ class RunRecord:
         """A field's value, or `default` when it is unset or None."""
         value = getattr(self, key, _UNSET)
         return default if value is _UNSET or value is None else value
+
+    def result_weights(self):
+        """The snapshot that stands for the run: its best checked one (--keep-best) while
+        that file is there, else its last."""
+        best = self.get("best")
+        if isinstance(best, dict) and isinstance(best.get("weights"), str) \
+                and os.path.isfile(best["weights"]):
+            return best["weights"]
+        return self.get("weights")
 
     def unset(self, *keys):
         for key in keys:
@@ -128,6 +139,11 @@ class RunRecord:
                 moved = os.path.join(here, os.path.basename(value))
                 if os.path.exists(moved):
                     setattr(self, key, moved)
+        best = self.get("best")
+        if isinstance(best, dict) and isinstance(best.get("weights"), str):
+            moved = os.path.join(here, os.path.basename(best["weights"]))
+            if not os.path.exists(best["weights"]) and os.path.exists(moved):
+                self.best = {**best, "weights": moved}
         for key in ("net", "solver", "data_abs"):
             value = self.get(key)
             prefix, path = data_file(value) if isinstance(value, str) else ("", None)
@@ -187,13 +203,15 @@ class RunSettings:
     feedback_schedule: dict | None = None
     restart_flat: float | None = None
     restart_limit: float | None = None
+    keep_best: float | None = None
 
     def to_sidecar(self):
         out = {"max_iter": self.max_iter, "data": self.data, "input": self.input,
                "holdout": self.holdout, "feedback": self.feedback,
                "fork_compat": self.fork_compat}
         # (only where they apply)
-        for key in ("text", "feedback_schedule", "restart_flat", "restart_limit"):
+        for key in ("text", "feedback_schedule", "restart_flat", "restart_limit",
+                    "keep_best"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -215,4 +233,5 @@ class RunSettings:
                    fingerprint=record.get("fingerprint"), text=record.get("text"),
                    feedback_schedule=record.get("feedback_schedule"),
                    restart_flat=record.get("restart_flat"),
-                   restart_limit=record.get("restart_limit"))
+                   restart_limit=record.get("restart_limit"),
+                   keep_best=record.get("keep_best"))
