@@ -305,12 +305,14 @@ def test_a_resume_may_turn_the_restarts_off(tmp_path, capsys):
 @pytest.mark.parametrize("name", ["lstm_short", "lstm_long", "deep_lstm_short",
                                   "deep_lstm_long"])
 def test_every_shipped_net_trains_as_the_fork_with_zero_and_no_feedback(tmp_path, name):
-    """Each shipped net has restart lines (issue 24); `--input zero --no-feedback` leaves
-    them and the feedback recipe out, and `--input zero` alone keeps the restarts."""
+    """Each shipped net has restart and keep-best lines (issue 24); `--input zero
+    --no-feedback` leaves them and the feedback recipe out, and `--input zero` alone keeps
+    them."""
     solver = str(ROOT / "prototxt" / f"{name}_solver.prototxt")
     for flags, out in ((("--no-feedback",), "fork"), ((), "zero")):
         assert main(["train", solver, "--input", "zero", *flags, "--iters", "2",
                      "--out", str(tmp_path / out)]) == 0
     fork = json.loads((tmp_path / "fork" / "run.json").read_text())
-    assert "restart_flat" not in fork and "feedback_schedule" not in fork
-    assert json.loads((tmp_path / "zero" / "run.json").read_text())["restart_flat"] == 0.2
+    assert not {"restart_flat", "feedback_schedule", "keep_best", "best"} & set(fork)
+    zero = json.loads((tmp_path / "zero" / "run.json").read_text())
+    assert zero["restart_flat"] == 0.2 and zero["keep_best"] == 0.2

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 
 from .free_running import FreeRunningScore
 
+#: checks start here: a short run (tests, trials with --iters) writes no extra snapshots
+#: and keeps its last weights (the end is checked all the same)
+FIRST_CHECK = 10000
+
 
 def problem(value):
     """What --keep-best must be, or None when `value` is good."""
@@ -32,16 +36,17 @@ class KeepBest:
 
     def __post_init__(self):
         self.every = max(1, round(self.fraction * self.total))
-        #: {"iteration", "mse", "weights"} of the best checked snapshot (weights: its file
-        #: name, in the run's snapshot folder), or None before the first check
+        #: {"iteration", "mse", "weights"} of the best checked snapshot (weights: its path,
+        #: absolute: a resume may write to another folder), or None before the first check
         self.best = None
 
     def due(self, iteration):
-        return 0 < iteration < self.total and iteration % self.every == 0
+        return FIRST_CHECK <= iteration < self.total and iteration % self.every == 0
 
     def checks(self):
         """The iterations the run is checked at before its end."""
-        return list(range(self.every, self.total, self.every))
+        first = max(1, -(-FIRST_CHECK // self.every)) * self.every
+        return list(range(first, self.total, self.every))
 
     def check(self, solver):
         """At a check's iteration: snapshot the weights (unless that is done) and keep them
@@ -56,18 +61,14 @@ class KeepBest:
         considered too; returns run.json's "best" (None: nothing was checked)."""
         if solver.snapshot_is_current() and not self.due(solver.iter):
             self._consider(solver, final=True)
-        if self.best is None:
-            return None
-        folder = os.path.dirname(solver.last_snapshot[1]) if solver.last_snapshot else ""
-        return {**self.best, "weights": os.path.abspath(os.path.join(folder,
-                                                                     self.best["weights"]))}
+        return self.best
 
     def _consider(self, solver, final):
         mse = self.score.at(solver.iter)
         best = self.best
         if mse is not None and (best is None or mse < best["mse"]):
             self.best = best = {"iteration": int(solver.iter), "mse": mse,
-                                "weights": os.path.basename(solver.last_snapshot[1])}
+                                "weights": os.path.abspath(solver.last_snapshot[1])}
         if best is None:
             return
         now = "not finite" if mse is None else f"{mse:.4g}"
@@ -78,7 +79,7 @@ class KeepBest:
             self.log(f"Best checked weights: iteration {best['iteration']}, free-running MSE "
                      f"{best['mse']:.4g}; the last weights (iteration {solver.iter}) score "
                      f"{now}. generate, test, plot and export use the best "
-                     f"({best['weights']}; --keep-best 0: the last)")
+                     f"({os.path.basename(best['weights'])}; --keep-best 0: the last)")
 
     def get_state(self):
         return {"best": self.best}

@@ -146,8 +146,8 @@ class SequencePlan(DataPlan):
                "test_iter in the solver: test_iter chunks", int, "STEPS", recorded="holdout"),
         Option("feedback", "--no-feedback", "in 'previous' mode, train by teacher forcing "
                "only (no own predictions); in either mode without the net file's restart "
-               "lines (--input zero --no-feedback: the fork's own training)", switch=True,
-               recorded="feedback", default=True, refused=False),
+               "and keep-best lines (--input zero --no-feedback: the fork's own training)",
+               switch=True, recorded="feedback", default=True, refused=False),
         _feedback_option("share", float, "P", "'previous' mode: the share of the inputs that "
                          "are the net's own predictions once the schedule has ramped up "
                          "(default 1)"),
