@@ -2,6 +2,7 @@
 result, training unchanged, exact resumes, the ways to turn it off, and the commands that
 use the result."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -82,16 +83,23 @@ def test_the_result_is_the_best_checked_snapshot(tmp_path, net, capsys):
     record = train(tmp_path / "run", solver_file(tmp_path, net), "--keep-best", "0.25")
     said = capsys.readouterr().out
     assert record["keep_best"] == 0.25
-    checked = {i: tmp_path / "run" / f"s_iter_{i}.caffemodel" for i in (300, 600, 900, 1200)}
-    assert all(path.exists() for path in checked.values())  # snapshot: 0 in the solver
-    scores = {i: free_running_mse(net, path) for i, path in checked.items()}
+    logged = {i: float(re.search(rf"Keep-best check at iteration {i}: free-running MSE "
+                                 r"(\S+);", said).group(1)) for i in (300, 600, 900)}
+    # a check's snapshot is written when it beats every check before it (snapshot: 0 in
+    # the solver); the last iteration's always is
+    kept = [i for i in logged if logged[i] < min([logged[j] for j in logged if j < i],
+                                                 default=np.inf)]
+    snapshots = sorted(int(p.stem.split("_")[-1]) for p in (tmp_path / "run").glob("*.caffemodel"))
+    assert snapshots == kept + [1200]
+    scores = {i: free_running_mse(net, tmp_path / "run" / f"s_iter_{i}.caffemodel")
+              for i in snapshots}
+    for i in kept:
+        assert scores[i] == pytest.approx(logged[i], rel=1e-3)  # (the log's 4 digits)
     best = min(scores, key=scores.get)
     assert record["best"]["iteration"] == best
-    assert record["best"]["weights"] == str(checked[best])
+    assert record["best"]["weights"] == str(tmp_path / "run" / f"s_iter_{best}.caffemodel")
     assert record["best"]["mse"] == pytest.approx(scores[best], rel=1e-6)
-    assert record["weights"] == str(checked[1200])  # the last snapshot stays the last
-    for i in (300, 600, 900):
-        assert f"Keep-best check at iteration {i}: free-running MSE {scores[i]:.4g}" in said
+    assert record["weights"] == str(tmp_path / "run" / "s_iter_1200.caffemodel")
     assert ("Best checked weights" in said) == (best != 1200)
 
 
@@ -106,6 +114,8 @@ def test_a_run_whose_best_is_not_its_last_says_so_and_generate_uses_it(tmp_path,
                               "weights": str(tmp_path / "run" / "s_iter_600.caffemodel")}
     assert "Best checked weights: iteration 600, free-running MSE 0.1; the last weights " \
            "(iteration 1200) score 0.3" in said
+    assert [(tmp_path / "run" / f"s_iter_{i}.caffemodel").exists()
+            for i in (300, 600, 900, 1200)] == [True, True, False, True]
     monkeypatch.undo()
     assert main(["generate", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err

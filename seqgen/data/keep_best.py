@@ -4,7 +4,8 @@ A run's free-running output does not always get better to its end: deep_lstm_lon
 in input mode 'zero' generated its sequence with MSE 0.0076 at iteration 40000 of 100000
 and 0.121 at the end, seed 7 0.0057 at 60000 and 0.0228 at the end (2-core Intel Xeon,
 2026-12-07, examples/results/recipe/). So every F of the run, and at its end, the weights
-generate the sequence free-running; each checked iteration is a snapshot, and the run's
+generate the sequence free-running; weights that score better than all checked before are
+kept in a snapshot (written then if the solver's schedule did not), and the run's
 result (run.json's "best": what generate, test, plot, export and a sweep's scores use when
 no snapshot is named) is the snapshot that scored best. Training is not changed at all; the
 last weights stay in their snapshot, and `--keep-best 0` makes them the result again.
@@ -49,11 +50,9 @@ class KeepBest:
         return list(range(first, self.total, self.every))
 
     def check(self, solver):
-        """At a check's iteration: snapshot the weights (unless that is done) and keep them
-        if they score best."""
+        """At a check's iteration: keep the weights if they score best, in a snapshot
+        (written now unless the solver's schedule just wrote one)."""
         if self.due(solver.iter):
-            if not solver.snapshot_is_current():
-                solver.snapshot()
             self._consider(solver, final=False)
 
     def finish(self, solver):
@@ -67,6 +66,8 @@ class KeepBest:
         mse = self.score.at(solver.iter)
         best = self.best
         if mse is not None and (best is None or mse < best["mse"]):
+            if not solver.snapshot_is_current():  # (its sidecar keeps the best before it)
+                solver.snapshot()
             self.best = best = {"iteration": int(solver.iter), "mse": mse,
                                 "weights": os.path.abspath(solver.last_snapshot[1])}
         if best is None:

@@ -366,8 +366,8 @@ class SequencePlan(DataPlan):
         if self.best is not None:
             at = self.best.checks()
             out.append(f"Keep the best checked weights (--keep-best {self.keep_best:g}): "
-                       f"checked at iteration(s) {', '.join(map(str, at))} and at the end"
-                       if at else f"Keep the best checked weights (--keep-best "
+                       f"checked every {self.best.every} iterations from {at[0]}, and at the "
+                       "end" if at else f"Keep the best checked weights (--keep-best "
                        f"{self.keep_best:g}): checked at the end")
         unused = len(self.sequence) - len(self.feeder.sequence) - (self.held_steps() or 0)
         if unused > 0:
