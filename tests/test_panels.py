@@ -33,9 +33,10 @@ def test_packing_lays_out_op_b_by_panels(trans, columns, K):
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
 @pytest.mark.parametrize("M", [1, 2, 3, 4, 5, 6, 7, 9, 33])
 @pytest.mark.parametrize("trans", [True, False])
-def test_products_equal_matmul(M, trans, dtype, tol):
+@pytest.mark.parametrize("H", [15, 75])  # 75: deep products (K = 300 backward)
+def test_products_equal_matmul(M, trans, dtype, tol, H):
     rng = np.random.default_rng(M)
-    K, columns = (24, 60) if trans else (60, 24)  # the 4H x H weight either way round
+    K, columns = (H, 4 * H) if trans else (4 * H, H)  # the 4H x H weight either way round
     B = rng.standard_normal((columns, K) if trans else (K, columns)).astype(dtype)
     A = rng.standard_normal((M, K)).astype(dtype)
     C = rng.standard_normal((M, columns)).astype(dtype)
@@ -70,8 +71,8 @@ def test_a_row_does_not_depend_on_its_neighbours(dtype):
     """Rows computed in groups of 1, 2, 3 or 5 equal the same rows computed all at once, to
     the bit: a group's last rows fill the tile by repeating, not by other arithmetic."""
     rng = np.random.default_rng(11)
-    A = rng.standard_normal((11, 50)).astype(dtype)
-    P = packed(rng.standard_normal((200, 50)).astype(dtype), True)
+    A = rng.standard_normal((11, 300)).astype(dtype)
+    P = packed(rng.standard_normal((200, 300)).astype(dtype), True)
     C0 = rng.standard_normal((11, 200)).astype(dtype)
     whole = C0.copy()
     panel_gemm(A, P, 1.0, whole)

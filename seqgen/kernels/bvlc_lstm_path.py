@@ -32,13 +32,15 @@ SPLIT_MIN_PART_WORK = 1 << 16
 
 
 #: the per-step products run on panels (`uses_panels`) for groups of 2 .. PANEL_MAX_ROWS
-#: rows, forward and backward (from 64 rows forward sgemm is as fast: 0.92-0.97x; backward
-#: panels still won 1.02-1.18x there), over at least PANEL_MIN_STEPS steps, which pay for
-#: packing W_h (about 1.3-5 one-row products); one row stays on gemv, which matched the
-#: panels at H = 512 (`python benchmarks/gemm_rows.py [--backward]`, AMD EPYC, one thread).
-#: With AVX-512's 32-column panels the forward tile wins up to 128 rows (1.08-1.15x there,
-#: 1.3-1.4x at 64; H = 128-512, Intel Xeon with AVX-512, one thread); backward the same 64.
-PANEL_MAX_ROWS = {False: 128 if WIDTH == 32 else 32, True: 64}
+#: rows, forward and backward, over at least PANEL_MIN_STEPS steps, which pay for packing
+#: W_h (about 1.3-5 one-row products); one row stays on gemv, which matched the panels at
+#: H = 512 (`python benchmarks/gemm_rows.py [--backward]`, one thread). With AVX2's
+#: 16-column panels sgemm is as fast from 64 rows forward (0.92-0.97x; backward panels
+#: still won 1.02-1.18x there; AMD EPYC). On a CPU with AVX-512 the tile runs on 512-bit
+#: vectors (`kernels.panels.WIDE`): forward 1.35-1.44x sgemm at 64 rows for H = 128-256,
+#: 1.01x at 512, and 0.82-1.11x at 128 rows; backward 1.0-1.07x at 50 rows, 0.93-1.03x at
+#: 64 (Intel Xeon with AVX-512, 2026-12-07, one thread, another job on the other core).
+PANEL_MAX_ROWS = {False: 64 if WIDTH == 32 else 32, True: 64}
 PANEL_MIN_STEPS = 8
 
 

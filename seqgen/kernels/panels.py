@@ -5,9 +5,13 @@ stays the same for the whole sequence. OpenBLAS's sgemm packs op(B) again on eve
 and with a few rows that packing is most of each step. Here the weight is packed once per
 forward (or backward) call into panels P[b, k, 0:W] = op(B)[k, Wb:Wb+W] (`pack_panels`),
 and each step runs a 4-row by W-column tile whose accumulators stay in registers (eight
-vectors: W = 16 on AVX2, 32 with 512-bit vectors, `kernels.target`) while it walks one
-contiguous panel (`panel_gemm`); a group's last 1-3 rows run the same tile with its last
-row repeated.
+vectors: W = 16 on AVX2, 32 on a CPU with AVX-512) while it walks one contiguous panel
+(`panel_gemm`); a group's last 1-3 rows run the same tile with its last row repeated.
+On AVX-512 `panel_gemm` alone is compiled for 512-bit vectors (`_wide_function`), while
+the other kernels keep the target's 256-bit preference (`kernels.target`), which suits the
+fork's 7-50-unit gate loops better: one step's product of 50 rows at H = 128 took 53 us
+against 71 us on 256-bit vectors (sgemm: 90 us; `python benchmarks/gemm_rows.py`, Intel
+Xeon with AVX-512, one thread, 2026-12-07).
 
 Against sgemm on the step product (M x H by H x 4H, one thread, AMD EPYC with
 AVX2; `python benchmarks/gemm_rows.py`, 2026-12-01): at H = 512, 3.4x faster with 2 rows,
@@ -23,14 +27,30 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .activations import FASTMATH
-from .target import vector_bits
+from .target import host_has_avx512
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
-#: columns per panel (two float32 vectors of the width numba compiles for: 16 with AVX2,
-#: 32 with AVX-512) and rows per register tile
-WIDTH = 32 if vector_bits() == 512 else 16
+#: whether the tile runs on 512-bit vectors (the CPU has AVX-512 and numba compiles for it)
+WIDE = host_has_avx512()
+#: columns per panel (two float32 vectors: 16 with AVX2, 32 with AVX-512) and rows per
+#: register tile
+WIDTH = 32 if WIDE else 16
 ROWS = 4
+
+
+@intrinsic
+def _wide_function(typingctx):
+    """Mark the function being compiled to use 512-bit vectors whatever the target's
+    tuning prefers (LLVM's per-function override of `prefer-256-bit`)."""
+    def codegen(context, builder, signature, args):
+        if WIDE:
+            # (string attributes: llvmlite's add() knows only LLVM's keyword ones)
+            for attribute in ('"prefer-vector-width"="512"', '"min-legal-vector-width"="512"'):
+                set.add(builder.function.attributes, attribute)
+        return context.get_dummy_value()
+
+    return types.none(), codegen
 
 
 @intrinsic
@@ -96,6 +116,7 @@ def _tile(A, P, acc, r0, last, b):
 def panel_gemm(A, P, beta, C):
     """C = A op(B) + beta C, with op(B) packed by `pack_panels`; A (M, K) and C (M, columns)
     may have strided rows. beta 0 ignores C's old values (NaN included), as BLAS does."""
+    _wide_function()
     M, columns = C.shape
     acc = _registers(C.dtype)
     for b in range(P.shape[0]):

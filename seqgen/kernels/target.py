@@ -45,6 +45,11 @@ def widen():
         config.CPU_FEATURES = f"{features},{PREFER_512}"
 
 
+def host_has_avx512():
+    """Whether numba compiles for a CPU with AVX-512 (whatever width its tuning prefers)."""
+    return "+avx512f" in compiled_features().split(",")
+
+
 def vector_bits(features=None):
     """512, 256 or 128: the float vectors the kernels are compiled with, from numba's target
     features (`features`, or those numba compiles with)."""
@@ -75,4 +80,6 @@ def describe():
         how = f"{SWITCH}=1"
     else:
         how = f"{SWITCH}=1 for 512-bit ones where the CPU has AVX-512"
+        if host_has_avx512():
+            how += "; the recurrent products' register tiles use 512-bit vectors"
     return f"Kernels compiled for {bits}-bit vectors ({name}; {how})"
