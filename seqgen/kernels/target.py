@@ -12,9 +12,11 @@ It is off by default because it is not faster everywhere (`python benchmarks/gri
 size and 1.05-1.10x for batched layers of 128-256 units, but 0.92-0.94x on the fork's
 deep_lstm_short, whose 16-lane gate loops LLVM leaves scalar at a vector length of 16.
 
-`vector_bits()` reads back what numba really compiles for, and the register tiles
-(`kernels.panels`) are sized from it: a tile row is two vectors wide. The arithmetic of each
-result does not depend on the width (each sum runs over k in order), only its speed.
+`vector_bits()` reads back what numba really compiles for. The recurrent products' register
+tile (`kernels.panels`) takes 512-bit vectors wherever the CPU has AVX-512, with or without
+the switch (one function's own LLVM attribute), and a tile row is two vectors wide
+(`host_has_avx512`). The arithmetic of each result does not depend on the width (each sum
+runs over k in order), only its speed.
 """
 import os
 
