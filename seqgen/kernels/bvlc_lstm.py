@@ -113,10 +113,8 @@ def lstm_forward_parallel(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, parts)
 def step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H):
     """dpre[t, n] from the gradient on h_t (top_diff plus dh_rec) and on c_t (dc, which
     leaves holding the gradient on c_{t-1}): one stream's step of the backward recurrence."""
-    # constants of the arrays' own type: a bare int literal (or a product with one) makes
-    # float32 arithmetic float64, which LLVM then leaves scalar
-    zero = dpre.dtype.type(0)
-    one = dpre.dtype.type(1)
+    zero = dpre[0, 0, 0] * 0  # typed constants: a bare int literal promotes float32 to float64
+    one = zero + np.float32(1)  # float32 stays float32; float64 arrays promote it
     m = cont[t, n]
     # f = m * s, so df/dpre = m s (1 - s) = f (1 - f / m); f is 0 where m is 0
     inv_m = one / m if m != 0 else zero
@@ -127,11 +125,11 @@ def step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H):
         gg = gates[t, n, 3 * H + k]
         tc = tanh_c[t, n, k]
         dh = top_diff[t, n, k] + dh_rec[n, k]
-        dct = dc[n, k] + dh * go * (one - tc * tc)
-        dpre[t, n, k] = dct * gg * gi * (one - gi)
-        dpre[t, n, H + k] = dct * c[t, n, k] * gf * (one - gf * inv_m)
-        dpre[t, n, 2 * H + k] = dh * tc * go * (one - go)
-        dpre[t, n, 3 * H + k] = dct * gi * (one - gg * gg)
+        dct = dc[n, k] + dh * go * (1 - tc * tc)
+        dpre[t, n, k] = dct * gg * gi * (1 - gi)
+        dpre[t, n, H + k] = dct * c[t, n, k] * gf * (1 - gf * inv_m)
+        dpre[t, n, 2 * H + k] = dh * tc * go * (1 - go)
+        dpre[t, n, 3 * H + k] = dct * gi * (1 - gg * gg)
         dc[n, k] = gf * dct  # the cell path uses the unclipped dc (the fork's order)
 
 
