@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .. import fillers
 from ..net import TRAIN, Net
-from .free_running import FreeRunningScore
+from .free_running import FreeRunningScore, check_interval, checked_iterations
 
 #: still (nearly) flat: free-running MSE above this share of the sequence's variance (the
 #: default limit)
@@ -68,17 +68,18 @@ class FlatRestart:
     limit: float = FAR
 
     def __post_init__(self):
-        self.every = max(1, round(self.fraction * self.total))
+        self.every = check_interval(self.fraction, self.total)
         self.restarts = []  # [{"iteration": i, "seed": s, "mse": m}]
 
     def due(self, iteration):
-        return FIRST_CHECK <= iteration <= LAST_CHECK * self.total \
-            and iteration % self.every == 0
+        return iteration in self._checked()
 
     def checks(self):
         """The iterations the run is checked at (none for a short run)."""
-        first = -(-FIRST_CHECK // self.every) * self.every
-        return list(range(first, int(LAST_CHECK * self.total) + 1, self.every))
+        return list(self._checked())
+
+    def _checked(self):
+        return checked_iterations(self.every, FIRST_CHECK, int(LAST_CHECK * self.total))
 
     def check(self, solver):
         """At a check's iteration, generate free-running and start again if flat."""

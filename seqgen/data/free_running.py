@@ -11,6 +11,17 @@ from ..generation.generate import generate
 from ..net import Net
 
 
+def check_interval(fraction, total):
+    """Iterations between two checks made every `fraction` of a run of `total`."""
+    return max(1, round(fraction * total))
+
+
+def checked_iterations(every, first, last):
+    """A run's check iterations: the multiples of `every` from `first` to `last`, both
+    included (never iteration 0)."""
+    return range(max(1, -(-first // every)) * every, last + 1, every)
+
+
 @dataclass
 class FreeRunningScore:
     """The free-running MSE of `test_net`'s weights (shared with the training net), one

@@ -13,7 +13,7 @@ last weights stay in their snapshot, and `--keep-best 0` makes them the result a
 import os
 from dataclasses import dataclass
 
-from .free_running import FreeRunningScore
+from .free_running import FreeRunningScore, check_interval, checked_iterations
 
 #: checks start here: a short run (tests, trials with --iters) writes no extra snapshots
 #: and keeps its last weights (the end is checked all the same)
@@ -36,18 +36,20 @@ class KeepBest:
     log: object = print
 
     def __post_init__(self):
-        self.every = max(1, round(self.fraction * self.total))
+        self.every = check_interval(self.fraction, self.total)
         #: {"iteration", "mse", "weights"} of the best checked snapshot (weights: its path,
         #: absolute: a resume may write to another folder), or None before the first check
         self.best = None
 
     def due(self, iteration):
-        return FIRST_CHECK <= iteration < self.total and iteration % self.every == 0
+        return iteration in self._checked()
 
     def checks(self):
         """The iterations the run is checked at before its end."""
-        first = max(1, -(-FIRST_CHECK // self.every)) * self.every
-        return list(range(first, self.total, self.every))
+        return list(self._checked())
+
+    def _checked(self):
+        return checked_iterations(self.every, FIRST_CHECK, self.total - 1)
 
     def check(self, solver):
         """At a check's iteration: keep the weights if they score best, in a snapshot

@@ -91,9 +91,9 @@ def net_recipe(net_path):
 def recipe_setting(name, options, net_path=None):
     """--restart-flat's fraction, --restart-limit's share or --keep-best's fraction (`name`
     restart_flat, restart_limit or keep_best): the option given, else (for a new run without
-    --no-feedback) the net file's `# seqgen: NAME VALUE` line, else the default (off; FAR).
+    --no-feedback) the net file's `# seqgen: NAME VALUE` line, else the Option's default.
     SeqgenError naming the file and line of a bad line."""
-    default = {"restart_flat": 0.0, "restart_limit": flat_restart.FAR, "keep_best": 0.0}[name]
+    default = next(o.default for o in SequencePlan.options if o.field == name)
     if getattr(options, name) is not None:
         return getattr(options, name)
     # --no-feedback leaves out the net file's recipe: `--input zero --no-feedback` trains
