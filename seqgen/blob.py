@@ -61,6 +61,12 @@ class Blob:
         return self._data.shape
 
     @property
+    def diff_shape(self):
+        """The diff's shape, without forming a deferred diff (a shape check must not pay for
+        the product a fused backward skipped)."""
+        return self._diff.shape
+
+    @property
     def count(self):
         return self._data.size
 

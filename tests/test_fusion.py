@@ -240,6 +240,22 @@ def test_fused_net_equals_unfused_net_and_the_formula(tmp_path):
         cont[0] = 1
 
 
+def test_training_never_forms_the_skipped_diff(tmp_path):
+    """Nothing in the net's own iterations reads the Embed top's deferred diff: a fill left
+    by one backward is dropped unformed by the next (a shape check that read the diff had
+    formed the product the fusion skips, once an iteration)."""
+    net = _net(tmp_path)
+    rng = np.random.default_rng(3)
+    cont = np.ones((6, 8))
+    formed = []
+    for call in range(3):
+        _step(net, rng, cont)
+        fill = net.blobs["embed"]._pending
+        assert fill is not None
+        net.blobs["embed"].defer_diff(lambda diff, fill=fill: (formed.append(call), fill(diff)))
+    assert formed == []
+
+
 def test_a_partial_forward_runs_unfused(tmp_path):
     """pycaffe's forward(start=) from the LSTM reads the Embed's top as the user wrote it."""
     net, plain = _net(tmp_path), _net(tmp_path, fused=False)

@@ -169,8 +169,8 @@ class Layer:
         if backward:
             for what, blobs in (("top", top), ("bottom", bottom)):
                 for i, blob in enumerate(blobs):
-                    if blob.diff.shape != blob.data.shape:
-                        raise self.error(f"{what} {i} has a diff of shape {blob.diff.shape} "
+                    if blob.diff_shape != blob.data.shape:
+                        raise self.error(f"{what} {i} has a diff of shape {blob.diff_shape} "
                                          f"for data of shape {blob.data.shape}")
 
     # -- the contract --------------------------------------------------------------------

@@ -17,7 +17,7 @@ class SplitLayer(Layer):
 
     def reshape(self, bottom, top):
         for blob in top:
-            if blob.diff.shape != bottom[0].shape:
+            if blob.diff_shape != bottom[0].shape:
                 blob.set_arrays(diff=np.zeros(bottom[0].shape, np.float32))
             blob.set_arrays(data=bottom[0].data)
 
