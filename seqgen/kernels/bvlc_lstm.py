@@ -27,6 +27,9 @@ from numba import njit, prange
 from .activations import FASTMATH, sigmoid, tanh
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
+# No fast-math: no multiply-add contracted into an FMA and no reordering, so the gate
+# gradients have the same bits on every path, in kernels.fork_lstm and on either vector width
+EXACT = dict(JIT, fastmath=False)
 
 
 @njit(inline="always", **JIT)
@@ -109,12 +112,14 @@ def lstm_forward_parallel(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, parts)
                          p * N // parts, (p + 1) * N // parts)
 
 
-@njit(inline="always", **JIT)
+@njit(**EXACT)
 def step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H):
     """dpre[t, n] from the gradient on h_t (top_diff plus dh_rec) and on c_t (dc, which
-    leaves holding the gradient on c_{t-1}): one stream's step of the backward recurrence."""
-    zero = dpre[0, 0, 0] * 0  # typed constants: a bare int literal promotes float32 to float64
-    one = zero + np.float32(1)  # float32 stays float32; float64 arrays promote it
+    leaves holding the gradient on c_{t-1}): one stream's step of the backward recurrence,
+    in the arrays' own type (float32 as Caffe computes it; an int literal would promote each
+    product to float64, which kept this loop scalar), every operation rounded on its own."""
+    one = dpre.dtype.type(1)
+    zero = one - one
     m = cont[t, n]
     # f = m * s, so df/dpre = m s (1 - s) = f (1 - f / m); f is 0 where m is 0
     inv_m = one / m if m != 0 else zero
@@ -125,11 +130,11 @@ def step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H):
         gg = gates[t, n, 3 * H + k]
         tc = tanh_c[t, n, k]
         dh = top_diff[t, n, k] + dh_rec[n, k]
-        dct = dc[n, k] + dh * go * (1 - tc * tc)
-        dpre[t, n, k] = dct * gg * gi * (1 - gi)
-        dpre[t, n, H + k] = dct * c[t, n, k] * gf * (1 - gf * inv_m)
-        dpre[t, n, 2 * H + k] = dh * tc * go * (1 - go)
-        dpre[t, n, 3 * H + k] = dct * gi * (1 - gg * gg)
+        dct = dc[n, k] + dh * go * (one - tc * tc)
+        dpre[t, n, k] = dct * gg * gi * (one - gi)
+        dpre[t, n, H + k] = dct * c[t, n, k] * gf * (one - gf * inv_m)
+        dpre[t, n, 2 * H + k] = dh * tc * go * (one - go)
+        dpre[t, n, 3 * H + k] = dct * gi * (one - gg * gg)
         dc[n, k] = gf * dct  # the cell path uses the unclipped dc (the fork's order)
 
 
@@ -138,7 +143,7 @@ def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, d
                       n0, n1):
     T, N, G = dpre.shape
     H = G // 4
-    zero = dpre[0, 0, 0] * 0
+    zero = np.float64(0)  # dh_rec: float32 products summed in float64
     for t in range(T - 1, -1, -1):
         for n in range(n0, n1):
             step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H)
