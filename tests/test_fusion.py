@@ -252,7 +252,8 @@ def test_training_never_forms_the_skipped_diff(tmp_path):
         _step(net, rng, cont)
         fill = net.blobs["embed"]._pending
         assert fill is not None
-        net.blobs["embed"].defer_diff(lambda diff, fill=fill: (formed.append(call), fill(diff)))
+        net.blobs["embed"].defer_diff(
+            lambda diff, fill=fill, call=call: (formed.append(call), fill(diff)))
     assert formed == []
 
 

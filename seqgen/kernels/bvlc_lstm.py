@@ -30,6 +30,9 @@ JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 # No fast-math: no multiply-add contracted into an FMA and no reordering, so the gate
 # gradients have the same bits on every path, in kernels.fork_lstm and on either vector width
 EXACT = dict(JIT, fastmath=False)
+# an index the compiler cannot prove non-negative gets numba's wraparound select on every
+# element, which keeps a loop from vectorising; such indexes are made unsigned
+_U = np.uint64
 
 
 @njit(inline="always", **JIT)
@@ -112,12 +115,23 @@ def lstm_forward_parallel(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, parts)
                          p * N // parts, (p + 1) * N // parts)
 
 
-@njit(**EXACT)
+@njit(inline="always", **JIT)
 def step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H):
-    """dpre[t, n] from the gradient on h_t (top_diff plus dh_rec) and on c_t (dc, which
-    leaves holding the gradient on c_{t-1}): one stream's step of the backward recurrence,
-    in the arrays' own type (float32 as Caffe computes it; an int literal would promote each
-    product to float64, which kept this loop scalar), every operation rounded on its own."""
+    """dpre[t, n] from the gradient on h_t (top_diff plus dh_rec, left in dh_rec) and on c_t
+    (dc, which leaves holding the gradient on c_{t-1}): one stream's step of the backward
+    recurrence."""
+    for k in range(H):
+        dh_rec[n, k] = top_diff[t, n, k] + dh_rec[n, k]
+    gate_gradients(cont, c, gates, tanh_c, dh_rec, dc, dpre, t, n, t, H)
+
+
+@njit(**EXACT)
+def gate_gradients(cont, c, gates, tanh_c, dh, dc, dpre, t, n, row, H):
+    """dpre[row, n] from dh[n] (the gradient on h_t) and dc[n] (on c_t, left holding the
+    gradient on c_{t-1}) for step t of stream n; H: the gate blocks' width (the fork's
+    kernels pass their padded one). In the arrays' own type (float32 as Caffe computes it;
+    an int literal would promote each product to float64, which kept this loop scalar), every
+    operation rounded on its own, so the fork's and these kernels agree bit for bit."""
     one = dpre.dtype.type(1)
     zero = one - one
     m = cont[t, n]
@@ -125,16 +139,16 @@ def step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H):
     inv_m = one / m if m != 0 else zero
     for k in range(H):
         gi = gates[t, n, k]
-        gf = gates[t, n, H + k]
-        go = gates[t, n, 2 * H + k]
-        gg = gates[t, n, 3 * H + k]
+        gf = gates[t, n, _U(H + k)]
+        go = gates[t, n, _U(2 * H + k)]
+        gg = gates[t, n, _U(3 * H + k)]
         tc = tanh_c[t, n, k]
-        dh = top_diff[t, n, k] + dh_rec[n, k]
-        dct = dc[n, k] + dh * go * (one - tc * tc)
-        dpre[t, n, k] = dct * gg * gi * (one - gi)
-        dpre[t, n, H + k] = dct * c[t, n, k] * gf * (one - gf * inv_m)
-        dpre[t, n, 2 * H + k] = dh * tc * go * (one - go)
-        dpre[t, n, 3 * H + k] = dct * gi * (one - gg * gg)
+        d = dh[n, k]
+        dct = dc[n, k] + d * go * (one - tc * tc)
+        dpre[row, n, k] = dct * gg * gi * (one - gi)
+        dpre[row, n, _U(H + k)] = dct * c[t, n, k] * gf * (one - gf * inv_m)
+        dpre[row, n, _U(2 * H + k)] = d * tc * go * (one - go)
+        dpre[row, n, _U(3 * H + k)] = dct * gi * (one - gg * gg)
         dc[n, k] = gf * dct  # the cell path uses the unclipped dc (the fork's order)
 
 

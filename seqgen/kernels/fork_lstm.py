@@ -32,17 +32,13 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import FASTMATH, sigmoid, tanh
-from .bvlc_lstm import EXACT
+from .bvlc_lstm import gate_gradients
 
 LANES = 8
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 # the four-row axpy must add its rows in order (no reassociation), as in kernels.generate
 IN_ORDER = dict(JIT, fastmath=FASTMATH - {"reassoc"})
-
-
-# an index the compiler cannot prove non-negative gets numba's wraparound select on every
-# element, which keeps a loop from vectorising; such indexes are made unsigned
-_U = np.uint64
+_U = np.uint64  # unsigned indexes, which vectorise (kernels.bvlc_lstm._U)
 
 
 def lanes(H):
@@ -184,30 +180,6 @@ def lstm_forward_parallel(x, clip, has_clip, h0, c0, W_x, W_h, b, W_xT, W_hT, bi
 
 
 # -- backward ----------------------------------------------------------------------------
-@njit(**EXACT)
-def _step_gradients(cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, Hp):
-    """dpre[n] from dh (in dh_rec) and dc, which leaves holding the gradient on c_{t-1}:
-    kernels.bvlc_lstm.step_gradients on the padded lanes, with the same roundings."""
-    one = dpre.dtype.type(1)
-    zero = one - one
-    m = cont[t, n]
-    # f = m * s, so df/dpre = m s (1 - s) = f (1 - f / m); f is 0 where m is 0
-    inv_m = one / m if m != 0 else zero
-    for k in range(Hp):
-        gi = gates[t, n, k]
-        gf = gates[t, n, _U(Hp + k)]
-        go = gates[t, n, _U(2 * Hp + k)]
-        gg = gates[t, n, _U(3 * Hp + k)]
-        tc = tanh_c[t, n, k]
-        dh = dh_rec[n, k]
-        dct = dc[n, k] + dh * go * (one - tc * tc)
-        dpre[n, k] = dct * gg * gi * (one - gi)
-        dpre[n, _U(Hp + k)] = dct * c[t, n, k] * gf * (one - gf * inv_m)
-        dpre[n, _U(2 * Hp + k)] = dh * tc * go * (one - go)
-        dpre[n, _U(3 * Hp + k)] = dct * gi * (one - gg * gg)
-        dc[n, k] = gf * dct  # the cell path uses the unclipped dc (the fork's order)
-
-
 @njit(**JIT)
 def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, dh_rec, dc,
                       rhs, ring, acc, d32, want_d32, n0, n1):
@@ -215,6 +187,7 @@ def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, d
     Hp = Gp // 4
     H = W_hT.shape[0]
     zero = np.float64(0)  # dh_rec: float32 products summed in float64 (as kernels.bvlc_lstm)
+    steps = dpre.reshape(1, N, Gp)  # (gate_gradients writes a step's rows of a (T, N, G) one)
     rows = np.empty(4, np.int64)  # the rows whose gradients are in ring
     full = 0
     for t in range(T - 1, -1, -1):
@@ -223,7 +196,7 @@ def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, d
             for k in range(H):
                 dh_rec[n, k] = top_diff[t, n, k] + dh_rec[n, k]
         for n in range(n0, n1):
-            _step_gradients(cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, Hp)
+            gate_gradients(cont, c, gates, tanh_c, dh_rec, dc, steps, t, n, 0, Hp)
             r = t * N + n
             rows[full] = r
             if threshold > 0:
