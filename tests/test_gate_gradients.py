@@ -1,5 +1,6 @@
-"""One backward step's gate gradients (kernels/bvlc_lstm.step_gradients, which the loop and
-GEMM paths share) against numpy's float32 arithmetic, bit for bit.
+"""One backward step's gate gradients (kernels/bvlc_lstm.step_gradients over gate_gradients,
+which the BVLC loop and GEMM paths and the fork's lane kernels share) against numpy's float32
+arithmetic, bit for bit.
 
 The kernel is compiled without fast-math, so each of its operations rounds to float32 on
 its own, as each numpy ufunc does: the same formulas in the same order give the same bits on
