@@ -1,7 +1,8 @@
-"""kernels.panels: the few-row products over a weight packed in 16-column panels, against
-numpy's matmul (float64 and float32), for every tile remainder, padded last panel, strided
-rows and beta; and the claim the stream split relies on, that a row's result does not
-depend on which rows it is computed with."""
+"""kernels.panels: the few-row products over a weight packed in 16- or 32-column panels,
+against numpy's matmul (float64 and float32), with both register tiles (4 and 8 rows), for
+every tile remainder, padded last panel, strided rows and beta; the two tiles' results to
+the bit; and the claim the stream split relies on, that a row's result does not depend on
+which rows it is computed with."""
 import numpy as np
 import pytest
 
@@ -31,10 +32,11 @@ def test_packing_lays_out_op_b_by_panels(trans, columns, K):
 
 
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-13), (np.float32, 2e-6)])
-@pytest.mark.parametrize("M", [1, 2, 3, 4, 5, 6, 7, 9, 33])
+@pytest.mark.parametrize("M", [1, 2, 3, 4, 5, 6, 7, 9, 12, 33])
 @pytest.mark.parametrize("trans", [True, False])
 @pytest.mark.parametrize("H", [15, 75])  # 75: deep products (K = 300 backward)
-def test_products_equal_matmul(M, trans, dtype, tol, H):
+@pytest.mark.parametrize("rows", [4, 8])
+def test_products_equal_matmul(M, trans, dtype, tol, H, rows):
     rng = np.random.default_rng(M)
     K, columns = (H, 4 * H) if trans else (4 * H, H)  # the 4H x H weight either way round
     B = rng.standard_normal((columns, K) if trans else (K, columns)).astype(dtype)
@@ -44,12 +46,28 @@ def test_products_equal_matmul(M, trans, dtype, tol, H):
     P = packed(B, trans)
     for beta in (1.0, 0.5):
         got = C.copy()
-        panel_gemm(A, P, beta, got)
+        panel_gemm(A, P, beta, got, rows)
         ref = want + beta * C.astype(np.float64)
         assert np.abs(got - ref).max() <= tol * np.abs(ref).max()
     got = np.full_like(C, np.nan)  # beta 0 never reads C
-    panel_gemm(A, P, 0.0, got)
+    panel_gemm(A, P, 0.0, got, rows)
     assert np.abs(got - want).max() <= tol * np.abs(want).max()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_two_tiles_agree_to_the_bit(dtype):
+    """The 8-row tile (the default with AVX-512) sums each element as the 4-row one does, so
+    switching tiles never changes a result (an 8-row tile over 5-7 rows repeats the last)."""
+    rng = np.random.default_rng(5)
+    B = rng.standard_normal((256, 64)).astype(dtype)  # K = 64, op(B) = B.T: 256 columns
+    P = packed(B, True)
+    for M in range(1, 20):
+        A = rng.standard_normal((M, 64)).astype(dtype)
+        C = rng.standard_normal((M, 256)).astype(dtype)
+        four, eight = C.copy(), C.copy()
+        panel_gemm(A, P, 1.0, four, 4)
+        panel_gemm(A, P, 1.0, eight, 8)
+        np.testing.assert_array_equal(four, eight)
 
 
 def test_strided_rows():
@@ -67,7 +85,8 @@ def test_strided_rows():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_row_does_not_depend_on_its_neighbours(dtype):
+@pytest.mark.parametrize("rows", [4, 8])
+def test_a_row_does_not_depend_on_its_neighbours(dtype, rows):
     """Rows computed in groups of 1, 2, 3 or 5 equal the same rows computed all at once, to
     the bit: a group's last rows fill the tile by repeating, not by other arithmetic."""
     rng = np.random.default_rng(11)
@@ -75,9 +94,9 @@ def test_a_row_does_not_depend_on_its_neighbours(dtype):
     P = packed(rng.standard_normal((200, 300)).astype(dtype), True)
     C0 = rng.standard_normal((11, 200)).astype(dtype)
     whole = C0.copy()
-    panel_gemm(A, P, 1.0, whole)
-    for size in (1, 2, 3, 5):
+    panel_gemm(A, P, 1.0, whole, rows)
+    for size in (1, 2, 3, 5, 6):
         parts = C0.copy()
         for r0 in range(0, 11, size):
-            panel_gemm(A[r0:r0 + size], P, 1.0, parts[r0:r0 + size])
+            panel_gemm(A[r0:r0 + size], P, 1.0, parts[r0:r0 + size], rows)
         np.testing.assert_array_equal(parts, whole)

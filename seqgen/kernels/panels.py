@@ -4,14 +4,18 @@ An LSTM step's recurrent product has one row per stream, against a weight of 4H 
 stays the same for the whole sequence. OpenBLAS's sgemm packs op(B) again on every call,
 and with a few rows that packing is most of each step. Here the weight is packed once per
 forward (or backward) call into panels P[b, k, 0:W] = op(B)[k, Wb:Wb+W] (`pack_panels`),
-and each step runs a 4-row by W-column tile whose accumulators stay in registers (eight
-vectors: W = 16 on AVX2, 32 on a CPU with AVX-512) while it walks one contiguous panel
-(`panel_gemm`); a group's last 1-3 rows run the same tile with its last row repeated.
+and each step runs a ROWS-row by W-column tile whose accumulators stay in registers while
+it walks one contiguous panel (`panel_gemm`): on AVX2 4 rows by 16 columns (eight of its
+sixteen vector registers), on a CPU with AVX-512 8 rows by 32 columns (sixteen of its
+thirty-two); a group's last rows run a tile with its last row repeated (a 4-row one when at
+most 4 are left).
 On AVX-512 `panel_gemm` alone is compiled for 512-bit vectors (`_wide_function`), while
 the other kernels keep the target's 256-bit preference (`kernels.target`), which suits the
 fork's 7-50-unit gate loops better: one step's product of 50 rows at H = 128 took 53 us
 against 71 us on 256-bit vectors (sgemm: 90 us; `python benchmarks/gemm_rows.py`, Intel
-Xeon with AVX-512, one thread, 2026-12-07).
+Xeon with AVX-512, one thread, 2026-12-07). The 8-row tile then ran the step products
+1.05-1.41x as fast as the 4-row one on 512-bit vectors (H = 128-512, 8-64 rows, forward
+and backward; its FMAs wait less on each other's results), to the same bits.
 
 Against sgemm on the step product (M x H by H x 4H, one thread, AMD EPYC with
 AVX2; `python benchmarks/gemm_rows.py`, 2026-12-01): at H = 512, 3.4x faster with 2 rows,
@@ -34,9 +38,9 @@ JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 #: whether the tile runs on 512-bit vectors (the CPU has AVX-512 and numba compiles for it)
 WIDE = host_has_avx512()
 #: columns per panel (two float32 vectors: 16 with AVX2, 32 with AVX-512) and rows per
-#: register tile
+#: register tile (8 or 4: the two tiles `panel_gemm` has)
 WIDTH = 32 if WIDE else 16
-ROWS = 4
+ROWS = 8 if WIDE else 4
 
 
 @intrinsic
@@ -55,12 +59,12 @@ def _wide_function(typingctx):
 
 @intrinsic
 def _registers(typingctx, dtype):
-    """A ROWS x WIDTH scratch on the stack (a pointer): unlike an array, LLVM keeps it in
+    """An 8 x WIDTH scratch on the stack (a pointer): unlike an array, LLVM keeps it in
     registers once the tile's loops over it are unrolled."""
     sig = types.CPointer(dtype.dtype)(dtype)
 
     def codegen(context, builder, signature, args):
-        size = context.get_constant(types.intp, ROWS * WIDTH)
+        size = context.get_constant(types.intp, 8 * WIDTH)  # room for the larger tile
         return cgutils.alloca_once(builder, context.get_value_type(dtype.dtype), size=size)
 
     return sig, codegen
@@ -96,11 +100,11 @@ def pack_panels(B, trans, P):
 
 @njit(inline="always", **JIT)
 def _tile(A, P, acc, r0, last, b):
-    """acc[r, 0:WIDTH] = sum_k A[min(r0 + r, last), k] P[b, k, 0:WIDTH] for r < ROWS: the
-    register tile. A group's last 1-3 rows repeat its last row to fill the tile: LLVM
+    """acc[r, 0:WIDTH] = sum_k A[min(r0 + r, last), k] P[b, k, 0:WIDTH] for r < 4: the
+    4-row register tile. A group's last rows repeat its last row to fill the tile: LLVM
     vectorised narrower tiles only partly, and they ran 3-7x slower than this one."""
     i0, i1, i2, i3 = r0, min(r0 + 1, last), min(r0 + 2, last), min(r0 + 3, last)
-    for i in range(ROWS * WIDTH):
+    for i in range(4 * WIDTH):
         acc[i] = 0
     for k in range(A.shape[1]):
         a0, a1, a2, a3 = A[i0, k], A[i1, k], A[i2, k], A[i3, k]
@@ -112,19 +116,46 @@ def _tile(A, P, acc, r0, last, b):
             acc[3 * WIDTH + c] += a3 * p
 
 
+@njit(inline="always", **JIT)
+def _tile8(A, P, acc, r0, last, b):
+    """`_tile` for 8 rows (AVX-512's 32 registers hold its 16 accumulators): each element
+    is the same sum, in the same order, as in the 4-row tile."""
+    i0, i1, i2, i3 = r0, min(r0 + 1, last), min(r0 + 2, last), min(r0 + 3, last)
+    i4, i5, i6, i7 = min(r0 + 4, last), min(r0 + 5, last), min(r0 + 6, last), min(r0 + 7, last)
+    for i in range(8 * WIDTH):
+        acc[i] = 0
+    for k in range(A.shape[1]):
+        a0, a1, a2, a3 = A[i0, k], A[i1, k], A[i2, k], A[i3, k]
+        a4, a5, a6, a7 = A[i4, k], A[i5, k], A[i6, k], A[i7, k]
+        for c in range(WIDTH):
+            p = P[b, k, c]
+            acc[c] += a0 * p
+            acc[WIDTH + c] += a1 * p
+            acc[2 * WIDTH + c] += a2 * p
+            acc[3 * WIDTH + c] += a3 * p
+            acc[4 * WIDTH + c] += a4 * p
+            acc[5 * WIDTH + c] += a5 * p
+            acc[6 * WIDTH + c] += a6 * p
+            acc[7 * WIDTH + c] += a7 * p
+
+
 @njit(**JIT)
-def panel_gemm(A, P, beta, C):
+def panel_gemm(A, P, beta, C, rows=ROWS):
     """C = A op(B) + beta C, with op(B) packed by `pack_panels`; A (M, K) and C (M, columns)
-    may have strided rows. beta 0 ignores C's old values (NaN included), as BLAS does."""
+    may have strided rows. beta 0 ignores C's old values (NaN included), as BLAS does.
+    rows: the register tile's rows, 8 or 4 (tests run both; the results are the same)."""
     _wide_function()
     M, columns = C.shape
     acc = _registers(C.dtype)
     for b in range(P.shape[0]):
         j0 = b * WIDTH
         w = min(WIDTH, columns - j0)
-        for r0 in range(0, M, ROWS):
-            _tile(A, P, acc, r0, M - 1, b)
-            for r in range(min(ROWS, M - r0)):
+        for r0 in range(0, M, rows):
+            if rows == 8 and M - r0 > 4:
+                _tile8(A, P, acc, r0, M - 1, b)
+            else:
+                _tile(A, P, acc, r0, M - 1, b)
+            for r in range(min(rows, M - r0)):
                 for c in range(w):
                     v = acc[r * WIDTH + c]
                     if beta != 0:
