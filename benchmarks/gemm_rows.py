@@ -1,5 +1,6 @@
 """One LSTM step's recurrent product with few rows: sgemm, one sgemv per row, and the
-16-column panels of kernels.panels.
+16- or 32-column panels of kernels.panels (with its default register tile, and with the
+4-row tile as well where the default is the 8-row one).
 
     python benchmarks/gemm_rows.py [--hidden 128,256,512] [--rows 1,2,3,4,8,16,32,64]
                                    [--repeats 5] [--backward]
@@ -25,7 +26,7 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 from seqgen.kernels.blas import NO_TRANS, ROW_MAJOR, TRANS, _blas_libraries, _cblas_address  # noqa: E402
-from seqgen.kernels.panels import WIDTH, pack_panels, panel_count, panel_gemm  # noqa: E402
+from seqgen.kernels.panels import ROWS, WIDTH, pack_panels, panel_count, panel_gemm  # noqa: E402
 
 
 def functions():
@@ -40,9 +41,9 @@ def functions():
 
 
 @njit(cache=True)
-def _panel_calls(A, P, C, calls):
+def _panel_calls(A, P, C, rows, calls):
     for _ in range(calls):
-        panel_gemm(A, P, 1.0, C)
+        panel_gemm(A, P, 1.0, C, rows)
 
 
 @njit(cache=True)
@@ -77,9 +78,12 @@ def main():
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), "?")
     what = "(M, 4H) x (4H, H)" if args.backward else "(M, H) x (H, 4H)"
-    print(f"{cpu}; one thread; {what}; median of {args.repeats}; us per product (CPU time)")
-    print("| H | rows | sgemm | sgemv a row | panels | sgemm / panels | pack once |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"{cpu}; one thread; {what}; median of {args.repeats}; us per product (CPU time); "
+          f"panels {WIDTH} columns wide, {ROWS}-row tile")
+    four = ROWS != 4  # also time the 4-row tile
+    print("| H | rows | sgemm | sgemv a row | panels | sgemm / panels | pack once |"
+          + (" panels, 4-row tile | 4-row / default |" if four else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|---|" if four else ""))
     rng = np.random.default_rng(0)
     for H in (int(v) for v in args.hidden.split(",")):
         G = 4 * H
@@ -101,14 +105,19 @@ def main():
                     gemv(ROW_MAJOR, NO_TRANS if trans else TRANS, G, H, 1.0, W.ctypes.data, H,
                          x.ctypes.data + 4 * i * K, 1, 1.0, out.ctypes.data + 4 * i * cols, 1)
             calls = max(20, int(2e8 / (2 * M * H * G)))
-            a, b, c = [], [], []
+            a, b, c, d = [], [], [], []
             for _ in range(args.repeats):
                 a.append(timed(by_gemm, calls))
                 b.append(timed(by_rows, calls))
-                c.append(compiled(_panel_calls, calls, x, P, out))
+                c.append(compiled(_panel_calls, calls, x, P, out, ROWS))
+                if four:
+                    d.append(compiled(_panel_calls, calls, x, P, out, 4))
             a, b, c = statistics.median(a), statistics.median(b), statistics.median(c)
-            print(f"| {H} | {M} | {a:.1f} | {b:.1f} | {c:.1f} | {a / c:.2f} | {pack:.0f} |",
-                  flush=True)
+            row = f"| {H} | {M} | {a:.1f} | {b:.1f} | {c:.1f} | {a / c:.2f} | {pack:.0f} |"
+            if four:
+                d = statistics.median(d)
+                row += f" {d:.1f} | {d / c:.2f} |"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

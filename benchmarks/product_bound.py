@@ -135,7 +135,8 @@ def main():
     rate = sgemm_rate()
     print(f"{cpu_name()}; one thread; numpy sgemm 2048³: {rate / 1e9:.1f} G multiply-adds/s")
     print()
-    head = "| T × N, H, L, V | products, G multiply-adds | products at best, ms | elementwise, ms | sum, ms |"
+    head = ("| T × N, H, L, V | products, G multiply-adds | products at best, ms | "
+            "elementwise, ms | sum, ms |")
     rule = "|---|---|---|---|---|"
     if torch:
         head += " PyTorch ms | sum / PyTorch | target |"

@@ -83,19 +83,19 @@ def pack_panels(B, trans, P):
     columns = B.shape[0] if trans else B.shape[1]
     for b in range(panels):
         j0 = b * WIDTH
-        for c in range(WIDTH):
-            j = j0 + c
-            if j >= columns:
-                for k in range(K):
-                    P[b, k, c] = 0
-            elif trans:
-                for k in range(K):
-                    P[b, k, c] = B[j, k]
-        if not trans:
-            w = min(WIDTH, columns - j0)
-            for k in range(K):
+        w = min(WIDTH, columns - j0)
+        # a panel row (one k) at a time, also from B.T: written column by column over all
+        # of k, a deep panel (64 KB at K = 512) left L1 between columns (1.56 ms a pack at
+        # H = 512, three times the untransposed one)
+        for k in range(K):
+            if trans:
+                for c in range(w):
+                    P[b, k, c] = B[j0 + c, k]
+            else:
                 for c in range(w):
                     P[b, k, c] = B[k, j0 + c]
+            for c in range(w, WIDTH):
+                P[b, k, c] = 0
 
 
 @njit(inline="always", **JIT)
