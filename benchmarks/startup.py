@@ -72,8 +72,11 @@ def environment(tree):
 
 def check_imported_from(tree):
     """Make sure `tree`'s seqgen is the one its environment imports."""
+    # (from a neutral folder, as the timed runs run from their run folder: `python -c`
+    # puts the current folder first on sys.path, and in a source checkout that is its seqgen)
     where = subprocess.run([sys.executable, "-c", "import seqgen.app.cli as m; print(m.__file__)"],
-                           env=environment(tree), capture_output=True, text=True, check=True)
+                           env=environment(tree), capture_output=True, text=True, check=True,
+                           cwd=tempfile.gettempdir())
     if not Path(where.stdout.strip()).is_relative_to(tree):
         sys.exit(f"seqgen imported from {where.stdout.strip()}, not from {tree}")
 

@@ -40,6 +40,8 @@ SPLIT_MIN_PART_WORK = 1 << 16
 #: vectors (`kernels.panels.WIDE`): forward 1.35-1.44x sgemm at 64 rows for H = 128-256,
 #: 1.01x at 512, and 0.82-1.11x at 128 rows; backward 1.0-1.07x at 50 rows, 0.93-1.03x at
 #: 64 (Intel Xeon with AVX-512, 2026-12-07, one thread, another job on the other core).
+#: Those were 4-row tiles; with the 8-row tile the panels beat sgemm at 8-64 rows both ways
+#: for H = 128-512 (forward 1.33-5.9x, backward 1.15-4.1x; docs/performance.md).
 PANEL_MAX_ROWS = {False: 64 if WIDTH == 32 else 32, True: 64}
 PANEL_MIN_STEPS = 8
 
