@@ -14,8 +14,9 @@ the other kernels keep the target's 256-bit preference (`kernels.target`), which
 fork's 7-50-unit gate loops better: one step's product of 50 rows at H = 128 took 53 us
 against 71 us on 256-bit vectors (sgemm: 90 us; `python benchmarks/gemm_rows.py`, Intel
 Xeon with AVX-512, one thread, 2026-12-07). The 8-row tile then ran the step products
-1.05-1.41x as fast as the 4-row one on 512-bit vectors (H = 128-512, 8-64 rows, forward
-and backward; its FMAs wait less on each other's results), to the same bits.
+1.07-1.49x as fast as the 4-row one on 512-bit vectors (H = 128-512, 8-64 rows, forward
+and backward; its FMAs wait less on each other's results; the same command, which times
+both), to the same bits.
 
 Against sgemm on the step product (M x H by H x 4H, one thread, AMD EPYC with
 AVX2; `python benchmarks/gemm_rows.py`, 2026-12-01): at H = 512, 3.4x faster with 2 rows,
@@ -77,7 +78,7 @@ def panel_count(columns):
 
 @njit(**JIT)
 def pack_panels(B, trans, P):
-    """P (panels, K, WIDTH) = op(B) (K x columns) in 16-column panels, zero past the last
+    """P (panels, K, WIDTH) = op(B) (K x columns) in WIDTH-column panels, zero past the last
     column; op(B) = B.T when trans (B is columns x K)."""
     panels, K, _ = P.shape
     columns = B.shape[0] if trans else B.shape[1]
