@@ -13,8 +13,8 @@ SoftmaxWithLoss). Its products, in multiply-adds an iteration (T·N tokens, G = 
 - every later layer's input: 3·T·N·H·G;
 - the output layer: 3·T·N·H·V.
 "products at best" divides their sum by numpy's sgemm rate on 2048 x 2048 x 2048
-(float32, one thread, best of 5, process CPU time), which no product of an iteration
-reaches (its per-step products have only N rows). "elementwise" is the time of seqgen's
+(float32, one thread, best of 5, process CPU time), which an iteration's products reach
+at best (its per-step products have only N rows). "elementwise" is the time of seqgen's
 own gate passes over the point's shapes, per layer: the activations and cell of the
 forward (`bvlc_lstm_gemm._activate`) and the step gradients of the backward
 (`bvlc_lstm.step_gradients`), best of 5 × 5 calls; the output layer, the loss, the
