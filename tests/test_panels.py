@@ -87,7 +87,7 @@ def test_strided_rows():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rows", [4, 8])
 def test_a_row_does_not_depend_on_its_neighbours(dtype, rows):
-    """Rows computed in groups of 1, 2, 3 or 5 equal the same rows computed all at once, to
+    """Rows computed in groups of 1, 2, 3, 5 or 6 equal the same rows computed all at once, to
     the bit: a group's last rows fill the tile by repeating, not by other arithmetic."""
     rng = np.random.default_rng(11)
     A = rng.standard_normal((11, 300)).astype(dtype)

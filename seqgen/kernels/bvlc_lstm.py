@@ -25,14 +25,12 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import FASTMATH, sigmoid, tanh
+from .scalars import U, typed
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 # No fast-math: no multiply-add contracted into an FMA and no reordering, so the gate
 # gradients have the same bits on every path, in kernels.fork_lstm and on either vector width
 EXACT = dict(JIT, fastmath=False)
-# an index the compiler cannot prove non-negative gets numba's wraparound select on every
-# element, which keeps a loop from vectorising; such indexes are made unsigned
-_U = np.uint64
 
 
 @njit(inline="always", **JIT)
@@ -132,23 +130,22 @@ def gate_gradients(cont, c, gates, tanh_c, dh, dc, dpre, t, n, row, H):
     kernels pass their padded one). In the arrays' own type (float32 as Caffe computes it;
     an int literal would promote each product to float64, which kept this loop scalar), every
     operation rounded on its own, so the fork's and these kernels agree bit for bit."""
-    one = dpre.dtype.type(1)
-    zero = one - one
+    zero, one = typed(dpre, 0), typed(dpre, 1)
     m = cont[t, n]
     # f = m * s, so df/dpre = m s (1 - s) = f (1 - f / m); f is 0 where m is 0
     inv_m = one / m if m != 0 else zero
     for k in range(H):
         gi = gates[t, n, k]
-        gf = gates[t, n, _U(H + k)]
-        go = gates[t, n, _U(2 * H + k)]
-        gg = gates[t, n, _U(3 * H + k)]
+        gf = gates[t, n, U(H + k)]
+        go = gates[t, n, U(2 * H + k)]
+        gg = gates[t, n, U(3 * H + k)]
         tc = tanh_c[t, n, k]
         d = dh[n, k]
         dct = dc[n, k] + d * go * (one - tc * tc)
         dpre[row, n, k] = dct * gg * gi * (one - gi)
-        dpre[row, n, _U(H + k)] = dct * c[t, n, k] * gf * (one - gf * inv_m)
-        dpre[row, n, _U(2 * H + k)] = d * tc * go * (one - go)
-        dpre[row, n, _U(3 * H + k)] = dct * gi * (one - gg * gg)
+        dpre[row, n, U(H + k)] = dct * c[t, n, k] * gf * (one - gf * inv_m)
+        dpre[row, n, U(2 * H + k)] = d * tc * go * (one - go)
+        dpre[row, n, U(3 * H + k)] = dct * gi * (one - gg * gg)
         dc[n, k] = gf * dct  # the cell path uses the unclipped dc (the fork's order)
 
 

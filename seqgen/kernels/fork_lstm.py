@@ -33,12 +33,12 @@ from numba import njit, prange
 
 from .activations import FASTMATH, sigmoid, tanh
 from .bvlc_lstm import gate_gradients
+from .scalars import U
 
 LANES = 8
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 # the four-row axpy must add its rows in order (no reassociation), as in kernels.generate
 IN_ORDER = dict(JIT, fastmath=FASTMATH - {"reassoc"})
-_U = np.uint64  # unsigned indexes, which vectorise (kernels.bvlc_lstm._U)
 
 
 def lanes(H):
@@ -130,15 +130,15 @@ def _forward_streams(x, W_xT, bias, W_hT, cont, h, c, gates, tanh_c, top, hT, cT
             m = cont[t, n]
             for k in range(Hp):
                 gi = sigmoid(gates[t, n, k])
-                gf = sigmoid(gates[t, n, _U(Hp + k)])
-                go = sigmoid(gates[t, n, _U(2 * Hp + k)])
-                gg = tanh(gates[t, n, _U(3 * Hp + k)])
+                gf = sigmoid(gates[t, n, U(Hp + k)])
+                go = sigmoid(gates[t, n, U(2 * Hp + k)])
+                gg = tanh(gates[t, n, U(3 * Hp + k)])
                 if m != 1:  # a restart ignores c_{t-1}: f is exactly 0 (Caffe);
                     gf = fzero if m == 0 else gf * m  # BVLC: f = cont * sigmoid(.)
                 gates[t, n, k] = gi
-                gates[t, n, _U(Hp + k)] = gf
-                gates[t, n, _U(2 * Hp + k)] = go
-                gates[t, n, _U(3 * Hp + k)] = gg
+                gates[t, n, U(Hp + k)] = gf
+                gates[t, n, U(2 * Hp + k)] = go
+                gates[t, n, U(3 * Hp + k)] = gg
                 ct = gf * c[t, n, k] + gi * gg
                 c[t + 1, n, k] = ct
                 tc = tanh(ct)
@@ -210,7 +210,7 @@ def _backward_streams(top_diff, W_hT, cont, c, gates, tanh_c, threshold, dpre, d
             if want_d32:
                 for q in range(4):
                     for k in range(H):
-                        d32[r, _U(q * H + k)] = dpre[n, _U(q * Hp + k)]
+                        d32[r, U(q * H + k)] = dpre[n, U(q * Hp + k)]
             full += 1
             if full == 4:  # the weight gradients of the last four rows (off the recurrence)
                 _accumulate(acc, ring, rhs, rows)
@@ -292,12 +292,12 @@ def _gradient_operands(x, h, cont, fork_dwh, rhs, n0, n1):
             if fork_dwh:
                 keep = t > 0 or n == 0
                 for k in range(H):
-                    rhs[r, _U(I + k)] = h[t, n, k] if keep else 0
+                    rhs[r, U(I + k)] = h[t, n, k] if keep else 0
             else:
                 m = cont[t, n]
                 for k in range(H):
-                    rhs[r, _U(I + k)] = h[t, n, k] * m  # rounded as the float32 product
-            rhs[r, _U(I + H)] = 1
+                    rhs[r, U(I + k)] = h[t, n, k] * m  # rounded as the float32 product
+            rhs[r, U(I + H)] = 1
 
 
 @njit(**JIT)
@@ -318,7 +318,7 @@ def _add_weight_gradients(acc, dW_x, dW_h, db):
                 if i < I:
                     dW_x[j, i] = dW_x[j, i] + v
                 elif i < I + H:
-                    dW_h[j, _U(i - I)] = dW_h[j, _U(i - I)] + v
+                    dW_h[j, U(i - I)] = dW_h[j, U(i - I)] + v
                 else:
                     db[j] = db[j] + v
 

@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from .activations import FASTMATH, sigmoid, tanh
+from .scalars import U
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 # the four-row axpy must add its rows in order (no reassociation), see _add_product
@@ -32,20 +33,16 @@ def _step_input(x, i, n, feedback, true, prime, out):
             x[k] = out[i - 1, k]
 
 
-# Offsets into the flat arrays are indexed as unsigned: a signed index that the compiler
-# cannot prove non-negative gets numba's wraparound select on every element, which kept
-# these loops from vectorising (8x slower for 128 units).
-_U = np.uint64
 
 
 @njit(**JIT)
 def _project(y, n, b, ob, w, ow, x, m):
     """y[:n] = b[ob:ob+n] + W x[:m], with W (n x m, row-major) at w[ow:]."""
     for j in range(n):
-        s = b[_U(ob + j)]
+        s = b[U(ob + j)]
         row = ow + j * m
         for k in range(m):
-            s += w[_U(row + k)] * x[k]
+            s += w[U(row + k)] * x[k]
         y[j] = s
 
 
@@ -61,14 +58,14 @@ def _add_product(y, n, w, ow, h, l, m):
         for j in range(n):
             # added one row after the other, as four separate axpys would: the same
             # rounding as the plain loop, so generation stays bit for bit what it was
-            y[j] = y[j] + w[_U(r0 + j)] * a0 + w[_U(r1 + j)] * a1 \
-                + w[_U(r2 + j)] * a2 + w[_U(r3 + j)] * a3
+            y[j] = y[j] + w[U(r0 + j)] * a0 + w[U(r1 + j)] * a1 \
+                + w[U(r2 + j)] * a2 + w[U(r3 + j)] * a3
         k += 4
     for k in range(k, m):  # noqa: B020 (the remainder after the unrolled rows)
         a = h[l, k]
         base = ow + k * n
         for j in range(n):
-            y[j] += w[_U(base + j)] * a
+            y[j] += w[U(base + j)] * a
 
 
 @njit(**JIT)
@@ -92,7 +89,7 @@ def lstm_stack_step(I, H, wx, ox, wh, oh, b, ob, h, c, g, x, first):
         Il, Hl = I[l], H[l]
         G = 4 * Hl
         for j in range(G):
-            g[j] = b[_U(ob[l] + j)]
+            g[j] = b[U(ob[l] + j)]
         _add_product(g, G, wx, ox[l], x2, 0, Il)
         if not first:
             _add_product(g, G, wh, oh[l], h, l, Hl)

@@ -36,7 +36,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .activations import sigmoid, tanh
-from .generate import _U, IN_ORDER, JIT, _add_product, affine_output, lstm_stack_step
+from .generate import IN_ORDER, JIT, _add_product, affine_output, lstm_stack_step
+from .scalars import U
 
 EXACT = dict(JIT, fastmath=False)
 
@@ -180,7 +181,7 @@ def _tile(acc, G, r, j0, n, w, ow, A, m):
         a0, a1, a2, a3 = A[r, k], A[r + 1, k], A[r + 2, k], A[r + 3, k]
         base = ow + k * n + j0
         for c in range(TILE_COLS):
-            p = w[_U(base + c)]
+            p = w[U(base + c)]
             acc[c] = acc[c] + p * a0
             acc[TILE_COLS + c] = acc[TILE_COLS + c] + p * a1
             acc[2 * TILE_COLS + c] = acc[2 * TILE_COLS + c] + p * a2
@@ -208,7 +209,7 @@ def _add_rows(G, M, n, w, ow, A, m):
         for j in range(j0, n):
             s = G[r, j]
             for k in range(m):
-                s = s + w[_U(ow + k * n + j)] * A[r, k]
+                s = s + w[U(ow + k * n + j)] * A[r, k]
             G[r, j] = s
     for r in range(groups, M):
         _add_product(G[r], n, w, ow, A, r, m)
@@ -224,7 +225,7 @@ def rows_step(I, H, wx, ox, wh, oh, b, ob, h, c, G, X, M, first):
         Il, Hl = I[l], H[l]
         for r in range(M):
             for j in range(4 * Hl):
-                G[r, j] = b[_U(ob[l] + j)]
+                G[r, j] = b[U(ob[l] + j)]
         _add_rows(G, M, 4 * Hl, wx, ox[l], X, Il)
         if not first:
             _add_rows(G, M, 4 * Hl, wh, oh[l], h[l], Hl)
