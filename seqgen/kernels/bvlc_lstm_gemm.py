@@ -32,6 +32,7 @@ from .activations import FASTMATH, sigmoid, tanh
 from .blas import gemm, hold_one_blas_thread, set_blas_threads
 from .bvlc_lstm import cell_step, forget_by_cont, step_gradients
 from .panels import WIDTH, pack_panels, panel_count, panel_gemm
+from .prefetch import prefetch_span
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
@@ -72,6 +73,13 @@ def _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1):
             gemm(False, True, 1.0, hm[t, n0:n1], W_h, 1.0, gates[t, n0:n1])
         for n in range(n0, n1):
             _activate(gates, bias, cont, c, h, tanh_c, t, n, H)
+            if t + 1 < T:  # the next step's rows into L2 meanwhile (`kernels.prefetch`)
+                r = (t + 1) * N + n
+                prefetch_span(gates, r * G, G)
+                prefetch_span(tanh_c, r * H, H)
+                prefetch_span(hm, r * H, H)
+                prefetch_span(c, (r + N) * H, H)
+                prefetch_span(h, (r + N) * H, H)
 
 
 @njit(parallel=True, **JIT)
@@ -121,6 +129,13 @@ def _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n
     for t in range(T - 1, -1, -1):
         for n in range(n0, n1):
             step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H)
+            if t > 0:  # step t - 1's rows into L2 meanwhile (`kernels.prefetch`)
+                r = (t - 1) * N + n
+                prefetch_span(gates, r * G, G)
+                prefetch_span(dpre, r * G, G)
+                prefetch_span(tanh_c, r * H, H)
+                prefetch_span(c, r * H, H)
+                prefetch_span(top_diff, r * H, H)
         if Q.shape[0]:
             panel_gemm(dpre[t, n0:n1], Q, 0.0, dh_rec[n0:n1])
         else:
