@@ -2,6 +2,7 @@
 unless the user set numba's target, and the register tiles follow the width numba really
 compiles for."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,44 @@ def test_a_target_the_user_set_is_left_alone():
     assert probe(**{SWITCH: "1"}, NUMBA_CPU_NAME="generic") == (16, 128, "''")
     width, bits, features = probe(**{SWITCH: "1"}, NUMBA_CPU_FEATURES="+avx2,+fma")
     assert (width, bits, features) == (16, 256, "'+avx2,+fma'")
+
+
+@pytest.mark.parametrize("name", ["_forward_rows", "_backward_rows"])
+def test_the_gemm_recurrences_ask_for_the_widest_vectors(name):
+    """The GEMM path's recurrences (their gate passes) carry LLVM's 512-bit preference
+    wherever numba compiles for AVX-512, and nowhere else (compiled afresh: numba does not
+    keep a cached function's code)."""
+    import numpy as np
+    from numba import njit
+
+    from seqgen.kernels import bvlc_lstm_gemm as K
+    from seqgen.kernels.target import host_has_avx512
+
+    T, N, H, f = 2, 3, 8, np.float32
+    G = 4 * H
+    state = [np.zeros((T + 1, N, H), f) for _ in range(2)]
+    if name == "_forward_rows":  # bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1
+        args = (np.zeros((N, G), f), np.zeros((G, H), f), np.ones((T, N), f), *state,
+                np.zeros((T, N, G), f), np.zeros((T, N, H), f), np.zeros((T, N, H), f),
+                K.panel_buffer(H, f, False, True), 0, N)
+    else:  # top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1
+        args = (np.zeros((T, N, H), f), np.zeros((G, H), f), np.ones((T, N), f), state[0],
+                np.full((T, N, G), 0.5, f), np.zeros((T, N, H), f), np.zeros((T, N, G), f),
+                np.zeros((N, H), f), np.zeros((N, H), f), K.panel_buffer(H, f, True, True),
+                0, N)
+    fresh = njit(error_model="numpy")(getattr(K, name).py_func)
+    fresh(*args)
+    llvm = fresh.inspect_llvm(fresh.signatures[0])
+    # the attribute group of the function's own definition (the module holds its callees,
+    # the panel product among them, with their own)
+    # (the function itself, not its cpython and cfunc wrappers)
+    defines = re.findall(r"^define [^@\n]*@_ZN6seqgen7kernels14bvlc_lstm_gemm\d+" + name
+                         + r"[^\n]*$", llvm, re.M)
+    assert len(defines) == 1
+
+    def wide_attribute(define):
+        group = re.search(r" (#\d+) {$", define)
+        return bool(group) and '"prefer-vector-width"="512"' in re.search(
+            rf"^attributes {group.group(1)} = {{[^\n]*", llvm, re.M).group(0)
+
+    assert wide_attribute(defines[0]) == host_has_avx512()

@@ -33,6 +33,7 @@ from .blas import gemm, hold_one_blas_thread, set_blas_threads
 from .bvlc_lstm import cell_step, forget_by_cont, step_gradients
 from .panels import WIDTH, pack_panels, panel_count, panel_gemm
 from .prefetch import prefetch_span
+from .target import wide_function
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
@@ -60,6 +61,7 @@ def _activate(gates, bias, cont, c, h, tanh_c, t, n, H):
 def _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1):
     """The recurrence of streams n0..n1-1 over every step, once gates holds W_x x_t; the
     step products over W_h packed in P (panels) unless P is empty."""
+    wide_function()
     T, N, G = gates.shape
     H = G // 4
     for t in range(T):
@@ -124,6 +126,7 @@ def lstm_recurrence_gemm(bias, W_h, cont, h, c, gates, tanh_c, hm, P, parts):
 def _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1):
     """The backward recurrence of streams n0..n1-1 over every step (the dh products over
     W_h packed in Q unless Q is empty)."""
+    wide_function()
     T, N, G = dpre.shape
     H = G // 4
     for t in range(T - 1, -1, -1):

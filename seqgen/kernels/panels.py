@@ -9,7 +9,7 @@ it walks one contiguous panel (`panel_gemm`): on AVX2 4 rows by 16 columns (eigh
 sixteen vector registers), on a CPU with AVX-512 8 rows by 32 columns (sixteen of its
 thirty-two); a group's last rows run a tile with its last row repeated (a 4-row one when at
 most 4 are left).
-On AVX-512 `panel_gemm` alone is compiled for 512-bit vectors (`_wide_function`), while
+On AVX-512 `panel_gemm` alone is compiled for 512-bit vectors (`target.wide_function`), while
 the other kernels keep the target's 256-bit preference (`kernels.target`), which suits the
 fork's 7-50-unit gate loops better: one step's product of 50 rows at H = 128 took 53 us
 against 71 us on 256-bit vectors (sgemm: 90 us; `python benchmarks/gemm_rows.py`, Intel
@@ -32,7 +32,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .activations import FASTMATH
-from .target import host_has_avx512
+from .target import host_has_avx512, wide_function
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
@@ -42,20 +42,6 @@ WIDE = host_has_avx512()
 #: register tile (8 or 4: the two tiles `panel_gemm` has)
 WIDTH = 32 if WIDE else 16
 ROWS = 8 if WIDE else 4
-
-
-@intrinsic
-def _wide_function(typingctx):
-    """Mark the function being compiled to use 512-bit vectors whatever the target's
-    tuning prefers (LLVM's per-function override of `prefer-256-bit`)."""
-    def codegen(context, builder, signature, args):
-        if WIDE:
-            # (string attributes: llvmlite's add() knows only LLVM's keyword ones)
-            for attribute in ('"prefer-vector-width"="512"', '"min-legal-vector-width"="512"'):
-                set.add(builder.function.attributes, attribute)
-        return context.get_dummy_value()
-
-    return types.none(), codegen
 
 
 @intrinsic
@@ -147,7 +133,7 @@ def panel_gemm(A, P, beta, C, rows=ROWS):
     """C = A op(B) + beta C, with op(B) packed by `pack_panels`; A (M, K) and C (M, columns)
     may have strided rows. beta 0 ignores C's old values (NaN included), as BLAS does.
     rows: the register tile's rows, 8 or 4 (tests run both; the results are the same)."""
-    _wide_function()
+    wide_function()
     M, columns = C.shape
     acc = _registers(C.dtype)
     for b in range(P.shape[0]):

@@ -13,16 +13,20 @@ size and 1.05-1.10x for batched layers of 128-256 units, but 0.92-0.94x on the f
 deep_lstm_short, whose 16-lane gate loops LLVM leaves scalar at a vector length of 16.
 
 `vector_bits()` reads back what numba really compiles for. The recurrent products' register
-tile (`kernels.panels`) takes 512-bit vectors wherever the CPU has AVX-512, with or without
-the switch (one function's own LLVM attribute), and a tile row is two vectors wide
-(`host_has_avx512`). The arithmetic of each result does not depend on the width (each sum
-runs over k in order), only its speed.
+tile (`kernels.panels`) and the GEMM path's recurrences (`kernels.bvlc_lstm_gemm`: their
+gate passes run over hundreds of units) take 512-bit vectors wherever the CPU has AVX-512,
+with or without the switch (`wide_function`, each function's own LLVM attribute), and a
+tile row is two vectors wide (`host_has_avx512`). The arithmetic of each result does not
+depend on the width (each sum runs over k in order; the gate passes are elementwise), only
+its speed.
 """
 import os
 
 from llvmlite import binding
+from numba import types
 from numba.core import config
 from numba.core.registry import cpu_target
+from numba.extending import intrinsic
 
 #: what LLVM is told to drop on a CPU with AVX-512 (its tuning prefers 256-bit vectors)
 PREFER_512 = "-prefer-256-bit"
@@ -65,6 +69,22 @@ def vector_bits(features=None):
     return 128
 
 
+@intrinsic
+def wide_function(typingctx):
+    """Compile the function that calls this for 512-bit vectors where the CPU has AVX-512,
+    whatever the tuning prefers (LLVM's per-function override of `prefer-256-bit`): the
+    recurrent products' tile and the GEMM path's recurrences, whose gate loops run over
+    hundreds of units, but not the fork's short ones."""
+    def codegen(context, builder, signature, args):
+        if host_has_avx512():
+            # (string attributes: llvmlite's add() knows only LLVM's keyword ones)
+            for attribute in ('"prefer-vector-width"="512"', '"min-legal-vector-width"="512"'):
+                set.add(builder.function.attributes, attribute)
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
 def compiled_features():
     """The feature string numba's CPU target compiles with: read from its codegen (created
     here if no kernel has been compiled yet), so a target set before seqgen was imported
@@ -83,5 +103,5 @@ def describe():
     else:
         how = f"{SWITCH}=1 for 512-bit ones where the CPU has AVX-512"
         if host_has_avx512():
-            how += "; the recurrent products' register tiles use 512-bit vectors"
+            how += "; the GEMM path's recurrences use 512-bit vectors"
     return f"Kernels compiled for {bits}-bit vectors ({name}; {how})"
