@@ -45,10 +45,12 @@ from numba import njit  # noqa: E402
 
 from seqgen.kernels.bvlc_lstm import step_gradients  # noqa: E402
 from seqgen.kernels.bvlc_lstm_gemm import JIT, _activate  # noqa: E402
+from seqgen.kernels.target import wide_function  # noqa: E402
 
 
 @njit(**JIT)
 def _forward_passes(bias, cont, c, h, gates, tanh_c):
+    wide_function()  # as the GEMM path's recurrences run them
     T, N, G = gates.shape
     for t in range(T):
         for n in range(N):
@@ -57,6 +59,7 @@ def _forward_passes(bias, cont, c, h, gates, tanh_c):
 
 @njit(**JIT)
 def _backward_passes(top_diff, cont, c, gates, tanh_c, dpre, dh, dc):
+    wide_function()
     T, N, G = dpre.shape
     for t in range(T - 1, -1, -1):
         for n in range(N):

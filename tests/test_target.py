@@ -67,11 +67,13 @@ def test_a_target_the_user_set_is_left_alone():
     assert (width, bits, features) == (16, 256, "'+avx2,+fma'")
 
 
-@pytest.mark.parametrize("name", ["_forward_rows", "_backward_rows"])
-def test_the_gemm_recurrences_ask_for_the_widest_vectors(name):
-    """The GEMM path's recurrences (their gate passes) carry LLVM's 512-bit preference
-    wherever numba compiles for AVX-512, and nowhere else (compiled afresh: numba does not
-    keep a cached function's code)."""
+@pytest.mark.parametrize("name, wide", [("_forward_panels", True), ("_backward_panels", True),
+                                        ("_forward_blas", False), ("_backward_blas", False)])
+def test_the_gemm_recurrences_over_panels_ask_for_the_widest_vectors(name, wide):
+    """The GEMM path's recurrences over packed panels (their gate passes) carry LLVM's
+    512-bit preference wherever numba compiles for AVX-512, and nowhere else; those over
+    BLAS's products never (compiled afresh: numba does not keep a cached function's
+    code)."""
     import numpy as np
     from numba import njit
 
@@ -81,7 +83,7 @@ def test_the_gemm_recurrences_ask_for_the_widest_vectors(name):
     T, N, H, f = 2, 3, 8, np.float32
     G = 4 * H
     state = [np.zeros((T + 1, N, H), f) for _ in range(2)]
-    if name == "_forward_rows":  # bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1
+    if name.startswith("_forward"):  # bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1
         args = (np.zeros((N, G), f), np.zeros((G, H), f), np.ones((T, N), f), *state,
                 np.zeros((T, N, G), f), np.zeros((T, N, H), f), np.zeros((T, N, H), f),
                 K.panel_buffer(H, f, False, True), 0, N)
@@ -105,4 +107,4 @@ def test_the_gemm_recurrences_ask_for_the_widest_vectors(name):
         return bool(group) and '"prefer-vector-width"="512"' in re.search(
             rf"^attributes {group.group(1)} = {{[^\n]*", llvm, re.M).group(0)
 
-    assert wide_attribute(defines[0]) == host_has_avx512()
+    assert wide_attribute(defines[0]) == (wide and host_has_avx512())

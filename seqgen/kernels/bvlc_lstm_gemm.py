@@ -57,11 +57,10 @@ def _activate(gates, bias, cont, c, h, tanh_c, t, n, H):
     cell_step(gates, c, h, tanh_c, t, n, H)
 
 
-@njit(**JIT)
-def _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1):
+@njit(inline="always", **JIT)
+def _forward_steps(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1, panels):
     """The recurrence of streams n0..n1-1 over every step, once gates holds W_x x_t; the
-    step products over W_h packed in P (panels) unless P is empty."""
-    wide_function()
+    step products over W_h packed in P when `panels`, else BLAS's."""
     T, N, G = gates.shape
     H = G // 4
     for t in range(T):
@@ -69,19 +68,44 @@ def _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1):
             m = cont[t, n]
             for k in range(H):
                 hm[t, n, k] = h[t, n, k] * m
-        if P.shape[0]:
+        if panels:
             panel_gemm(hm[t, n0:n1], P, 1.0, gates[t, n0:n1])
         else:
             gemm(False, True, 1.0, hm[t, n0:n1], W_h, 1.0, gates[t, n0:n1])
         for n in range(n0, n1):
             _activate(gates, bias, cont, c, h, tanh_c, t, n, H)
-            if t + 1 < T:  # the next step's rows into L2 meanwhile (`kernels.prefetch`)
+            if panels and t + 1 < T:  # the next step's rows into L2 meanwhile
                 r = (t + 1) * N + n
                 prefetch_span(gates, r * G, G)
                 prefetch_span(tanh_c, r * H, H)
                 prefetch_span(hm, r * H, H)
                 prefetch_span(c, (r + N) * H, H)
                 prefetch_span(h, (r + N) * H, H)
+
+
+@njit(**JIT)
+def _forward_panels(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1):
+    wide_function()
+    _forward_steps(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1, True)
+
+
+@njit(**JIT)
+def _forward_blas(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1):
+    _forward_steps(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1, False)
+
+
+@njit(**JIT)
+def _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1):
+    """`_forward_steps` with the step products over the panels in P, or BLAS's when P is
+    empty. Steps over panels (several streams, `bvlc_lstm_path.panels_for`) run their gate
+    loops on 512-bit vectors where the CPU has AVX-512 (`target.wide_function`) and ask
+    for the next step's rows ahead (`kernels.prefetch`); BLAS's steps (one stream, or more
+    rows than the panels pay for) keep 256-bit loops and no prefetch: both had cost a
+    one-stream iteration 5-10% at H = 128-256 (docs/performance.md, "The widest vectors")."""
+    if P.shape[0]:
+        _forward_panels(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1)
+    else:
+        _forward_blas(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1)
 
 
 @njit(parallel=True, **JIT)
@@ -122,24 +146,24 @@ def lstm_recurrence_gemm(bias, W_h, cont, h, c, gates, tanh_c, hm, P, parts):
         _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, 0, N)
 
 
-@njit(**JIT)
-def _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1):
+@njit(inline="always", **JIT)
+def _backward_steps(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1,
+                    panels):
     """The backward recurrence of streams n0..n1-1 over every step (the dh products over
-    W_h packed in Q unless Q is empty)."""
-    wide_function()
+    W_h packed in Q when `panels`, else BLAS's)."""
     T, N, G = dpre.shape
     H = G // 4
     for t in range(T - 1, -1, -1):
         for n in range(n0, n1):
             step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H)
-            if t > 0:  # step t - 1's rows into L2 meanwhile (`kernels.prefetch`)
+            if panels and t > 0:  # step t - 1's rows into L2 meanwhile
                 r = (t - 1) * N + n
                 prefetch_span(gates, r * G, G)
                 prefetch_span(dpre, r * G, G)
                 prefetch_span(tanh_c, r * H, H)
                 prefetch_span(c, r * H, H)
                 prefetch_span(top_diff, r * H, H)
-        if Q.shape[0]:
+        if panels:
             panel_gemm(dpre[t, n0:n1], Q, 0.0, dh_rec[n0:n1])
         else:
             gemm(False, False, 1.0, dpre[t, n0:n1], W_h, 0.0, dh_rec[n0:n1])
@@ -147,6 +171,28 @@ def _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n
             m = cont[t, n]
             for k in range(H):
                 dh_rec[n, k] *= m
+
+
+@njit(**JIT)
+def _backward_panels(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1):
+    wide_function()
+    _backward_steps(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1, True)
+
+
+@njit(**JIT)
+def _backward_blas(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1):
+    _backward_steps(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1,
+                    False)
+
+
+@njit(**JIT)
+def _backward_rows(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1):
+    """`_backward_steps` over the panels in Q, or with BLAS's products when Q is empty; the
+    two kinds of step compiled as in `_forward_rows`."""
+    if Q.shape[0]:
+        _backward_panels(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1)
+    else:
+        _backward_blas(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, n0, n1)
 
 
 @njit(parallel=True, **JIT)
