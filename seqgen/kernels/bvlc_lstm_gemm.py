@@ -32,7 +32,7 @@ from .activations import FASTMATH, sigmoid, tanh
 from .blas import gemm, hold_one_blas_thread, set_blas_threads
 from .bvlc_lstm import cell_step, forget_by_cont, step_gradients
 from .panels import WIDTH, pack_panels, panel_count, panel_gemm
-from .prefetch import prefetch_span
+from .prefetch import AHEAD_MAX_WEIGHT, prefetch_span
 from .target import wide_function
 
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
@@ -61,6 +61,7 @@ def _activate(gates, bias, cont, c, h, tanh_c, t, n, H):
 def _forward_steps(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1, panels):
     """The recurrence of streams n0..n1-1 over every step, once gates holds W_x x_t; the
     step products over W_h packed in P when `panels`, else BLAS's."""
+    ahead = panels and P.size * P.itemsize <= AHEAD_MAX_WEIGHT
     T, N, G = gates.shape
     H = G // 4
     for t in range(T):
@@ -74,7 +75,7 @@ def _forward_steps(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1, panels):
             gemm(False, True, 1.0, hm[t, n0:n1], W_h, 1.0, gates[t, n0:n1])
         for n in range(n0, n1):
             _activate(gates, bias, cont, c, h, tanh_c, t, n, H)
-            if panels and t + 1 < T:  # the next step's rows into L2 meanwhile
+            if ahead and t + 1 < T:  # the next step's rows into L2 meanwhile
                 r = (t + 1) * N + n
                 prefetch_span(gates, r * G, G)
                 prefetch_span(tanh_c, r * H, H)
@@ -99,7 +100,8 @@ def _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1):
     """`_forward_steps` with the step products over the panels in P, or BLAS's when P is
     empty. Steps over panels (several streams, `bvlc_lstm_path.panels_for`) run their gate
     loops on 512-bit vectors where the CPU has AVX-512 (`target.wide_function`) and ask
-    for the next step's rows ahead (`kernels.prefetch`); BLAS's steps (one stream, or more
+    for the next step's rows ahead while the panels take at most half the L2
+    (`kernels.prefetch`); BLAS's steps (one stream, or more
     rows than the panels pay for) keep 256-bit loops and no prefetch: both had cost a
     one-stream iteration 5-10% at H = 128-256 (docs/performance.md, "The widest vectors")."""
     if P.shape[0]:
@@ -151,12 +153,13 @@ def _backward_steps(top_diff, W_h, cont, c, gates, tanh_c, dpre, dh_rec, dc, Q, 
                     panels):
     """The backward recurrence of streams n0..n1-1 over every step (the dh products over
     W_h packed in Q when `panels`, else BLAS's)."""
+    ahead = panels and Q.size * Q.itemsize <= AHEAD_MAX_WEIGHT
     T, N, G = dpre.shape
     H = G // 4
     for t in range(T - 1, -1, -1):
         for n in range(n0, n1):
             step_gradients(top_diff, cont, c, gates, tanh_c, dpre, dh_rec, dc, t, n, H)
-            if panels and t > 0:  # step t - 1's rows into L2 meanwhile
+            if ahead and t > 0:  # step t - 1's rows into L2 meanwhile
                 r = (t - 1) * N + n
                 prefetch_span(gates, r * G, G)
                 prefetch_span(dpre, r * G, G)

@@ -10,6 +10,8 @@ without it and 3.8-4.2 ms with it, against 3.4-3.5 ms when called alone over and
 (Intel Xeon with AVX-512, one thread, 2026-12-07; a scratch timing of the kernel's calls
 from `Solver.step`, then of the same call repeated).
 """
+from pathlib import Path
+
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -20,6 +22,25 @@ from .activations import FASTMATH
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
 LINE = 64  # bytes a prefetch brings
+
+
+def l2_bytes(cpu="/sys/devices/system/cpu/cpu0/cache"):
+    """The size of a core's L2 cache, from Linux's sysfs; 1 MiB where it cannot be read."""
+    for index in sorted(Path(cpu).glob("index*")):
+        try:
+            if (index / "level").read_text().strip() == "2":
+                size = (index / "size").read_text().strip()
+                return int(size[:-1]) * {"K": 1 << 10, "M": 1 << 20}[size[-1]]
+        except (OSError, ValueError, KeyError, IndexError):
+            break
+    return 1 << 20
+
+
+#: the largest weight a recurrence keeps in L2 while fetching rows ahead: half the L2.
+#: With a larger one (H = 512: 4 MB of panels) its lines come from L3 every step anyway, and
+#: the rows fetched ahead only pushed them out sooner (0.95-0.98x a training iteration at
+#: 50 x 8-32, 512 with prefetching on; docs/performance.md)
+AHEAD_MAX_WEIGHT = l2_bytes() // 2
 
 
 @intrinsic
