@@ -99,11 +99,11 @@ def _forward_blas(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1):
 def _forward_rows(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1):
     """`_forward_steps` with the step products over the panels in P, or BLAS's when P is
     empty. Steps over panels (several streams, `bvlc_lstm_path.panels_for`) run their gate
-    loops on 512-bit vectors where the CPU has AVX-512 (`target.wide_function`) and ask
-    for the next step's rows ahead while the panels take at most half the L2
-    (`kernels.prefetch`); BLAS's steps (one stream, or more
-    rows than the panels pay for) keep 256-bit loops and no prefetch: both had cost a
-    one-stream iteration 5-10% at H = 128-256 (docs/performance.md, "The widest vectors")."""
+    loops on 512-bit vectors where the CPU has AVX-512 (`target.wide_function`) and ask for
+    the next step's rows ahead while the panels take at most half the L2 (`kernels.prefetch`).
+    BLAS's steps (one stream, or more rows than the panels pay for) keep 256-bit loops and
+    fetch nothing ahead: both had cost a one-stream iteration 5-10% at H = 128-256
+    (docs/performance.md, "The widest vectors")."""
     if P.shape[0]:
         _forward_panels(bias, W_h, cont, h, c, gates, tanh_c, hm, P, n0, n1)
     else:
