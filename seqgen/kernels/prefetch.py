@@ -14,7 +14,6 @@ from pathlib import Path
 
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .activations import FASTMATH
@@ -54,9 +53,10 @@ def _prefetch(typingctx, a, index):
         i = context.cast(builder, args[1], signature.args[1], types.intp)
         byte = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]),
-            "llvm.prefetch.p0")
+        # (llvmlite names it for the pointer type: llvm.prefetch.p0 with opaque pointers,
+        # llvm.prefetch.p0i8 with the typed ones of older LLVMs)
+        fn = builder.module.declare_intrinsic(
+            "llvm.prefetch", [byte], ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]))
         # (read, locality 2: prefetcht1, into L2 and not L1, data cache)
         builder.call(fn, [builder.bitcast(builder.gep(array.data, [i]), byte),
                           i32(0), i32(2), i32(1)])
