@@ -1,15 +1,18 @@
 """kernels.target: SEQGEN_WIDE_VECTORS=1 compiles the kernels for the CPU's widest vectors
-unless the user set numba's target, and the register tiles follow the width numba really
-compiles for."""
+unless the user set numba's target, the register tiles follow the width numba really
+compiles for, and only the GEMM recurrences over panels ask for 512-bit vectors themselves."""
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from numba import njit
 
-from seqgen.kernels.target import PREFER_512, SWITCH, vector_bits
+from seqgen.kernels import bvlc_lstm_gemm as K
+from seqgen.kernels.target import PREFER_512, SWITCH, host_has_avx512, vector_bits
 
 PROBE = ("import numba.core.config as c; from seqgen.kernels import panels, target; "
          "print(panels.WIDTH, target.vector_bits(), repr(c.CPU_FEATURES))")
@@ -74,12 +77,6 @@ def test_the_gemm_recurrences_over_panels_ask_for_the_widest_vectors(name, wide)
     512-bit preference wherever numba compiles for AVX-512, and nowhere else; those over
     BLAS's products never (compiled afresh: numba does not keep a cached function's
     code)."""
-    import numpy as np
-    from numba import njit
-
-    from seqgen.kernels import bvlc_lstm_gemm as K
-    from seqgen.kernels.target import host_has_avx512
-
     T, N, H, f = 2, 3, 8, np.float32
     G = 4 * H
     state = [np.zeros((T + 1, N, H), f) for _ in range(2)]

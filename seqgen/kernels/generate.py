@@ -33,8 +33,6 @@ def _step_input(x, i, n, feedback, true, prime, out):
             x[k] = out[i - 1, k]
 
 
-
-
 @njit(**JIT)
 def _project(y, n, b, ob, w, ow, x, m):
     """y[:n] = b[ob:ob+n] + W x[:m], with W (n x m, row-major) at w[ow:]."""
